@@ -1,0 +1,2 @@
+//! imgforge's integration tests: one binary, one module per concern, each driving the real
+//! `imgforge` binary or library stages against real services on loopback.
