@@ -5,3 +5,4 @@
 //! how the Spark tree is assembled, and finally how progress and results reach the user.
 
 pub mod verify;
+pub mod certs;
