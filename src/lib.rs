@@ -6,3 +6,4 @@
 
 pub mod verify;
 pub mod certs;
+pub mod extract;

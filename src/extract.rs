@@ -1,0 +1,2078 @@
+//! Safe, streaming extraction of `.tar.gz` release archives.
+//!
+//! Spark, Hadoop and Hive ship as gzip-compressed tarballs whose members all live under one top-level
+//! directory (`spark-3.1.1-bin-hadoop3.2/...`). The `prepare` stage needs three things from them: the
+//! whole tree without that top directory ([`unpack_tree`], or [`unpack_staged`] when the tree is patched
+//! before it becomes visible), a few members copied out flat ([`extract_members`], e.g. `hadoop-aws` out
+//! of a 350 MB Hadoop tarball), and the member list ([`list_members`]).
+//!
+//! Every member is validated before anything is written, in the spirit of rustup's
+//! `unpack_without_first_dir`: paths must consist of plain names under the single top directory,
+//! symbolic links must stay inside the tree, hard links must point at an earlier regular file, and
+//! devices and FIFOs are refused. Files are created by this module (never by `tar`'s own unpacking)
+//! with `create_new`, under parents that are checked to be real directories, so nothing is ever written
+//! through a link. Trees are unpacked into a temporary directory next to their destination and swapped
+//! in by rename; a failure at any point leaves the previous tree untouched and no temporary behind.
+//!
+//! What is kept: contents, in-tree symbolic links, permission bits (setuid, setgid and sticky bits are
+//! dropped; directories always keep owner `rwx` so the tree can be patched and removed), and the archive
+//! modification time of regular files. Directory and symbolic-link times are left at the time of the
+//! unpack. Hard links are unpacked as independent copies. Two unpacks of one archive therefore give
+//! trees with identical paths, kinds, contents, link targets, modes and file times.
+//!
+//! This module relies on Unix file modes and symbolic links.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use flate2::read::MultiGzDecoder;
+use tempfile::TempDir;
+
+/// Size of the read buffer around the compressed archive and of the write buffer of each file.
+const BUFFER_SIZE: usize = 256 * 1024;
+
+/// Permission bits kept from the archive; setuid, setgid and sticky bits are dropped.
+const PERMISSION_BITS: u32 = 0o777;
+
+/// Bits every unpacked directory gets, so the tree can be patched and later removed by its owner.
+const DIRECTORY_OWNER_BITS: u32 = 0o700;
+
+/// Mode of directories that the archive implies but does not list.
+const IMPLIED_DIRECTORY_MODE: u32 = 0o755;
+
+/// What an unpack produced, counted over the members written (the top directory itself excluded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackReport {
+    /// Name of the archive's single top-level directory, which was dropped from every path.
+    pub top_directory: String,
+    /// Regular files written.
+    pub files: u64,
+    /// Directories listed in the archive (directories only implied by member paths are not counted).
+    pub directories: u64,
+    /// Symbolic links created.
+    pub symlinks: u64,
+    /// Hard links, unpacked as copies of their target.
+    pub hard_links: u64,
+    /// Bytes written to regular files, hard-link copies included.
+    pub bytes: u64,
+}
+
+/// Why a member was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnsafeReason {
+    /// The path has a `..` component.
+    ParentComponent,
+    /// The path is absolute or has a root or prefix component.
+    Absolute,
+    /// The path is empty.
+    EmptyPath,
+    /// The path is not valid UTF-8.
+    NonUtf8Path,
+    /// The member is not under the top-level directory every earlier member was under.
+    OutsideTopDirectory {
+        /// The archive's top-level directory, as set by its first member.
+        top: String,
+    },
+    /// The member is the top-level entry itself but not a directory.
+    TopLevelNotDirectory,
+    /// An earlier member has the same path (only a directory may be listed twice).
+    Duplicate,
+    /// A parent of the member is a symbolic link, so writing it would follow that link.
+    ParentIsSymlink {
+        /// The parent, relative to the tree root.
+        parent: PathBuf,
+    },
+    /// A parent of the member is not a directory.
+    ParentNotDirectory {
+        /// The parent, relative to the tree root.
+        parent: PathBuf,
+    },
+    /// A symbolic link with an empty target.
+    SymlinkWithoutTarget,
+    /// A symbolic link whose target is absolute or climbs above the tree root.
+    SymlinkEscapes {
+        /// The link target as stored in the archive.
+        target: PathBuf,
+    },
+    /// A symbolic link whose target has `..` after a name: through another link that name may stand
+    /// for a deeper directory, so the target cannot be proven to stay inside the tree lexically.
+    SymlinkClimbsAfterName {
+        /// The link target as stored in the archive.
+        target: PathBuf,
+    },
+    /// A hard link whose target is not a path inside the tree.
+    HardLinkEscapes {
+        /// The link target as stored in the archive.
+        target: PathBuf,
+    },
+    /// A hard link whose target is not an earlier regular file of the archive.
+    HardLinkTargetMissing {
+        /// The link target as stored in the archive.
+        target: PathBuf,
+    },
+    /// A character device.
+    CharacterDevice,
+    /// A block device.
+    BlockDevice,
+    /// A named pipe.
+    Fifo,
+    /// An entry type this module does not unpack (GNU sparse files, vendor types).
+    UnsupportedType {
+        /// The type flag byte of the header.
+        type_flag: u8,
+    },
+}
+
+impl fmt::Display for UnsafeReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ParentComponent => f.write_str("its path contains a `..` component"),
+            Self::Absolute => f.write_str("its path is absolute"),
+            Self::EmptyPath => f.write_str("its path is empty"),
+            Self::NonUtf8Path => f.write_str("its path is not valid UTF-8"),
+            Self::OutsideTopDirectory { top } => write!(
+                f,
+                "it is not under `{top}`, the archive's single top-level directory"
+            ),
+            Self::TopLevelNotDirectory => {
+                f.write_str("it is a top-level member but not a directory")
+            }
+            Self::Duplicate => f.write_str("an earlier member has the same path"),
+            Self::ParentIsSymlink { parent } => {
+                write!(f, "its parent `{}` is a symbolic link", parent.display())
+            }
+            Self::ParentNotDirectory { parent } => {
+                write!(f, "its parent `{}` is not a directory", parent.display())
+            }
+            Self::SymlinkWithoutTarget => f.write_str("it is a symbolic link without a target"),
+            Self::SymlinkEscapes { target } => write!(
+                f,
+                "it is a symbolic link to `{}`, which is outside the tree",
+                target.display()
+            ),
+            Self::SymlinkClimbsAfterName { target } => write!(
+                f,
+                "it is a symbolic link to `{}`, whose `..` after a name may leave the tree \
+                 through another link",
+                target.display()
+            ),
+            Self::HardLinkEscapes { target } => write!(
+                f,
+                "it is a hard link to `{}`, which is outside the tree",
+                target.display()
+            ),
+            Self::HardLinkTargetMissing { target } => write!(
+                f,
+                "it is a hard link to `{}`, which is not an earlier regular file of the archive",
+                target.display()
+            ),
+            Self::CharacterDevice => f.write_str("it is a character device"),
+            Self::BlockDevice => f.write_str("it is a block device"),
+            Self::Fifo => f.write_str("it is a named pipe (FIFO)"),
+            Self::UnsupportedType { type_flag } => write!(
+                f,
+                "it has the unsupported entry type `{}`",
+                type_flag.escape_ascii()
+            ),
+        }
+    }
+}
+
+/// Failures of reading, validating or unpacking an archive.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The archive file could not be opened.
+    #[error("failed to open archive `{}`", .archive.display())]
+    Open {
+        /// The archive.
+        archive: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The gzip or tar stream is corrupt or truncated between members.
+    #[error("failed to read archive `{}`", .archive.display())]
+    Read {
+        /// The archive.
+        archive: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The gzip or tar stream is corrupt or truncated inside a member, or its header is malformed.
+    #[error("failed to read member `{}` of archive `{}`", .member.display(), .archive.display())]
+    ReadMember {
+        /// The archive.
+        archive: PathBuf,
+        /// The member, as named in the archive.
+        member: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A member's data ended before the size its header announced.
+    #[error(
+        "member `{}` of archive `{}` is truncated: its header announces {expected} bytes, \
+         the stream held {actual}",
+        .member.display(), .archive.display()
+    )]
+    Truncated {
+        /// The archive.
+        archive: PathBuf,
+        /// The member, as named in the archive.
+        member: PathBuf,
+        /// Size announced by the header.
+        expected: u64,
+        /// Bytes actually read.
+        actual: u64,
+    },
+    /// The archive holds no member at all.
+    #[error("archive `{}` has no members", .archive.display())]
+    Empty {
+        /// The archive.
+        archive: PathBuf,
+    },
+    /// A member failed validation; nothing of the archive was made visible.
+    #[error("refusing to unpack member `{}` of archive `{}`: {reason}", .member.display(), .archive.display())]
+    UnsafeMember {
+        /// The archive.
+        archive: PathBuf,
+        /// The member, as named in the archive.
+        member: PathBuf,
+        /// What is wrong with it.
+        reason: UnsafeReason,
+    },
+    /// [`extract_members`] was asked to extract a member that is not a regular file.
+    #[error(
+        "member `{}` of archive `{}` was selected for extraction but is not a regular file",
+        .member.display(), .archive.display()
+    )]
+    NotRegularFile {
+        /// The archive.
+        archive: PathBuf,
+        /// The member, as named in the archive.
+        member: PathBuf,
+    },
+    /// [`extract_members`]' selector returned something other than a plain file name.
+    #[error(
+        "member `{}` of archive `{}` was mapped to `{name}`, which is not a plain file name",
+        .member.display(), .archive.display()
+    )]
+    InvalidDestinationName {
+        /// The archive.
+        archive: PathBuf,
+        /// The member, as named in the archive.
+        member: PathBuf,
+        /// The name the selector returned.
+        name: String,
+    },
+    /// [`extract_members`]' selector mapped two members to one file name.
+    #[error(
+        "members `{}` and `{}` of archive `{}` were both mapped to `{name}`",
+        .first.display(), .second.display(), .archive.display()
+    )]
+    DuplicateDestinationName {
+        /// The archive.
+        archive: PathBuf,
+        /// The member mapped to `name` first.
+        first: PathBuf,
+        /// The member mapped to `name` second.
+        second: PathBuf,
+        /// The destination file name.
+        name: String,
+    },
+    /// The destination path has no parent directory or no final name to stage next to.
+    #[error("cannot unpack to `{}`: it has no parent directory and file name", .out.display())]
+    InvalidDestination {
+        /// The requested destination.
+        out: PathBuf,
+    },
+    /// Creating or writing something on disk failed.
+    #[error("failed to write `{}`", .path.display())]
+    Write {
+        /// What was being created or written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Swapping the unpacked tree into place failed; the previous tree, if any, is still in place.
+    #[error("failed to replace `{}` with the unpacked tree", .out.display())]
+    Replace {
+        /// The destination.
+        out: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// An unpacked tree waiting next to its destination; see [`unpack_staged`].
+///
+/// Dropping it without [`StagedTree::commit`] removes the staged tree.
+#[derive(Debug)]
+pub struct StagedTree {
+    staging: TempDir,
+    out: PathBuf,
+    report: UnpackReport,
+}
+
+impl StagedTree {
+    /// Root of the staged tree, where the caller may add or patch files before committing.
+    pub fn path(&self) -> &Path {
+        self.staging.path()
+    }
+
+    /// Where [`StagedTree::commit`] will put the tree.
+    pub fn destination(&self) -> &Path {
+        &self.out
+    }
+
+    /// What the unpack wrote.
+    pub fn report(&self) -> &UnpackReport {
+        &self.report
+    }
+
+    /// Atomically replace the destination with the staged tree: the old tree is renamed aside, the
+    /// staged one renamed in, then the old one removed. If the swap fails, the old tree is put back and
+    /// the staged tree removed.
+    pub fn commit(self) -> Result<UnpackReport, ExtractError> {
+        replace_tree(self.staging, &self.out)?;
+        Ok(self.report)
+    }
+}
+
+/// Unpack the whole archive into `out`, dropping the single top-level directory.
+///
+/// The archive is streamed into a temporary directory created next to `out` (same parent, so the final
+/// rename is atomic), which then replaces `out`: the old tree is renamed aside, the new one renamed in,
+/// and the old one removed. If anything fails, `out` is left as it was and the temporary is removed.
+/// Concurrent unpacks to one `out` must be serialized by the caller.
+pub fn unpack_tree(archive: &Path, out: &Path) -> Result<UnpackReport, ExtractError> {
+    unpack_staged(archive, out)?.commit()
+}
+
+/// Unpack the whole archive, without its top-level directory, into a fresh temporary directory next to
+/// `out`, and return it staged so the caller can modify the tree before [`StagedTree::commit`].
+pub fn unpack_staged(archive: &Path, out: &Path) -> Result<StagedTree, ExtractError> {
+    let (parent, name) = split_destination(out)?;
+    fs::create_dir_all(parent).map_err(|source| ExtractError::Write {
+        path: parent.to_path_buf(),
+        source,
+    })?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{}.unpack-", name.to_string_lossy()))
+        .tempdir_in(parent)
+        .map_err(|source| ExtractError::Write {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    // On error the `TempDir` is dropped here, which removes the partial tree.
+    let report = unpack_into(archive, staging.path())?;
+    Ok(StagedTree {
+        staging,
+        out: out.to_path_buf(),
+        report,
+    })
+}
+
+/// Stream through the archive and write only the members `select` maps to a file name into `dest_dir`.
+///
+/// `select` sees each non-directory member's path without the top-level directory and returns the flat
+/// file name to write it under, or `None` to skip it; only regular files may be selected. Every selected
+/// member goes to a temporary file in `dest_dir`; once the whole archive has been read and checked, the
+/// temporaries are renamed into place (replacing files of the same name) and their paths returned in
+/// archive order. A corrupt archive or an unsafe member therefore leaves nothing behind; only a failing
+/// rename can leave the members renamed before it in place. Modes and file times are kept as in
+/// [`unpack_tree`].
+pub fn extract_members(
+    archive: &Path,
+    dest_dir: &Path,
+    mut select: impl FnMut(&Path) -> Option<String>,
+) -> Result<Vec<PathBuf>, ExtractError> {
+    fs::create_dir_all(dest_dir).map_err(|source| ExtractError::Write {
+        path: dest_dir.to_path_buf(),
+        source,
+    })?;
+    let mut tar = open_archive(archive)?;
+    let mut validator = Validator::new(archive);
+    let mut chosen: HashMap<String, PathBuf> = HashMap::new();
+    let mut written: Vec<(tempfile::NamedTempFile, PathBuf)> = Vec::new();
+    let entries = tar
+        .entries()
+        .map_err(|source| read_error(archive, source))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|source| read_error(archive, source))?;
+        let Some(member) = validator.check(&entry)? else {
+            continue;
+        };
+        if matches!(
+            member.kind,
+            Kind::TopDirectory { .. } | Kind::Directory { .. }
+        ) {
+            continue;
+        }
+        let Some(name) = select(&member.relative) else {
+            continue;
+        };
+        let Kind::File { mode, mtime } = member.kind else {
+            return Err(ExtractError::NotRegularFile {
+                archive: archive.to_path_buf(),
+                member: member.raw,
+            });
+        };
+        if !is_plain_file_name(&name) {
+            return Err(ExtractError::InvalidDestinationName {
+                archive: archive.to_path_buf(),
+                member: member.raw,
+                name,
+            });
+        }
+        if let Some(first) = chosen.get(&name) {
+            return Err(ExtractError::DuplicateDestinationName {
+                archive: archive.to_path_buf(),
+                first: first.clone(),
+                second: member.raw,
+                name,
+            });
+        }
+        let temporary = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .tempfile_in(dest_dir)
+            .map_err(|source| ExtractError::Write {
+                path: dest_dir.to_path_buf(),
+                source,
+            })?;
+        let file = temporary
+            .as_file()
+            .try_clone()
+            .map_err(|source| ExtractError::Write {
+                path: temporary.path().to_path_buf(),
+                source,
+            })?;
+        let size = entry.size();
+        write_member(
+            archive,
+            &member.raw,
+            &mut entry,
+            size,
+            NewFile {
+                file,
+                path: temporary.path(),
+                mode,
+                mtime,
+            },
+        )?;
+        chosen.insert(name.clone(), member.raw);
+        written.push((temporary, dest_dir.join(name)));
+    }
+    finish_stream(archive, tar, &validator)?;
+
+    let mut persisted = Vec::with_capacity(written.len());
+    for (temporary, destination) in written {
+        temporary
+            .persist(&destination)
+            .map_err(|error| ExtractError::Write {
+                path: destination.clone(),
+                source: error.error,
+            })?;
+        persisted.push(destination);
+    }
+    Ok(persisted)
+}
+
+/// List the archive's member paths, without the top-level directory, in archive order.
+///
+/// The members are validated as for [`unpack_tree`], so an archive that lists also unpacks. The top
+/// directory itself is not listed; directories appear without a trailing slash.
+pub fn list_members(archive: &Path) -> Result<Vec<String>, ExtractError> {
+    let mut tar = open_archive(archive)?;
+    let mut validator = Validator::new(archive);
+    let mut members = Vec::new();
+    let entries = tar
+        .entries()
+        .map_err(|source| read_error(archive, source))?;
+    for entry in entries {
+        let entry = entry.map_err(|source| read_error(archive, source))?;
+        if let Some(member) = validator.check(&entry)?
+            && !matches!(member.kind, Kind::TopDirectory { .. })
+        {
+            members.push(member.relative_utf8);
+        }
+    }
+    finish_stream(archive, tar, &validator)?;
+    Ok(members)
+}
+
+type TarStream = tar::Archive<MultiGzDecoder<BufReader<File>>>;
+
+fn open_archive(archive: &Path) -> Result<TarStream, ExtractError> {
+    let file = File::open(archive).map_err(|source| ExtractError::Open {
+        archive: archive.to_path_buf(),
+        source,
+    })?;
+    let reader = BufReader::with_capacity(BUFFER_SIZE, file);
+    Ok(tar::Archive::new(MultiGzDecoder::new(reader)))
+}
+
+/// Read the gzip stream to its end after the tar end-of-archive marker: `tar` stops reading there, and
+/// only the gzip trailer proves that the stream is complete and its checksum right.
+fn finish_stream(
+    archive: &Path,
+    tar: TarStream,
+    validator: &Validator,
+) -> Result<(), ExtractError> {
+    let mut decoder = tar.into_inner();
+    io::copy(&mut decoder, &mut io::sink()).map_err(|source| read_error(archive, source))?;
+    if validator.top.is_none() {
+        return Err(ExtractError::Empty {
+            archive: archive.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+fn read_error(archive: &Path, source: io::Error) -> ExtractError {
+    ExtractError::Read {
+        archive: archive.to_path_buf(),
+        source,
+    }
+}
+
+fn split_destination(out: &Path) -> Result<(&Path, &OsStr), ExtractError> {
+    let name = match out.components().next_back() {
+        Some(Component::Normal(name)) => name,
+        _ => {
+            return Err(ExtractError::InvalidDestination {
+                out: out.to_path_buf(),
+            });
+        }
+    };
+    let parent = match out.parent() {
+        Some(parent) if parent.as_os_str().is_empty() => Path::new("."),
+        Some(parent) => parent,
+        None => {
+            return Err(ExtractError::InvalidDestination {
+                out: out.to_path_buf(),
+            });
+        }
+    };
+    Ok((parent, name))
+}
+
+fn is_plain_file_name(name: &str) -> bool {
+    let mut components = Path::new(name).components();
+    matches!(
+        (components.next(), components.next()),
+        (Some(Component::Normal(only)), None) if only == name
+    )
+}
+
+/// Swap `staging` in as `out`, keeping the old `out` intact if the swap fails.
+fn replace_tree(staging: TempDir, out: &Path) -> Result<(), ExtractError> {
+    let replace_error = |source| ExtractError::Replace {
+        out: out.to_path_buf(),
+        source,
+    };
+    let (parent, name) = split_destination(out)?;
+    let aside = match fs::symlink_metadata(out) {
+        Ok(_) => {
+            // A fresh directory holds the old tree, so its name cannot clash with anything.
+            let holder = tempfile::Builder::new()
+                .prefix(&format!(".{}.old-", name.to_string_lossy()))
+                .tempdir_in(parent)
+                .map_err(replace_error)?;
+            let old_tree = holder.path().join("tree");
+            fs::rename(out, &old_tree).map_err(replace_error)?;
+            Some((holder, old_tree))
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+        Err(error) => return Err(replace_error(error)),
+    };
+    if let Err(source) = fs::rename(staging.path(), out) {
+        if let Some((holder, old_tree)) = aside
+            && let Err(restore_error) = fs::rename(&old_tree, out)
+        {
+            // Never delete the only copy of the old tree.
+            let kept = holder.keep();
+            tracing::error!(
+                out = %out.display(),
+                old_tree = %kept.join("tree").display(),
+                error = %restore_error,
+                "could not move the previous tree back into place; it was kept aside"
+            );
+        }
+        return Err(replace_error(source));
+    }
+    // The staging path is now `out`: disarm its cleanup.
+    let _ = staging.keep();
+    if let Some((holder, _)) = aside {
+        let holder_path = holder.path().to_path_buf();
+        if let Err(error) = holder.close() {
+            tracing::warn!(
+                path = %holder_path.display(),
+                error = %error,
+                "could not remove the previous tree after replacing it"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Unpack every member of `archive` under `root`, which must be an empty directory.
+fn unpack_into(archive: &Path, root: &Path) -> Result<UnpackReport, ExtractError> {
+    let mut tar = open_archive(archive)?;
+    let mut validator = Validator::new(archive);
+    let mut report = UnpackReport {
+        top_directory: String::new(),
+        files: 0,
+        directories: 0,
+        symlinks: 0,
+        hard_links: 0,
+        bytes: 0,
+    };
+    let mut root_mode = IMPLIED_DIRECTORY_MODE;
+    // Directory modes are applied last so that read-only directories can still be filled.
+    let mut directory_modes: Vec<(PathBuf, u32)> = Vec::new();
+    let entries = tar
+        .entries()
+        .map_err(|source| read_error(archive, source))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|source| read_error(archive, source))?;
+        let Some(member) = validator.check(&entry)? else {
+            continue;
+        };
+        let path = root.join(&member.relative);
+        if !matches!(member.kind, Kind::TopDirectory { .. }) {
+            create_parents(archive, &member, root)?;
+        }
+        match member.kind {
+            Kind::TopDirectory { mode } => root_mode = mode,
+            Kind::Directory { mode } => {
+                match fs::symlink_metadata(&path) {
+                    Ok(metadata) if metadata.file_type().is_dir() => {}
+                    Ok(_) => {
+                        return Err(unsafe_member(archive, member.raw, UnsafeReason::Duplicate));
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                        create_directory(&path, IMPLIED_DIRECTORY_MODE)?;
+                    }
+                    Err(source) => return Err(ExtractError::Write { path, source }),
+                }
+                directory_modes.push((path, mode));
+                report.directories += 1;
+            }
+            Kind::File { mode, mtime } => {
+                let file = create_file(&path)?;
+                let size = entry.size();
+                report.bytes += write_member(
+                    archive,
+                    &member.raw,
+                    &mut entry,
+                    size,
+                    NewFile {
+                        file,
+                        path: &path,
+                        mode,
+                        mtime,
+                    },
+                )?;
+                report.files += 1;
+            }
+            Kind::Symlink { ref target } => {
+                symlink(target, &path).map_err(|source| ExtractError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+                report.symlinks += 1;
+            }
+            Kind::HardLink { ref target } => {
+                report.bytes += copy_hard_link(archive, &member, root, target, &path)?;
+                report.hard_links += 1;
+            }
+        }
+    }
+    finish_stream(archive, tar, &validator)?;
+
+    for (path, mode) in directory_modes {
+        set_mode(&path, mode)?;
+    }
+    set_mode(root, root_mode)?;
+    report.top_directory = validator.top.unwrap_or_default();
+    Ok(report)
+}
+
+/// Create the missing parents of a member, refusing to go through anything but real directories.
+///
+/// The validator already refuses such members from what the archive said; this re-checks the disk so
+/// that no write can ever follow a link, whatever the validator missed.
+fn create_parents(archive: &Path, member: &Member, root: &Path) -> Result<(), ExtractError> {
+    let mut relative = PathBuf::new();
+    let Some(parent) = member.relative.parent() else {
+        return Ok(());
+    };
+    for component in parent.components() {
+        relative.push(component);
+        let path = root.join(&relative);
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.file_type().is_dir() => {}
+            Ok(metadata) => {
+                let reason = if metadata.file_type().is_symlink() {
+                    UnsafeReason::ParentIsSymlink { parent: relative }
+                } else {
+                    UnsafeReason::ParentNotDirectory { parent: relative }
+                };
+                return Err(unsafe_member(archive, member.raw.clone(), reason));
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                create_directory(&path, IMPLIED_DIRECTORY_MODE)?;
+            }
+            Err(source) => return Err(ExtractError::Write { path, source }),
+        }
+    }
+    Ok(())
+}
+
+fn create_directory(path: &Path, mode: u32) -> Result<(), ExtractError> {
+    fs::create_dir(path).map_err(|source| ExtractError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // Set explicitly rather than through the umask, so the tree does not depend on the process.
+    set_mode(path, mode)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), ExtractError> {
+    fs::set_permissions(path, Permissions::from_mode(mode)).map_err(|source| ExtractError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Create a new file; `create_new` fails on any existing entry, a dangling symbolic link included.
+fn create_file(path: &Path) -> Result<File, ExtractError> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| ExtractError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// A file being written, and the metadata it gets once its data is complete.
+struct NewFile<'p> {
+    file: File,
+    path: &'p Path,
+    mode: u32,
+    mtime: u64,
+}
+
+/// Copy `expected` bytes of a member's data into a new file, then set its mode and modification time.
+fn write_member(
+    archive: &Path,
+    member: &Path,
+    data: &mut impl Read,
+    expected: u64,
+    target: NewFile<'_>,
+) -> Result<u64, ExtractError> {
+    let NewFile {
+        file,
+        path,
+        mode,
+        mtime,
+    } = target;
+    let mut writer = BufWriter::with_capacity(BUFFER_SIZE, file);
+    // `io::copy` cannot tell a read failure from a write failure, so reads are done here.
+    let mut buffer = vec![0; BUFFER_SIZE];
+    let mut actual = 0u64;
+    loop {
+        let count = match data.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(count) => count,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(ExtractError::ReadMember {
+                    archive: archive.to_path_buf(),
+                    member: member.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        writer
+            .write_all(&buffer[..count])
+            .map_err(|source| ExtractError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        actual += count as u64;
+    }
+    if actual != expected {
+        return Err(ExtractError::Truncated {
+            archive: archive.to_path_buf(),
+            member: member.to_path_buf(),
+            expected,
+            actual,
+        });
+    }
+    let file = writer.into_inner().map_err(|error| ExtractError::Write {
+        path: path.to_path_buf(),
+        source: error.into_error(),
+    })?;
+    let write_error = |source| ExtractError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    file.set_permissions(Permissions::from_mode(mode))
+        .map_err(write_error)?;
+    file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime))
+        .map_err(write_error)?;
+    Ok(actual)
+}
+
+/// Unpack a hard link as a copy of its (already unpacked, regular) target.
+fn copy_hard_link(
+    archive: &Path,
+    member: &Member,
+    root: &Path,
+    target: &Path,
+    path: &Path,
+) -> Result<u64, ExtractError> {
+    let source_path = root.join(target);
+    let missing = || {
+        unsafe_member(
+            archive,
+            member.raw.clone(),
+            UnsafeReason::HardLinkTargetMissing {
+                target: target.to_path_buf(),
+            },
+        )
+    };
+    // The validator proved the target's parents are real directories; the target itself must be a
+    // regular file, not a link.
+    match fs::symlink_metadata(&source_path) {
+        Ok(metadata) if metadata.file_type().is_file() => {}
+        _ => return Err(missing()),
+    }
+    let copy_error = |source| ExtractError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let source = File::open(&source_path).map_err(copy_error)?;
+    let metadata = source.metadata().map_err(copy_error)?;
+    let mtime = metadata
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |duration| duration.as_secs());
+    let mut reader = BufReader::with_capacity(BUFFER_SIZE, source);
+    let file = create_file(path)?;
+    write_member(
+        archive,
+        &member.raw,
+        &mut reader,
+        metadata.len(),
+        NewFile {
+            file,
+            path,
+            mode: metadata.permissions().mode() & PERMISSION_BITS,
+            mtime,
+        },
+    )
+}
+
+fn unsafe_member(archive: &Path, member: PathBuf, reason: UnsafeReason) -> ExtractError {
+    ExtractError::UnsafeMember {
+        archive: archive.to_path_buf(),
+        member,
+        reason,
+    }
+}
+
+/// A validated member.
+#[derive(Debug)]
+struct Member {
+    /// The path as stored in the archive, for messages.
+    raw: PathBuf,
+    /// The path below the top-level directory (empty for the top directory itself).
+    relative: PathBuf,
+    /// `relative` as a string.
+    relative_utf8: String,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    TopDirectory {
+        mode: u32,
+    },
+    Directory {
+        mode: u32,
+    },
+    File {
+        mode: u32,
+        mtime: u64,
+    },
+    Symlink {
+        target: PathBuf,
+    },
+    /// Target relative to the tree root.
+    HardLink {
+        target: PathBuf,
+    },
+}
+
+/// What a path in the tree is, as far as the members seen so far say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Directory,
+    File,
+    Symlink,
+}
+
+/// Checks members in archive order, remembering what each path is so that later members can be checked
+/// against earlier ones (parents that are links, duplicates, hard-link targets).
+struct Validator<'a> {
+    archive: &'a Path,
+    top: Option<String>,
+    seen: HashMap<PathBuf, Seen>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(archive: &'a Path) -> Self {
+        Self {
+            archive,
+            top: None,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Validate one entry; `None` for entries that describe no member (PAX global headers, `./`).
+    fn check<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+    ) -> Result<Option<Member>, ExtractError> {
+        let archive = self.archive;
+        let header = entry.header();
+        let entry_type = header.entry_type();
+        if entry_type == tar::EntryType::XGlobalHeader {
+            return Ok(None);
+        }
+        let raw = entry
+            .path()
+            .map_err(|source| read_error(archive, source))?
+            .into_owned();
+        let header_error = |raw: &Path, source| ExtractError::ReadMember {
+            archive: archive.to_path_buf(),
+            member: raw.to_path_buf(),
+            source,
+        };
+        let reject = |raw: &Path, reason| Err(unsafe_member(archive, raw.to_path_buf(), reason));
+
+        let Some(raw_utf8) = raw.to_str() else {
+            return reject(&raw, UnsafeReason::NonUtf8Path);
+        };
+        let names = match plain_names(Path::new(raw_utf8)) {
+            Ok(names) => names,
+            Err(reason) => return reject(&raw, reason),
+        };
+        let Some((first, rest)) = names.split_first() else {
+            // `./`, the archive root, is harmless as a directory and meaningless as anything else.
+            return if entry_type.is_dir() {
+                Ok(None)
+            } else {
+                reject(&raw, UnsafeReason::EmptyPath)
+            };
+        };
+        match &self.top {
+            None => self.top = Some((*first).to_owned()),
+            Some(top) if top == first => {}
+            Some(top) => {
+                let top = top.clone();
+                return reject(&raw, UnsafeReason::OutsideTopDirectory { top });
+            }
+        }
+        let mode = || {
+            header
+                .mode()
+                .map(|mode| mode & PERMISSION_BITS)
+                .map_err(|source| header_error(&raw, source))
+        };
+        if rest.is_empty() {
+            return if entry_type.is_dir() {
+                Ok(Some(Member {
+                    kind: Kind::TopDirectory {
+                        mode: mode()? | DIRECTORY_OWNER_BITS,
+                    },
+                    raw: raw.clone(),
+                    relative: PathBuf::new(),
+                    relative_utf8: String::new(),
+                }))
+            } else {
+                reject(&raw, UnsafeReason::TopLevelNotDirectory)
+            };
+        }
+        let relative: PathBuf = rest.iter().collect();
+        let relative_utf8 = rest.join("/");
+
+        // Parents must be directories (possibly implied); remember implied ones.
+        let mut parent = PathBuf::new();
+        for name in &rest[..rest.len() - 1] {
+            parent.push(name);
+            match self.seen.get(&parent) {
+                None | Some(Seen::Directory) => {}
+                Some(Seen::Symlink) => {
+                    return reject(&raw, UnsafeReason::ParentIsSymlink { parent });
+                }
+                Some(Seen::File) => {
+                    return reject(&raw, UnsafeReason::ParentNotDirectory { parent });
+                }
+            }
+        }
+        match self.seen.get(&relative) {
+            None => {}
+            Some(Seen::Directory) if entry_type.is_dir() => {}
+            Some(_) => return reject(&raw, UnsafeReason::Duplicate),
+        }
+
+        let (kind, seen) = match entry_type {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mtime = header
+                    .mtime()
+                    .map_err(|source| header_error(&raw, source))?;
+                (
+                    Kind::File {
+                        mode: mode()?,
+                        mtime,
+                    },
+                    Seen::File,
+                )
+            }
+            tar::EntryType::Directory => (
+                Kind::Directory {
+                    mode: mode()? | DIRECTORY_OWNER_BITS,
+                },
+                Seen::Directory,
+            ),
+            tar::EntryType::Symlink => {
+                let target = link_target(entry).map_err(|source| header_error(&raw, source))?;
+                let depth = rest.len() - 1;
+                if let Err(reason) = check_symlink_target(&target, depth) {
+                    return reject(&raw, reason);
+                }
+                (Kind::Symlink { target }, Seen::Symlink)
+            }
+            tar::EntryType::Link => {
+                let target = link_target(entry).map_err(|source| header_error(&raw, source))?;
+                let escapes = || UnsafeReason::HardLinkEscapes {
+                    target: target.clone(),
+                };
+                let Some(target_names) =
+                    target.to_str().and_then(|t| plain_names(Path::new(t)).ok())
+                else {
+                    return reject(&raw, escapes());
+                };
+                let inside = match target_names.split_first() {
+                    Some((target_top, target_rest))
+                        if target_top == first && !target_rest.is_empty() =>
+                    {
+                        target_rest.iter().collect::<PathBuf>()
+                    }
+                    _ => return reject(&raw, escapes()),
+                };
+                if self.seen.get(&inside) != Some(&Seen::File) || self.has_link_parent(&inside) {
+                    return reject(
+                        &raw,
+                        UnsafeReason::HardLinkTargetMissing {
+                            target: target.clone(),
+                        },
+                    );
+                }
+                (Kind::HardLink { target: inside }, Seen::File)
+            }
+            tar::EntryType::Char => return reject(&raw, UnsafeReason::CharacterDevice),
+            tar::EntryType::Block => return reject(&raw, UnsafeReason::BlockDevice),
+            tar::EntryType::Fifo => return reject(&raw, UnsafeReason::Fifo),
+            other => {
+                return reject(
+                    &raw,
+                    UnsafeReason::UnsupportedType {
+                        type_flag: other.as_byte(),
+                    },
+                );
+            }
+        };
+
+        let mut parent = PathBuf::new();
+        for name in &rest[..rest.len() - 1] {
+            parent.push(name);
+            self.seen.entry(parent.clone()).or_insert(Seen::Directory);
+        }
+        self.seen.insert(relative.clone(), seen);
+        Ok(Some(Member {
+            raw,
+            relative,
+            relative_utf8,
+            kind,
+        }))
+    }
+
+    fn has_link_parent(&self, path: &Path) -> bool {
+        path.ancestors()
+            .skip(1)
+            .any(|ancestor| self.seen.get(ancestor) == Some(&Seen::Symlink))
+    }
+}
+
+fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> io::Result<PathBuf> {
+    Ok(entry
+        .link_name()?
+        .map(|target| target.into_owned())
+        .unwrap_or_default())
+}
+
+/// Split a member path into its names, skipping `.`; refuse `..`, roots and prefixes.
+fn plain_names(path: &Path) -> Result<Vec<&str>, UnsafeReason> {
+    let mut names = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => {
+                // The path was checked to be UTF-8, so each name is.
+                names.push(name.to_str().ok_or(UnsafeReason::NonUtf8Path)?);
+            }
+            Component::CurDir => {}
+            Component::ParentDir => return Err(UnsafeReason::ParentComponent),
+            Component::RootDir | Component::Prefix(_) => return Err(UnsafeReason::Absolute),
+        }
+    }
+    Ok(names)
+}
+
+/// Check that a symbolic link at `depth` directories below the root stays inside the tree.
+///
+/// The target is resolved lexically from the link's own directory. `..` is only allowed before the
+/// first name: the link's own parents are real directories (checked for every member), so climbing
+/// from there is exact, while after a name that might itself be a link, `..` could climb out of the
+/// tree even though the lexical resolution stays inside.
+fn check_symlink_target(target: &Path, depth: usize) -> Result<(), UnsafeReason> {
+    if target.as_os_str().is_empty() {
+        return Err(UnsafeReason::SymlinkWithoutTarget);
+    }
+    let mut depth = depth;
+    let mut after_name = false;
+    for component in target.components() {
+        match component {
+            Component::Normal(_) => after_name = true,
+            Component::CurDir => {}
+            Component::ParentDir if after_name => {
+                return Err(UnsafeReason::SymlinkClimbsAfterName {
+                    target: target.to_path_buf(),
+                });
+            }
+            Component::ParentDir => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| UnsafeReason::SymlinkEscapes {
+                        target: target.to_path_buf(),
+                    })?;
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(UnsafeReason::SymlinkEscapes {
+                    target: target.to_path_buf(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::collections::BTreeMap;
+    use tar::{EntryType, Header};
+
+    const MTIME: u64 = 1_600_000_000;
+
+    /// One archive entry; paths and link targets are written raw, bypassing `tar`'s own checks.
+    enum Item<'a> {
+        Dir(&'a str, u32),
+        File(&'a str, u32, &'a [u8]),
+        Symlink(&'a str, &'a str),
+        HardLink(&'a str, &'a str),
+        Special(&'a str, EntryType),
+    }
+
+    fn raw_header(path: &str, entry_type: EntryType, mode: u32, size: u64, link: &str) -> Header {
+        let mut header = Header::new_gnu();
+        let old = header.as_old_mut();
+        old.name[..path.len()].copy_from_slice(path.as_bytes());
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        header.set_entry_type(entry_type);
+        header.set_mode(mode);
+        header.set_size(size);
+        header.set_mtime(MTIME);
+        header.set_cksum();
+        header
+    }
+
+    fn tar_bytes(items: &[Item<'_>]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for item in items {
+            let (header, data): (Header, &[u8]) = match *item {
+                Item::Dir(path, mode) => (raw_header(path, EntryType::Directory, mode, 0, ""), b""),
+                Item::File(path, mode, data) => (
+                    raw_header(path, EntryType::Regular, mode, data.len() as u64, ""),
+                    data,
+                ),
+                Item::Symlink(path, target) => {
+                    (raw_header(path, EntryType::Symlink, 0o777, 0, target), b"")
+                }
+                Item::HardLink(path, target) => {
+                    (raw_header(path, EntryType::Link, 0o644, 0, target), b"")
+                }
+                Item::Special(path, entry_type) => {
+                    (raw_header(path, entry_type, 0o644, 0, ""), b"")
+                }
+            };
+            builder.append(&header, data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn write_archive(dir: &Path, name: &str, items: &[Item<'_>]) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, gzip(&tar_bytes(items))).unwrap();
+        path
+    }
+
+    /// Incompressible-looking data, so truncating the gzip stream cuts into it.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Node {
+        Dir {
+            mode: u32,
+        },
+        File {
+            mode: u32,
+            mtime: u64,
+            data: Vec<u8>,
+        },
+        Symlink(PathBuf),
+    }
+
+    fn file(mode: u32, data: &[u8]) -> Node {
+        Node::File {
+            mode,
+            mtime: MTIME,
+            data: data.to_vec(),
+        }
+    }
+
+    /// Every path under `root` (root itself as ""), with what it is, its mode, content and file time.
+    fn snapshot(root: &Path) -> BTreeMap<String, Node> {
+        fn walk(root: &Path, relative: &Path, nodes: &mut BTreeMap<String, Node>) {
+            let path = root.join(relative);
+            let metadata = fs::symlink_metadata(&path).unwrap();
+            let mode = metadata.permissions().mode() & 0o7777;
+            let key = relative.to_str().unwrap().to_owned();
+            if metadata.file_type().is_symlink() {
+                nodes.insert(key, Node::Symlink(fs::read_link(&path).unwrap()));
+            } else if metadata.is_dir() {
+                nodes.insert(key, Node::Dir { mode });
+                for child in fs::read_dir(&path).unwrap() {
+                    walk(root, &relative.join(child.unwrap().file_name()), nodes);
+                }
+            } else {
+                let mtime = metadata
+                    .modified()
+                    .unwrap()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let data = fs::read(&path).unwrap();
+                nodes.insert(key, Node::File { mode, mtime, data });
+            }
+        }
+        let mut nodes = BTreeMap::new();
+        walk(root, Path::new(""), &mut nodes);
+        nodes
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A scratch directory with `archives/` and `work/out/` (holding an old tree to protect).
+    struct Scratch {
+        _dir: tempfile::TempDir,
+        archives: PathBuf,
+        work: PathBuf,
+        out: PathBuf,
+    }
+
+    fn scratch() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        let archives = dir.path().join("archives");
+        let work = dir.path().join("work");
+        let out = work.join("out");
+        fs::create_dir_all(out.join("old-dir")).unwrap();
+        fs::create_dir_all(&archives).unwrap();
+        fs::write(out.join("old.txt"), b"old tree").unwrap();
+        Scratch {
+            _dir: dir,
+            archives,
+            work,
+            out,
+        }
+    }
+
+    /// Unpack a malicious archive and check the refusal names the member, `out` is untouched, no
+    /// temporary is left next to it and nothing was written anywhere else.
+    fn assert_rejected(items: &[Item<'_>], member: &str) -> UnsafeReason {
+        let scratch = scratch();
+        let archive = write_archive(&scratch.archives, "evil.tar.gz", items);
+        let before = snapshot(&scratch.out);
+
+        let error = unpack_tree(&archive, &scratch.out).unwrap_err();
+        let message = error.to_string();
+        let ExtractError::UnsafeMember {
+            archive: reported_archive,
+            member: reported_member,
+            reason,
+        } = error
+        else {
+            panic!("expected an unsafe-member error, got {message}");
+        };
+        assert_eq!(reported_archive, archive);
+        assert_eq!(reported_member, Path::new(member));
+        assert!(message.contains(&format!("`{member}`")), "{message}");
+        assert!(message.contains(&reason.to_string()), "{message}");
+
+        assert_eq!(snapshot(&scratch.out), before);
+        assert_eq!(names(&scratch.work), ["out"]);
+        assert_eq!(names(&scratch.archives), ["evil.tar.gz"]);
+        assert_eq!(names(scratch.work.parent().unwrap()), ["archives", "work"]);
+
+        // Listing validates the same way.
+        let listed = list_members(&archive).unwrap_err();
+        assert!(
+            matches!(&listed, ExtractError::UnsafeMember { member: m, .. } if m == Path::new(member)),
+            "{listed}"
+        );
+        reason
+    }
+
+    #[test]
+    fn unpacks_tree_with_modes_links_and_directories() {
+        let scratch = scratch();
+        let big = noise(700 * 1024);
+        let archive = write_archive(
+            &scratch.archives,
+            "spark.tar.gz",
+            &[
+                Item::Dir("spark-3.1.1-bin-hadoop3.2/", 0o755),
+                Item::Dir("spark-3.1.1-bin-hadoop3.2/bin/", 0o755),
+                Item::File(
+                    "spark-3.1.1-bin-hadoop3.2/bin/run.sh",
+                    0o4755,
+                    b"#!/bin/sh\n",
+                ),
+                Item::File("spark-3.1.1-bin-hadoop3.2/conf/a.conf", 0o644, b"a=1\n"),
+                Item::Dir("spark-3.1.1-bin-hadoop3.2/ro/", 0o555),
+                Item::File("spark-3.1.1-bin-hadoop3.2/ro/data", 0o444, b"ro"),
+                Item::File("spark-3.1.1-bin-hadoop3.2/jars/big.jar", 0o644, &big),
+                Item::File("spark-3.1.1-bin-hadoop3.2/lib/libx.so.1", 0o755, b"elf"),
+                Item::Symlink("spark-3.1.1-bin-hadoop3.2/lib/libx.so", "libx.so.1"),
+                Item::Symlink("spark-3.1.1-bin-hadoop3.2/bin/conf", "../conf"),
+                Item::Symlink("spark-3.1.1-bin-hadoop3.2/lib/dangling", "./missing"),
+                Item::HardLink(
+                    "spark-3.1.1-bin-hadoop3.2/lib/a.conf",
+                    "spark-3.1.1-bin-hadoop3.2/conf/a.conf",
+                ),
+                Item::File("./spark-3.1.1-bin-hadoop3.2/dotted", 0o600, b"dot"),
+                Item::Dir("spark-3.1.1-bin-hadoop3.2/empty/", 0o750),
+            ],
+        );
+
+        let report = unpack_tree(&archive, &scratch.out).unwrap();
+        assert_eq!(
+            report,
+            UnpackReport {
+                top_directory: "spark-3.1.1-bin-hadoop3.2".to_owned(),
+                files: 6,
+                directories: 3,
+                symlinks: 3,
+                hard_links: 1,
+                bytes: (10 + 4 + 2 + big.len() + 3 + 3 + 4) as u64,
+            }
+        );
+        let expected: BTreeMap<String, Node> = [
+            ("", Node::Dir { mode: 0o755 }),
+            ("bin", Node::Dir { mode: 0o755 }),
+            ("bin/run.sh", file(0o755, b"#!/bin/sh\n")),
+            ("bin/conf", Node::Symlink("../conf".into())),
+            ("conf", Node::Dir { mode: 0o755 }),
+            ("conf/a.conf", file(0o644, b"a=1\n")),
+            ("ro", Node::Dir { mode: 0o755 }),
+            ("ro/data", file(0o444, b"ro")),
+            ("jars", Node::Dir { mode: 0o755 }),
+            ("jars/big.jar", file(0o644, &big)),
+            ("lib", Node::Dir { mode: 0o755 }),
+            ("lib/libx.so.1", file(0o755, b"elf")),
+            ("lib/libx.so", Node::Symlink("libx.so.1".into())),
+            ("lib/dangling", Node::Symlink("./missing".into())),
+            ("lib/a.conf", file(0o644, b"a=1\n")),
+            ("dotted", file(0o600, b"dot")),
+            ("empty", Node::Dir { mode: 0o750 }),
+        ]
+        .into_iter()
+        .map(|(path, node)| (path.to_owned(), node))
+        .collect();
+        assert_eq!(snapshot(&scratch.out), expected);
+        // In-tree links work.
+        assert_eq!(
+            fs::read(scratch.out.join("bin/conf/a.conf")).unwrap(),
+            b"a=1\n"
+        );
+        assert_eq!(fs::read(scratch.out.join("lib/libx.so")).unwrap(), b"elf");
+        assert_eq!(names(&scratch.work), ["out"]);
+
+        // A second unpack of the same archive gives an identical tree.
+        let again = scratch.work.join("again");
+        unpack_tree(&archive, &again).unwrap();
+        assert_eq!(snapshot(&again), expected);
+        assert_eq!(names(&scratch.work), ["again", "out"]);
+    }
+
+    #[test]
+    fn reunpack_replaces_the_old_tree() {
+        let scratch = scratch();
+        let first = write_archive(
+            &scratch.archives,
+            "first.tar.gz",
+            &[
+                Item::File("top/only-in-first", 0o644, b"1"),
+                Item::File("top/common", 0o644, b"first"),
+            ],
+        );
+        let second = write_archive(
+            &scratch.archives,
+            "second.tar.gz",
+            &[
+                Item::File("top/common", 0o644, b"second"),
+                Item::File("top/sub/only-in-second", 0o644, b"2"),
+            ],
+        );
+        unpack_tree(&first, &scratch.out).unwrap();
+        assert_eq!(names(&scratch.out), ["common", "only-in-first"]);
+        unpack_tree(&second, &scratch.out).unwrap();
+        let expected: BTreeMap<String, Node> = [
+            ("", Node::Dir { mode: 0o755 }),
+            ("common", file(0o644, b"second")),
+            ("sub", Node::Dir { mode: 0o755 }),
+            ("sub/only-in-second", file(0o644, b"2")),
+        ]
+        .into_iter()
+        .map(|(path, node)| (path.to_owned(), node))
+        .collect();
+        assert_eq!(snapshot(&scratch.out), expected);
+        assert_eq!(names(&scratch.work), ["out"]);
+    }
+
+    #[test]
+    fn unpack_creates_missing_destination_and_parents() {
+        let scratch = scratch();
+        let archive = write_archive(
+            &scratch.archives,
+            "a.tar.gz",
+            &[Item::File("top/f", 0o644, b"x")],
+        );
+        let out = scratch.work.join("nested/deeper/tree");
+        unpack_tree(&archive, &out).unwrap();
+        assert_eq!(fs::read(out.join("f")).unwrap(), b"x");
+        assert_eq!(names(out.parent().unwrap()), ["tree"]);
+    }
+
+    #[test]
+    fn staged_tree_commits_modifications() {
+        let scratch = scratch();
+        let archive = write_archive(
+            &scratch.archives,
+            "a.tar.gz",
+            &[Item::File("top/f", 0o644, b"x")],
+        );
+        let staged = unpack_staged(&archive, &scratch.out).unwrap();
+        assert_eq!(staged.destination(), scratch.out);
+        assert_eq!(staged.report().files, 1);
+        assert!(staged.path().starts_with(&scratch.work));
+        // Nothing is visible before the commit.
+        assert_eq!(names(&scratch.out), ["old-dir", "old.txt"]);
+        fs::write(staged.path().join("added.jar"), b"jar").unwrap();
+        let report = staged.commit().unwrap();
+        assert_eq!(report.top_directory, "top");
+        assert_eq!(names(&scratch.out), ["added.jar", "f"]);
+        assert_eq!(names(&scratch.work), ["out"]);
+    }
+
+    #[test]
+    fn dropping_a_staged_tree_removes_it() {
+        let scratch = scratch();
+        let archive = write_archive(
+            &scratch.archives,
+            "a.tar.gz",
+            &[Item::File("top/f", 0o644, b"x")],
+        );
+        let before = snapshot(&scratch.out);
+        let staged = unpack_staged(&archive, &scratch.out).unwrap();
+        let staged_path = staged.path().to_path_buf();
+        assert!(staged_path.join("f").is_file());
+        drop(staged);
+        assert!(!staged_path.exists());
+        assert_eq!(snapshot(&scratch.out), before);
+        assert_eq!(names(&scratch.work), ["out"]);
+    }
+
+    #[test]
+    fn rejects_parent_traversal() {
+        let reason = assert_rejected(
+            &[
+                Item::File("top/ok", 0o644, b"ok"),
+                Item::File("top/../x", 0o644, b"x"),
+            ],
+            "top/../x",
+        );
+        assert_eq!(reason, UnsafeReason::ParentComponent);
+        let reason = assert_rejected(&[Item::File("../x", 0o644, b"x")], "../x");
+        assert_eq!(reason, UnsafeReason::ParentComponent);
+    }
+
+    #[test]
+    fn rejection_message_names_archive_member_and_reason() {
+        let scratch = scratch();
+        let archive = write_archive(
+            &scratch.archives,
+            "evil.tar.gz",
+            &[Item::File("../x", 0o644, b"x")],
+        );
+        let error = unpack_tree(&archive, &scratch.out).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "refusing to unpack member `../x` of archive `{}`: its path contains a `..` component",
+                archive.display()
+            )
+        );
+    }
+
+    #[test]
+    fn rejects_absolute_path() {
+        let reason = assert_rejected(
+            &[Item::Dir("top/", 0o755), Item::File("/etc/x", 0o644, b"x")],
+            "/etc/x",
+        );
+        assert_eq!(reason, UnsafeReason::Absolute);
+    }
+
+    #[test]
+    fn rejects_symlink_escaping_the_tree() {
+        let reason = assert_rejected(
+            &[
+                Item::Symlink("top/link", "../../etc"),
+                Item::File("top/link/passwd", 0o644, b"root::0:0"),
+            ],
+            "top/link",
+        );
+        assert_eq!(
+            reason,
+            UnsafeReason::SymlinkEscapes {
+                target: "../../etc".into()
+            }
+        );
+        // One level too many from a deeper directory.
+        assert_rejected(
+            &[Item::Symlink("top/a/b/link", "../../../x")],
+            "top/a/b/link",
+        );
+        // Absolute targets are outside by definition.
+        let reason = assert_rejected(&[Item::Symlink("top/link", "/etc")], "top/link");
+        assert_eq!(
+            reason,
+            UnsafeReason::SymlinkEscapes {
+                target: "/etc".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_symlink_climbing_through_another_link() {
+        // `a/b/c/s` is the tree root, so `a/b/c/s/..` is outside although it reads as `a/b/c`.
+        let reason = assert_rejected(
+            &[
+                Item::Dir("top/a/b/c/", 0o755),
+                Item::Symlink("top/a/b/c/s", "../../.."),
+                Item::Symlink("top/t", "a/b/c/s/../x"),
+            ],
+            "top/t",
+        );
+        assert_eq!(
+            reason,
+            UnsafeReason::SymlinkClimbsAfterName {
+                target: "a/b/c/s/../x".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_writing_through_symlinked_parent() {
+        let reason = assert_rejected(
+            &[
+                Item::Dir("top/a/", 0o755),
+                Item::Dir("top/b/", 0o755),
+                Item::Symlink("top/a/evil", "../b"),
+                Item::File("top/a/evil/x", 0o644, b"through the link"),
+            ],
+            "top/a/evil/x",
+        );
+        assert_eq!(
+            reason,
+            UnsafeReason::ParentIsSymlink {
+                parent: "a/evil".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_replacing_a_symlink_with_a_file() {
+        let reason = assert_rejected(
+            &[
+                Item::File("top/target", 0o644, b"t"),
+                Item::Symlink("top/l", "target"),
+                Item::File("top/l", 0o644, b"overwrite through the link"),
+            ],
+            "top/l",
+        );
+        assert_eq!(reason, UnsafeReason::Duplicate);
+    }
+
+    #[test]
+    fn rejects_file_under_a_file() {
+        let reason = assert_rejected(
+            &[
+                Item::File("top/f", 0o644, b"f"),
+                Item::File("top/f/g", 0o644, b"g"),
+            ],
+            "top/f/g",
+        );
+        assert_eq!(
+            reason,
+            UnsafeReason::ParentNotDirectory { parent: "f".into() }
+        );
+    }
+
+    #[test]
+    fn rejects_hard_links_outside_or_absent() {
+        let reason = assert_rejected(
+            &[
+                Item::File("top/f", 0o644, b"f"),
+                Item::HardLink("top/h", "../../etc/passwd"),
+            ],
+            "top/h",
+        );
+        assert_eq!(
+            reason,
+            UnsafeReason::HardLinkEscapes {
+                target: "../../etc/passwd".into()
+            }
+        );
+        let reason = assert_rejected(&[Item::HardLink("top/h", "/etc/passwd")], "top/h");
+        assert_eq!(
+            reason,
+            UnsafeReason::HardLinkEscapes {
+                target: "/etc/passwd".into()
+            }
+        );
+        let reason = assert_rejected(
+            &[
+                Item::File("top/f", 0o644, b"f"),
+                Item::HardLink("top/h", "top/missing"),
+            ],
+            "top/h",
+        );
+        assert_eq!(
+            reason,
+            UnsafeReason::HardLinkTargetMissing {
+                target: "top/missing".into()
+            }
+        );
+        // A hard link may not reach a file through a symbolic link either.
+        let reason = assert_rejected(
+            &[
+                Item::File("top/d/f", 0o644, b"f"),
+                Item::Symlink("top/s", "d"),
+                Item::HardLink("top/h", "top/s/f"),
+            ],
+            "top/h",
+        );
+        assert_eq!(
+            reason,
+            UnsafeReason::HardLinkTargetMissing {
+                target: "top/s/f".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_devices_and_fifos() {
+        let reason = assert_rejected(&[Item::Special("top/tty", EntryType::Char)], "top/tty");
+        assert_eq!(reason, UnsafeReason::CharacterDevice);
+        let reason = assert_rejected(&[Item::Special("top/sda", EntryType::Block)], "top/sda");
+        assert_eq!(reason, UnsafeReason::BlockDevice);
+        let reason = assert_rejected(&[Item::Special("top/pipe", EntryType::Fifo)], "top/pipe");
+        assert_eq!(reason, UnsafeReason::Fifo);
+    }
+
+    #[test]
+    fn rejects_several_top_level_directories() {
+        let reason = assert_rejected(
+            &[
+                Item::File("a/x", 0o644, b"x"),
+                Item::File("b/y", 0o644, b"y"),
+            ],
+            "b/y",
+        );
+        assert_eq!(
+            reason,
+            UnsafeReason::OutsideTopDirectory {
+                top: "a".to_owned()
+            }
+        );
+        let reason = assert_rejected(&[Item::File("README", 0o644, b"x")], "README");
+        assert_eq!(reason, UnsafeReason::TopLevelNotDirectory);
+    }
+
+    #[test]
+    fn extract_members_writes_only_selected_files() {
+        let scratch = scratch();
+        let aws = noise(300 * 1024);
+        let archive = write_archive(
+            &scratch.archives,
+            "hadoop.tar.gz",
+            &[
+                Item::Dir("hadoop-3.2.0/", 0o755),
+                Item::File("hadoop-3.2.0/bin/hadoop", 0o755, b"#!/bin/sh\n"),
+                Item::File(
+                    "hadoop-3.2.0/share/hadoop/tools/lib/hadoop-aws-3.2.0.jar",
+                    0o644,
+                    &aws,
+                ),
+                Item::File(
+                    "hadoop-3.2.0/share/hadoop/tools/lib/aws-java-sdk-bundle-1.11.375.jar",
+                    0o640,
+                    b"sdk",
+                ),
+                Item::File(
+                    "hadoop-3.2.0/share/hadoop/tools/lib/hadoop-azure-3.2.0.jar",
+                    0o644,
+                    b"az",
+                ),
+                Item::Symlink(
+                    "hadoop-3.2.0/share/hadoop/tools/lib/current.jar",
+                    "hadoop-azure-3.2.0.jar",
+                ),
+            ],
+        );
+        let dest = scratch.work.join("jars");
+        fs::create_dir_all(&dest).unwrap();
+        fs::write(dest.join("hadoop-aws-3.2.0.jar"), b"stale").unwrap();
+
+        let mut offered = Vec::new();
+        let written = extract_members(&archive, &dest, |member| {
+            offered.push(member.to_str().unwrap().to_owned());
+            let name = member.file_name()?.to_str()?;
+            (member.starts_with("share/hadoop/tools/lib")
+                && (name.starts_with("hadoop-aws-") || name.starts_with("aws-java-sdk-bundle-")))
+            .then(|| name.to_owned())
+        })
+        .unwrap();
+
+        assert_eq!(
+            offered,
+            [
+                "bin/hadoop",
+                "share/hadoop/tools/lib/hadoop-aws-3.2.0.jar",
+                "share/hadoop/tools/lib/aws-java-sdk-bundle-1.11.375.jar",
+                "share/hadoop/tools/lib/hadoop-azure-3.2.0.jar",
+                "share/hadoop/tools/lib/current.jar",
+            ]
+        );
+        assert_eq!(
+            written,
+            [
+                dest.join("hadoop-aws-3.2.0.jar"),
+                dest.join("aws-java-sdk-bundle-1.11.375.jar")
+            ]
+        );
+        let expected: BTreeMap<String, Node> = [
+            ("", Node::Dir { mode: 0o755 }),
+            ("hadoop-aws-3.2.0.jar", file(0o644, &aws)),
+            ("aws-java-sdk-bundle-1.11.375.jar", file(0o640, b"sdk")),
+        ]
+        .into_iter()
+        .map(|(path, node)| (path.to_owned(), node))
+        .collect();
+        let mut actual = snapshot(&dest);
+        // The destination directory's own mode is the caller's business.
+        actual.insert(String::new(), Node::Dir { mode: 0o755 });
+        assert_eq!(actual, expected);
+        assert_eq!(names(&scratch.work), ["jars", "out"]);
+    }
+
+    #[test]
+    fn extract_members_refuses_bad_selections_without_writing() {
+        let scratch = scratch();
+        let archive = write_archive(
+            &scratch.archives,
+            "a.tar.gz",
+            &[
+                Item::File("top/a.jar", 0o644, b"a"),
+                Item::File("top/sub/a.jar", 0o644, b"other a"),
+                Item::Symlink("top/link.jar", "a.jar"),
+            ],
+        );
+        let dest = scratch.work.join("jars");
+
+        let error = extract_members(&archive, &dest, |member| {
+            (member == Path::new("a.jar")).then(|| "../escape.jar".to_owned())
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&error, ExtractError::InvalidDestinationName { name, .. } if name == "../escape.jar"),
+            "{error}"
+        );
+        assert!(names(&dest).is_empty());
+        assert_eq!(names(&scratch.work), ["jars", "out"]);
+
+        let error = extract_members(&archive, &dest, |member| {
+            member
+                .file_name()
+                .map(|name| name.to_str().unwrap().to_owned())
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&error, ExtractError::DuplicateDestinationName { first, second, .. }
+                if first == Path::new("top/a.jar") && second == Path::new("top/sub/a.jar")),
+            "{error}"
+        );
+        assert!(names(&dest).is_empty());
+
+        let error = extract_members(&archive, &dest, |member| {
+            (member == Path::new("link.jar")).then(|| "link.jar".to_owned())
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&error, ExtractError::NotRegularFile { member, .. } if member == Path::new("top/link.jar")),
+            "{error}"
+        );
+        assert!(names(&dest).is_empty());
+    }
+
+    #[test]
+    fn list_members_strips_the_top_directory() {
+        let scratch = scratch();
+        let archive = write_archive(
+            &scratch.archives,
+            "a.tar.gz",
+            &[
+                Item::Dir("top/", 0o755),
+                Item::Dir("top/bin/", 0o755),
+                Item::File("top/bin/run", 0o755, b"x"),
+                Item::Symlink("top/run", "bin/run"),
+                Item::File("./top/jars/a.jar", 0o644, b"a"),
+            ],
+        );
+        assert_eq!(
+            list_members(&archive).unwrap(),
+            ["bin", "bin/run", "run", "jars/a.jar"]
+        );
+    }
+
+    #[test]
+    fn empty_archive_is_an_error() {
+        let scratch = scratch();
+        let archive = write_archive(&scratch.archives, "empty.tar.gz", &[]);
+        let error = unpack_tree(&archive, &scratch.out).unwrap_err();
+        assert!(matches!(error, ExtractError::Empty { .. }), "{error}");
+        assert_eq!(names(&scratch.work), ["out"]);
+        assert!(matches!(
+            list_members(&archive).unwrap_err(),
+            ExtractError::Empty { .. }
+        ));
+    }
+
+    /// Unpack and extract a damaged archive; both must fail and leave nothing behind.
+    fn assert_corrupt_fails_cleanly(damage: impl FnOnce(&mut Vec<u8>)) -> ExtractError {
+        let scratch = scratch();
+        let payload = noise(400 * 1024);
+        let mut bytes = gzip(&tar_bytes(&[
+            Item::File("top/small", 0o644, b"small"),
+            Item::File("top/payload.jar", 0o644, &payload),
+            Item::File("top/after", 0o644, b"after"),
+        ]));
+        damage(&mut bytes);
+        let archive = scratch.archives.join("damaged.tar.gz");
+        fs::write(&archive, &bytes).unwrap();
+        let before = snapshot(&scratch.out);
+
+        let error = unpack_tree(&archive, &scratch.out).unwrap_err();
+        assert_eq!(snapshot(&scratch.out), before);
+        assert_eq!(names(&scratch.work), ["out"]);
+
+        let dest = scratch.work.join("jars");
+        let extract_error = extract_members(&archive, &dest, |member| {
+            Some(member.file_name()?.to_str()?.to_owned())
+        })
+        .unwrap_err();
+        assert!(
+            matches!(
+                extract_error,
+                ExtractError::Read { .. }
+                    | ExtractError::ReadMember { .. }
+                    | ExtractError::Truncated { .. }
+            ),
+            "{extract_error}"
+        );
+        assert!(names(&dest).is_empty());
+        assert!(list_members(&archive).is_err());
+        error
+    }
+
+    #[test]
+    fn truncated_gzip_fails_cleanly() {
+        let error = assert_corrupt_fails_cleanly(|bytes| bytes.truncate(bytes.len() / 2));
+        assert!(
+            matches!(
+                &error,
+                ExtractError::ReadMember { member, .. } | ExtractError::Truncated { member, .. }
+                    if member == Path::new("top/payload.jar")
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("top/payload.jar"), "{error}");
+    }
+
+    #[test]
+    fn missing_gzip_trailer_is_detected_after_the_tar_end() {
+        // Every tar block is intact; only the gzip trailer (checksum and length) is cut off.
+        let error = assert_corrupt_fails_cleanly(|bytes| bytes.truncate(bytes.len() - 4));
+        assert!(matches!(error, ExtractError::Read { .. }), "{error}");
+    }
+
+    #[test]
+    fn corrupt_gzip_fails_cleanly() {
+        let error = assert_corrupt_fails_cleanly(|bytes| {
+            let middle = bytes.len() / 2;
+            for byte in &mut bytes[middle..middle + 64] {
+                *byte ^= 0x5a;
+            }
+        });
+        assert!(
+            matches!(
+                error,
+                ExtractError::Read { .. } | ExtractError::ReadMember { .. }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn non_gzip_input_fails_cleanly() {
+        let error = assert_corrupt_fails_cleanly(|bytes| {
+            bytes.clear();
+            bytes.extend_from_slice(b"<html>mirror error page</html>");
+        });
+        assert!(matches!(error, ExtractError::Read { .. }), "{error}");
+    }
+
+    #[test]
+    fn missing_archive_is_an_open_error() {
+        let scratch = scratch();
+        let archive = scratch.archives.join("absent.tar.gz");
+        let error = unpack_tree(&archive, &scratch.out).unwrap_err();
+        assert!(matches!(error, ExtractError::Open { .. }), "{error}");
+        assert_eq!(names(&scratch.work), ["out"]);
+    }
+
+    #[test]
+    fn disk_check_refuses_symlinked_parent_the_validator_did_not_know() {
+        // Defence in depth: even for a member the validator passed, a parent that is a link on disk
+        // (here planted by hand) is never written through.
+        let root = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        symlink(elsewhere.path(), root.path().join("a")).unwrap();
+        let member = Member {
+            raw: "top/a/b/x".into(),
+            relative: "a/b/x".into(),
+            relative_utf8: "a/b/x".to_owned(),
+            kind: Kind::File {
+                mode: 0o644,
+                mtime: MTIME,
+            },
+        };
+        let error = create_parents(Path::new("test.tar.gz"), &member, root.path()).unwrap_err();
+        assert!(
+            matches!(&error, ExtractError::UnsafeMember {
+                reason: UnsafeReason::ParentIsSymlink { parent }, ..
+            } if parent == Path::new("a")),
+            "{error}"
+        );
+        assert!(names(elsewhere.path()).is_empty());
+    }
+
+    #[test]
+    fn destination_without_a_name_is_refused() {
+        let scratch = scratch();
+        let archive = write_archive(
+            &scratch.archives,
+            "a.tar.gz",
+            &[Item::File("top/f", 0o644, b"x")],
+        );
+        let error = unpack_tree(&archive, Path::new("/")).unwrap_err();
+        assert!(
+            matches!(error, ExtractError::InvalidDestination { .. }),
+            "{error}"
+        );
+    }
+}
