@@ -7,3 +7,4 @@
 pub mod verify;
 pub mod certs;
 pub mod extract;
+pub mod maven;
