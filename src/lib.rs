@@ -8,3 +8,4 @@ pub mod verify;
 pub mod certs;
 pub mod extract;
 pub mod maven;
+pub mod patch;
