@@ -4,8 +4,18 @@
 //! first, then the artifacts a build needs, how they are fetched, verified and cached,
 //! how the Spark tree is assembled, and finally how progress and results reach the user.
 
-pub mod verify;
+pub mod cache;
 pub mod certs;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
 pub mod extract;
+pub mod fetch;
+pub mod inspect;
 pub mod maven;
+pub mod output;
 pub mod patch;
+pub mod plan;
+pub mod progress;
+pub mod verify;

@@ -1,1 +1,61 @@
-fn main() {}
+//! The `imgforge` binary: parse the command line, resolve the configuration, run one command.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use imgforge::cli::Cli;
+use imgforge::config::Config;
+use imgforge::error::Error;
+use imgforge::{commands, output, progress};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.global) {
+        Ok(config) => config,
+        Err(error) => return fail(error.into()),
+    };
+    init_tracing(config.output.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return fail(Error::Runtime(format!(
+                "cannot start the async runtime: {error}"
+            )));
+        }
+    };
+    let reporter: Arc<dyn progress::Reporter> = Arc::from(progress::reporter_for(&config.output));
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = commands::run(cli.command, &config, reporter) => result,
+            // Dropping the command's future removes its temp files before the process exits.
+            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(error),
+    }
+}
+
+fn fail(error: Error) -> ExitCode {
+    output::error(&error);
+    error.exit()
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!("imgforge={level}"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -842,6 +842,15 @@ impl Hashes {
     }
 }
 
+/// Hash a whole file: SHA-512 and `extra`, in one read.
+pub fn hash_file(path: &std::path::Path, extra: Algorithm) -> std::io::Result<Hashes> {
+    let file = std::fs::File::open(path)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut hasher = MultiHasher::new(extra);
+    std::io::copy(&mut reader, &mut hasher)?;
+    Ok(hasher.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

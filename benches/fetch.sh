@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Benchmark: `imgforge fetch` against the manual way — `curl` each tarball, then
+# `sha512sum -c` — run one after the other on the same files from the same loopback server.
+#
+# Serves a ~230 MB Spark tarball and a ~350 MB Hadoop tarball (plus the small artifacts the
+# default build also needs) with nginx on 127.0.0.1, then reports the median wall time of
+# RUNS cold-cache runs and the peak RSS of each side. Not a test: it asserts nothing; the
+# figures go into the README.
+#
+# Usage: benches/fetch.sh            (RUNS=5 by default; needs root for apt-get when nginx is absent)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-5}
+PORT=${PORT:-18931}
+WORK=${BENCH_DIR:-/tmp/imgforge-bench-fetch}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || [ ! -x /usr/bin/time ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light time >/dev/null \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx time >/dev/null
+fi
+
+cargo build --release --locked --quiet
+IMGFORGE=$PWD/target/release/imgforge
+
+mirror=$WORK/mirror
+mkdir -p "$mirror"
+make_tgz() { # top-dir size-MiB out [extra-file-relative-path]
+  local top=$1 size=$2 out=$3 extra=${4:-}
+  local staging
+  staging=$(mktemp -d)
+  mkdir -p "$staging/$top/jars"
+  head -c "$((size * 1024 * 1024))" /dev/urandom > "$staging/$top/jars/payload.bin"
+  [ -n "$extra" ] && echo "jar" > "$staging/$top/$extra"
+  tar -C "$staging" -cf - "$top" | gzip -1 > "$out"
+  rm -rf "$staging"
+}
+spark_dir=$mirror/spark/spark-3.1.1
+hadoop_dir=$mirror/hadoop/common/hadoop-3.2.0
+hive_dir=$mirror/hive/hive-standalone-metastore-3.0.0
+if [ ! -f "$spark_dir/spark-3.1.1-bin-hadoop3.2.tgz.sha512" ]; then
+  echo "generating fixtures in $mirror (once)"
+  mkdir -p "$spark_dir" "$hadoop_dir" "$hive_dir"
+  make_tgz spark-3.1.1-bin-hadoop3.2 230 "$spark_dir/spark-3.1.1-bin-hadoop3.2.tgz" jars/hadoop-common-3.2.0.jar
+  make_tgz hadoop-3.2.0 350 "$hadoop_dir/hadoop-3.2.0.tar.gz"
+  make_tgz apache-hive-metastore-3.0.0-bin 1 "$hive_dir/hive-standalone-metastore-3.0.0-bin.tar.gz"
+  (cd "$spark_dir" && sha512sum spark-3.1.1-bin-hadoop3.2.tgz > spark-3.1.1-bin-hadoop3.2.tgz.sha512)
+  (cd "$hadoop_dir" && sha512sum hadoop-3.2.0.tar.gz > hadoop-3.2.0.tar.gz.sha512)
+  (cd "$hive_dir" && sha256sum hive-standalone-metastore-3.0.0-bin.tar.gz > hive-standalone-metastore-3.0.0-bin.tar.gz.sha256)
+  for path in org/apache/hadoop/hadoop-aws/3.2.0/hadoop-aws-3.2.0.jar org/apache/hadoop/hadoop-aws/3.2.0/hadoop-aws-3.2.0.pom \
+              org/postgresql/postgresql/42.2.19/postgresql-42.2.19.jar; do
+    mkdir -p "$mirror/maven/$(dirname "$path")"
+    head -c 65536 /dev/urandom > "$mirror/maven/$path"
+    sha1sum "$mirror/maven/$path" | cut -c1-40 > "$mirror/maven/$path.sha1"
+  done
+fi
+
+cat > "$WORK/nginx.conf" <<CONF
+daemon off;
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  sendfile on;
+  server { listen 127.0.0.1:$PORT; root $mirror; }
+}
+CONF
+nginx -c "$WORK/nginx.conf" -p "$WORK" &
+NGINX_PID=$!
+trap 'kill $NGINX_PID 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:$PORT/spark/spark-3.1.1/spark-3.1.1-bin-hadoop3.2.tgz.sha512" && break; sleep 0.1; done
+
+cat > "$WORK/imgforge.toml" <<TOML
+[hadoop]
+version = "3.2.0"
+[mirrors]
+apache = ["http://127.0.0.1:$PORT"]
+maven = ["http://127.0.0.1:$PORT/maven"]
+TOML
+
+measure() { # label command... → prints "wall_seconds max_rss_kib"
+  local stats
+  stats=$(mktemp)
+  /usr/bin/time -f '%e %M' -o "$stats" "$@" >/dev/null 2>"$WORK/last-stderr" || { cat "$WORK/last-stderr" >&2; return 1; }
+  cat "$stats"
+  rm -f "$stats"
+}
+
+base=http://127.0.0.1:$PORT
+manual() {
+  cd "$WORK/manual"
+  curl -fsS -o spark-3.1.1-bin-hadoop3.2.tgz "$base/spark/spark-3.1.1/spark-3.1.1-bin-hadoop3.2.tgz"
+  curl -fsS -o spark-3.1.1-bin-hadoop3.2.tgz.sha512 "$base/spark/spark-3.1.1/spark-3.1.1-bin-hadoop3.2.tgz.sha512"
+  curl -fsS -o hadoop-3.2.0.tar.gz "$base/hadoop/common/hadoop-3.2.0/hadoop-3.2.0.tar.gz"
+  curl -fsS -o hadoop-3.2.0.tar.gz.sha512 "$base/hadoop/common/hadoop-3.2.0/hadoop-3.2.0.tar.gz.sha512"
+  sha512sum -c spark-3.1.1-bin-hadoop3.2.tgz.sha512
+  sha512sum -c hadoop-3.2.0.tar.gz.sha512
+}
+export -f manual
+export WORK base
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+: > "$WORK/imgforge.txt"; : > "$WORK/manual.txt"
+# Both sides start from the same state: outputs removed, dirty pages written, and a pause so
+# the file system's background work (discards of the deleted files) does not land on either.
+settle() { rm -rf "$WORK/cache" "$WORK/manual"; mkdir -p "$WORK/manual"; sync; sleep 2; }
+for run in $(seq "$RUNS"); do
+  settle
+  (cd "$WORK" && measure "$IMGFORGE" --config "$WORK/imgforge.toml" --cache-dir "$WORK/cache" --no-progress fetch all) >> "$WORK/imgforge.txt"
+  settle
+  measure bash -c manual >> "$WORK/manual.txt"
+  echo "run $run: imgforge $(tail -1 "$WORK/imgforge.txt")  manual $(tail -1 "$WORK/manual.txt")  (seconds, KiB)"
+done
+
+ours=$(cut -d' ' -f1 "$WORK/imgforge.txt" | median)
+theirs=$(cut -d' ' -f1 "$WORK/manual.txt" | median)
+ours_rss=$(cut -d' ' -f2 "$WORK/imgforge.txt" | sort -n | tail -1)
+theirs_rss=$(cut -d' ' -f2 "$WORK/manual.txt" | sort -n | tail -1)
+echo
+echo "| | median wall time (s) | peak RSS (MiB) |"
+echo "| --- | --- | --- |"
+echo "| imgforge fetch all | $ours | $((ours_rss / 1024)) |"
+echo "| curl + sha512sum -c, sequential | $theirs | $((theirs_rss / 1024)) |"
+echo "| ratio | $(awk "BEGIN {printf \"%.2f\", $ours / $theirs}")× | |"

@@ -1,0 +1,487 @@
+//! The download cache: a content-addressed store of verified artifacts with an index from
+//! each artifact's mirror-independent key to its SHA-512.
+//!
+//! Layout under the cache root:
+//!
+//! ```text
+//! CACHEDIR.TAG                 marks the directory for backup tools
+//! .lock                        shared by every running imgforge, exclusive for `cache clean`
+//! artifacts-v1/ab/<sha512>/<file name>   verified content, never modified in place
+//! index-v1/<sha256 of key>.json          key → digest, size, source URL
+//! locks/<sha256 of key>.lock             one per artifact while it is being downloaded
+//! tmp/                         downloads in flight; renamed into artifacts-v1 once verified
+//! ```
+//!
+//! A file becomes visible under `artifacts-v1` or `index-v1` only by an atomic rename after
+//! it was fsynced, so a reader never sees a partial artifact, and an entry present in the
+//! index was verified when it was stored.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tempfile::NamedTempFile;
+
+const ARTIFACTS: &str = "artifacts-v1";
+const INDEX: &str = "index-v1";
+const LOCKS: &str = "locks";
+const TMP: &str = "tmp";
+const ROOT_LOCK: &str = ".lock";
+const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
+const CACHEDIR_TAG_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by imgforge.\n\
+# For information about cache directory tags see https://bford.info/cachedir/\n";
+
+/// Everything that can go wrong with the cache itself.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The cache directory (or a folder in it) cannot be created or written.
+    #[error("cannot use cache directory {path}")]
+    Unusable {
+        /// The directory or file that could not be created or written.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing an artifact or index entry into the cache failed.
+    #[error("cannot write {path}")]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading from the cache failed.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file being read.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Taking a cache lock failed.
+    #[error("cannot lock {path}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl CacheError {
+    /// The I/O error underneath, for callers that classify failures (disk full, permissions).
+    pub fn io_error(&self) -> &io::Error {
+        match self {
+            CacheError::Unusable { source, .. }
+            | CacheError::Write { source, .. }
+            | CacheError::Read { source, .. }
+            | CacheError::Lock { source, .. } => source,
+        }
+    }
+}
+
+/// What the index records about one stored artifact.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Mirror-independent key, e.g. `apache/spark/spark-3.1.1/spark-3.1.1-bin-hadoop3.2.tgz`.
+    pub key: String,
+    /// The file name.
+    pub file_name: String,
+    /// Lower-case hex SHA-512 of the content.
+    pub sha512: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The URL it was downloaded from.
+    pub url: String,
+    /// The digest it was verified against (`sha1:…`, `sha512:…`), as published or pinned.
+    pub verified_with: String,
+    /// Seconds since the Unix epoch when it was stored.
+    pub stored_at: u64,
+}
+
+/// A verified artifact in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedArtifact {
+    /// The index record.
+    pub entry: IndexEntry,
+    /// Where the content is.
+    pub path: PathBuf,
+}
+
+/// An open cache. Holding it keeps a shared lock so `cache clean` waits for this process.
+#[derive(Debug)]
+pub struct Cache {
+    root: PathBuf,
+    _shared: File,
+}
+
+/// Held while one artifact is downloaded; other processes wanting it wait, then find it cached.
+#[derive(Debug)]
+pub struct ArtifactLock {
+    _file: File,
+}
+
+impl Cache {
+    /// Open (creating if needed) the cache at `root` and take the shared lock.
+    pub fn open(root: &Path) -> Result<Cache, CacheError> {
+        for dir in [ARTIFACTS, INDEX, LOCKS, TMP] {
+            let path = root.join(dir);
+            fs::create_dir_all(&path).map_err(|source| CacheError::Unusable { path, source })?;
+        }
+        let tag = root.join(CACHEDIR_TAG);
+        if !tag.exists() {
+            write_atomically(&root.join(TMP), &tag, CACHEDIR_TAG_TEXT.as_bytes()).map_err(
+                |source| CacheError::Unusable {
+                    path: tag.clone(),
+                    source,
+                },
+            )?;
+        }
+        let shared = open_lock_file(&root.join(ROOT_LOCK))?;
+        shared.lock_shared().map_err(|source| CacheError::Lock {
+            path: root.join(ROOT_LOCK),
+            source,
+        })?;
+        Ok(Cache {
+            root: root.to_path_buf(),
+            _shared: shared,
+        })
+    }
+
+    /// The cache root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Look `key` up; `None` when it is not cached or its content has gone missing.
+    pub fn lookup(&self, key: &str) -> Result<Option<CachedArtifact>, CacheError> {
+        let index = self.index_path(key);
+        let text = match fs::read_to_string(&index) {
+            Ok(text) => text,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(CacheError::Read {
+                    path: index,
+                    source,
+                });
+            }
+        };
+        let Ok(entry) = serde_json::from_str::<IndexEntry>(&text) else {
+            // A damaged index entry is a miss; the next download replaces it.
+            return Ok(None);
+        };
+        if entry.key != key {
+            return Ok(None);
+        }
+        let path = self.artifact_path(&entry.sha512, &entry.file_name);
+        match fs::metadata(&path) {
+            Ok(metadata) if metadata.len() == entry.size => {
+                Ok(Some(CachedArtifact { entry, path }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Take the per-artifact lock, blocking until no other process holds it.
+    pub fn lock_artifact(&self, key: &str) -> Result<ArtifactLock, CacheError> {
+        let path = self
+            .root
+            .join(LOCKS)
+            .join(format!("{}.lock", key_hash(key)));
+        let file = open_lock_file(&path)?;
+        file.lock()
+            .map_err(|source| CacheError::Lock { path, source })?;
+        Ok(ArtifactLock { _file: file })
+    }
+
+    /// A new temporary file inside the cache, removed unless it is committed.
+    pub fn temp_file(&self) -> Result<NamedTempFile, CacheError> {
+        let dir = self.root.join(TMP);
+        tempfile::Builder::new()
+            .prefix("download-")
+            .suffix(".partial")
+            .tempfile_in(&dir)
+            .map_err(|source| CacheError::Write { path: dir, source })
+    }
+
+    /// Make a verified download visible: fsync it, rename it into the content store and
+    /// record it in the index (also by atomic rename).
+    pub fn commit(
+        &self,
+        temp: NamedTempFile,
+        entry: IndexEntry,
+    ) -> Result<CachedArtifact, CacheError> {
+        let path = self.artifact_path(&entry.sha512, &entry.file_name);
+        temp.as_file()
+            .sync_all()
+            .map_err(|source| CacheError::Write {
+                path: temp.path().to_path_buf(),
+                source,
+            })?;
+        let parent = path.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&parent).map_err(|source| CacheError::Write {
+            path: parent.clone(),
+            source,
+        })?;
+        temp.persist(&path).map_err(|error| CacheError::Write {
+            path: path.clone(),
+            source: error.error,
+        })?;
+        sync_dir(&parent).map_err(|source| CacheError::Write {
+            path: parent,
+            source,
+        })?;
+
+        let index = self.index_path(&entry.key);
+        let json = serde_json::to_vec_pretty(&entry).map_err(|error| CacheError::Write {
+            path: index.clone(),
+            source: io::Error::other(error),
+        })?;
+        write_atomically(&self.root.join(TMP), &index, &json).map_err(|source| {
+            CacheError::Write {
+                path: index,
+                source,
+            }
+        })?;
+        Ok(CachedArtifact { entry, path })
+    }
+
+    /// Every artifact in the index whose content is present, sorted by key.
+    pub fn entries(&self) -> Result<Vec<CachedArtifact>, CacheError> {
+        let dir = self.root.join(INDEX);
+        let listing = fs::read_dir(&dir).map_err(|source| CacheError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut found = Vec::new();
+        for item in listing {
+            let item = item.map_err(|source| CacheError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            let Ok(text) = fs::read_to_string(item.path()) else {
+                continue;
+            };
+            let Ok(entry) = serde_json::from_str::<IndexEntry>(&text) else {
+                continue;
+            };
+            if let Some(artifact) = self.lookup(&entry.key)? {
+                found.push(artifact);
+            }
+        }
+        found.sort_by(|a, b| a.entry.key.cmp(&b.entry.key));
+        Ok(found)
+    }
+
+    /// Re-hash `artifact`'s content; `Ok(None)` when it matches, else the digest found.
+    pub fn rehash(&self, artifact: &CachedArtifact) -> Result<Option<String>, CacheError> {
+        let hashes = crate::verify::hash_file(&artifact.path, crate::verify::Algorithm::Sha512)
+            .map_err(|source| CacheError::Read {
+                path: artifact.path.clone(),
+                source,
+            })?;
+        let actual = hashes.sha512.hex();
+        Ok((actual != artifact.entry.sha512).then_some(actual))
+    }
+
+    /// Remove an artifact and its index entry (after `verify` found it damaged).
+    pub fn remove(&self, artifact: &CachedArtifact) -> Result<(), CacheError> {
+        let index = self.index_path(&artifact.entry.key);
+        for path in [index, artifact.path.clone()] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(CacheError::Write { path, source }),
+            }
+        }
+        Ok(())
+    }
+
+    fn index_path(&self, key: &str) -> PathBuf {
+        self.root
+            .join(INDEX)
+            .join(format!("{}.json", key_hash(key)))
+    }
+
+    fn artifact_path(&self, sha512: &str, file_name: &str) -> PathBuf {
+        let prefix = sha512.get(..2).unwrap_or("00");
+        self.root
+            .join(ARTIFACTS)
+            .join(prefix)
+            .join(sha512)
+            .join(file_name)
+    }
+}
+
+/// What `clean` removed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CleanReport {
+    /// Files removed.
+    pub files: u64,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+/// Empty the cache at `root`. Waits (calling `waiting` once) while other imgforge processes
+/// hold it, so a running download is never pulled from under them.
+pub fn clean(root: &Path, waiting: impl FnOnce()) -> Result<CleanReport, CacheError> {
+    if !root.exists() {
+        return Ok(CleanReport::default());
+    }
+    let lock_path = root.join(ROOT_LOCK);
+    let lock = open_lock_file(&lock_path)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            waiting();
+            lock.lock().map_err(|source| CacheError::Lock {
+                path: lock_path.clone(),
+                source,
+            })?;
+        }
+        Err(fs::TryLockError::Error(source)) => {
+            return Err(CacheError::Lock {
+                path: lock_path,
+                source,
+            });
+        }
+    }
+    let mut report = CleanReport::default();
+    for dir in [ARTIFACTS, INDEX, LOCKS, TMP] {
+        let path = root.join(dir);
+        count_files(&path, &mut report);
+        match fs::remove_dir_all(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(CacheError::Write { path, source }),
+        }
+    }
+    Ok(report)
+}
+
+fn count_files(path: &Path, report: &mut CleanReport) {
+    let Ok(listing) = fs::read_dir(path) else {
+        return;
+    };
+    for item in listing.flatten() {
+        match item.file_type() {
+            Ok(kind) if kind.is_dir() => count_files(&item.path(), report),
+            Ok(_) => {
+                report.files += 1;
+                report.bytes += item.metadata().map_or(0, |metadata| metadata.len());
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn open_lock_file(path: &Path) -> Result<File, CacheError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|source| CacheError::Unusable {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Write `bytes` to `path` through a temp file in `tmp_dir`, fsynced and renamed into place.
+pub fn write_atomically(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut temp = NamedTempFile::new_in(tmp_dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|error| error.error)?;
+    Ok(())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, content: &[u8]) -> IndexEntry {
+        IndexEntry {
+            key: key.into(),
+            file_name: "a.tgz".into(),
+            sha512: hex::encode(sha2::Sha512::digest(content)),
+            size: content.len() as u64,
+            url: "http://127.0.0.1/a.tgz".into(),
+            verified_with: "sha512:x".into(),
+            stored_at: 0,
+        }
+    }
+
+    #[test]
+    fn commit_then_lookup_round_trips_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cache = Cache::open(dir.path()).expect("open");
+        let mut temp = cache.temp_file().expect("temp");
+        temp.write_all(b"content").expect("write");
+        let stored = cache
+            .commit(temp, entry("apache/a.tgz", b"content"))
+            .expect("commit");
+        assert_eq!(fs::read(&stored.path).expect("read"), b"content");
+        assert_eq!(
+            cache.lookup("apache/a.tgz").expect("lookup"),
+            Some(stored.clone())
+        );
+        assert_eq!(fs::read_dir(dir.path().join(TMP)).expect("tmp").count(), 0);
+        assert_eq!(cache.rehash(&stored).expect("rehash"), None);
+    }
+
+    #[test]
+    fn a_changed_artifact_is_found_by_rehash() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cache = Cache::open(dir.path()).expect("open");
+        let mut temp = cache.temp_file().expect("temp");
+        temp.write_all(b"content").expect("write");
+        let stored = cache.commit(temp, entry("k", b"content")).expect("commit");
+        fs::write(&stored.path, b"CONTENT").expect("tamper");
+        assert!(cache.rehash(&stored).expect("rehash").is_some());
+    }
+
+    #[test]
+    fn clean_waits_for_a_running_process_then_empties() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cache = Cache::open(dir.path()).expect("open");
+        let mut temp = cache.temp_file().expect("temp");
+        temp.write_all(b"content").expect("write");
+        cache.commit(temp, entry("k", b"content")).expect("commit");
+        let root = dir.path().to_path_buf();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let cleaner = std::thread::spawn(move || clean(&root, || sender.send(()).expect("signal")));
+        receiver.recv().expect("clean reports that it waits");
+        assert!(
+            cache.lookup("k").expect("lookup").is_some(),
+            "nothing removed while held"
+        );
+        drop(cache);
+        let report = cleaner.join().expect("join").expect("clean");
+        assert_eq!(report.files, 2);
+        assert!(!dir.path().join(INDEX).exists());
+    }
+}

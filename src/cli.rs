@@ -1,0 +1,110 @@
+//! The command line as clap sees it: flags and subcommands, validated for shape only.
+//!
+//! Nothing here knows how to do the work. [`crate::config`] merges these flags with the
+//! environment, `imgforge.toml` and the embedded defaults into a [`crate::config::Config`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// imgforge: build Spark images and artifacts, reproducibly.
+#[derive(Debug, Parser)]
+#[command(name = "imgforge", version, about, long_about = None)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted before or after any subcommand.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Configuration file [env: IMGFORGE_CONFIG] [default: ./imgforge.toml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Download cache directory [env: IMGFORGE_CACHE_DIR] [default: the XDG cache dir]/imgforge
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Use only the cache; fail naming whatever is missing from it
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// Plain progress lines instead of progress bars
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Print only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail (repeat for debug output)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print a machine-readable JSON report on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Base URL of an Apache dist mirror; replaces [mirrors] apache [env: IMGFORGE_APACHE_MIRROR]
+    #[arg(long, global = true, value_name = "URL")]
+    pub apache_mirror: Option<String>,
+    /// Base URL of a Maven 2 repository; replaces [mirrors] maven [env: IMGFORGE_MAVEN_MIRROR]
+    #[arg(long, global = true, value_name = "URL")]
+    pub maven_mirror: Option<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download and verify the release artifacts a build needs
+    Fetch {
+        /// Which artifacts
+        #[arg(value_enum, default_value_t = FetchTarget::All)]
+        target: FetchTarget,
+    },
+    /// Inspect or maintain the download cache
+    Cache {
+        /// What to do with the cache
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+    /// Inspect the effective configuration
+    Config {
+        /// What to show
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+/// The artifact groups `imgforge fetch` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FetchTarget {
+    /// The Spark binary distribution
+    Spark,
+    /// The Hadoop distribution matching Spark's bundled Hadoop
+    Hadoop,
+    /// The Hive standalone metastore distribution
+    Hive,
+    /// hadoop-aws (jar and POM) and the PostgreSQL JDBC driver from Maven
+    Jars,
+    /// Everything the default build needs
+    All,
+}
+
+/// `imgforge cache …`
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum CacheAction {
+    /// Print the cache directory
+    Path,
+    /// List cached artifacts
+    Ls,
+    /// Re-hash every cached artifact and report any that no longer match
+    Verify,
+    /// Remove every cached artifact (waits for running imgforge processes)
+    Clean,
+}
+
+/// `imgforge config …`
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum ConfigAction {
+    /// Print the effective configuration and where each value came from
+    Show,
+}

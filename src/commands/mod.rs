@@ -1,0 +1,50 @@
+//! One function per subcommand; `main` dispatches here.
+
+pub mod cache;
+pub mod config;
+pub mod fetch;
+
+use std::sync::Arc;
+
+use crate::cache::Cache;
+use crate::cli::Command;
+use crate::config::Config;
+use crate::error::Error;
+use crate::fetch::Fetcher;
+use crate::progress::Reporter;
+
+/// Run `command` with the resolved configuration.
+pub async fn run(
+    command: Command,
+    config: &Config,
+    reporter: Arc<dyn Reporter>,
+) -> Result<(), Error> {
+    match command {
+        Command::Fetch { target } => fetch::run(config, target, reporter).await,
+        Command::Cache { action } => cache::run(config, action, reporter).await,
+        Command::Config { action } => config::run(config, action),
+    }
+}
+
+/// Open the cache (waiting while `cache clean` runs) and a fetcher storing into it.
+pub async fn open_fetcher(config: &Config, reporter: Arc<dyn Reporter>) -> Result<Fetcher, Error> {
+    let cache = open_cache(config).await?;
+    Ok(Fetcher::new(config, Arc::new(cache), reporter)?)
+}
+
+/// Open the cache off the async threads: taking its shared lock may block.
+pub async fn open_cache(config: &Config) -> Result<Cache, Error> {
+    let root = config.cache_dir.clone();
+    blocking(move || Cache::open(&root).map_err(Error::from)).await
+}
+
+/// Run blocking work (archive reads, locks, hashing whole files) on the blocking pool.
+pub async fn blocking<T, F>(work: F) -> Result<T, Error>
+where
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|join| Error::Runtime(format!("a background task failed: {join}")))?
+}

@@ -1,0 +1,791 @@
+//! The effective configuration: embedded defaults, then `imgforge.toml`, then environment
+//! variables, then flags — each later layer wins — resolved into a [`Config`].
+//!
+//! This is the only module that reads the process environment; every variable imgforge
+//! honours is named in [`env_vars`]. Each value remembers where it came from so that
+//! `imgforge config show` can tell the user.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+use crate::cli::GlobalArgs;
+use crate::verify::Digest;
+
+/// The names of every environment variable imgforge reads.
+pub mod env_vars {
+    /// Path of the configuration file.
+    pub const CONFIG: &str = "IMGFORGE_CONFIG";
+    /// The download cache directory.
+    pub const CACHE_DIR: &str = "IMGFORGE_CACHE_DIR";
+    /// One Apache dist mirror, replacing `[mirrors] apache`.
+    pub const APACHE_MIRROR: &str = "IMGFORGE_APACHE_MIRROR";
+    /// One Maven 2 repository, replacing `[mirrors] maven`.
+    pub const MAVEN_MIRROR: &str = "IMGFORGE_MAVEN_MIRROR";
+}
+
+/// The embedded defaults, kept as data so the README and the binary agree.
+pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
+
+/// The configuration file looked for in the working directory when none is named.
+pub const DEFAULT_CONFIG_FILE: &str = "imgforge.toml";
+
+/// Everything that can go wrong while assembling the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The named configuration file could not be read.
+    #[error("cannot read configuration file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid imgforge TOML.
+    #[error("invalid configuration in {path} at line {line}, column {column}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending text.
+        line: usize,
+        /// 1-based column of the offending text.
+        column: usize,
+        /// What is wrong, as the parser put it.
+        message: String,
+    },
+    /// An environment variable holds a value imgforge cannot use.
+    #[error("invalid value in environment variable {name}: {message}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A flag holds a value imgforge cannot use.
+    #[error("invalid value for {flag}: {message}")]
+    Flag {
+        /// The flag, with its dashes.
+        flag: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// No cache directory was given and the platform has no user cache directory.
+    #[error("no cache directory: set {} or pass --cache-dir", env_vars::CACHE_DIR)]
+    NoCacheDir,
+    /// The embedded defaults do not parse: a bug in this build of imgforge.
+    #[error("the embedded default configuration is invalid (a bug in imgforge): {0}")]
+    Defaults(String),
+}
+
+/// Where a configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// imgforge's embedded defaults.
+    Default,
+    /// A configuration file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(&'static str),
+    /// A command-line flag.
+    Flag(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Env(name) => write!(f, "env {name}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// One effective value with its origin, as `imgforge config show` prints it.
+#[derive(Debug, Clone)]
+pub struct ShownValue {
+    /// Dotted key, e.g. `spark.version`.
+    pub key: String,
+    /// The value in TOML syntax.
+    pub value: String,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// How results and progress reach the user.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutputOptions {
+    /// Print only errors.
+    pub quiet: bool,
+    /// Verbosity level from repeated `-v`.
+    pub verbose: u8,
+    /// Plain lines even on a terminal.
+    pub no_progress: bool,
+    /// A JSON report on stdout.
+    pub json: bool,
+}
+
+/// `[spark]`.
+#[derive(Debug, Clone)]
+pub struct SparkConfig {
+    /// Spark release, e.g. `3.1.1`.
+    pub version: String,
+    /// Package suffix of the binary tarball, e.g. `hadoop3.2`.
+    pub package: String,
+    /// A pinned digest that wins over the published checksum.
+    pub checksum: Option<Digest>,
+}
+
+/// `[hadoop]`.
+#[derive(Debug, Clone)]
+pub struct HadoopConfig {
+    /// The Hadoop version; when absent it is read from the Spark tarball's `jars/`.
+    pub version: Option<String>,
+    /// A pinned digest for the Hadoop tarball.
+    pub checksum: Option<Digest>,
+}
+
+/// `[hive]`.
+#[derive(Debug, Clone)]
+pub struct HiveConfig {
+    /// Hive standalone metastore release.
+    pub metastore_version: String,
+    /// PostgreSQL JDBC driver version.
+    pub postgresql_jdbc_version: String,
+    /// A pinned digest for the metastore tarball.
+    pub checksum: Option<Digest>,
+}
+
+/// `[mirrors]`: base URLs tried in order.
+#[derive(Debug, Clone)]
+pub struct MirrorsConfig {
+    /// Mirrors with the layout of the Apache dist tree.
+    pub apache: Vec<Url>,
+    /// Maven 2 repositories.
+    pub maven: Vec<Url>,
+}
+
+/// `[network]`.
+#[derive(Debug, Clone, Copy)]
+pub struct NetworkConfig {
+    /// Time without progress before an attempt is abandoned.
+    pub timeout: Duration,
+    /// Further attempts per URL after a transient failure.
+    pub retries: u32,
+}
+
+/// The resolved configuration every command works from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The configuration file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    /// The download cache directory.
+    pub cache_dir: PathBuf,
+    /// Use only the cache.
+    pub offline: bool,
+    /// Output preferences.
+    pub output: OutputOptions,
+    /// `[spark]`.
+    pub spark: SparkConfig,
+    /// `[hadoop]`.
+    pub hadoop: HadoopConfig,
+    /// `[hive]`.
+    pub hive: HiveConfig,
+    /// `[mirrors]`.
+    pub mirrors: MirrorsConfig,
+    /// `[network]`.
+    pub network: NetworkConfig,
+    /// Every effective value and its source, for `config show`.
+    pub shown: Vec<ShownValue>,
+}
+
+impl Config {
+    /// Resolve the configuration from flags and the real process environment.
+    pub fn load(args: &GlobalArgs) -> Result<Config, ConfigError> {
+        Self::load_with_env(args, &|name| std::env::var(name).ok())
+    }
+
+    /// Resolve the configuration with `env` standing in for the process environment.
+    pub fn load_with_env(
+        args: &GlobalArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let env = |name: &str| env(name).filter(|value| !value.is_empty());
+        let mut layers = Layers::default();
+        layers.merge_toml(DEFAULTS_TOML, &Source::Default, Path::new("<defaults>"))?;
+
+        let config_file = match (&args.config, env(env_vars::CONFIG)) {
+            (Some(path), _) => Some((path.clone(), Source::Flag("--config"))),
+            (None, Some(path)) => Some((PathBuf::from(path), Source::Env(env_vars::CONFIG))),
+            (None, None) => {
+                let path = PathBuf::from(DEFAULT_CONFIG_FILE);
+                path.is_file().then_some((path, Source::Default))
+            }
+        };
+        if let Some((path, _)) = &config_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            layers.merge_toml(&text, &Source::File(path.clone()), path)?;
+        }
+
+        let mirror_overrides = [
+            (
+                "mirrors.apache",
+                env_vars::APACHE_MIRROR,
+                "--apache-mirror",
+                &args.apache_mirror,
+            ),
+            (
+                "mirrors.maven",
+                env_vars::MAVEN_MIRROR,
+                "--maven-mirror",
+                &args.maven_mirror,
+            ),
+        ];
+        for (key, var, flag, flag_value) in mirror_overrides {
+            if let Some(value) = env(var) {
+                let url = MirrorUrl::from_str(&value)
+                    .map_err(|message| ConfigError::Env { name: var, message })?;
+                layers.set(
+                    key,
+                    toml::Value::Array(vec![url.0.as_str().into()]),
+                    Source::Env(var),
+                );
+            }
+            if let Some(value) = flag_value {
+                let url = MirrorUrl::from_str(value)
+                    .map_err(|message| ConfigError::Flag { flag, message })?;
+                layers.set(
+                    key,
+                    toml::Value::Array(vec![url.0.as_str().into()]),
+                    Source::Flag(flag),
+                );
+            }
+        }
+
+        let (cache_dir, cache_source) = match (&args.cache_dir, env(env_vars::CACHE_DIR)) {
+            (Some(dir), _) => (dir.clone(), Source::Flag("--cache-dir")),
+            (None, Some(dir)) => (PathBuf::from(dir), Source::Env(env_vars::CACHE_DIR)),
+            (None, None) => (
+                dirs::cache_dir()
+                    .ok_or(ConfigError::NoCacheDir)?
+                    .join("imgforge"),
+                Source::Default,
+            ),
+        };
+
+        let merged: Layer = layers
+            .to_table()
+            .try_into()
+            .map_err(|error: toml::de::Error| ConfigError::Defaults(error.to_string()))?;
+
+        let mut shown = vec![ShownValue {
+            key: "cache_dir".into(),
+            value: toml::Value::from(cache_dir.display().to_string()).to_string(),
+            source: cache_source,
+        }];
+        if let Some((path, source)) = &config_file {
+            shown.push(ShownValue {
+                key: "config_file".into(),
+                value: toml::Value::from(path.display().to_string()).to_string(),
+                source: source.clone(),
+            });
+        }
+        shown.extend(
+            layers
+                .values
+                .iter()
+                .map(|(key, (value, source))| ShownValue {
+                    key: key.clone(),
+                    value: value.to_string(),
+                    source: source.clone(),
+                }),
+        );
+
+        merged.into_config(ResolvedParts {
+            config_file: config_file.map(|(path, _)| path),
+            cache_dir,
+            offline: args.offline,
+            output: OutputOptions {
+                quiet: args.quiet,
+                verbose: args.verbose,
+                no_progress: args.no_progress,
+                json: args.json,
+            },
+            shown,
+        })
+    }
+}
+
+/// The parts of [`Config`] that do not come from the TOML layers.
+struct ResolvedParts {
+    config_file: Option<PathBuf>,
+    cache_dir: PathBuf,
+    offline: bool,
+    output: OutputOptions,
+    shown: Vec<ShownValue>,
+}
+
+/// Flattened `dotted.key → value` layers, later sources overwriting earlier ones.
+#[derive(Default)]
+struct Layers {
+    values: BTreeMap<String, (toml::Value, Source)>,
+}
+
+impl Layers {
+    /// Validate `text` against the schema (for errors with line and column), then flatten it in.
+    fn merge_toml(&mut self, text: &str, source: &Source, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |error: toml::de::Error| {
+            let (line, column) = line_column(text, error.span().map_or(0, |span| span.start));
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: error.message().trim_end().to_string(),
+            }
+        };
+        toml::from_str::<Layer>(text).map_err(invalid)?;
+        let table: toml::Table = toml::from_str(text).map_err(invalid)?;
+        self.flatten("", table, source);
+        Ok(())
+    }
+
+    fn flatten(&mut self, prefix: &str, table: toml::Table, source: &Source) {
+        for (key, value) in table {
+            let dotted = if prefix.is_empty() {
+                key
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                toml::Value::Table(inner) => self.flatten(&dotted, inner, source),
+                value => self.set(&dotted, value, source.clone()),
+            }
+        }
+    }
+
+    fn set(&mut self, key: &str, value: toml::Value, source: Source) {
+        self.values.insert(key.to_string(), (value, source));
+    }
+
+    fn to_table(&self) -> toml::Table {
+        let mut root = toml::Table::new();
+        for (key, (value, _)) in &self.values {
+            let mut table = &mut root;
+            let mut parts = key.split('.').peekable();
+            while let Some(part) = parts.next() {
+                if parts.peek().is_none() {
+                    table.insert(part.to_string(), value.clone());
+                } else {
+                    let entry = table
+                        .entry(part.to_string())
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    let toml::Value::Table(inner) = entry else {
+                        unreachable!("flattened keys never place a value where a table is")
+                    };
+                    table = inner;
+                }
+            }
+        }
+        root
+    }
+}
+
+/// Convert a byte offset into 1-based line and column.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map_or(0, |tail| tail.chars().count())
+        + 1;
+    (line, column)
+}
+
+/// The schema of `imgforge.toml`: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layer {
+    #[serde(default)]
+    spark: SparkLayer,
+    #[serde(default)]
+    hadoop: HadoopLayer,
+    #[serde(default)]
+    hive: HiveLayer,
+    #[serde(default)]
+    mirrors: MirrorsLayer,
+    #[serde(default)]
+    network: NetworkLayer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SparkLayer {
+    version: Option<Parsed<Version>>,
+    package: Option<Parsed<Version>>,
+    checksum: Option<Parsed<Digest>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HadoopLayer {
+    version: Option<Parsed<Version>>,
+    checksum: Option<Parsed<Digest>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HiveLayer {
+    metastore_version: Option<Parsed<Version>>,
+    postgresql_jdbc_version: Option<Parsed<Version>>,
+    checksum: Option<Parsed<Digest>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MirrorsLayer {
+    apache: Option<MirrorList>,
+    maven: Option<MirrorList>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkLayer {
+    timeout_secs: Option<Parsed<PositiveSeconds>>,
+    retries: Option<u32>,
+}
+
+impl Layer {
+    fn into_config(self, parts: ResolvedParts) -> Result<Config, ConfigError> {
+        let missing = |key: &str| ConfigError::Defaults(format!("no value for {key}"));
+        Ok(Config {
+            config_file: parts.config_file,
+            cache_dir: parts.cache_dir,
+            offline: parts.offline,
+            output: parts.output,
+            spark: SparkConfig {
+                version: self
+                    .spark
+                    .version
+                    .ok_or_else(|| missing("spark.version"))?
+                    .0
+                    .0,
+                package: self
+                    .spark
+                    .package
+                    .ok_or_else(|| missing("spark.package"))?
+                    .0
+                    .0,
+                checksum: self.spark.checksum.map(|parsed| parsed.0),
+            },
+            hadoop: HadoopConfig {
+                version: self.hadoop.version.map(|parsed| parsed.0.0),
+                checksum: self.hadoop.checksum.map(|parsed| parsed.0),
+            },
+            hive: HiveConfig {
+                metastore_version: self
+                    .hive
+                    .metastore_version
+                    .ok_or_else(|| missing("hive.metastore_version"))?
+                    .0
+                    .0,
+                postgresql_jdbc_version: self
+                    .hive
+                    .postgresql_jdbc_version
+                    .ok_or_else(|| missing("hive.postgresql_jdbc_version"))?
+                    .0
+                    .0,
+                checksum: self.hive.checksum.map(|parsed| parsed.0),
+            },
+            mirrors: MirrorsConfig {
+                apache: self
+                    .mirrors
+                    .apache
+                    .ok_or_else(|| missing("mirrors.apache"))?
+                    .0,
+                maven: self
+                    .mirrors
+                    .maven
+                    .ok_or_else(|| missing("mirrors.maven"))?
+                    .0,
+            },
+            network: NetworkConfig {
+                timeout: Duration::from_secs(
+                    self.network
+                        .timeout_secs
+                        .ok_or_else(|| missing("network.timeout_secs"))?
+                        .0
+                        .0,
+                ),
+                retries: self
+                    .network
+                    .retries
+                    .ok_or_else(|| missing("network.retries"))?,
+            },
+            shown: parts.shown,
+        })
+    }
+}
+
+/// A value deserialized from a string through `FromStr`, so that a bad value is reported at
+/// its own line and column.
+#[derive(Debug)]
+struct Parsed<T>(T);
+
+impl<'de, T> Deserialize<'de> for Parsed<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = ParsedText::deserialize(deserializer)?;
+        let text = match text {
+            ParsedText::Text(text) => text,
+            ParsedText::Integer(number) => number.to_string(),
+        };
+        T::from_str(&text)
+            .map(Parsed)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Strings, and integers where a key takes a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ParsedText {
+    Text(String),
+    Integer(i64),
+}
+
+/// A version or package name: a non-empty run of letters, digits, `.`, `-` and `_`.
+#[derive(Debug)]
+struct Version(String);
+
+impl FromStr for Version {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let valid = !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        if valid {
+            Ok(Version(text.to_string()))
+        } else {
+            Err(format!(
+                "{text:?} is not a version: use letters, digits, '.', '-' and '_' only"
+            ))
+        }
+    }
+}
+
+/// A whole number of seconds greater than zero.
+#[derive(Debug)]
+struct PositiveSeconds(u64);
+
+impl FromStr for PositiveSeconds {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.parse::<u64>() {
+            Ok(seconds) if seconds > 0 => Ok(PositiveSeconds(seconds)),
+            _ => Err(format!(
+                "{text:?} is not a whole number of seconds greater than 0"
+            )),
+        }
+    }
+}
+
+/// An `http` or `https` base URL with no query or fragment.
+#[derive(Debug)]
+struct MirrorUrl(Url);
+
+impl FromStr for MirrorUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let url = Url::parse(text).map_err(|error| format!("{text:?} is not a URL ({error})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("{text:?} is not an http:// or https:// URL"));
+        }
+        if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
+            return Err(format!(
+                "{text:?} must be a plain base URL, without query or fragment"
+            ));
+        }
+        Ok(MirrorUrl(url))
+    }
+}
+
+/// A non-empty list of mirror URLs.
+#[derive(Debug)]
+struct MirrorList(Vec<Url>);
+
+impl<'de> Deserialize<'de> for MirrorList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let urls = Vec::<Parsed<MirrorUrl>>::deserialize(deserializer)?;
+        if urls.is_empty() {
+            return Err(serde::de::Error::custom(
+                "the mirror list is empty: name at least one URL",
+            ));
+        }
+        Ok(MirrorList(
+            urls.into_iter().map(|parsed| parsed.0.0).collect(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        args: GlobalArgs,
+    ) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut args = args;
+        if let Some(text) = file {
+            let path = dir.path().join("imgforge.toml");
+            std::fs::write(&path, text).expect("write config");
+            args.config = Some(path);
+        }
+        args.cache_dir
+            .get_or_insert_with(|| dir.path().join("cache"));
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_with_env(&args, &move |name| {
+            env.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_reproduce_the_reference_deployment() {
+        let config = load(None, &[], GlobalArgs::default()).expect("defaults load");
+        assert_eq!(config.spark.version, "3.1.1");
+        assert_eq!(config.spark.package, "hadoop3.2");
+        assert_eq!(config.hive.metastore_version, "3.0.0");
+        assert_eq!(config.hive.postgresql_jdbc_version, "42.2.19");
+        assert_eq!(config.mirrors.apache.len(), 2);
+        assert_eq!(
+            config.mirrors.apache[0].as_str(),
+            "https://dlcdn.apache.org/"
+        );
+        assert!(config.hadoop.version.is_none());
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let file = "[mirrors]\napache = [\"http://file.example/a\"]\nmaven = [\"http://file.example/m\"]\n";
+        let env = [("IMGFORGE_APACHE_MIRROR", "http://env.example/a")];
+        let args = GlobalArgs {
+            maven_mirror: Some("http://flag.example/m".into()),
+            ..GlobalArgs::default()
+        };
+        let config = load(Some(file), &env, args).expect("loads");
+        assert_eq!(config.mirrors.apache[0].as_str(), "http://env.example/a");
+        assert_eq!(config.mirrors.maven[0].as_str(), "http://flag.example/m");
+        let source = |key: &str| {
+            config
+                .shown
+                .iter()
+                .find(|shown| shown.key == key)
+                .map(|shown| shown.source.clone())
+        };
+        assert_eq!(
+            source("mirrors.apache"),
+            Some(Source::Env("IMGFORGE_APACHE_MIRROR"))
+        );
+        assert_eq!(
+            source("mirrors.maven"),
+            Some(Source::Flag("--maven-mirror"))
+        );
+        assert_eq!(source("spark.version"), Some(Source::Default));
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_line_and_column() {
+        let error = load(
+            Some("[spark]\nversion = \"3.5.1\"\nflavour = \"x\"\n"),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect_err("unknown key");
+        let text = error.to_string();
+        assert!(text.contains("line 3, column 1"), "{text}");
+        assert!(text.contains("flavour"), "{text}");
+    }
+
+    #[test]
+    fn bad_url_is_reported_at_its_value() {
+        let error = load(
+            Some("[mirrors]\napache = [\"ftp://x\"]\n"),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect_err("bad url");
+        let text = error.to_string();
+        assert!(text.contains("line 2, column 10"), "{text}");
+        assert!(text.contains("ftp://x"), "{text}");
+    }
+
+    #[test]
+    fn bad_env_value_names_the_variable() {
+        let error = load(
+            None,
+            &[("IMGFORGE_MAVEN_MIRROR", "not a url")],
+            GlobalArgs::default(),
+        )
+        .expect_err("bad env");
+        assert!(
+            error.to_string().contains("IMGFORGE_MAVEN_MIRROR"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn pinned_checksum_parses() {
+        let pin = format!("[spark]\nchecksum = \"sha512:{}\"\n", "ab".repeat(64));
+        let config = load(Some(&pin), &[], GlobalArgs::default()).expect("loads");
+        assert_eq!(
+            config.spark.checksum.expect("pinned").to_string(),
+            format!("sha512:{}", "ab".repeat(64))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let mut layers = Layers::default();
+            let _ = layers.merge_toml(&text, &Source::Default, Path::new("x.toml"));
+        }
+
+        #[test]
+        fn arbitrary_versions_round_trip_or_fail_cleanly(version in "[ -~]{0,20}") {
+            let text = format!("[spark]\nversion = {}\n", toml::Value::from(version.clone()));
+            let mut layers = Layers::default();
+            match layers.merge_toml(&text, &Source::Default, Path::new("x.toml")) {
+                Ok(()) => proptest::prop_assert_eq!(
+                    layers.values.get("spark.version").map(|(value, _)| value.as_str().map(str::to_owned)),
+                    Some(Some(version))
+                ),
+                Err(ConfigError::Invalid { line, .. }) => proptest::prop_assert_eq!(line, 2),
+                Err(other) => proptest::prop_assert!(false, "unexpected error {other}"),
+            }
+        }
+    }
+}

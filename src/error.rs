@@ -1,0 +1,116 @@
+//! The top-level error: every stage's error in one enum, each mapped to a documented exit
+//! code and, where a user can act on it, a hint.
+
+use std::io;
+use std::process::ExitCode;
+
+use crate::cache::CacheError;
+use crate::config::ConfigError;
+use crate::fetch::FetchError;
+use crate::inspect::InspectError;
+
+/// Exit codes, documented in the README. Scripts and CI branch on them.
+pub mod exit {
+    /// Success.
+    pub const SUCCESS: u8 = 0;
+    /// An unexpected internal failure.
+    pub const INTERNAL: u8 = 1;
+    /// Bad configuration or command-line input (clap also uses 2 for usage errors).
+    pub const CONFIG: u8 = 2;
+    /// A download failed: not found, unreachable, timed out, or not cached while offline.
+    pub const NETWORK: u8 = 3;
+    /// Integrity: checksum mismatch, unparsable checksum file, damaged cache entry.
+    pub const INTEGRITY: u8 = 4;
+    /// Local storage: cache directory unusable, disk full.
+    pub const STORAGE: u8 = 5;
+    /// Interrupted by the user (Ctrl-C).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Anything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Downloading and verifying.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The cache.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// Reading facts out of a distribution.
+    #[error(transparent)]
+    Inspect(#[from] InspectError),
+    /// `cache verify` found damaged entries (they were removed).
+    #[error(
+        "{count} cached artifact(s) did not match their recorded digest and were removed; the next fetch downloads them again"
+    )]
+    DamagedCache {
+        /// How many.
+        count: usize,
+    },
+    /// The async runtime could not start or a blocking task died.
+    #[error("internal error: {0}")]
+    Runtime(String),
+    /// Ctrl-C.
+    #[error("interrupted; nothing partial was kept")]
+    Interrupted,
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => exit::CONFIG,
+            Error::Fetch(error) => match error {
+                FetchError::ChecksumMismatch { .. } | FetchError::ChecksumFormat { .. } => {
+                    exit::INTEGRITY
+                }
+                FetchError::Cache(_) | FetchError::Write { .. } => exit::STORAGE,
+                FetchError::Client(_) => exit::INTERNAL,
+                FetchError::Offline { .. }
+                | FetchError::NotFound { .. }
+                | FetchError::Unavailable { .. }
+                | FetchError::Status { .. } => exit::NETWORK,
+            },
+            Error::Cache(_) => exit::STORAGE,
+            Error::Inspect(InspectError::Archive { .. }) => exit::INTEGRITY,
+            Error::Inspect(_) => exit::CONFIG,
+            Error::DamagedCache { .. } => exit::INTEGRITY,
+            Error::Runtime(_) => exit::INTERNAL,
+            Error::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    /// The process exit code as [`ExitCode`].
+    pub fn exit(&self) -> ExitCode {
+        ExitCode::from(self.exit_code())
+    }
+
+    /// What the user can do about it, when there is something specific to say.
+    pub fn hint(&self) -> Option<String> {
+        let io_error = match self {
+            Error::Cache(error) | Error::Fetch(FetchError::Cache(error)) => Some(error.io_error()),
+            Error::Fetch(FetchError::Write { source, .. }) => Some(source),
+            _ => None,
+        };
+        if let Some(error) = io_error {
+            return match error.kind() {
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Some(
+                    "free space on that disk, or point --cache-dir (IMGFORGE_CACHE_DIR) at a larger one".into(),
+                ),
+                _ => Some("choose a writable cache directory with --cache-dir or IMGFORGE_CACHE_DIR".into()),
+            };
+        }
+        match self {
+            Error::Fetch(FetchError::NotFound { .. }) => Some(
+                "check the version in imgforge.toml, or the mirror lists ([mirrors], --apache-mirror, --maven-mirror)".into(),
+            ),
+            Error::Fetch(FetchError::ChecksumMismatch { .. }) => Some(
+                "the download was discarded; if a checksum is pinned in imgforge.toml, check it, otherwise try another mirror".into(),
+            ),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,950 @@
+//! Getting artifacts onto disk, verified: mirrors tried in order, bounded retries with
+//! backoff, HTTP Range resume, and the digest computed while the body streams to disk.
+//!
+//! The flow for one artifact: a cache hit returns at once without touching the network;
+//! otherwise the per-artifact lock is taken (another process may finish the download
+//! meanwhile — then it is a hit after all), the expected digest is established (pinned, or
+//! from the checksum file published next to the artifact), and the body is streamed into a
+//! temp file inside the cache while being hashed. Only a verified file is committed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_RANGE, RANGE};
+use tempfile::NamedTempFile;
+use url::Url;
+
+use crate::cache::{Cache, CacheError, CachedArtifact, IndexEntry, now_unix};
+use crate::config::{Config, MirrorsConfig, NetworkConfig};
+use crate::plan::{ArtifactSpec, Expected, Repository};
+use crate::progress::{Phase, Reporter, TaskId};
+use crate::verify::{self, Algorithm, ChecksumFormatError, Digest, MultiHasher};
+
+/// Write buffer between the network and the temp file: one write per 4 MiB.
+const WRITE_BUFFER: usize = 4 << 20;
+/// First pause before a retry; doubled each time up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// Why fetching an artifact failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Offline and artifacts are not in the cache.
+    #[error(
+        "--offline, but the cache at {cache_dir} lacks:{}; run `imgforge fetch` once with network access",
+        list_urls(names)
+    )]
+    Offline {
+        /// The missing artifacts' file names.
+        names: Vec<String>,
+        /// The cache directory searched.
+        cache_dir: String,
+    },
+    /// Every mirror answered 404 (or had no checksum file) for the artifact.
+    #[error("{name} was not found on any mirror; tried:{}", list_urls(tried))]
+    NotFound {
+        /// The artifact's file name.
+        name: String,
+        /// Every URL tried, in order.
+        tried: Vec<String>,
+    },
+    /// Every mirror failed, at least one with something other than 404.
+    #[error("could not download {name}; tried:{}", list_attempts(tried))]
+    Unavailable {
+        /// The artifact's file name.
+        name: String,
+        /// Each URL tried and why it failed.
+        tried: Vec<(String, String)>,
+    },
+    /// A server answered with a status that is neither success, 404 nor retryable.
+    #[error("{url} answered HTTP {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The content does not match its expected digest.
+    #[error("checksum mismatch for {url}: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        /// Where the content came from.
+        url: String,
+        /// The published or pinned digest, `algorithm:hex`.
+        expected: String,
+        /// The digest of what was received, `algorithm:hex`.
+        actual: String,
+    },
+    /// The published checksum file cannot be understood.
+    #[error("cannot parse the checksum file {url}")]
+    ChecksumFormat {
+        /// The checksum file's URL.
+        url: String,
+        /// What is wrong with it.
+        #[source]
+        source: ChecksumFormatError,
+    },
+    /// The HTTP client could not be set up.
+    #[error("cannot set up the HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// A cache operation failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// Writing the download to disk failed (disk full, for instance).
+    #[error("cannot write the download of {url} to {path}")]
+    Write {
+        /// The URL being downloaded.
+        url: String,
+        /// The temp file being written.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl FetchError {
+    /// Combine the failures of independent fetches into one error: every artifact missing
+    /// while offline is named together; otherwise the first failure stands.
+    pub fn combine(errors: Vec<FetchError>) -> Option<FetchError> {
+        let all_offline = errors
+            .iter()
+            .all(|error| matches!(error, FetchError::Offline { .. }));
+        let mut errors = errors.into_iter();
+        let first = errors.next()?;
+        if !all_offline {
+            return Some(first);
+        }
+        let FetchError::Offline {
+            mut names,
+            cache_dir,
+        } = first
+        else {
+            return Some(first);
+        };
+        for error in errors {
+            if let FetchError::Offline { names: more, .. } = error {
+                names.extend(more);
+            }
+        }
+        Some(FetchError::Offline { names, cache_dir })
+    }
+}
+
+fn list_urls(urls: &[String]) -> String {
+    urls.iter().map(|url| format!("\n  - {url}")).collect()
+}
+
+fn list_attempts(attempts: &[(String, String)]) -> String {
+    attempts
+        .iter()
+        .map(|(url, why)| format!("\n  - {url}: {why}"))
+        .collect()
+}
+
+/// A verified artifact, either found in the cache or just downloaded.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// What was asked for.
+    pub spec: ArtifactSpec,
+    /// Where it is and what it is.
+    pub artifact: CachedArtifact,
+    /// Whether it came from the cache without a download.
+    pub cached: bool,
+}
+
+/// The outcome of one attempt at one URL, driving mirror fallback.
+enum Attempt {
+    /// 404/410: try the next candidate.
+    Missing,
+    /// Retries exhausted on transient failures.
+    Failed(String),
+    /// Stop everything (integrity, local I/O, unexpected status).
+    Fatal(FetchError),
+}
+
+/// Downloads artifacts into a [`Cache`].
+pub struct Fetcher {
+    client: reqwest::Client,
+    cache: Arc<Cache>,
+    mirrors: MirrorsConfig,
+    network: NetworkConfig,
+    offline: bool,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl Fetcher {
+    /// A fetcher configured from `config`, storing into `cache`.
+    pub fn new(
+        config: &Config,
+        cache: Arc<Cache>,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("imgforge/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.network.timeout)
+            .read_timeout(config.network.timeout)
+            // Tarballs are already compressed; asking for gzip would only cost CPU.
+            .no_gzip()
+            .build()
+            .map_err(FetchError::Client)?;
+        Ok(Fetcher {
+            client,
+            cache,
+            mirrors: config.mirrors.clone(),
+            network: config.network,
+            offline: config.offline,
+            reporter,
+        })
+    }
+
+    /// The cache this fetcher stores into.
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    /// Fetch one artifact: from the cache when present, else from the first mirror that has it.
+    pub async fn fetch(&self, spec: &ArtifactSpec) -> Result<Fetched, FetchError> {
+        let task = self.reporter.task(&spec.file_name);
+        let result = self.fetch_task(spec, task).await;
+        if result.is_err() {
+            self.reporter.phase(task, Phase::Failed);
+        }
+        result
+    }
+
+    async fn fetch_task(&self, spec: &ArtifactSpec, task: TaskId) -> Result<Fetched, FetchError> {
+        let key = spec.cache_key();
+        if let Some(hit) = self.cached(spec, &key).await? {
+            self.reporter.phase(task, Phase::Cached);
+            return Ok(hit);
+        }
+        if self.offline {
+            return Err(FetchError::Offline {
+                names: vec![spec.file_name.clone()],
+                cache_dir: self.cache.root().display().to_string(),
+            });
+        }
+        let _lock = {
+            let cache = Arc::clone(&self.cache);
+            let key = key.clone();
+            tokio::task::spawn_blocking(move || cache.lock_artifact(&key))
+                .await
+                .map_err(|join| CacheError::Lock {
+                    path: spec.cache_key().into(),
+                    source: std::io::Error::other(join),
+                })??
+        };
+        // Another process may have stored it while this one waited for the lock.
+        if let Some(hit) = self.cached(spec, &key).await? {
+            self.reporter.phase(task, Phase::Cached);
+            return Ok(hit);
+        }
+
+        let mut not_found = Vec::new();
+        let mut failures = Vec::new();
+        for base in self.mirrors_for(spec.repository) {
+            let url = join(base, &spec.path);
+            let expected = match &spec.expected {
+                Expected::Pinned(digest) => *digest,
+                Expected::Published => match self.published_checksum(spec, &url, task).await {
+                    Ok(Some(digest)) => digest,
+                    Ok(None) => {
+                        let suffixes = spec.repository.checksum_suffixes().join(", ");
+                        not_found.push(format!(
+                            "{url} (no checksum file: {suffixes} all answered 404)"
+                        ));
+                        continue;
+                    }
+                    Err(Attempt::Fatal(error)) => return Err(error),
+                    Err(Attempt::Missing) => continue,
+                    Err(Attempt::Failed(why)) => {
+                        failures.push((url.to_string(), why));
+                        continue;
+                    }
+                },
+            };
+            match self.download(spec, &url, &expected, task).await {
+                Ok(artifact) => {
+                    self.reporter.phase(
+                        task,
+                        Phase::Done {
+                            detail: format!("sha512:{}…", &artifact.entry.sha512[..16]),
+                        },
+                    );
+                    return Ok(Fetched {
+                        spec: spec.clone(),
+                        artifact,
+                        cached: false,
+                    });
+                }
+                Err(Attempt::Missing) => not_found.push(url.to_string()),
+                Err(Attempt::Failed(why)) => failures.push((url.to_string(), why)),
+                Err(Attempt::Fatal(error)) => return Err(error),
+            }
+        }
+        if failures.is_empty() {
+            Err(FetchError::NotFound {
+                name: spec.file_name.clone(),
+                tried: not_found,
+            })
+        } else {
+            failures.extend(
+                not_found
+                    .into_iter()
+                    .map(|url| (url, "not found (HTTP 404)".to_string())),
+            );
+            Err(FetchError::Unavailable {
+                name: spec.file_name.clone(),
+                tried: failures,
+            })
+        }
+    }
+
+    fn mirrors_for(&self, repository: Repository) -> &[Url] {
+        match repository {
+            Repository::Apache => &self.mirrors.apache,
+            Repository::Maven => &self.mirrors.maven,
+        }
+    }
+
+    /// A cache hit that satisfies the spec's pin, if any.
+    async fn cached(&self, spec: &ArtifactSpec, key: &str) -> Result<Option<Fetched>, FetchError> {
+        let Some(artifact) = self.cache.lookup(key)? else {
+            return Ok(None);
+        };
+        if let Expected::Pinned(pin) = &spec.expected {
+            let matches = if pin.algorithm() == Algorithm::Sha512 {
+                pin.hex() == artifact.entry.sha512
+            } else if artifact.entry.verified_with == pin.to_string() {
+                true
+            } else {
+                let path = artifact.path.clone();
+                let algorithm = pin.algorithm();
+                let hashes =
+                    tokio::task::spawn_blocking(move || verify::hash_file(&path, algorithm))
+                        .await
+                        .map_err(|join| CacheError::Read {
+                            path: artifact.path.clone(),
+                            source: std::io::Error::other(join),
+                        })?
+                        .map_err(|source| CacheError::Read {
+                            path: artifact.path.clone(),
+                            source,
+                        })?;
+                hashes.extra == *pin
+            };
+            if !matches {
+                return Ok(None);
+            }
+        }
+        Ok(Some(Fetched {
+            spec: spec.clone(),
+            artifact,
+            cached: true,
+        }))
+    }
+
+    /// The digest published next to `url`: `Ok(None)` when no checksum file exists there.
+    async fn published_checksum(
+        &self,
+        spec: &ArtifactSpec,
+        url: &Url,
+        task: TaskId,
+    ) -> Result<Option<Digest>, Attempt> {
+        for suffix in spec.repository.checksum_suffixes() {
+            let checksum_url = Url::parse(&format!("{url}{suffix}"))
+                .map_err(|error| Attempt::Failed(format!("invalid checksum URL: {error}")))?;
+            let text = match self.get_text(&checksum_url, task).await {
+                Ok(text) => text,
+                Err(Attempt::Missing) => continue,
+                Err(other) => return Err(other),
+            };
+            let hint = Algorithm::from_suffix(suffix);
+            return verify::parse_checksum_file(&text, &spec.file_name, hint)
+                .map(Some)
+                .map_err(|source| {
+                    Attempt::Fatal(FetchError::ChecksumFormat {
+                        url: checksum_url.to_string(),
+                        source,
+                    })
+                });
+        }
+        Ok(None)
+    }
+
+    /// GET a small text resource with retries.
+    async fn get_text(&self, url: &Url, task: TaskId) -> Result<String, Attempt> {
+        let attempts = self.network.retries + 1;
+        let mut attempt = 1;
+        loop {
+            let outcome = match self.client.get(url.clone()).send().await {
+                Ok(response) => match classify(url, response.status()) {
+                    Ok(()) => response.text().await.map_err(|error| describe(&error)),
+                    Err(Classified::Missing) => return Err(Attempt::Missing),
+                    Err(Classified::Fatal(error)) => return Err(Attempt::Fatal(error)),
+                    Err(Classified::Transient(why)) => Err(why),
+                },
+                Err(error) => Err(describe(&error)),
+            };
+            match outcome {
+                Ok(text) => return Ok(text),
+                Err(why) if attempt < attempts => {
+                    attempt += 1;
+                    self.reporter.phase(
+                        task,
+                        Phase::Retrying {
+                            attempt,
+                            of: attempts,
+                            reason: format!("{url}: {why}"),
+                        },
+                    );
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(why) => return Err(Attempt::Failed(why)),
+            }
+        }
+    }
+
+    /// Stream `url` into a cache temp file, hashing as it goes; resume with Range after a
+    /// transient failure; verify; commit.
+    async fn download(
+        &self,
+        spec: &ArtifactSpec,
+        url: &Url,
+        expected: &Digest,
+        task: TaskId,
+    ) -> Result<CachedArtifact, Attempt> {
+        let fatal = |error: FetchError| Attempt::Fatal(error);
+        let temp = self
+            .cache
+            .temp_file()
+            .map_err(|error| fatal(error.into()))?;
+        let mut sink = Sink::new(temp, url, expected.algorithm()).map_err(fatal)?;
+        let attempts = self.network.retries + 1;
+        let mut attempt = 1;
+        self.reporter.phase(
+            task,
+            Phase::Downloading {
+                url: url.to_string(),
+            },
+        );
+        loop {
+            match self.transfer(url, &mut sink, task).await {
+                Ok(()) => break,
+                Err(Transfer::Fatal(error)) => return Err(fatal(error)),
+                Err(Transfer::Missing) => return Err(Attempt::Missing),
+                Err(Transfer::Transient(why)) if attempt < attempts => {
+                    attempt += 1;
+                    self.reporter.phase(
+                        task,
+                        Phase::Retrying {
+                            attempt,
+                            of: attempts,
+                            reason: why,
+                        },
+                    );
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(Transfer::Transient(why)) => return Err(Attempt::Failed(why)),
+            }
+        }
+
+        self.reporter.phase(task, Phase::Verifying);
+        let (temp, size, hashes) = sink.finish().await.map_err(fatal)?;
+        if hashes.extra != *expected {
+            return Err(fatal(FetchError::ChecksumMismatch {
+                url: url.to_string(),
+                expected: expected.to_string(),
+                actual: hashes.extra.to_string(),
+            }));
+        }
+        let entry = IndexEntry {
+            key: spec.cache_key(),
+            file_name: spec.file_name.clone(),
+            sha512: hashes.sha512.hex(),
+            size,
+            url: url.to_string(),
+            verified_with: expected.to_string(),
+            stored_at: now_unix(),
+        };
+        let cache = Arc::clone(&self.cache);
+        tokio::task::spawn_blocking(move || cache.commit(temp, entry))
+            .await
+            .map_err(|join| {
+                fatal(FetchError::Cache(CacheError::Write {
+                    path: spec.file_name.clone().into(),
+                    source: std::io::Error::other(join),
+                }))
+            })?
+            .map_err(|error| fatal(error.into()))
+    }
+
+    /// One request: continue from what `sink` already holds when it holds anything.
+    async fn transfer(&self, url: &Url, sink: &mut Sink, task: TaskId) -> Result<(), Transfer> {
+        let offset = sink.written;
+        let mut request = self.client.get(url.clone());
+        if offset > 0 {
+            request = request.header(RANGE, format!("bytes={offset}-"));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| Transfer::Transient(describe(&error)))?;
+        let status = response.status();
+        classify(url, status).map_err(Transfer::from)?;
+        if offset > 0 {
+            let resumes = status == StatusCode::PARTIAL_CONTENT
+                && response
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(content_range_start)
+                    == Some(offset);
+            if resumes {
+                self.reporter.phase(task, Phase::Resuming { offset });
+            } else {
+                self.reporter.phase(task, Phase::Restarting);
+                sink.restart().await.map_err(Transfer::Fatal)?;
+                self.reporter.position(task, 0);
+            }
+        }
+        let remaining = response.content_length();
+        let expected_total = remaining.map(|length| sink.written + length);
+        self.reporter.length(task, expected_total);
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|error| Transfer::Transient(describe(&error)))?;
+            let length = chunk.len() as u64;
+            sink.write(chunk).await.map_err(Transfer::Fatal)?;
+            self.reporter.advance(task, length);
+        }
+        match expected_total {
+            Some(total) if sink.written != total => Err(Transfer::Transient(format!(
+                "connection closed after {} of {total} bytes",
+                sink.written
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The failure of one request.
+enum Transfer {
+    Missing,
+    Transient(String),
+    Fatal(FetchError),
+}
+
+impl From<Classified> for Transfer {
+    fn from(classified: Classified) -> Self {
+        match classified {
+            Classified::Missing => Transfer::Missing,
+            Classified::Transient(why) => Transfer::Transient(why),
+            Classified::Fatal(error) => Transfer::Fatal(error),
+        }
+    }
+}
+
+enum Classified {
+    Missing,
+    Transient(String),
+    Fatal(FetchError),
+}
+
+/// Sort an HTTP status into success, not-found, retryable or fatal.
+fn classify(url: &Url, status: StatusCode) -> Result<(), Classified> {
+    if status.is_success() {
+        Ok(())
+    } else if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+        Err(Classified::Missing)
+    } else if status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+    {
+        Err(Classified::Transient(format!("HTTP {}", status.as_u16())))
+    } else {
+        Err(Classified::Fatal(FetchError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+        }))
+    }
+}
+
+/// A short description of a transport error, classified by the error's kind, not its text.
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "connection broke while reading the body"
+    } else {
+        "request failed"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        detail = cause.to_string();
+        source = cause.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+/// The start offset of a `Content-Range: bytes START-END/TOTAL` header.
+fn content_range_start(value: &str) -> Option<u64> {
+    value
+        .strip_prefix("bytes ")?
+        .split('-')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let factor = 1u32 << attempt.saturating_sub(2).min(6);
+    (FIRST_BACKOFF * factor).min(MAX_BACKOFF)
+}
+
+/// Join a mirror base URL and a layout path, keeping the base's own path.
+pub fn join(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let joined = format!(
+        "{}/{}",
+        base.path().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    url.set_path(&joined);
+    url
+}
+
+/// The temp file a download streams into.
+///
+/// The network task only receives: every chunk goes, reference-counted, to a hashing thread
+/// and to a disk thread, so receiving, hashing and writing one download all overlap. The disk
+/// thread writes whole aligned blocks with `O_DIRECT` where the file system allows it: the
+/// data then goes from imgforge's buffer to the device without a page-cache copy and without
+/// the kernel's writeback work, which on these machines costs more CPU than hashing does.
+/// Elsewhere it falls back to buffered writes with early writeback.
+struct Sink {
+    temp: NamedTempFile,
+    hasher: Worker<verify::Hashes>,
+    writer: Worker<u64>,
+    /// Bytes accepted so far; a resumed transfer starts here.
+    written: u64,
+    url: String,
+}
+
+/// What the hashing and disk threads are told.
+enum Message {
+    Data(bytes::Bytes),
+    /// Forget everything received so far (the transfer restarts from byte 0).
+    Reset,
+}
+
+/// A blocking-pool thread consuming [`Message`]s and producing a `T` once the sender is dropped.
+struct Worker<T> {
+    sender: tokio::sync::mpsc::Sender<Message>,
+    handle: tokio::task::JoinHandle<std::io::Result<T>>,
+}
+
+/// Chunks in flight between the network task and each thread.
+const QUEUE: usize = 16;
+/// Block alignment for direct I/O; a multiple of every common logical block size.
+const DIRECT_ALIGN: usize = 4096;
+
+impl<T: Send + 'static> Worker<T> {
+    fn start(
+        work: impl FnOnce(tokio::sync::mpsc::Receiver<Message>) -> std::io::Result<T> + Send + 'static,
+    ) -> Self {
+        let (sender, receiver) = tokio::sync::mpsc::channel(QUEUE);
+        Worker {
+            sender,
+            handle: tokio::task::spawn_blocking(move || work(receiver)),
+        }
+    }
+
+    /// Send `message`; if the thread has stopped, return the error it stopped with.
+    async fn send(&mut self, message: Message) -> std::io::Result<()> {
+        if self.sender.send(message).await.is_ok() {
+            return Ok(());
+        }
+        Err(match (&mut self.handle).await {
+            Ok(Err(error)) => error,
+            Ok(Ok(_)) => std::io::Error::other("a download thread stopped early"),
+            Err(join) => std::io::Error::other(join),
+        })
+    }
+
+    async fn finish(self) -> std::io::Result<T> {
+        drop(self.sender);
+        self.handle.await.map_err(std::io::Error::other)?
+    }
+}
+
+impl Sink {
+    fn new(temp: NamedTempFile, url: &Url, algorithm: Algorithm) -> Result<Self, FetchError> {
+        let write_error = |source| FetchError::Write {
+            url: url.to_string(),
+            path: temp.path().display().to_string(),
+            source,
+        };
+        let (file, direct) = match open_direct(temp.path()) {
+            Some(file) => (file, true),
+            None => (temp.as_file().try_clone().map_err(write_error)?, false),
+        };
+        let writer = Worker::start(move |receiver| DiskWriter::new(file, direct).run(receiver));
+        let hasher = Worker::start(move |mut receiver| {
+            let mut hasher = MultiHasher::new(algorithm);
+            while let Some(message) = receiver.blocking_recv() {
+                match message {
+                    Message::Data(chunk) => hasher.update(&chunk),
+                    Message::Reset => hasher = MultiHasher::new(algorithm),
+                }
+            }
+            Ok(hasher.finish())
+        });
+        Ok(Sink {
+            temp,
+            hasher,
+            writer,
+            written: 0,
+            url: url.to_string(),
+        })
+    }
+
+    fn io_error(&self, source: std::io::Error) -> FetchError {
+        FetchError::Write {
+            url: self.url.clone(),
+            path: self.temp.path().display().to_string(),
+            source,
+        }
+    }
+
+    async fn send(&mut self, message: impl Fn() -> Message) -> Result<(), FetchError> {
+        let sent = match self.writer.send(message()).await {
+            Ok(()) => self.hasher.send(message()).await,
+            Err(error) => Err(error),
+        };
+        sent.map_err(|source| self.io_error(source))
+    }
+
+    async fn write(&mut self, chunk: bytes::Bytes) -> Result<(), FetchError> {
+        let length = chunk.len() as u64;
+        self.send(|| Message::Data(chunk.clone())).await?;
+        self.written += length;
+        Ok(())
+    }
+
+    /// Discard everything received so far: the server ignored the range request.
+    async fn restart(&mut self) -> Result<(), FetchError> {
+        self.send(|| Message::Reset).await?;
+        self.written = 0;
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<(NamedTempFile, u64, verify::Hashes), FetchError> {
+        let Sink {
+            temp,
+            hasher,
+            writer,
+            url,
+            ..
+        } = self;
+        let outcome = match writer.finish().await {
+            Ok(size) => hasher.finish().await.map(|hashes| (size, hashes)),
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok((size, hashes)) => Ok((temp, size, hashes)),
+            Err(source) => Err(FetchError::Write {
+                url,
+                path: temp.path().display().to_string(),
+                source,
+            }),
+        }
+    }
+}
+
+/// Open `path` for direct I/O, or `None` where the file system does not support it.
+fn open_direct(path: &std::path::Path) -> Option<std::fs::File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// The disk thread's state: the file and a block-aligned buffer.
+struct DiskWriter {
+    file: std::fs::File,
+    direct: bool,
+    /// Backing storage; `start..start + WRITE_BUFFER` of it is the aligned buffer.
+    storage: Vec<u8>,
+    start: usize,
+    filled: usize,
+    /// Bytes already written to the file.
+    flushed: u64,
+}
+
+impl DiskWriter {
+    fn new(file: std::fs::File, direct: bool) -> Self {
+        let storage = vec![0u8; WRITE_BUFFER + DIRECT_ALIGN];
+        // Aligning a sub-slice of a plain Vec keeps this free of unsafe allocation code.
+        let start = storage
+            .as_ptr()
+            .align_offset(DIRECT_ALIGN)
+            .min(DIRECT_ALIGN);
+        DiskWriter {
+            file,
+            direct,
+            storage,
+            start,
+            filled: 0,
+            flushed: 0,
+        }
+    }
+
+    /// Write every chunk received; return the file's final size.
+    fn run(mut self, mut receiver: tokio::sync::mpsc::Receiver<Message>) -> std::io::Result<u64> {
+        while let Some(message) = receiver.blocking_recv() {
+            match message {
+                Message::Data(chunk) => self.accept(&chunk)?,
+                Message::Reset => self.reset()?,
+            }
+        }
+        self.finish()
+    }
+
+    fn accept(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let room = WRITE_BUFFER - self.filled;
+            let take = room.min(data.len());
+            let at = self.start + self.filled;
+            self.storage[at..at + take].copy_from_slice(&data[..take]);
+            self.filled += take;
+            data = &data[take..];
+            if self.filled == WRITE_BUFFER {
+                self.flush_full()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the full buffer at the current file offset.
+    fn flush_full(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let block = &self.storage[self.start..self.start + self.filled];
+        self.file.write_all_at(block, self.flushed)?;
+        if !self.direct {
+            start_writeback(&self.file, self.flushed, self.filled as u64);
+        }
+        self.flushed += self.filled as u64;
+        self.filled = 0;
+        Ok(())
+    }
+
+    fn reset(&mut self) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.filled = 0;
+        self.flushed = 0;
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let size = self.flushed + self.filled as u64;
+        if self.filled > 0 {
+            // Direct I/O writes whole blocks: pad the tail with zeros, then cut the file back.
+            let length = if self.direct {
+                self.filled.next_multiple_of(DIRECT_ALIGN)
+            } else {
+                self.filled
+            };
+            self.storage[self.start + self.filled..self.start + length].fill(0);
+            self.file
+                .write_all_at(&self.storage[self.start..self.start + length], self.flushed)?;
+            if length != self.filled {
+                self.file.set_len(size)?;
+            }
+        }
+        Ok(size)
+    }
+}
+
+/// Ask the kernel to start writing a range to disk without waiting, so the fsync before the
+/// commit waits only for the tail rather than the whole file (buffered fallback only).
+fn start_writeback(file: &std::fs::File, offset: u64, length: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(length)) = (i64::try_from(offset), i64::try_from(length)) else {
+            return;
+        };
+        // SAFETY: the descriptor belongs to `file`, which is open for the whole call.
+        let result = unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset,
+                length,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        if result != 0 {
+            // Only an optimisation: the fsync before the commit still makes the file durable.
+            tracing::debug!(
+                "sync_file_range failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, length);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_keeps_the_base_path() {
+        let base = Url::parse("http://127.0.0.1:8080/dist/").expect("url");
+        assert_eq!(
+            join(&base, "spark/x.tgz").as_str(),
+            "http://127.0.0.1:8080/dist/spark/x.tgz"
+        );
+        let base = Url::parse("https://archive.apache.org/dist").expect("url");
+        assert_eq!(
+            join(&base, "/a").as_str(),
+            "https://archive.apache.org/dist/a"
+        );
+    }
+
+    #[test]
+    fn content_range_start_parses() {
+        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(content_range_start("bytes */200"), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(2), FIRST_BACKOFF);
+        assert_eq!(backoff(3), FIRST_BACKOFF * 2);
+        assert_eq!(backoff(30), MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,62 @@
+//! Everything imgforge prints on stdout, and the final error report on stderr.
+//!
+//! Results go to stdout — a JSON document with `--json`, plain text otherwise — so they
+//! can be piped; progress and diagnostics go to stderr through [`crate::progress`].
+
+use std::io::Write;
+
+use crate::config::OutputOptions;
+use crate::error::Error;
+
+/// Print a command's result: `json` with `--json`, else `human` unless `--quiet`.
+pub fn result(options: &OutputOptions, human: &str, json: &serde_json::Value) {
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (`imgforge … | head`) is not worth a second error.
+    if options.json {
+        let _ = writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(json).unwrap_or_default()
+        );
+    } else if !options.quiet && !human.is_empty() {
+        let _ = write!(stdout, "{human}");
+        if !human.ends_with('\n') {
+            let _ = writeln!(stdout);
+        }
+    }
+}
+
+/// Print `error` with its causes and hint on stderr, once.
+pub fn error(error: &Error) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {error}");
+    let mut source = std::error::Error::source(error);
+    // Transparent variants share their inner error's message; skip it so nothing repeats.
+    let first = error.to_string();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if text != first {
+            let _ = writeln!(stderr, "  caused by: {text}");
+        }
+        source = cause.source();
+    }
+    if let Some(hint) = error.hint() {
+        let _ = writeln!(stderr, "  hint: {hint}");
+    }
+}
+
+/// Human-readable byte count.
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{count} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

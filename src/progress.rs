@@ -1,0 +1,289 @@
+//! Progress reporting: the [`Reporter`] trait stages call, and its implementations — one
+//! indicatif bar per task on a terminal, one plain line per event otherwise, or nothing.
+//!
+//! This is the only module that knows about indicatif. Stage code never writes to the
+//! terminal itself; it describes what happens and the reporter decides how to show it.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::config::OutputOptions;
+
+/// Identifies one task (an artifact download, a build step) within a reporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskId(usize);
+
+/// Where a task stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Transferring bytes from `url`.
+    Downloading {
+        /// The URL being read.
+        url: String,
+    },
+    /// Continuing an interrupted transfer from byte `offset`.
+    Resuming {
+        /// Bytes already on disk.
+        offset: u64,
+    },
+    /// The server ignored a range request, so the transfer starts over.
+    Restarting,
+    /// A transient failure; another attempt follows after a pause.
+    Retrying {
+        /// The attempt about to be made (2 for the first retry).
+        attempt: u32,
+        /// The most attempts that will be made.
+        of: u32,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Checking the digest.
+    Verifying,
+    /// Found in the cache; nothing transferred.
+    Cached,
+    /// Finished successfully; `detail` is a short summary such as a digest prefix.
+    Done {
+        /// Short summary.
+        detail: String,
+    },
+    /// Failed; the error is reported separately.
+    Failed,
+}
+
+impl Phase {
+    fn label(&self) -> &'static str {
+        match self {
+            Phase::Downloading { .. } => "downloading",
+            Phase::Resuming { .. } => "resuming",
+            Phase::Restarting => "restarting",
+            Phase::Retrying { .. } => "retrying",
+            Phase::Verifying => "verifying",
+            Phase::Cached => "cached",
+            Phase::Done { .. } => "done",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+/// How stages tell the user what is happening.
+pub trait Reporter: Send + Sync {
+    /// Start a task named `name` and return its id.
+    fn task(&self, name: &str) -> TaskId;
+    /// The task moved to `phase`.
+    fn phase(&self, task: TaskId, phase: Phase);
+    /// The task's total size in bytes became known (or unknown).
+    fn length(&self, task: TaskId, total: Option<u64>);
+    /// The task's absolute position in bytes, after a resume or restart.
+    fn position(&self, task: TaskId, position: u64);
+    /// `bytes` more were transferred.
+    fn advance(&self, task: TaskId, bytes: u64);
+    /// Something the user should know about that does not stop the work.
+    fn warn(&self, message: &str);
+    /// A line of information.
+    fn info(&self, message: &str);
+}
+
+/// Choose the reporter the output options and the terminal call for.
+pub fn reporter_for(options: &OutputOptions) -> Box<dyn Reporter> {
+    if options.quiet {
+        Box::new(QuietReporter)
+    } else if options.no_progress || !std::io::stderr().is_terminal() {
+        Box::new(PlainReporter::default())
+    } else {
+        Box::new(TerminalReporter::new())
+    }
+}
+
+/// Reports nothing but warnings are still dropped: `--quiet` means errors only.
+#[derive(Debug, Default)]
+pub struct QuietReporter;
+
+impl Reporter for QuietReporter {
+    fn task(&self, _name: &str) -> TaskId {
+        TaskId(0)
+    }
+    fn phase(&self, _task: TaskId, _phase: Phase) {}
+    fn length(&self, _task: TaskId, _total: Option<u64>) {}
+    fn position(&self, _task: TaskId, _position: u64) {}
+    fn advance(&self, _task: TaskId, _bytes: u64) {}
+    fn warn(&self, _message: &str) {}
+    fn info(&self, _message: &str) {}
+}
+
+/// One line on stderr per event, for logs and CI.
+#[derive(Debug, Default)]
+pub struct PlainReporter {
+    names: Mutex<Vec<String>>,
+}
+
+impl PlainReporter {
+    fn name(&self, task: TaskId) -> String {
+        self.names
+            .lock()
+            .map(|names| names.get(task.0).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn line(&self, text: &str) {
+        // A failed write to stderr has nowhere better to be reported.
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+}
+
+impl Reporter for PlainReporter {
+    fn task(&self, name: &str) -> TaskId {
+        let mut names = self
+            .names
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        names.push(name.to_string());
+        TaskId(names.len() - 1)
+    }
+
+    fn phase(&self, task: TaskId, phase: Phase) {
+        let name = self.name(task);
+        let text = match &phase {
+            Phase::Downloading { url } => format!("downloading {name} from {url}"),
+            Phase::Resuming { offset } => format!("resuming {name} at byte {offset}"),
+            Phase::Restarting => format!("restarting {name}: the server ignored the range request"),
+            Phase::Retrying {
+                attempt,
+                of,
+                reason,
+            } => {
+                format!("retrying {name} (attempt {attempt} of {of}): {reason}")
+            }
+            Phase::Verifying => format!("verifying {name}"),
+            Phase::Cached => format!("cached {name}"),
+            Phase::Done { detail } => format!("done {name} {detail}"),
+            // The error itself is printed once, by main.
+            Phase::Failed => return,
+        };
+        self.line(&text);
+    }
+
+    fn length(&self, _task: TaskId, _total: Option<u64>) {}
+    fn position(&self, _task: TaskId, _position: u64) {}
+    fn advance(&self, _task: TaskId, _bytes: u64) {}
+
+    fn warn(&self, message: &str) {
+        self.line(&format!("warning: {message}"));
+    }
+
+    fn info(&self, message: &str) {
+        self.line(message);
+    }
+}
+
+/// indicatif bars, one per task, under a shared [`MultiProgress`].
+pub struct TerminalReporter {
+    multi: MultiProgress,
+    bars: Mutex<Vec<ProgressBar>>,
+}
+
+impl TerminalReporter {
+    /// A reporter drawing on stderr.
+    pub fn new() -> Self {
+        TerminalReporter {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn bar(&self, task: TaskId) -> Option<ProgressBar> {
+        self.bars
+            .lock()
+            .ok()
+            .and_then(|bars| bars.get(task.0).cloned())
+    }
+
+    fn bytes_style() -> ProgressStyle {
+        ProgressStyle::with_template(
+            "{prefix:>11.cyan.bold} {msg:40!} [{bar:25}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+    }
+
+    fn finished_style() -> ProgressStyle {
+        ProgressStyle::with_template("{prefix:>11.green.bold} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+    }
+}
+
+impl Default for TerminalReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reporter for TerminalReporter {
+    fn task(&self, name: &str) -> TaskId {
+        let bar = self.multi.add(ProgressBar::new(0));
+        bar.set_style(Self::bytes_style());
+        bar.set_prefix("waiting");
+        bar.set_message(name.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let mut bars = self
+            .bars
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        bars.push(bar);
+        TaskId(bars.len() - 1)
+    }
+
+    fn phase(&self, task: TaskId, phase: Phase) {
+        let Some(bar) = self.bar(task) else { return };
+        match &phase {
+            Phase::Cached | Phase::Done { .. } | Phase::Failed => {
+                bar.set_style(Self::finished_style());
+                bar.set_prefix(phase.label());
+                if let Phase::Done { detail } = &phase {
+                    bar.set_message(format!("{} {detail}", bar.message()));
+                }
+                bar.finish();
+            }
+            Phase::Retrying {
+                attempt,
+                of,
+                reason,
+            } => {
+                bar.set_prefix(phase.label());
+                bar.println(format!(
+                    "retrying {} (attempt {attempt} of {of}): {reason}",
+                    bar.message()
+                ));
+            }
+            _ => bar.set_prefix(phase.label()),
+        }
+    }
+
+    fn length(&self, task: TaskId, total: Option<u64>) {
+        if let Some(bar) = self.bar(task) {
+            bar.set_length(total.unwrap_or(0));
+        }
+    }
+
+    fn position(&self, task: TaskId, position: u64) {
+        if let Some(bar) = self.bar(task) {
+            bar.set_position(position);
+        }
+    }
+
+    fn advance(&self, task: TaskId, bytes: u64) {
+        if let Some(bar) = self.bar(task) {
+            bar.inc(bytes);
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        let _ = self.multi.println(format!("warning: {message}"));
+    }
+
+    fn info(&self, message: &str) {
+        let _ = self.multi.println(message);
+    }
+}
