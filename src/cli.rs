@@ -60,6 +60,16 @@ pub enum Command {
         #[arg(value_enum, default_value_t = FetchTarget::All)]
         target: FetchTarget,
     },
+    /// Prepare a patched Spark distribution: S3A jars, conf files, CA certificates, patches
+    Prepare(PrepareArgs),
+    /// Show what the Spark distribution bundles and which S3A jars will be added
+    Resolve,
+    /// Check CA certificates, or generate a development CA
+    Certs {
+        /// What to do
+        #[command(subcommand)]
+        action: CertsAction,
+    },
     /// Inspect or maintain the download cache
     Cache {
         /// What to do with the cache
@@ -87,6 +97,43 @@ pub enum FetchTarget {
     Jars,
     /// Everything the default build needs
     All,
+}
+
+/// `imgforge prepare …`
+#[derive(Debug, Clone, Args)]
+pub struct PrepareArgs {
+    /// Output folder [default: ./build/spark-<version>-bin-<package>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print a unified diff of every change instead of writing the tree
+    #[arg(long)]
+    pub diff: bool,
+    /// CA certificates to trust (*.crt, *.pem) [default: [certs] dir, else ./certs when present]
+    #[arg(long, value_name = "DIR")]
+    pub certs: Option<PathBuf>,
+}
+
+/// `imgforge certs …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum CertsAction {
+    /// Check every certificate that would be imported
+    Check {
+        /// Folder to check [default: [certs] dir, else ./certs]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Generate a development CA and a server certificate signed by it
+    Init {
+        /// Where to write ca.crt, ca.key, server.crt and server.key
+        #[arg(long, value_name = "DIR", default_value = "dev-ca")]
+        out: PathBuf,
+        /// DNS name or IP address of the server (repeat for more)
+        #[arg(long = "host", value_name = "NAME", required = true)]
+        hosts: Vec<String>,
+        /// Overwrite existing files
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `imgforge cache …`

@@ -75,6 +75,14 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// Values that are each valid but do not work together.
+    #[error("invalid value for {key}: {message}")]
+    Value {
+        /// The dotted key.
+        key: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// No cache directory was given and the platform has no user cache directory.
     #[error("no cache directory: set {} or pass --cache-dir", env_vars::CACHE_DIR)]
     NoCacheDir,
@@ -140,6 +148,10 @@ pub struct SparkConfig {
     pub package: String,
     /// A pinned digest that wins over the published checksum.
     pub checksum: Option<Digest>,
+    /// A log4j configuration that replaces the distribution's template.
+    pub log4j_file: Option<PathBuf>,
+    /// `spark.hive.metastore.uris` for `spark-defaults.conf`, when set.
+    pub hive_metastore_uris: Option<String>,
 }
 
 /// `[hadoop]`.
@@ -160,6 +172,55 @@ pub struct HiveConfig {
     pub postgresql_jdbc_version: String,
     /// A pinned digest for the metastore tarball.
     pub checksum: Option<Digest>,
+}
+
+/// Where the S3A jars come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JarsSource {
+    /// `hadoop-aws` and what its POM requires, from the Maven mirrors.
+    Maven,
+    /// The jars in `share/hadoop/tools/lib/` of the matching Hadoop distribution.
+    HadoopDist,
+}
+
+impl FromStr for JarsSource {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "maven" => Ok(JarsSource::Maven),
+            "hadoop-dist" => Ok(JarsSource::HadoopDist),
+            other => Err(format!(
+                "{other:?} is not a jars source: use \"maven\" or \"hadoop-dist\""
+            )),
+        }
+    }
+}
+
+/// `[s3a]`: the S3A jars and the S3A settings written into `spark-defaults.conf`.
+#[derive(Debug, Clone)]
+pub struct S3aConfig {
+    /// Where the jars come from.
+    pub jars_source: JarsSource,
+    /// A pinned hadoop-aws version; must equal the Hadoop version Spark bundles.
+    pub hadoop_aws_version: Option<String>,
+    /// A pinned AWS SDK bundle version; must equal the one hadoop-aws was built against.
+    pub sdk_version: Option<String>,
+    /// `fs.s3a.endpoint`, when set.
+    pub endpoint: Option<String>,
+    /// Add `-Dcom.amazonaws.sdk.disableCertChecking=true` to `_JAVA_OPTIONS` (insecure).
+    pub disable_cert_checking: bool,
+}
+
+/// `[images.spark]`: how the Spark image is based.
+#[derive(Debug, Clone)]
+pub struct SparkImageConfig {
+    /// Replaces the image of the distribution Dockerfile's `FROM` line.
+    pub base: Option<String>,
+    /// The `java_image_tag` build argument.
+    pub java_image_tag: String,
+    /// The Java major version of the base image; decides how keytool finds the truststore.
+    pub java_major: u32,
 }
 
 /// `[mirrors]`: base URLs tried in order.
@@ -201,6 +262,15 @@ pub struct Config {
     pub mirrors: MirrorsConfig,
     /// `[network]`.
     pub network: NetworkConfig,
+    /// `[s3a]`.
+    pub s3a: S3aConfig,
+    /// `[certs] dir`: CA certificates to trust; `None` when not configured (then
+    /// `./certs` is used when present).
+    pub certs_dir: Option<PathBuf>,
+    /// `[patches] dir`: a user patches directory added to the built-in patches.
+    pub patches_dir: Option<PathBuf>,
+    /// `[images.spark]`.
+    pub spark_image: SparkImageConfig,
     /// Every effective value and its source, for `config show`.
     pub shown: Vec<ShownValue>,
 }
@@ -355,6 +425,17 @@ impl Layers {
         toml::from_str::<Layer>(text).map_err(invalid)?;
         let table: toml::Table = toml::from_str(text).map_err(invalid)?;
         self.flatten("", table, source);
+        if let Source::File(file) = source {
+            let base = file.parent().unwrap_or(Path::new(""));
+            for key in PATH_KEYS {
+                if let Some((toml::Value::String(value), value_source)) = self.values.get_mut(key)
+                    && value_source == source
+                    && Path::new(value.as_str()).is_relative()
+                {
+                    *value = base.join(value.as_str()).display().to_string();
+                }
+            }
+        }
         Ok(())
     }
 
@@ -399,6 +480,15 @@ impl Layers {
     }
 }
 
+/// The Java major version a tag like `11-jre-slim` or `8u292-jre` starts with.
+fn java_major_of(tag: &str) -> Option<u32> {
+    let digits: String = tag.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Keys whose values are paths; relative ones in a file are relative to that file.
+const PATH_KEYS: [&str; 3] = ["spark.log4j_file", "certs.dir", "patches.dir"];
+
 /// Convert a byte offset into 1-based line and column.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -425,6 +515,118 @@ struct Layer {
     mirrors: MirrorsLayer,
     #[serde(default)]
     network: NetworkLayer,
+    #[serde(default)]
+    s3a: S3aLayer,
+    #[serde(default)]
+    certs: DirLayer,
+    #[serde(default)]
+    patches: DirLayer,
+    #[serde(default)]
+    images: ImagesLayer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct S3aLayer {
+    jars_source: Option<Parsed<JarsSource>>,
+    hadoop_aws_version: Option<Parsed<Version>>,
+    sdk_version: Option<Parsed<Version>>,
+    endpoint: Option<Parsed<MirrorUrl>>,
+    disable_cert_checking: Option<bool>,
+    // Present only to refuse them with a message that says where credentials belong:
+    // deserializing one is the error, so the values are never read.
+    #[allow(dead_code)]
+    access_key: Option<Refused>,
+    #[allow(dead_code)]
+    secret_key: Option<Refused>,
+    #[allow(dead_code)]
+    session_token: Option<Refused>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirLayer {
+    dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImagesLayer {
+    #[serde(default)]
+    spark: SparkImageLayer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SparkImageLayer {
+    base: Option<Parsed<ImageReference>>,
+    java_image_tag: Option<Parsed<Version>>,
+    java_major: Option<u32>,
+}
+
+impl SparkImageLayer {
+    fn into_config(self) -> Result<SparkImageConfig, ConfigError> {
+        let java_image_tag = self
+            .java_image_tag
+            .ok_or_else(|| {
+                ConfigError::Defaults("no value for images.spark.java_image_tag".into())
+            })?
+            .0
+            .0;
+        let java_major = match self.java_major {
+            Some(major) => major,
+            None => java_major_of(&java_image_tag).ok_or_else(|| ConfigError::Value {
+                key: "images.spark.java_image_tag",
+                message: format!(
+                    "cannot tell the Java version of {java_image_tag:?}; set [images.spark] java_major"
+                ),
+            })?,
+        };
+        Ok(SparkImageConfig {
+            base: self.base.map(|parsed| parsed.0.0),
+            java_image_tag,
+            java_major,
+        })
+    }
+}
+
+/// A credential key: always rejected, because credentials are never written anywhere.
+#[derive(Debug)]
+struct Refused;
+
+impl<'de> Deserialize<'de> for Refused {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer)?;
+        Err(serde::de::Error::custom(
+            "S3 credentials are never written into configuration, spark-defaults.conf or an image; \
+             remove this key and give the job its credentials through the environment \
+             (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or a Kubernetes secret)",
+        ))
+    }
+}
+
+/// A Docker image reference such as `eclipse-temurin:17-jre` or `registry:5000/ns/jre@sha256:…`.
+#[derive(Debug)]
+struct ImageReference(String);
+
+impl FromStr for ImageReference {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let valid = !text.is_empty()
+            && text.len() <= 255
+            && text.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | ':' | '@')
+            })
+            && !text.starts_with(['-', '.', '/', ':', '@']);
+        if valid {
+            Ok(ImageReference(text.to_string()))
+        } else {
+            Err(format!(
+                "{text:?} is not an image reference like \"eclipse-temurin:17-jre\""
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -433,6 +635,8 @@ struct SparkLayer {
     version: Option<Parsed<Version>>,
     package: Option<Parsed<Version>>,
     checksum: Option<Parsed<Digest>>,
+    log4j_file: Option<String>,
+    hive_metastore_uris: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -486,6 +690,8 @@ impl Layer {
                     .0
                     .0,
                 checksum: self.spark.checksum.map(|parsed| parsed.0),
+                log4j_file: self.spark.log4j_file.map(PathBuf::from),
+                hive_metastore_uris: self.spark.hive_metastore_uris,
             },
             hadoop: HadoopConfig {
                 version: self.hadoop.version.map(|parsed| parsed.0.0),
@@ -531,6 +737,23 @@ impl Layer {
                     .retries
                     .ok_or_else(|| missing("network.retries"))?,
             },
+            s3a: S3aConfig {
+                jars_source: self
+                    .s3a
+                    .jars_source
+                    .ok_or_else(|| missing("s3a.jars_source"))?
+                    .0,
+                hadoop_aws_version: self.s3a.hadoop_aws_version.map(|parsed| parsed.0.0),
+                sdk_version: self.s3a.sdk_version.map(|parsed| parsed.0.0),
+                endpoint: self
+                    .s3a
+                    .endpoint
+                    .map(|parsed| parsed.0.0.as_str().trim_end_matches('/').to_string()),
+                disable_cert_checking: self.s3a.disable_cert_checking.unwrap_or(false),
+            },
+            certs_dir: self.certs.dir.map(PathBuf::from),
+            patches_dir: self.patches.dir.map(PathBuf::from),
+            spark_image: self.images.spark.into_config()?,
             shown: parts.shown,
         })
     }
@@ -765,6 +988,59 @@ mod tests {
             config.spark.checksum.expect("pinned").to_string(),
             format!("sha512:{}", "ab".repeat(64))
         );
+    }
+
+    #[test]
+    fn credentials_in_config_are_refused_with_a_pointer_to_the_environment() {
+        let error = load(
+            Some("[s3a]\nsecret_key = \"hunter2\"\n"),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect_err("refused");
+        let text = error.to_string();
+        assert!(text.contains("line 2"), "{text}");
+        assert!(text.contains("AWS_SECRET_ACCESS_KEY"), "{text}");
+        assert!(
+            !text.contains("hunter2"),
+            "the secret must not be echoed: {text}"
+        );
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_are_relative_to_that_file() {
+        let config = load(
+            Some("[certs]\ndir = \"my-certs\"\n"),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect("loads");
+        let dir = config.certs_dir.expect("set");
+        assert!(
+            dir.is_absolute() && dir.ends_with("my-certs"),
+            "{}",
+            dir.display()
+        );
+    }
+
+    #[test]
+    fn java_major_comes_from_the_image_tag_unless_set() {
+        let config = load(None, &[], GlobalArgs::default()).expect("defaults");
+        assert_eq!(config.spark_image.java_major, 11);
+        let config = load(
+            Some("[images.spark]\njava_image_tag = \"8-jre-slim\"\n"),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect("loads");
+        assert_eq!(config.spark_image.java_major, 8);
+        let error = load(
+            Some("[images.spark]\njava_image_tag = \"latest\"\n"),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect_err("unknown java");
+        assert!(error.to_string().contains("java_major"), "{error}");
     }
 
     proptest::proptest! {

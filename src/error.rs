@@ -4,10 +4,14 @@
 use std::io;
 use std::process::ExitCode;
 
+use crate::assemble::AssembleError;
 use crate::cache::CacheError;
+use crate::certs::CertError;
 use crate::config::ConfigError;
+use crate::extract::ExtractError;
 use crate::fetch::FetchError;
 use crate::inspect::InspectError;
+use crate::patch::PatchError;
 
 /// Exit codes, documented in the README. Scripts and CI branch on them.
 pub mod exit {
@@ -42,6 +46,18 @@ pub enum Error {
     /// Reading facts out of a distribution.
     #[error(transparent)]
     Inspect(#[from] InspectError),
+    /// Assembling the prepared tree.
+    #[error(transparent)]
+    Assemble(#[from] AssembleError),
+    /// Unpacking an archive.
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    /// CA certificates.
+    #[error(transparent)]
+    Certs(#[from] CertError),
+    /// Patching entrypoint.sh and the Dockerfile.
+    #[error(transparent)]
+    Patch(#[from] PatchError),
     /// `cache verify` found damaged entries (they were removed).
     #[error(
         "{count} cached artifact(s) did not match their recorded digest and were removed; the next fetch downloads them again"
@@ -63,23 +79,50 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) => exit::CONFIG,
-            Error::Fetch(error) => match error {
-                FetchError::ChecksumMismatch { .. } | FetchError::ChecksumFormat { .. } => {
-                    exit::INTEGRITY
-                }
-                FetchError::Cache(_) | FetchError::Write { .. } => exit::STORAGE,
-                FetchError::Client(_) => exit::INTERNAL,
-                FetchError::Offline { .. }
-                | FetchError::NotFound { .. }
-                | FetchError::Unavailable { .. }
-                | FetchError::Status { .. } => exit::NETWORK,
-            },
+            Error::Fetch(error) => Error::fetch_exit_code(error),
             Error::Cache(_) => exit::STORAGE,
             Error::Inspect(InspectError::Archive { .. }) => exit::INTEGRITY,
+            Error::Inspect(InspectError::Tree { .. }) => exit::STORAGE,
             Error::Inspect(_) => exit::CONFIG,
+            Error::Assemble(error) => match error {
+                AssembleError::Fetch(inner) => Error::fetch_exit_code(inner),
+                AssembleError::Maven { .. } => exit::NETWORK,
+                AssembleError::Extract(_) | AssembleError::MissingInHadoopDist { .. } => {
+                    exit::INTEGRITY
+                }
+                AssembleError::Write { .. } => exit::STORAGE,
+                AssembleError::Patch(_)
+                | AssembleError::HadoopPin { .. }
+                | AssembleError::HadoopConfigured { .. }
+                | AssembleError::SdkPin { .. }
+                | AssembleError::Log4jFile { .. }
+                | AssembleError::NoLog4jTemplate { .. } => exit::CONFIG,
+            },
+            Error::Extract(ExtractError::Write { .. } | ExtractError::Replace { .. }) => {
+                exit::STORAGE
+            }
+            Error::Extract(_) => exit::INTEGRITY,
+            Error::Certs(CertError::Write { .. } | CertError::CreateDir { .. }) => exit::STORAGE,
+            Error::Certs(_) => exit::CONFIG,
+            Error::Patch(PatchError::Write { .. }) => exit::STORAGE,
+            Error::Patch(_) => exit::CONFIG,
             Error::DamagedCache { .. } => exit::INTEGRITY,
             Error::Runtime(_) => exit::INTERNAL,
             Error::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    fn fetch_exit_code(error: &FetchError) -> u8 {
+        match error {
+            FetchError::ChecksumMismatch { .. } | FetchError::ChecksumFormat { .. } => {
+                exit::INTEGRITY
+            }
+            FetchError::Cache(_) | FetchError::Write { .. } => exit::STORAGE,
+            FetchError::Client(_) => exit::INTERNAL,
+            FetchError::Offline { .. }
+            | FetchError::NotFound { .. }
+            | FetchError::Unavailable { .. }
+            | FetchError::Status { .. } => exit::NETWORK,
         }
     }
 

@@ -5,11 +5,7 @@
 //! The same rules apply to a tarball's listing and to an unpacked tree.
 
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
-
-use flate2::read::GzDecoder;
 
 /// Why a fact could not be established.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +17,33 @@ pub enum InspectError {
         path: PathBuf,
         /// Why.
         #[source]
+        source: Box<crate::extract::ExtractError>,
+    },
+    /// An unpacked tree cannot be listed.
+    #[error("cannot list {path}")]
+    Tree {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
         source: std::io::Error,
+    },
+    /// No `jars/spark-core_*.jar`: not a Spark binary distribution.
+    #[error(
+        "{source_name} is not a Spark binary distribution: jars/spark-core_<scala>-<version>.jar is missing"
+    )]
+    NotSpark {
+        /// The archive or tree inspected.
+        source_name: String,
+    },
+    /// Neither log4j template nor log4j 1 jar.
+    #[error(
+        "cannot tell which log4j {source_name} uses: neither conf/log4j2.properties.template, \
+         conf/log4j.properties.template nor jars/log4j-1.2.*.jar is present"
+    )]
+    NoLog4j {
+        /// The archive or tree inspected.
+        source_name: String,
     },
     /// No Hadoop jars were found.
     #[error(
@@ -99,43 +121,147 @@ pub fn hadoop_version<'a>(
     }
 }
 
-/// Member paths of a `.tgz`, relative to its single top-level directory, read by streaming
-/// through the archive without unpacking anything.
-pub fn tarball_paths(archive: &Path) -> Result<Vec<String>, InspectError> {
-    let error = |source| InspectError::Archive {
-        path: archive.to_path_buf(),
-        source,
-    };
-    let file = File::open(archive).map_err(error)?;
-    let mut tar = tar::Archive::new(GzDecoder::new(BufReader::with_capacity(1 << 18, file)));
-    let mut paths = Vec::new();
-    for entry in tar.entries().map_err(error)? {
-        let entry = entry.map_err(error)?;
-        let path = entry.path().map_err(error)?;
-        // Skip `./` and the single top-level directory.
-        let mut components = path
-            .components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir));
-        components.next();
-        let relative = components
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
-        if !relative.is_empty() {
-            paths.push(relative);
-        }
-    }
-    Ok(paths)
+/// The logging framework a distribution configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Log4j {
+    /// log4j 1.x (`conf/log4j.properties.template`), Spark before 3.3.
+    V1,
+    /// log4j 2 (`conf/log4j2.properties.template`), Spark 3.3 and later, 4.x included.
+    V2,
 }
 
-/// The Hadoop version bundled in a Spark tarball.
+impl Log4j {
+    /// The configuration file name written into `conf/` and copied into the image.
+    pub fn config_file(self) -> &'static str {
+        match self {
+            Log4j::V1 => "log4j.properties",
+            Log4j::V2 => "log4j2.properties",
+        }
+    }
+
+    /// The distribution's template for it, relative to the distribution root.
+    pub fn template(self) -> &'static str {
+        match self {
+            Log4j::V1 => "conf/log4j.properties.template",
+            Log4j::V2 => "conf/log4j2.properties.template",
+        }
+    }
+
+    /// The JVM option that points the image's JVMs at the file under `/opt/spark/`.
+    pub fn java_option(self) -> String {
+        match self {
+            Log4j::V1 => format!(
+                "-Dlog4j.configuration=file:///opt/spark/{}",
+                self.config_file()
+            ),
+            Log4j::V2 => format!(
+                "-Dlog4j.configurationFile=file:///opt/spark/{}",
+                self.config_file()
+            ),
+        }
+    }
+}
+
+/// What a Spark distribution is, read from its file names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistributionFacts {
+    /// Spark version, from `jars/spark-core_<scala>-<version>.jar`.
+    pub spark_version: String,
+    /// Scala binary version, from the same jar.
+    pub scala_version: String,
+    /// The bundled Hadoop.
+    pub hadoop: HadoopVersion,
+    /// The logging framework.
+    pub log4j: Log4j,
+}
+
+/// Read the facts from member paths relative to the distribution root.
+pub fn distribution_facts(
+    paths: &[String],
+    source_name: &str,
+) -> Result<DistributionFacts, InspectError> {
+    let (scala_version, spark_version) = paths
+        .iter()
+        .filter_map(|path| path.strip_prefix("jars/spark-core_")?.strip_suffix(".jar"))
+        .find_map(|rest| {
+            let (scala, version) = rest.split_once('-')?;
+            Some((scala.to_string(), version.to_string()))
+        })
+        .ok_or_else(|| InspectError::NotSpark {
+            source_name: source_name.to_string(),
+        })?;
+    let hadoop = hadoop_version(paths.iter().map(String::as_str), source_name)?;
+    let has = |path: &str| paths.iter().any(|candidate| candidate == path);
+    let log4j_1_jar = paths.iter().any(|path| {
+        path.strip_prefix("jars/log4j-1.2.")
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    });
+    let log4j = if has(Log4j::V2.template()) {
+        Log4j::V2
+    } else if has(Log4j::V1.template()) || log4j_1_jar {
+        Log4j::V1
+    } else {
+        return Err(InspectError::NoLog4j {
+            source_name: source_name.to_string(),
+        });
+    };
+    Ok(DistributionFacts {
+        spark_version,
+        scala_version,
+        hadoop,
+        log4j,
+    })
+}
+
+/// The Hadoop version bundled in a Spark tarball, read without unpacking it.
 pub fn tarball_hadoop_version(archive: &Path) -> Result<HadoopVersion, InspectError> {
-    let paths = tarball_paths(archive)?;
-    let name = archive.file_name().map_or_else(
-        || archive.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    hadoop_version(paths.iter().map(String::as_str), &name)
+    let paths = crate::extract::list_members(archive).map_err(|source| InspectError::Archive {
+        path: archive.to_path_buf(),
+        source: Box::new(source),
+    })?;
+    hadoop_version(paths.iter().map(String::as_str), &display_name(archive))
+}
+
+/// The facts of a Spark tarball, read without unpacking it.
+pub fn tarball_facts(archive: &Path) -> Result<DistributionFacts, InspectError> {
+    let paths = crate::extract::list_members(archive).map_err(|source| InspectError::Archive {
+        path: archive.to_path_buf(),
+        source: Box::new(source),
+    })?;
+    distribution_facts(&paths, &display_name(archive))
+}
+
+/// The facts of an unpacked distribution: only `jars/` and `conf/` are listed.
+pub fn tree_facts(root: &Path) -> Result<DistributionFacts, InspectError> {
+    let mut paths = Vec::new();
+    for dir in ["jars", "conf"] {
+        let listing = match std::fs::read_dir(root.join(dir)) {
+            Ok(listing) => listing,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(InspectError::Tree {
+                    path: root.join(dir),
+                    source,
+                });
+            }
+        };
+        for entry in listing {
+            let entry = entry.map_err(|source| InspectError::Tree {
+                path: root.join(dir),
+                source,
+            })?;
+            paths.push(format!("{dir}/{}", entry.file_name().to_string_lossy()));
+        }
+    }
+    paths.sort();
+    distribution_facts(&paths, &root.display().to_string())
+}
+
+fn display_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    )
 }
 
 #[cfg(test)]
@@ -179,6 +305,61 @@ mod tests {
         ];
         let error = hadoop_version(paths, "spark.tgz").expect_err("conflict");
         assert!(error.to_string().contains("3.2.0, 3.3.1"), "{error}");
+    }
+
+    fn owned(paths: &[&str]) -> Vec<String> {
+        paths.iter().map(|path| path.to_string()).collect()
+    }
+
+    #[test]
+    fn facts_of_a_3_1_layout() {
+        let paths = owned(&[
+            "conf/log4j.properties.template",
+            "jars/hadoop-common-3.2.0.jar",
+            "jars/log4j-1.2.17.jar",
+            "jars/spark-core_2.12-3.1.1.jar",
+        ]);
+        let facts = distribution_facts(&paths, "t").expect("facts");
+        assert_eq!(facts.spark_version, "3.1.1");
+        assert_eq!(facts.scala_version, "2.12");
+        assert_eq!(facts.log4j, Log4j::V1);
+        assert_eq!(
+            facts.log4j.java_option(),
+            "-Dlog4j.configuration=file:///opt/spark/log4j.properties"
+        );
+    }
+
+    #[test]
+    fn log4j2_template_wins_over_the_1_2_bridge_jar() {
+        let paths = owned(&[
+            "conf/log4j2.properties.template",
+            "jars/hadoop-client-api-3.3.4.jar",
+            "jars/log4j-1.2-api-2.20.0.jar",
+            "jars/spark-core_2.13-4.0.0.jar",
+        ]);
+        let facts = distribution_facts(&paths, "t").expect("facts");
+        assert_eq!(
+            (facts.spark_version.as_str(), facts.scala_version.as_str()),
+            ("4.0.0", "2.13")
+        );
+        assert_eq!(facts.log4j, Log4j::V2);
+        assert_eq!(
+            facts.log4j.java_option(),
+            "-Dlog4j.configurationFile=file:///opt/spark/log4j2.properties"
+        );
+    }
+
+    #[test]
+    fn not_spark_and_no_log4j_are_errors() {
+        let error = distribution_facts(&owned(&["jars/hadoop-common-3.2.0.jar"]), "x.tgz")
+            .expect_err("not spark");
+        assert!(matches!(error, InspectError::NotSpark { .. }), "{error}");
+        let paths = owned(&[
+            "jars/hadoop-common-3.2.0.jar",
+            "jars/spark-core_2.12-3.1.1.jar",
+        ]);
+        let error = distribution_facts(&paths, "x.tgz").expect_err("no log4j");
+        assert!(matches!(error, InspectError::NoLog4j { .. }), "{error}");
     }
 
     #[test]

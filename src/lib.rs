@@ -4,6 +4,7 @@
 //! first, then the artifacts a build needs, how they are fetched, verified and cached,
 //! how the Spark tree is assembled, and finally how progress and results reach the user.
 
+pub mod assemble;
 pub mod cache;
 pub mod certs;
 pub mod cli;

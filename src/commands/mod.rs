@@ -1,8 +1,10 @@
 //! One function per subcommand; `main` dispatches here.
 
 pub mod cache;
+pub mod certs;
 pub mod config;
 pub mod fetch;
+pub mod prepare;
 
 use std::sync::Arc;
 
@@ -21,6 +23,9 @@ pub async fn run(
 ) -> Result<(), Error> {
     match command {
         Command::Fetch { target } => fetch::run(config, target, reporter).await,
+        Command::Prepare(args) => prepare::run(config, &args, reporter).await.map(|_| ()),
+        Command::Resolve => prepare::resolve(config, reporter).await,
+        Command::Certs { action } => certs::run(config, action, reporter.as_ref()),
         Command::Cache { action } => cache::run(config, action, reporter).await,
         Command::Config { action } => config::run(config, action),
     }

@@ -1,0 +1,546 @@
+//! Turning verified archives into a prepared Spark tree: the S3A jars that match the
+//! bundled Hadoop exactly, the log4j and `spark-defaults.conf` files, the CA certificates
+//! and the anchored patches of `entrypoint.sh` and the `Dockerfile`.
+//!
+//! Everything happens in a staged copy next to the output folder; the output is replaced
+//! by one rename at the end, so a failure at any step leaves the previous tree as it was.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::cache::write_atomically;
+use crate::certs::CaCert;
+use crate::config::{Config, JarsSource};
+use crate::fetch::{FetchError, Fetched, Fetcher};
+use crate::inspect::{DistributionFacts, Log4j};
+use crate::maven::{self, Coordinates, PomSource, SourceError};
+use crate::patch::{CertImport, PatchContext, PatchError, PatchPlan, PatchSet};
+use crate::plan::ArtifactSpec;
+
+/// Why assembling failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    /// A pinned version contradicts what the distribution bundles.
+    #[error(
+        "[s3a] hadoop_aws_version = {pinned:?} but Spark {spark_version} bundles Hadoop {detected} \
+         ({evidence}); hadoop-aws must be exactly the bundled hadoop-common version — mixed \
+         hadoop-aws / hadoop-common versions fail at run time with NoSuchMethodError. Remove the pin \
+         or choose a Spark package built for Hadoop {pinned}"
+    )]
+    HadoopPin {
+        /// The pinned version.
+        pinned: String,
+        /// The version found in `jars/`.
+        detected: String,
+        /// The jar that says so.
+        evidence: String,
+        /// The Spark version.
+        spark_version: String,
+    },
+    /// `[hadoop] version` contradicts the distribution.
+    #[error(
+        "[hadoop] version = {configured:?} but Spark {spark_version} bundles Hadoop {detected} ({evidence}); \
+         the S3A jars must match the bundled Hadoop. Remove [hadoop] version or set it to {detected}"
+    )]
+    HadoopConfigured {
+        /// The configured version.
+        configured: String,
+        /// The version found in `jars/`.
+        detected: String,
+        /// The jar that says so.
+        evidence: String,
+        /// The Spark version.
+        spark_version: String,
+    },
+    /// A pinned SDK version contradicts what hadoop-aws was built against.
+    #[error(
+        "[s3a] sdk_version = {pinned:?} but hadoop-aws {hadoop_version} was built against {sdk}; \
+         an SDK bundle other than the one hadoop-aws was built with fails at run time \
+         (NoSuchMethodError / NoClassDefFoundError). Remove the pin"
+    )]
+    SdkPin {
+        /// The pinned version.
+        pinned: String,
+        /// The Hadoop version.
+        hadoop_version: String,
+        /// The SDK bundle hadoop-aws requires.
+        sdk: String,
+    },
+    /// Resolving hadoop-aws's dependencies failed.
+    #[error("cannot work out the S3A jars for Hadoop {hadoop_version}")]
+    Maven {
+        /// The Hadoop version.
+        hadoop_version: String,
+        /// Why.
+        #[source]
+        source: Box<maven::MavenError>,
+    },
+    /// The Hadoop distribution lacks the S3A jars.
+    #[error(
+        "{archive} has no {what} under share/hadoop/tools/lib/; use [s3a] jars_source = \"maven\""
+    )]
+    MissingInHadoopDist {
+        /// The Hadoop tarball.
+        archive: String,
+        /// What is missing.
+        what: String,
+    },
+    /// Reading a member out of the Hadoop tarball failed.
+    #[error(transparent)]
+    Extract(#[from] crate::extract::ExtractError),
+    /// The user's log4j file cannot be read.
+    #[error("cannot read the log4j file {path} ([spark] log4j_file)")]
+    Log4jFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The distribution lacks the log4j template.
+    #[error("the distribution has no {template} to create {file} from; set [spark] log4j_file")]
+    NoLog4jTemplate {
+        /// The template looked for.
+        template: &'static str,
+        /// The file to be written.
+        file: &'static str,
+    },
+    /// Writing into the staged tree failed.
+    #[error("cannot write {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Patching failed.
+    #[error(transparent)]
+    Patch(#[from] PatchError),
+    /// A download failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}
+
+/// Where one added jar comes from.
+#[derive(Debug, Clone)]
+pub enum JarOrigin {
+    /// A Maven artifact, fetched and verified against its published checksum.
+    Maven(ArtifactSpec),
+    /// A member of the Hadoop distribution tarball.
+    HadoopDist {
+        /// The member path, relative to the tarball's top directory.
+        member: String,
+    },
+}
+
+/// One jar added to `jars/`.
+#[derive(Debug, Clone)]
+pub struct SelectedJar {
+    /// `group:artifact:version`, or the file name for jars taken from the Hadoop tarball.
+    pub name: String,
+    /// The file name under `jars/`.
+    pub file_name: String,
+    /// Where it comes from.
+    pub origin: JarOrigin,
+}
+
+/// The S3A jars for one Hadoop version.
+#[derive(Debug, Clone)]
+pub struct S3aSelection {
+    /// Where they come from.
+    pub source: JarsSource,
+    /// The hadoop-aws version (equal to the bundled Hadoop).
+    pub hadoop_aws_version: String,
+    /// The AWS SDK bundle's version.
+    pub sdk_version: String,
+    /// Every jar to add, hadoop-aws and the SDK bundle first.
+    pub jars: Vec<SelectedJar>,
+    /// The Hadoop tarball, for the `hadoop-dist` source.
+    pub hadoop_dist: Option<Fetched>,
+}
+
+/// Check `facts` against the configured pins.
+pub fn check_pins(config: &Config, facts: &DistributionFacts) -> Result<(), AssembleError> {
+    let detected = &facts.hadoop.version;
+    if let Some(pinned) = &config.s3a.hadoop_aws_version
+        && pinned != detected
+    {
+        return Err(AssembleError::HadoopPin {
+            pinned: pinned.clone(),
+            detected: detected.clone(),
+            evidence: facts.hadoop.evidence.clone(),
+            spark_version: facts.spark_version.clone(),
+        });
+    }
+    if let Some(configured) = &config.hadoop.version
+        && configured != detected
+    {
+        return Err(AssembleError::HadoopConfigured {
+            configured: configured.clone(),
+            detected: detected.clone(),
+            evidence: facts.hadoop.evidence.clone(),
+            spark_version: facts.spark_version.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// POMs fetched through the verified cache.
+struct CachedPoms<'a> {
+    fetcher: &'a Fetcher,
+}
+
+impl PomSource for CachedPoms<'_> {
+    async fn pom(&self, coordinates: &Coordinates) -> Result<String, SourceError> {
+        let spec = maven_spec("pom", coordinates, "pom");
+        let fetched = self.fetcher.fetch(&spec).await?;
+        Ok(tokio::fs::read_to_string(&fetched.artifact.path).await?)
+    }
+}
+
+fn maven_spec(role: &'static str, coordinates: &Coordinates, extension: &str) -> ArtifactSpec {
+    ArtifactSpec::maven(
+        role,
+        &coordinates.group_id,
+        &coordinates.artifact_id,
+        &coordinates.version,
+        extension,
+    )
+}
+
+/// Decide which jars make S3A work for the bundled Hadoop; `present` lists the file names
+/// already in `jars/`.
+pub async fn select_s3a_jars(
+    config: &Config,
+    fetcher: &Fetcher,
+    facts: &DistributionFacts,
+    present: &BTreeSet<String>,
+) -> Result<S3aSelection, AssembleError> {
+    check_pins(config, facts)?;
+    let hadoop_version = facts.hadoop.version.clone();
+    let selection = match config.s3a.jars_source {
+        JarsSource::Maven => {
+            let already_present = |coordinates: &Coordinates| {
+                let prefix = format!("{}-", coordinates.artifact_id);
+                present.iter().any(|name| {
+                    name.strip_prefix(&prefix).is_some_and(|rest| {
+                        rest.starts_with(|c: char| c.is_ascii_digit()) && rest.ends_with(".jar")
+                    })
+                })
+            };
+            let resolved =
+                maven::s3a_runtime_jars(&CachedPoms { fetcher }, &hadoop_version, &already_present)
+                    .await
+                    .map_err(|source| AssembleError::Maven {
+                        hadoop_version: hadoop_version.clone(),
+                        source: Box::new(source),
+                    })?;
+            let mut jars = vec![
+                maven_jar("hadoop-aws", &resolved.hadoop_aws),
+                maven_jar("aws-sdk", &resolved.sdk_bundle),
+            ];
+            jars.extend(
+                resolved
+                    .others
+                    .iter()
+                    .map(|coordinates| maven_jar("s3a-runtime", coordinates)),
+            );
+            S3aSelection {
+                source: JarsSource::Maven,
+                hadoop_aws_version: resolved.hadoop_aws.version.clone(),
+                sdk_version: resolved.sdk_bundle.version.clone(),
+                jars,
+                hadoop_dist: None,
+            }
+        }
+        JarsSource::HadoopDist => {
+            let hadoop = fetcher
+                .fetch(&crate::plan::hadoop(config, &hadoop_version))
+                .await?;
+            let archive = hadoop.artifact.path.clone();
+            let members =
+                tokio::task::spawn_blocking(move || crate::extract::list_members(&archive))
+                    .await
+                    .map_err(|join| AssembleError::Write {
+                        path: hadoop.artifact.path.clone(),
+                        source: std::io::Error::other(join),
+                    })??;
+            hadoop_dist_selection(&members, &hadoop_version, &hadoop)?
+        }
+    };
+    if let Some(pinned) = &config.s3a.sdk_version
+        && *pinned != selection.sdk_version
+    {
+        return Err(AssembleError::SdkPin {
+            pinned: pinned.clone(),
+            hadoop_version,
+            sdk: selection
+                .jars
+                .get(1)
+                .map_or_else(|| selection.sdk_version.clone(), |jar| jar.name.clone()),
+        });
+    }
+    Ok(selection)
+}
+
+fn maven_jar(role: &'static str, coordinates: &Coordinates) -> SelectedJar {
+    let spec = maven_spec(role, coordinates, "jar");
+    SelectedJar {
+        name: coordinates.to_string(),
+        file_name: spec.file_name.clone(),
+        origin: JarOrigin::Maven(spec),
+    }
+}
+
+/// The SDK bundles' file-name prefixes: v1 (`aws-java-sdk-bundle`) up to Hadoop 3.3, v2 (`bundle`) from 3.4.
+const SDK_BUNDLE_PREFIXES: [&str; 2] = ["aws-java-sdk-bundle-", "bundle-"];
+/// Other runtime jars Hadoop ships beside hadoop-aws in `tools/lib` for S3A.
+const HADOOP_DIST_EXTRAS: [&str; 1] = ["analyticsaccelerator-s3-"];
+
+fn hadoop_dist_selection(
+    members: &[String],
+    hadoop_version: &str,
+    hadoop: &Fetched,
+) -> Result<S3aSelection, AssembleError> {
+    let tools = "share/hadoop/tools/lib/";
+    let in_tools: Vec<&str> = members
+        .iter()
+        .filter_map(|member| member.strip_prefix(tools))
+        .filter(|name| !name.contains('/'))
+        .collect();
+    let missing = |what: String| AssembleError::MissingInHadoopDist {
+        archive: hadoop.spec.file_name.clone(),
+        what,
+    };
+    let hadoop_aws = format!("hadoop-aws-{hadoop_version}.jar");
+    if !in_tools.contains(&hadoop_aws.as_str()) {
+        return Err(missing(hadoop_aws));
+    }
+    let versioned = |prefix: &str| {
+        in_tools.iter().find_map(|name| {
+            let version = name.strip_prefix(prefix)?.strip_suffix(".jar")?;
+            version
+                .starts_with(|c: char| c.is_ascii_digit())
+                .then(|| (name.to_string(), version.to_string()))
+        })
+    };
+    let (sdk_file, sdk_version) = SDK_BUNDLE_PREFIXES
+        .iter()
+        .find_map(|prefix| versioned(prefix))
+        .ok_or_else(|| {
+            missing("AWS SDK bundle (aws-java-sdk-bundle-*.jar or bundle-*.jar)".into())
+        })?;
+    let from_tools = |file_name: String| SelectedJar {
+        name: file_name.clone(),
+        origin: JarOrigin::HadoopDist {
+            member: format!("{tools}{file_name}"),
+        },
+        file_name,
+    };
+    let mut jars = vec![from_tools(hadoop_aws), from_tools(sdk_file)];
+    jars.extend(
+        HADOOP_DIST_EXTRAS
+            .iter()
+            .filter_map(|prefix| versioned(prefix))
+            .map(|(file, _)| from_tools(file)),
+    );
+    Ok(S3aSelection {
+        source: JarsSource::HadoopDist,
+        hadoop_aws_version: hadoop_version.to_string(),
+        sdk_version,
+        jars,
+        hadoop_dist: Some(hadoop.clone()),
+    })
+}
+
+/// Put the selected jars into `tree/jars/`, fetching Maven ones through the cache.
+pub async fn add_jars(
+    fetcher: &Fetcher,
+    selection: &S3aSelection,
+    tree: &Path,
+) -> Result<Vec<PathBuf>, AssembleError> {
+    let jars_dir = tree.join("jars");
+    let maven: Vec<&ArtifactSpec> = selection
+        .jars
+        .iter()
+        .filter_map(|jar| match &jar.origin {
+            JarOrigin::Maven(spec) => Some(spec),
+            JarOrigin::HadoopDist { .. } => None,
+        })
+        .collect();
+    let fetched =
+        futures_util::future::try_join_all(maven.iter().map(|spec| fetcher.fetch(spec))).await?;
+    let mut written = Vec::new();
+    for artifact in &fetched {
+        let target = jars_dir.join(&artifact.spec.file_name);
+        copy_into(&artifact.artifact.path, &target)?;
+        written.push(target);
+    }
+    if let Some(hadoop) = &selection.hadoop_dist {
+        let wanted: Vec<(String, String)> = selection
+            .jars
+            .iter()
+            .filter_map(|jar| match &jar.origin {
+                JarOrigin::HadoopDist { member } => Some((member.clone(), jar.file_name.clone())),
+                JarOrigin::Maven(_) => None,
+            })
+            .collect();
+        let archive = hadoop.artifact.path.clone();
+        let destination = jars_dir.clone();
+        let extracted = tokio::task::spawn_blocking(move || {
+            crate::extract::extract_members(&archive, &destination, |member| {
+                let member = member.to_string_lossy();
+                wanted
+                    .iter()
+                    .find(|(path, _)| *path == member)
+                    .map(|(_, file_name)| file_name.clone())
+            })
+        })
+        .await
+        .map_err(|join| AssembleError::Write {
+            path: jars_dir.clone(),
+            source: std::io::Error::other(join),
+        })??;
+        written.extend(extracted);
+    }
+    Ok(written)
+}
+
+/// Copy a cached artifact into the tree: a temp file beside the target, then a rename.
+fn copy_into(source: &Path, target: &Path) -> Result<(), AssembleError> {
+    let write_error = |error| AssembleError::Write {
+        path: target.to_path_buf(),
+        source: error,
+    };
+    let parent = target.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(write_error)?;
+    let temp = tempfile::NamedTempFile::new_in(parent).map_err(write_error)?;
+    // `fs::copy` uses copy_file_range, so the kernel (or a reflink) does the copying.
+    fs::copy(source, temp.path()).map_err(write_error)?;
+    set_mode(temp.path(), 0o644).map_err(write_error)?;
+    temp.persist(target)
+        .map_err(|error| write_error(error.error))?;
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+/// Write a text file into the tree through a temp file and a rename.
+pub fn write_text(tree: &Path, relative: &str, text: &str) -> Result<PathBuf, AssembleError> {
+    let path = tree.join(relative);
+    let parent = path.parent().unwrap_or(tree).to_path_buf();
+    fs::create_dir_all(&parent).map_err(|source| AssembleError::Write {
+        path: parent.clone(),
+        source,
+    })?;
+    write_atomically(&parent, &path, text.as_bytes()).map_err(|source| AssembleError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    set_mode(&path, 0o644).map_err(|source| AssembleError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+/// The log4j configuration: the user's file when configured, else the distribution's template.
+pub fn log4j_config(config: &Config, tree: &Path, log4j: Log4j) -> Result<String, AssembleError> {
+    match &config.spark.log4j_file {
+        Some(path) => fs::read_to_string(path).map_err(|source| AssembleError::Log4jFile {
+            path: path.clone(),
+            source,
+        }),
+        None => fs::read_to_string(tree.join(log4j.template())).map_err(|_| {
+            AssembleError::NoLog4jTemplate {
+                template: log4j.template(),
+                file: log4j.config_file(),
+            }
+        }),
+    }
+}
+
+/// `conf/spark-defaults.conf`: the S3A committer settings of the reference deployment.
+/// Credentials are never written: S3A reads them from the environment at run time.
+pub fn spark_defaults(config: &Config) -> String {
+    let mut settings: Vec<(&str, String)> = vec![
+        (
+            "spark.hadoop.mapreduce.outputcommitter.factory.scheme.s3a",
+            "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory".into(),
+        ),
+        ("spark.hadoop.fs.s3a.committer.name", "directory".into()),
+        (
+            "spark.hadoop.fs.s3a.committer.staging.tmp.path",
+            "/tmp/spark_staging".into(),
+        ),
+        (
+            "spark.hadoop.fs.s3a.buffer.dir",
+            "/tmp/spark_local_buf".into(),
+        ),
+        (
+            "spark.hadoop.fs.s3a.committer.staging.conflict-mode",
+            "fail".into(),
+        ),
+        (
+            "spark.hadoop.fs.s3a.impl",
+            "org.apache.hadoop.fs.s3a.S3AFileSystem".into(),
+        ),
+        ("spark.hadoop.fs.s3a.path.style.access", "true".into()),
+    ];
+    if let Some(endpoint) = &config.s3a.endpoint {
+        settings.push(("spark.hadoop.fs.s3a.endpoint", endpoint.clone()));
+    }
+    if let Some(uris) = &config.spark.hive_metastore_uris {
+        settings.push(("spark.hive.metastore.uris", uris.clone()));
+    }
+    let width = settings.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
+    let mut text = String::from(
+        "# Written by imgforge. S3 credentials are not configured here: S3A takes them from the\n\
+         # environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) or a credentials provider.\n",
+    );
+    for (key, value) in settings {
+        text.push_str(&format!("{key:<width$}  {value}\n"));
+    }
+    text
+}
+
+/// Write the checked CA certificates into `tree/certs/<alias>.crt`; the imports for the patches.
+pub fn write_certs(tree: &Path, certs: &[CaCert]) -> Result<Vec<CertImport>, AssembleError> {
+    let mut imports = Vec::new();
+    for cert in certs {
+        let file_name = format!("{}.crt", cert.alias);
+        write_text(tree, &format!("certs/{file_name}"), &cert.pem)?;
+        imports.push(CertImport {
+            alias: cert.alias.clone(),
+            file_name,
+        });
+    }
+    Ok(imports)
+}
+
+/// Plan the patches of `entrypoint.sh` and the `Dockerfile` for this tree.
+pub fn plan_tree_patches(
+    config: &Config,
+    tree: &Path,
+    facts: &DistributionFacts,
+    certs: Vec<CertImport>,
+) -> Result<(PatchPlan, String), AssembleError> {
+    let mut set = PatchSet::builtin()?;
+    if let Some(dir) = &config.patches_dir {
+        set = set.with_user_dir(dir)?;
+    }
+    let mut context = PatchContext::for_spark(&facts.spark_version, config.spark_image.java_major)?;
+    // The tree, not the version number, decides the log4j flavour.
+    context.java_options = facts.log4j.java_option();
+    context.log4j_file = facts.log4j.config_file().to_string();
+    context.certs = certs;
+    context.base_image = config.spark_image.base.clone();
+    context.disable_cert_checking = config.s3a.disable_cert_checking;
+    let plan = crate::patch::plan_patches(tree, &set, &context)?;
+    Ok((plan, set.digest()))
+}
