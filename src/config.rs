@@ -27,6 +27,12 @@ pub mod env_vars {
     pub const APACHE_MIRROR: &str = "IMGFORGE_APACHE_MIRROR";
     /// One Maven 2 repository, replacing `[mirrors] maven`.
     pub const MAVEN_MIRROR: &str = "IMGFORGE_MAVEN_MIRROR";
+    /// The Docker engine endpoint, as the docker CLI reads it.
+    pub const DOCKER_HOST: &str = "DOCKER_HOST";
+    /// Verify the engine's TLS certificate and present a client certificate.
+    pub const DOCKER_TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
+    /// Folder holding ca.pem, cert.pem and key.pem for a TLS engine.
+    pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
 }
 
 /// The embedded defaults, kept as data so the README and the binary agree.
@@ -223,6 +229,44 @@ pub struct SparkImageConfig {
     pub java_major: u32,
 }
 
+/// `[images]`: names, tags and the settings of the images other than Spark's.
+#[derive(Debug, Clone)]
+pub struct ImagesConfig {
+    /// Registry and namespace the image names start with, e.g. `registry.gitlab.com/gha1`.
+    pub registry: String,
+    /// Tag templates: `{spark_version}`, `{hadoop_version}`, `{scala_version}`.
+    pub tags: Vec<String>,
+    /// `org.opencontainers.image.source`, when set.
+    pub source: Option<String>,
+    /// `org.opencontainers.image.revision`, when set.
+    pub revision: Option<String>,
+    /// Repository name of the Spark image.
+    pub spark_name: String,
+    /// The `spark_uid` build argument of Spark's Dockerfile.
+    pub spark_uid: u32,
+    /// Repository name of the history server image.
+    pub spark_hs_name: String,
+    /// Where the history server reads event logs.
+    pub event_log_dir: String,
+    /// Repository name of the metastore image.
+    pub hive_metastore_name: String,
+    /// The JRE image the metastore image is built on.
+    pub hive_metastore_base: String,
+    /// Install sudo for the `hive` user (debugging only).
+    pub hive_metastore_debug_sudo: bool,
+}
+
+/// The docker CLI's engine variables, as found in the environment.
+#[derive(Debug, Clone, Default)]
+pub struct EngineEnv {
+    /// `DOCKER_HOST`.
+    pub host: Option<String>,
+    /// `DOCKER_TLS_VERIFY`.
+    pub tls_verify: Option<String>,
+    /// `DOCKER_CERT_PATH`.
+    pub cert_path: Option<String>,
+}
+
 /// `[mirrors]`: base URLs tried in order.
 #[derive(Debug, Clone)]
 pub struct MirrorsConfig {
@@ -271,6 +315,10 @@ pub struct Config {
     pub patches_dir: Option<PathBuf>,
     /// `[images.spark]`.
     pub spark_image: SparkImageConfig,
+    /// `[images]`, `[images.spark-hs]`, `[images.hive-metastore]`.
+    pub images: ImagesConfig,
+    /// The Docker engine to talk to, from the same variables the docker CLI reads.
+    pub engine: EngineEnv,
     /// Every effective value and its source, for `config show`.
     pub shown: Vec<ShownValue>,
 }
@@ -380,7 +428,13 @@ impl Config {
                 }),
         );
 
+        let engine = EngineEnv {
+            host: env(env_vars::DOCKER_HOST),
+            tls_verify: env(env_vars::DOCKER_TLS_VERIFY),
+            cert_path: env(env_vars::DOCKER_CERT_PATH),
+        };
         merged.into_config(ResolvedParts {
+            engine,
             config_file: config_file.map(|(path, _)| path),
             cache_dir,
             offline: args.offline,
@@ -397,6 +451,7 @@ impl Config {
 
 /// The parts of [`Config`] that do not come from the TOML layers.
 struct ResolvedParts {
+    engine: EngineEnv,
     config_file: Option<PathBuf>,
     cache_dir: PathBuf,
     offline: bool,
@@ -552,27 +607,171 @@ struct DirLayer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ImagesLayer {
+    registry: Option<Parsed<ImageReference>>,
+    tags: Option<Vec<Parsed<TagTemplate>>>,
+    source: Option<String>,
+    revision: Option<String>,
     #[serde(default)]
     spark: SparkImageLayer,
+    #[serde(default, rename = "spark-hs")]
+    spark_hs: SparkHsLayer,
+    #[serde(default, rename = "hive-metastore")]
+    hive_metastore: HiveMetastoreLayer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SparkHsLayer {
+    name: Option<Parsed<RepositoryName>>,
+    event_log_dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HiveMetastoreLayer {
+    name: Option<Parsed<RepositoryName>>,
+    base: Option<Parsed<ImageReference>>,
+    debug_sudo: Option<bool>,
+}
+
+/// A tag template: after substitution it must be a valid Docker tag.
+#[derive(Debug)]
+struct TagTemplate(String);
+
+impl FromStr for TagTemplate {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let sample = render_tag(text, "3.1.1", "3.2.0", "2.12");
+        if is_valid_tag(&sample) {
+            Ok(TagTemplate(text.to_string()))
+        } else {
+            Err(format!(
+                "{text:?} does not make a valid tag (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-'); \
+                 placeholders are {{spark_version}}, {{hadoop_version}}, {{scala_version}}"
+            ))
+        }
+    }
+}
+
+/// Substitute the placeholders of a tag template.
+pub fn render_tag(
+    template: &str,
+    spark_version: &str,
+    hadoop_version: &str,
+    scala_version: &str,
+) -> String {
+    template
+        .replace("{spark_version}", spark_version)
+        .replace("{hadoop_version}", hadoop_version)
+        .replace("{scala_version}", scala_version)
+}
+
+/// Docker's tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    !tag.is_empty()
+        && tag.len() <= 128
+        && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// A repository path component: lower-case letters, digits and separators.
+#[derive(Debug)]
+struct RepositoryName(String);
+
+impl FromStr for RepositoryName {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let valid = !text.is_empty()
+            && text.split('/').all(|part| {
+                !part.is_empty()
+                    && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && part.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+                    })
+            });
+        if valid {
+            Ok(RepositoryName(text.to_string()))
+        } else {
+            Err(format!(
+                "{text:?} is not a repository name: lower-case letters, digits, '.', '_', '-' and '/'"
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SparkImageLayer {
+    name: Option<Parsed<RepositoryName>>,
     base: Option<Parsed<ImageReference>>,
     java_image_tag: Option<Parsed<Version>>,
     java_major: Option<u32>,
+    spark_uid: Option<u32>,
+}
+
+impl ImagesLayer {
+    fn to_config(&self) -> Result<ImagesConfig, ConfigError> {
+        let missing = |key: &str| ConfigError::Defaults(format!("no value for {key}"));
+        let name = |layer: &Option<Parsed<RepositoryName>>, key: &str| {
+            layer
+                .as_ref()
+                .map(|parsed| parsed.0.0.clone())
+                .ok_or_else(|| missing(key))
+        };
+        Ok(ImagesConfig {
+            registry: self
+                .registry
+                .as_ref()
+                .map(|parsed| parsed.0.0.clone())
+                .ok_or_else(|| missing("images.registry"))?,
+            tags: self
+                .tags
+                .as_ref()
+                .ok_or_else(|| missing("images.tags"))?
+                .iter()
+                .map(|parsed| parsed.0.0.clone())
+                .collect(),
+            source: self.source.clone(),
+            revision: self.revision.clone(),
+            spark_name: name(&self.spark.name, "images.spark.name")?,
+            spark_uid: self
+                .spark
+                .spark_uid
+                .ok_or_else(|| missing("images.spark.spark_uid"))?,
+            spark_hs_name: name(&self.spark_hs.name, "images.spark-hs.name")?,
+            event_log_dir: self
+                .spark_hs
+                .event_log_dir
+                .clone()
+                .ok_or_else(|| missing("images.spark-hs.event_log_dir"))?,
+            hive_metastore_name: name(&self.hive_metastore.name, "images.hive-metastore.name")?,
+            hive_metastore_base: self
+                .hive_metastore
+                .base
+                .as_ref()
+                .map(|parsed| parsed.0.0.clone())
+                .ok_or_else(|| missing("images.hive-metastore.base"))?,
+            hive_metastore_debug_sudo: self.hive_metastore.debug_sudo.unwrap_or(false),
+        })
+    }
 }
 
 impl SparkImageLayer {
-    fn into_config(self) -> Result<SparkImageConfig, ConfigError> {
+    fn to_config(&self) -> Result<SparkImageConfig, ConfigError> {
         let java_image_tag = self
             .java_image_tag
+            .as_ref()
             .ok_or_else(|| {
                 ConfigError::Defaults("no value for images.spark.java_image_tag".into())
             })?
             .0
-            .0;
+            .0
+            .clone();
         let java_major = match self.java_major {
             Some(major) => major,
             None => java_major_of(&java_image_tag).ok_or_else(|| ConfigError::Value {
@@ -583,7 +782,7 @@ impl SparkImageLayer {
             })?,
         };
         Ok(SparkImageConfig {
-            base: self.base.map(|parsed| parsed.0.0),
+            base: self.base.as_ref().map(|parsed| parsed.0.0.clone()),
             java_image_tag,
             java_major,
         })
@@ -753,7 +952,9 @@ impl Layer {
             },
             certs_dir: self.certs.dir.map(PathBuf::from),
             patches_dir: self.patches.dir.map(PathBuf::from),
-            spark_image: self.images.spark.into_config()?,
+            spark_image: self.images.spark.to_config()?,
+            images: self.images.to_config()?,
+            engine: parts.engine,
             shown: parts.shown,
         })
     }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod fetch;
+pub mod images;
 pub mod inspect;
 pub mod maven;
 pub mod output;

@@ -1,0 +1,332 @@
+//! The three images imgforge builds — their names, tags, labels and input fingerprints.
+//!
+//! A fingerprint is a SHA-256 over everything that goes into an image: artifact digests,
+//! patches, Dockerfiles, certificates, the configuration that shapes the build, and the
+//! imgforge version. It is recorded in the `imgforge.inputs.sha256` label so a later run can
+//! tell whether an image needs rebuilding without building it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::config::{Config, is_valid_tag, render_tag};
+
+/// One of the images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ImageKind {
+    /// The patched Spark distribution.
+    Spark,
+    /// The Spark history server, built on the Spark image.
+    SparkHs,
+    /// The standalone Hive metastore.
+    HiveMetastore,
+}
+
+impl ImageKind {
+    /// Every image, in build order (spark-hs needs spark).
+    pub const ALL: [ImageKind; 3] = [
+        ImageKind::Spark,
+        ImageKind::SparkHs,
+        ImageKind::HiveMetastore,
+    ];
+
+    /// The repository name configured for this image.
+    pub fn repository_name(self, config: &Config) -> &str {
+        match self {
+            ImageKind::Spark => &config.images.spark_name,
+            ImageKind::SparkHs => &config.images.spark_hs_name,
+            ImageKind::HiveMetastore => &config.images.hive_metastore_name,
+        }
+    }
+
+    /// The name used on the command line and in reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            ImageKind::Spark => "spark",
+            ImageKind::SparkHs => "spark-hs",
+            ImageKind::HiveMetastore => "hive-metastore",
+        }
+    }
+}
+
+impl fmt::Display for ImageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A bad image name or tag, caught before anything is built.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagesError {
+    /// The registry part of the name is not valid.
+    #[error("invalid registry {registry:?} for the {image} image: {reason}")]
+    Registry {
+        /// The registry value.
+        registry: String,
+        /// Which image.
+        image: ImageKind,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tag template rendered to something Docker rejects.
+    #[error(
+        "tag template {template:?} gives {tag:?} for the {image} image, which is not a valid tag"
+    )]
+    Tag {
+        /// The template.
+        template: String,
+        /// What it rendered to.
+        tag: String,
+        /// Which image.
+        image: ImageKind,
+    },
+}
+
+/// The versions that name and label the images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versions {
+    /// Spark.
+    pub spark: String,
+    /// Scala binary version.
+    pub scala: String,
+    /// The Hadoop Spark bundles.
+    pub hadoop: String,
+    /// hadoop-aws (equal to `hadoop`).
+    pub hadoop_aws: String,
+    /// The AWS SDK bundle.
+    pub aws_sdk: String,
+}
+
+/// Check a registry prefix such as `registry.gitlab.com/gha1` or `127.0.0.1:5000/ns`.
+fn check_registry(registry: &str) -> Result<(), String> {
+    let mut parts = registry.split('/');
+    let host = parts.next().unwrap_or_default();
+    let (name, port) = host
+        .split_once(':')
+        .map_or((host, None), |(name, port)| (name, Some(port)));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+    {
+        return Err(format!("{host:?} is not a registry host"));
+    }
+    if let Some(port) = port
+        && (port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(format!("{port:?} is not a port"));
+    }
+    for part in parts {
+        let valid = !part.is_empty()
+            && part.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            })
+            && part.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid {
+            return Err(format!("{part:?} is not a lower-case path component"));
+        }
+    }
+    Ok(())
+}
+
+/// Every full reference (`registry/name:tag`) of `image`, validated. `registry` overrides
+/// the configured one (`push --registry`).
+pub fn references(
+    config: &Config,
+    image: ImageKind,
+    versions: &Versions,
+    registry: Option<&str>,
+) -> Result<Vec<String>, ImagesError> {
+    let registry = registry
+        .unwrap_or(&config.images.registry)
+        .trim_end_matches('/');
+    check_registry(registry).map_err(|reason| ImagesError::Registry {
+        registry: registry.to_string(),
+        image,
+        reason,
+    })?;
+    let repository = format!("{registry}/{}", image.repository_name(config));
+    config
+        .images
+        .tags
+        .iter()
+        .map(|template| {
+            let tag = render_tag(template, &versions.spark, &versions.hadoop, &versions.scala);
+            if is_valid_tag(&tag) {
+                Ok(format!("{repository}:{tag}"))
+            } else {
+                Err(ImagesError::Tag {
+                    template: template.clone(),
+                    tag,
+                    image,
+                })
+            }
+        })
+        .collect()
+}
+
+/// The labels of `image`: OCI annotations plus imgforge's own.
+pub fn labels(
+    config: &Config,
+    image: ImageKind,
+    versions: &Versions,
+    fingerprint: &str,
+    created: &str,
+) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut put = |key: &str, value: &str| {
+        labels.insert(key.to_string(), value.to_string());
+    };
+    put(
+        "org.opencontainers.image.title",
+        image.repository_name(config),
+    );
+    put("org.opencontainers.image.version", &versions.spark);
+    put("org.opencontainers.image.created", created);
+    if let Some(source) = &config.images.source {
+        put("org.opencontainers.image.source", source);
+    }
+    if let Some(revision) = &config.images.revision {
+        put("org.opencontainers.image.revision", revision);
+    }
+    put("imgforge.spark.version", &versions.spark);
+    put("imgforge.hadoop.version", &versions.hadoop);
+    put("imgforge.hadoop_aws.version", &versions.hadoop_aws);
+    put("imgforge.aws_sdk.version", &versions.aws_sdk);
+    put(FINGERPRINT_LABEL, fingerprint);
+    labels
+}
+
+/// The label holding an image's input fingerprint.
+pub const FINGERPRINT_LABEL: &str = "imgforge.inputs.sha256";
+
+/// Accumulates the inputs of one image into a SHA-256, each as a named field so that two
+/// different input sets cannot produce the same byte stream.
+#[derive(Clone)]
+pub struct Fingerprint {
+    hasher: Sha256,
+}
+
+impl Fingerprint {
+    /// A fingerprint that already covers the imgforge version.
+    pub fn new(image: ImageKind) -> Self {
+        let mut fingerprint = Fingerprint {
+            hasher: Sha256::new(),
+        };
+        fingerprint.add("imgforge.version", env!("CARGO_PKG_VERSION").as_bytes());
+        fingerprint.add("image", image.label().as_bytes());
+        fingerprint
+    }
+
+    /// Add one named input.
+    pub fn add(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        // Length-prefixed fields: no concatenation of names and values is ambiguous.
+        for part in [name.as_bytes(), value] {
+            self.hasher.update((part.len() as u64).to_be_bytes());
+            self.hasher.update(part);
+        }
+        self
+    }
+
+    /// The hex digest.
+    pub fn finish(self) -> String {
+        hex::encode(self.hasher.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn versions() -> Versions {
+        Versions {
+            spark: "3.1.1".into(),
+            scala: "2.12".into(),
+            hadoop: "3.2.0".into(),
+            hadoop_aws: "3.2.0".into(),
+            aws_sdk: "1.11.375".into(),
+        }
+    }
+
+    fn config() -> Config {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let args = crate::cli::GlobalArgs {
+            cache_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        Config::load_with_env(&args, &|_| None).expect("defaults")
+    }
+
+    #[test]
+    fn default_references_follow_the_reference_deployment() {
+        let refs = references(&config(), ImageKind::Spark, &versions(), None).expect("valid");
+        assert_eq!(
+            refs,
+            [
+                "registry.gitlab.com/gha1/spark:3.1.1",
+                "registry.gitlab.com/gha1/spark:3.1.1-hadoop3.2.0",
+                "registry.gitlab.com/gha1/spark:latest"
+            ]
+        );
+        let refs = references(
+            &config(),
+            ImageKind::HiveMetastore,
+            &versions(),
+            Some("127.0.0.1:5000/x/"),
+        )
+        .expect("valid");
+        assert_eq!(refs[0], "127.0.0.1:5000/x/hive-metastore:3.1.1");
+    }
+
+    #[test]
+    fn bad_registries_are_rejected() {
+        for registry in [
+            "Registry.Example/UPPER",
+            "host:port/x",
+            "/x",
+            "a//b",
+            "h/-x",
+        ] {
+            assert!(
+                references(&config(), ImageKind::Spark, &versions(), Some(registry)).is_err(),
+                "{registry}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_version_that_makes_an_invalid_tag_is_rejected() {
+        let mut bad = versions();
+        bad.spark = "3.1.1+local".into();
+        let error = references(&config(), ImageKind::Spark, &bad, None).expect_err("invalid tag");
+        assert!(error.to_string().contains("3.1.1+local"), "{error}");
+    }
+
+    #[test]
+    fn fingerprints_separate_fields() {
+        let mut a = Fingerprint::new(ImageKind::Spark);
+        a.add("ab", b"c");
+        let mut b = Fingerprint::new(ImageKind::Spark);
+        b.add("a", b"bc");
+        assert_ne!(a.finish(), b.finish());
+        assert_ne!(
+            Fingerprint::new(ImageKind::Spark).finish(),
+            Fingerprint::new(ImageKind::SparkHs).finish()
+        );
+    }
+
+    #[test]
+    fn labels_carry_versions_and_fingerprint() {
+        let labels = labels(
+            &config(),
+            ImageKind::Spark,
+            &versions(),
+            "f00",
+            "2026-01-01T00:00:00Z",
+        );
+        assert_eq!(labels["imgforge.aws_sdk.version"], "1.11.375");
+        assert_eq!(labels[FINGERPRINT_LABEL], "f00");
+        assert_eq!(labels["org.opencontainers.image.title"], "spark");
+    }
+}
