@@ -3,4 +3,5 @@
 
 mod support;
 
+mod metastore_launch;
 mod mirror_selftest;
