@@ -361,6 +361,17 @@ pub fn unpack_tree(archive: &Path, out: &Path) -> Result<UnpackReport, ExtractEr
 /// Unpack the whole archive, without its top-level directory, into a fresh temporary directory next to
 /// `out`, and return it staged so the caller can modify the tree before [`StagedTree::commit`].
 pub fn unpack_staged(archive: &Path, out: &Path) -> Result<StagedTree, ExtractError> {
+    unpack_staged_filtered(archive, out, |_| true)
+}
+
+/// Like [`unpack_staged`], but only members for which `keep` returns true (given the path without
+/// the top-level directory) are written; the rest are streamed past, still validated. Used to take
+/// the few folders of a Hadoop distribution the metastore needs without unpacking the rest.
+pub fn unpack_staged_filtered(
+    archive: &Path,
+    out: &Path,
+    mut keep: impl FnMut(&Path) -> bool,
+) -> Result<StagedTree, ExtractError> {
     let (parent, name) = split_destination(out)?;
     fs::create_dir_all(parent).map_err(|source| ExtractError::Write {
         path: parent.to_path_buf(),
@@ -374,7 +385,7 @@ pub fn unpack_staged(archive: &Path, out: &Path) -> Result<StagedTree, ExtractEr
             source,
         })?;
     // On error the `TempDir` is dropped here, which removes the partial tree.
-    let report = unpack_into(archive, staging.path())?;
+    let report = unpack_into(archive, staging.path(), &mut keep)?;
     Ok(StagedTree {
         staging,
         out: out.to_path_buf(),
@@ -626,7 +637,11 @@ fn replace_tree(staging: TempDir, out: &Path) -> Result<(), ExtractError> {
 }
 
 /// Unpack every member of `archive` under `root`, which must be an empty directory.
-fn unpack_into(archive: &Path, root: &Path) -> Result<UnpackReport, ExtractError> {
+fn unpack_into(
+    archive: &Path,
+    root: &Path,
+    keep: &mut dyn FnMut(&Path) -> bool,
+) -> Result<UnpackReport, ExtractError> {
     let mut tar = open_archive(archive)?;
     let mut validator = Validator::new(archive);
     let mut report = UnpackReport {
@@ -648,6 +663,10 @@ fn unpack_into(archive: &Path, root: &Path) -> Result<UnpackReport, ExtractError
         let Some(member) = validator.check(&entry)? else {
             continue;
         };
+        // Every member is validated, kept or not: a filtered unpack is no less strict.
+        if !matches!(member.kind, Kind::TopDirectory { .. }) && !keep(&member.relative) {
+            continue;
+        }
         let path = root.join(&member.relative);
         if !matches!(member.kind, Kind::TopDirectory { .. }) {
             create_parents(archive, &member, root)?;
