@@ -3,4 +3,8 @@
 
 mod support;
 
+mod cache;
+mod config;
+mod fetch;
+mod helpers;
 mod mirror_selftest;
