@@ -256,6 +256,19 @@ impl Cache {
 
     /// Every artifact in the index whose content is present, sorted by key.
     pub fn entries(&self) -> Result<Vec<CachedArtifact>, CacheError> {
+        let mut found = Vec::new();
+        for artifact in self.recorded()? {
+            if let Some(artifact) = self.lookup(&artifact.entry.key)? {
+                found.push(artifact);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every artifact the index records, sorted by key, whether or not its content is still
+    /// present and whole: what `verify` checks, so a truncated or deleted file is reported
+    /// rather than silently skipped.
+    pub fn recorded(&self) -> Result<Vec<CachedArtifact>, CacheError> {
         let dir = self.root.join(INDEX);
         let listing = fs::read_dir(&dir).map_err(|source| CacheError::Read {
             path: dir.clone(),
@@ -273,23 +286,34 @@ impl Cache {
             let Ok(entry) = serde_json::from_str::<IndexEntry>(&text) else {
                 continue;
             };
-            if let Some(artifact) = self.lookup(&entry.key)? {
-                found.push(artifact);
+            // An entry filed under another key's name is not this index's record.
+            if item.path() != self.index_path(&entry.key) {
+                continue;
             }
+            let path = self.artifact_path(&entry.sha512, &entry.file_name);
+            found.push(CachedArtifact { entry, path });
         }
         found.sort_by(|a, b| a.entry.key.cmp(&b.entry.key));
         Ok(found)
     }
 
-    /// Re-hash `artifact`'s content; `Ok(None)` when it matches, else the digest found.
-    pub fn rehash(&self, artifact: &CachedArtifact) -> Result<Option<String>, CacheError> {
-        let hashes = crate::verify::hash_file(&artifact.path, crate::verify::Algorithm::Sha512)
-            .map_err(|source| CacheError::Read {
-                path: artifact.path.clone(),
-                source,
-            })?;
+    /// Re-hash `artifact`'s content; `Ok(None)` when it matches its record, else what is wrong.
+    pub fn rehash(&self, artifact: &CachedArtifact) -> Result<Option<Damage>, CacheError> {
+        let hashes =
+            match crate::verify::hash_file(&artifact.path, crate::verify::Algorithm::Sha512) {
+                Ok(hashes) => hashes,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    return Ok(Some(Damage::Missing));
+                }
+                Err(source) => {
+                    return Err(CacheError::Read {
+                        path: artifact.path.clone(),
+                        source,
+                    });
+                }
+            };
         let actual = hashes.sha512.hex();
-        Ok((actual != artifact.entry.sha512).then_some(actual))
+        Ok((actual != artifact.entry.sha512).then_some(Damage::Digest { sha512: actual }))
     }
 
     /// Remove an artifact and its index entry (after `verify` found it damaged).
@@ -318,6 +342,27 @@ impl Cache {
             .join(prefix)
             .join(sha512)
             .join(file_name)
+    }
+}
+
+/// How a recorded artifact's content differs from its index entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    /// The content file is gone.
+    Missing,
+    /// The content hashes to something else (changed or truncated).
+    Digest {
+        /// Lower-case hex SHA-512 of what is there now.
+        sha512: String,
+    },
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::Missing => f.write_str("found no content file"),
+            Damage::Digest { sha512 } => write!(f, "found sha512:{sha512}"),
+        }
     }
 }
 
@@ -462,6 +507,33 @@ mod tests {
         let stored = cache.commit(temp, entry("k", b"content")).expect("commit");
         fs::write(&stored.path, b"CONTENT").expect("tamper");
         assert!(cache.rehash(&stored).expect("rehash").is_some());
+    }
+
+    #[test]
+    fn verify_sees_entries_whose_content_was_truncated_or_deleted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cache = Cache::open(dir.path()).expect("open");
+        let mut stored = Vec::new();
+        for key in ["a", "b"] {
+            let mut temp = cache.temp_file().expect("temp");
+            temp.write_all(key.as_bytes()).expect("write");
+            let mut entry = entry(key, key.as_bytes());
+            entry.file_name = format!("{key}.tgz");
+            stored.push(cache.commit(temp, entry).expect("commit"));
+        }
+        fs::write(&stored[0].path, b"").expect("truncate");
+        fs::remove_file(&stored[1].path).expect("delete");
+        assert_eq!(cache.entries().expect("entries"), Vec::new());
+        let recorded = cache.recorded().expect("recorded");
+        assert_eq!(recorded, stored);
+        assert!(matches!(
+            cache.rehash(&recorded[0]).expect("rehash"),
+            Some(Damage::Digest { .. })
+        ));
+        assert_eq!(
+            cache.rehash(&recorded[1]).expect("rehash"),
+            Some(Damage::Missing)
+        );
     }
 
     #[test]

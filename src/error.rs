@@ -150,6 +150,9 @@ impl Error {
             Error::Fetch(FetchError::NotFound { .. }) => Some(
                 "check the version in imgforge.toml, or the mirror lists ([mirrors], --apache-mirror, --maven-mirror)".into(),
             ),
+            Error::Fetch(FetchError::Offline { .. }) => Some(
+                "run `imgforge fetch` once with network access (without --offline) to fill the cache".into(),
+            ),
             Error::Fetch(FetchError::ChecksumMismatch { .. }) => Some(
                 "the download was discarded; if a checksum is pinned in imgforge.toml, check it, otherwise try another mirror".into(),
             ),

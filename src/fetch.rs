@@ -32,10 +32,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(8);
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// Offline and artifacts are not in the cache.
-    #[error(
-        "--offline, but the cache at {cache_dir} lacks:{}; run `imgforge fetch` once with network access",
-        list_urls(names)
-    )]
+    #[error("--offline, but the cache at {cache_dir} lacks:{}", list_urls(names))]
     Offline {
         /// The missing artifacts' file names.
         names: Vec<String>,

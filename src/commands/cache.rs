@@ -74,7 +74,7 @@ async fn verify(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Erro
     let cache = Arc::new(open_cache(config).await?);
     let entries = {
         let cache = Arc::clone(&cache);
-        blocking(move || cache.entries().map_err(Error::from)).await?
+        blocking(move || cache.recorded().map_err(Error::from)).await?
     };
     let mut damaged = Vec::new();
     let mut checked = Vec::new();
@@ -100,7 +100,7 @@ async fn verify(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Erro
             Some(actual) => {
                 reporter.phase(task, Phase::Failed);
                 reporter.warn(&format!(
-                    "{} is damaged: expected sha512:{}, found sha512:{actual}; removed",
+                    "{} is damaged: expected sha512:{}, {actual}; removed",
                     artifact.entry.key, artifact.entry.sha512
                 ));
                 damaged.push(artifact.entry.key.clone());

@@ -4,4 +4,8 @@
 mod support;
 
 mod metastore_launch;
+mod cache;
+mod config;
+mod fetch;
+mod helpers;
 mod mirror_selftest;

@@ -1,0 +1,369 @@
+//! `imgforge config show` and configuration errors, through the real binary: every value with
+//! its source, precedence flag > environment > file > default, and bad files, keys, values
+//! and URLs rejected with their location before anything touches the network.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::helpers::{json_of, write_config};
+use crate::support::env::{DEFAULT_RUN_TIMEOUT, run_command};
+use crate::support::{
+    TestEnv, assert_exit_code, assert_stderr_contains, assert_success, stdout_text,
+};
+
+/// `imgforge` with no `IMGFORGE_*` variable, no `--cache-dir`, run in the test's `work/`.
+fn bare(env: &TestEnv) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_imgforge"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("IMGFORGE_") {
+            command.env_remove(&name);
+        }
+    }
+    command
+        .env("XDG_CACHE_HOME", env.root().join("xdg/cache"))
+        .env("XDG_CONFIG_HOME", env.root().join("xdg/config"))
+        .env("HOME", env.root())
+        .current_dir(env.work_dir());
+    command
+}
+
+fn run(mut command: Command, args: &[&str]) -> Output {
+    command.args(args);
+    run_command(command, DEFAULT_RUN_TIMEOUT)
+}
+
+/// The `(value, source)` of `key` in a `config show --json` report.
+fn shown(report: &Value, key: &str) -> (Value, String) {
+    let entry = report["values"]
+        .as_array()
+        .expect("values array")
+        .iter()
+        .find(|entry| entry["key"] == key)
+        .unwrap_or_else(|| panic!("{key} not shown in {report:#}"));
+    (
+        entry["value"].clone(),
+        entry["source"]
+            .as_str()
+            .expect("source is text")
+            .to_string(),
+    )
+}
+
+fn show(command: Command, extra: &[&str]) -> Value {
+    let mut args = vec!["--json", "config", "show"];
+    args.extend_from_slice(extra);
+    let output = run(command, &args);
+    assert_success(&output);
+    json_of(&output)
+}
+
+#[test]
+fn config_show_lists_every_default_with_its_source() {
+    let env = TestEnv::new();
+    let report = show(bare(&env), &[]);
+    assert_eq!(report["command"], "config show");
+    let expect = |key: &str, value: Value| {
+        assert_eq!(shown(&report, key), (value, "default".to_string()), "{key}");
+    };
+    expect("spark.version", "3.1.1".into());
+    expect("spark.package", "hadoop3.2".into());
+    expect("hive.metastore_version", "3.0.0".into());
+    expect("hive.postgresql_jdbc_version", "42.2.19".into());
+    expect(
+        "mirrors.apache",
+        serde_json::json!([
+            "https://dlcdn.apache.org",
+            "https://archive.apache.org/dist"
+        ]),
+    );
+    expect(
+        "mirrors.maven",
+        serde_json::json!(["https://repo1.maven.org/maven2"]),
+    );
+    expect("network.timeout_secs", 30.into());
+    expect("network.retries", 3.into());
+    expect(
+        "cache_dir",
+        env.root()
+            .join("xdg/cache/imgforge")
+            .display()
+            .to_string()
+            .into(),
+    );
+
+    // The human form: one `key = value  # source` line per value.
+    let output = run(bare(&env), &["config", "show"]);
+    assert_success(&output);
+    let stdout = stdout_text(&output);
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("spark.version = "))
+        .unwrap_or_else(|| panic!("no spark.version line in\n{stdout}"));
+    assert!(
+        line.contains("\"3.1.1\"") && line.ends_with("# default"),
+        "{line}"
+    );
+}
+
+#[test]
+fn flags_beat_environment_beat_file_beat_defaults() {
+    let env = TestEnv::new();
+    let file = write_config(
+        &env,
+        "layered.toml",
+        "[spark]\nversion = \"3.2.1\"\n[mirrors]\napache = [\"http://file.invalid/a\", \"http://file.invalid/b\"]\n\
+         maven = [\"http://file.invalid/m\"]\n[network]\nretries = 7\n",
+    );
+    let file_source = format!("file {}", file.display());
+    let config_flag = file.to_str().expect("UTF-8 path");
+
+    // File over defaults.
+    let report = show(bare(&env), &["--config", config_flag]);
+    assert_eq!(
+        shown(&report, "spark.version"),
+        ("3.2.1".into(), file_source.clone())
+    );
+    assert_eq!(
+        shown(&report, "mirrors.apache"),
+        (
+            serde_json::json!(["http://file.invalid/a", "http://file.invalid/b"]),
+            file_source.clone()
+        )
+    );
+    assert_eq!(
+        shown(&report, "network.retries"),
+        (7.into(), file_source.clone())
+    );
+    assert_eq!(
+        shown(&report, "spark.package"),
+        ("hadoop3.2".into(), "default".to_string())
+    );
+    assert_eq!(
+        shown(&report, "config_file"),
+        (config_flag.into(), "flag --config".to_string())
+    );
+
+    // Environment over file.
+    let mut command = bare(&env);
+    command
+        .env("IMGFORGE_APACHE_MIRROR", "http://env.invalid/dist")
+        .env("IMGFORGE_CACHE_DIR", env.root().join("env-cache"));
+    let report = show(command, &["--config", config_flag]);
+    assert_eq!(
+        shown(&report, "mirrors.apache"),
+        (
+            serde_json::json!(["http://env.invalid/dist"]),
+            "env IMGFORGE_APACHE_MIRROR".to_string()
+        )
+    );
+    assert_eq!(
+        shown(&report, "mirrors.maven"),
+        (
+            serde_json::json!(["http://file.invalid/m"]),
+            file_source.clone()
+        )
+    );
+    assert_eq!(
+        shown(&report, "cache_dir"),
+        (
+            env.root().join("env-cache").display().to_string().into(),
+            "env IMGFORGE_CACHE_DIR".to_string()
+        )
+    );
+
+    // Flags over environment.
+    let mut command = bare(&env);
+    command
+        .env("IMGFORGE_APACHE_MIRROR", "http://env.invalid/dist")
+        .env("IMGFORGE_MAVEN_MIRROR", "http://env.invalid/maven")
+        .env("IMGFORGE_CACHE_DIR", env.root().join("env-cache"));
+    let flag_cache = env.root().join("flag-cache");
+    let report = show(
+        command,
+        &[
+            "--config",
+            config_flag,
+            "--apache-mirror",
+            "http://flag.invalid/dist",
+            "--cache-dir",
+            flag_cache.to_str().expect("UTF-8 path"),
+        ],
+    );
+    assert_eq!(
+        shown(&report, "mirrors.apache"),
+        (
+            serde_json::json!(["http://flag.invalid/dist"]),
+            "flag --apache-mirror".to_string()
+        )
+    );
+    assert_eq!(
+        shown(&report, "mirrors.maven"),
+        (
+            serde_json::json!(["http://env.invalid/maven"]),
+            "env IMGFORGE_MAVEN_MIRROR".to_string()
+        )
+    );
+    assert_eq!(
+        shown(&report, "cache_dir"),
+        (
+            flag_cache.display().to_string().into(),
+            "flag --cache-dir".to_string()
+        )
+    );
+    assert_eq!(
+        shown(&report, "spark.version"),
+        ("3.2.1".into(), file_source)
+    );
+}
+
+#[test]
+fn the_config_file_comes_from_the_flag_the_environment_or_the_working_directory() {
+    let env = TestEnv::new();
+    // ./imgforge.toml is read when present.
+    std::fs::write(
+        env.work_dir().join("imgforge.toml"),
+        "[hive]\nmetastore_version = \"3.1.3\"\n",
+    )
+    .expect("write ./imgforge.toml");
+    let report = show(bare(&env), &[]);
+    assert_eq!(
+        shown(&report, "hive.metastore_version"),
+        ("3.1.3".into(), "file imgforge.toml".to_string())
+    );
+
+    // IMGFORGE_CONFIG names another file, which replaces ./imgforge.toml.
+    let from_env = write_config(&env, "from-env.toml", "[spark]\npackage = \"hadoop2.7\"\n");
+    let mut command = bare(&env);
+    command.env("IMGFORGE_CONFIG", &from_env);
+    let report = show(command, &[]);
+    assert_eq!(
+        shown(&report, "spark.package"),
+        ("hadoop2.7".into(), format!("file {}", from_env.display()))
+    );
+    assert_eq!(shown(&report, "hive.metastore_version").1, "default");
+    assert_eq!(
+        shown(&report, "config_file"),
+        (
+            from_env.display().to_string().into(),
+            "env IMGFORGE_CONFIG".to_string()
+        )
+    );
+
+    // --config beats IMGFORGE_CONFIG.
+    let from_flag = write_config(&env, "from-flag.toml", "[spark]\npackage = \"hadoop3\"\n");
+    let mut command = bare(&env);
+    command.env("IMGFORGE_CONFIG", &from_env);
+    let report = show(command, &["--config", from_flag.to_str().expect("UTF-8")]);
+    assert_eq!(shown(&report, "spark.package").0, "hadoop3");
+}
+
+/// Runs `fetch` with `text` as the configuration and checks it is rejected with exit 2, naming
+/// the file, `line` and (when given) `column`, before any request.
+fn assert_rejected(text: &str, line: usize, column: Option<usize>, mentions: &str) {
+    let env = TestEnv::new();
+    let file = write_config(&env, "bad.toml", text);
+    let output = env.run(&["--config", file.to_str().expect("UTF-8"), "fetch"]);
+    assert_exit_code(&output, 2);
+    let location = match column {
+        Some(column) => format!("line {line}, column {column}"),
+        None => format!("line {line}, column "),
+    };
+    assert_stderr_contains(&output, &format!("{} at {location}", file.display()));
+    assert_stderr_contains(&output, mentions);
+    assert_eq!(env.server.requests(), Vec::new(), "{text}");
+    assert!(
+        !Path::new(&env.cache_dir()).join("index-v1").exists(),
+        "the cache was opened despite a bad configuration"
+    );
+}
+
+#[test]
+fn malformed_toml_is_rejected_with_its_location() {
+    assert_rejected(
+        "[spark]\nversion = \"3.1.1\n",
+        2,
+        None,
+        "invalid configuration",
+    );
+    assert_rejected("[spark\n", 1, None, "invalid configuration");
+}
+
+#[test]
+fn an_unknown_key_is_rejected_with_its_location() {
+    assert_rejected(
+        "[spark]\nversion = \"3.1.1\"\nflavour = \"vanilla\"\n",
+        3,
+        Some(1),
+        "flavour",
+    );
+    assert_rejected("[sparks]\nversion = \"3.1.1\"\n", 1, Some(2), "sparks");
+}
+
+#[test]
+fn bad_values_are_rejected_with_their_location() {
+    assert_rejected(
+        "[mirrors]\napache = [\"https://dlcdn.apache.org\", \"ftp://mirror.example/dist\"]\n",
+        2,
+        None,
+        "ftp://mirror.example/dist",
+    );
+    assert_rejected("[mirrors]\nmaven = [\"not a url\"]\n", 2, None, "not a url");
+    assert_rejected(
+        "[network]\ntimeout_secs = 0\n",
+        2,
+        Some(16),
+        "seconds greater than 0",
+    );
+    assert_rejected(
+        "[spark]\nchecksum = \"sha512:xyz\"\n",
+        2,
+        None,
+        "invalid configuration",
+    );
+    assert_rejected(
+        "[spark]\nversion = \"3.1.1; rm -rf /\"\n",
+        2,
+        None,
+        "not a version",
+    );
+}
+
+#[test]
+fn an_unreadable_config_file_is_a_configuration_error() {
+    let env = TestEnv::new();
+    let missing = env.root().join("does-not-exist.toml");
+    let output = env.run(&["--config", missing.to_str().expect("UTF-8"), "fetch"]);
+    assert_exit_code(&output, 2);
+    assert_stderr_contains(&output, &missing.display().to_string());
+    assert_stderr_contains(&output, "caused by:");
+    assert_eq!(env.server.requests(), Vec::new());
+
+    // A directory is not a readable file either.
+    let output = env.run(&["--config", env.root().to_str().expect("UTF-8"), "fetch"]);
+    assert_exit_code(&output, 2);
+    assert_stderr_contains(&output, &env.root().display().to_string());
+}
+
+#[test]
+fn a_bad_mirror_url_in_the_environment_or_a_flag_names_it() {
+    let env = TestEnv::new();
+    let mut command = env.imgforge();
+    command.env("IMGFORGE_APACHE_MIRROR", "mirror.example/dist");
+    let output = run(command, &["fetch"]);
+    assert_exit_code(&output, 2);
+    assert_stderr_contains(&output, "IMGFORGE_APACHE_MIRROR");
+    assert_stderr_contains(&output, "mirror.example/dist");
+
+    let mut command = env.imgforge();
+    command.env("IMGFORGE_MAVEN_MIRROR", "file:///srv/maven");
+    let output = run(command, &["fetch"]);
+    assert_exit_code(&output, 2);
+    assert_stderr_contains(&output, "IMGFORGE_MAVEN_MIRROR");
+
+    let output = env.run(&["--maven-mirror", "http://", "fetch"]);
+    assert_exit_code(&output, 2);
+    assert_stderr_contains(&output, "--maven-mirror");
+    assert_eq!(env.server.requests(), Vec::new());
+}
