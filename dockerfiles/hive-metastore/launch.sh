@@ -203,9 +203,11 @@ postgres_ready() {
 }
 
 log "waiting up to ${POSTGRES_WAIT_SECONDS}s for PostgreSQL at $POSTGRES_HOST:$POSTGRES_PORT"
-deadline=$((SECONDS + POSTGRES_WAIT_SECONDS))
+# Wall-clock seconds since the epoch: bash's $SECONDS ticks in whole seconds from the shell's
+# start, so a deadline counted with it can come up to a second early.
+deadline=$(($(date +%s) + POSTGRES_WAIT_SECONDS))
 until postgres_ready; do
-    if [[ $SECONDS -ge $deadline ]]; then
+    if [[ $(date +%s) -gt $deadline ]]; then
         die "PostgreSQL at $POSTGRES_HOST:$POSTGRES_PORT did not accept connections within ${POSTGRES_WAIT_SECONDS}s (POSTGRES_WAIT_SECONDS)"
     fi
     sleep 1
