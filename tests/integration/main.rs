@@ -3,4 +3,5 @@
 
 mod support;
 
+mod docker_engine;
 mod mirror_selftest;
