@@ -10,6 +10,8 @@ pub mod certs;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod context;
+pub mod docker;
 pub mod error;
 pub mod extract;
 pub mod fetch;

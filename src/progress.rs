@@ -42,6 +42,13 @@ pub enum Phase {
     },
     /// Checking the digest.
     Verifying,
+    /// An image build is at `step`; `output` is a line the step printed, if any.
+    Building {
+        /// The step, as the engine prints it (`Step 3/7 : RUN …`).
+        step: String,
+        /// One line of the step's output.
+        output: Option<String>,
+    },
     /// Found in the cache; nothing transferred.
     Cached,
     /// Finished successfully; `detail` is a short summary such as a digest prefix.
@@ -61,6 +68,7 @@ impl Phase {
             Phase::Restarting => "restarting",
             Phase::Retrying { .. } => "retrying",
             Phase::Verifying => "verifying",
+            Phase::Building { .. } => "building",
             Phase::Cached => "cached",
             Phase::Done { .. } => "done",
             Phase::Failed => "failed",
@@ -157,6 +165,11 @@ impl Reporter for PlainReporter {
                 format!("retrying {name} (attempt {attempt} of {of}): {reason}")
             }
             Phase::Verifying => format!("verifying {name}"),
+            Phase::Building { step, output } => match output {
+                // Every line in plain mode: logs keep the whole build output.
+                Some(line) => format!("  {name} | {line}"),
+                None => format!("building {name}: {step}"),
+            },
             Phase::Cached => format!("cached {name}"),
             Phase::Done { detail } => format!("done {name} {detail}"),
             // The error itself is printed once, by main.
@@ -182,6 +195,7 @@ impl Reporter for PlainReporter {
 pub struct TerminalReporter {
     multi: MultiProgress,
     bars: Mutex<Vec<ProgressBar>>,
+    names: Mutex<Vec<String>>,
 }
 
 impl TerminalReporter {
@@ -190,7 +204,20 @@ impl TerminalReporter {
         TerminalReporter {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: Mutex::new(Vec::new()),
+            names: Mutex::new(Vec::new()),
         }
+    }
+
+    fn name(&self, task: TaskId) -> String {
+        self.names
+            .lock()
+            .map(|names| names.get(task.0).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn step_style() -> ProgressStyle {
+        ProgressStyle::with_template("{prefix:>11.cyan.bold} {spinner} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner())
     }
 
     fn bar(&self, task: TaskId) -> Option<ProgressBar> {
@@ -227,6 +254,10 @@ impl Reporter for TerminalReporter {
         bar.set_prefix("waiting");
         bar.set_message(name.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
+        self.names
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(name.to_string());
         let mut bars = self
             .bars
             .lock()
@@ -241,8 +272,10 @@ impl Reporter for TerminalReporter {
             Phase::Cached | Phase::Done { .. } | Phase::Failed => {
                 bar.set_style(Self::finished_style());
                 bar.set_prefix(phase.label());
-                if let Phase::Done { detail } = &phase {
-                    bar.set_message(format!("{} {detail}", bar.message()));
+                let name = self.name(task);
+                match &phase {
+                    Phase::Done { detail } => bar.set_message(format!("{name} {detail}")),
+                    _ => bar.set_message(name),
                 }
                 bar.finish();
             }
@@ -256,6 +289,16 @@ impl Reporter for TerminalReporter {
                     "retrying {} (attempt {attempt} of {of}): {reason}",
                     bar.message()
                 ));
+            }
+            Phase::Building { step, output } => {
+                // The step in progress and the latest line of its output, on one line.
+                bar.set_style(Self::step_style());
+                bar.set_prefix(phase.label());
+                let name = self.name(task);
+                match output {
+                    Some(line) => bar.set_message(format!("{name}: {step} | {line}")),
+                    None => bar.set_message(format!("{name}: {step}")),
+                }
             }
             _ => bar.set_prefix(phase.label()),
         }

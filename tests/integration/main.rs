@@ -8,4 +8,5 @@ mod cache;
 mod config;
 mod fetch;
 mod helpers;
+mod docker_engine;
 mod mirror_selftest;
