@@ -1,25 +1,40 @@
 //! imgforge: a native Spark image and artifact builder.
 //!
-//! The modules are listed in pipeline order: the command line and configuration come
-//! first, then the artifacts a build needs, how they are fetched, verified and cached,
-//! how the Spark tree is assembled, and finally how progress and results reach the user.
+//! The modules are listed in pipeline order (rustfmt would sort one block alphabetically,
+//! so each stage is its own block).
 
-pub mod assemble;
-pub mod cache;
-pub mod certs;
+// What the user asked for.
 pub mod cli;
-pub mod commands;
 pub mod config;
+
+// What a build needs, and getting it onto disk, verified.
+pub mod plan;
+// (fetch streams into the cache and verifies while it does)
+pub mod fetch;
+pub mod verify;
+// (content-addressed store, locks, atomic persist)
+pub mod cache;
+
+// From verified archives to a prepared Spark tree.
+pub mod inspect;
+// (safe extraction, then jars, conf files, certificates and patches)
+pub mod extract;
+pub mod maven;
+// (certificates and anchored patches feed the assembly)
+pub mod certs;
+pub mod patch;
+// (the assembly itself)
+pub mod assemble;
+
+// From prepared trees to images.
+pub mod images;
+// (a deterministic streamed build context, then the Engine API)
 pub mod context;
 pub mod docker;
+
+// The commands that drive the stages, and how results reach the user.
+pub mod commands;
+// (the reporter trait and its terminal and plain implementations)
 pub mod error;
-pub mod extract;
-pub mod fetch;
-pub mod images;
-pub mod inspect;
-pub mod maven;
 pub mod output;
-pub mod patch;
-pub mod plan;
 pub mod progress;
-pub mod verify;

@@ -1,12 +1,19 @@
 //! imgforge's integration tests: one binary, one module per concern, each driving the real
 //! `imgforge` binary or library stages against real services on loopback.
 
+mod helpers;
 mod support;
 
-mod metastore_launch;
-mod cache;
-mod config;
-mod fetch;
-mod helpers;
-mod docker_engine;
+// The loopback mirror the download tests stand on.
 mod mirror_selftest;
+
+// Foundation: configuration, downloads, the cache.
+mod config;
+// (every fault a download can meet)
+mod cache;
+mod fetch;
+
+// Image stages on a real Docker engine and a real PostgreSQL.
+mod docker_engine;
+// (the metastore's launch script against PostgreSQL)
+mod metastore_launch;
