@@ -409,7 +409,7 @@ pub async fn add_jars(
 }
 
 /// Copy a cached artifact into the tree: a temp file beside the target, then a rename.
-fn copy_into(source: &Path, target: &Path) -> Result<(), AssembleError> {
+pub fn copy_into(source: &Path, target: &Path) -> Result<(), AssembleError> {
     let write_error = |error| AssembleError::Write {
         path: target.to_path_buf(),
         source: error,

@@ -62,6 +62,8 @@ pub enum Command {
     },
     /// Prepare a patched Spark distribution: S3A jars, conf files, CA certificates, patches
     Prepare(PrepareArgs),
+    /// Build the spark, spark-hs and hive-metastore images through the Docker Engine API
+    Build(BuildArgs),
     /// Show what the Spark distribution bundles and which S3A jars will be added
     Resolve,
     /// Check CA certificates, or generate a development CA
@@ -111,6 +113,30 @@ pub struct PrepareArgs {
     /// CA certificates to trust (*.crt, *.pem) [default: [certs] dir, else ./certs when present]
     #[arg(long, value_name = "DIR")]
     pub certs: Option<PathBuf>,
+}
+
+/// `imgforge build …`
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// Which images (spark-hs is built on the spark image)
+    #[arg(value_enum, default_value_t = BuildTarget::All)]
+    pub target: BuildTarget,
+    /// Build every step afresh, ignoring the engine's layer cache
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// The images `imgforge build` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BuildTarget {
+    /// The patched Spark distribution image
+    Spark,
+    /// The Spark history server, on the spark image
+    SparkHs,
+    /// The standalone Hive metastore
+    HiveMetastore,
+    /// All three, in dependency order
+    All,
 }
 
 /// `imgforge certs …`

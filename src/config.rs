@@ -240,6 +240,8 @@ pub struct ImagesConfig {
     pub source: Option<String>,
     /// `org.opencontainers.image.revision`, when set.
     pub revision: Option<String>,
+    /// A folder overriding the embedded `spark-hs/` and `hive-metastore/` definitions.
+    pub dockerfiles: Option<PathBuf>,
     /// Repository name of the Spark image.
     pub spark_name: String,
     /// The `spark_uid` build argument of Spark's Dockerfile.
@@ -542,7 +544,12 @@ fn java_major_of(tag: &str) -> Option<u32> {
 }
 
 /// Keys whose values are paths; relative ones in a file are relative to that file.
-const PATH_KEYS: [&str; 3] = ["spark.log4j_file", "certs.dir", "patches.dir"];
+const PATH_KEYS: [&str; 4] = [
+    "spark.log4j_file",
+    "certs.dir",
+    "patches.dir",
+    "images.dockerfiles",
+];
 
 /// Convert a byte offset into 1-based line and column.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -611,6 +618,7 @@ struct ImagesLayer {
     tags: Option<Vec<Parsed<TagTemplate>>>,
     source: Option<String>,
     revision: Option<String>,
+    dockerfiles: Option<String>,
     #[serde(default)]
     spark: SparkImageLayer,
     #[serde(default, rename = "spark-hs")]
@@ -738,6 +746,7 @@ impl ImagesLayer {
                 .collect(),
             source: self.source.clone(),
             revision: self.revision.clone(),
+            dockerfiles: self.dockerfiles.as_ref().map(PathBuf::from),
             spark_name: name(&self.spark.name, "images.spark.name")?,
             spark_uid: self
                 .spark

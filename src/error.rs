@@ -7,10 +7,15 @@ use std::process::ExitCode;
 use crate::assemble::AssembleError;
 use crate::cache::CacheError;
 use crate::certs::CertError;
+use crate::commands::build::BuildError;
 use crate::config::ConfigError;
+use crate::context::ContextError;
+use crate::docker::DockerError;
 use crate::extract::ExtractError;
 use crate::fetch::FetchError;
+use crate::images::{ImageDataError, ImagesError};
 use crate::inspect::InspectError;
+use crate::metastore::MetastoreError;
 use crate::patch::PatchError;
 
 /// Exit codes, documented in the README. Scripts and CI branch on them.
@@ -27,6 +32,8 @@ pub mod exit {
     pub const INTEGRITY: u8 = 4;
     /// Local storage: cache directory unusable, disk full.
     pub const STORAGE: u8 = 5;
+    /// An image build failed: a step, the engine, a base image, the context.
+    pub const BUILD: u8 = 6;
     /// Interrupted by the user (Ctrl-C).
     pub const INTERRUPTED: u8 = 130;
 }
@@ -58,6 +65,24 @@ pub enum Error {
     /// Patching entrypoint.sh and the Dockerfile.
     #[error(transparent)]
     Patch(#[from] PatchError),
+    /// Talking to the Docker engine or building an image.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    /// The build context.
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    /// Image names and tags.
+    #[error(transparent)]
+    Images(#[from] ImagesError),
+    /// An overriding image definition.
+    #[error(transparent)]
+    ImageData(#[from] ImageDataError),
+    /// The hive-metastore context.
+    #[error(transparent)]
+    Metastore(#[from] MetastoreError),
+    /// The build command's own checks.
+    #[error(transparent)]
+    Build(#[from] BuildError),
     /// `cache verify` found damaged entries (they were removed).
     #[error(
         "{count} cached artifact(s) did not match their recorded digest and were removed; the next fetch downloads them again"
@@ -84,20 +109,7 @@ impl Error {
             Error::Inspect(InspectError::Archive { .. }) => exit::INTEGRITY,
             Error::Inspect(InspectError::Tree { .. }) => exit::STORAGE,
             Error::Inspect(_) => exit::CONFIG,
-            Error::Assemble(error) => match error {
-                AssembleError::Fetch(inner) => Error::fetch_exit_code(inner),
-                AssembleError::Maven { .. } => exit::NETWORK,
-                AssembleError::Extract(_) | AssembleError::MissingInHadoopDist { .. } => {
-                    exit::INTEGRITY
-                }
-                AssembleError::Write { .. } => exit::STORAGE,
-                AssembleError::Patch(_)
-                | AssembleError::HadoopPin { .. }
-                | AssembleError::HadoopConfigured { .. }
-                | AssembleError::SdkPin { .. }
-                | AssembleError::Log4jFile { .. }
-                | AssembleError::NoLog4jTemplate { .. } => exit::CONFIG,
-            },
+            Error::Assemble(error) => Error::assemble_exit_code(error),
             Error::Extract(ExtractError::Write { .. } | ExtractError::Replace { .. }) => {
                 exit::STORAGE
             }
@@ -107,8 +119,31 @@ impl Error {
             Error::Patch(PatchError::Write { .. }) => exit::STORAGE,
             Error::Patch(_) => exit::CONFIG,
             Error::DamagedCache { .. } => exit::INTEGRITY,
+            Error::Docker(DockerError::InvalidTag { .. }) => exit::CONFIG,
+            Error::Docker(_) | Error::Context(_) | Error::Build(_) => exit::BUILD,
+            Error::Images(_) | Error::ImageData(_) => exit::CONFIG,
+            Error::Metastore(MetastoreError::Assemble(inner)) => Error::assemble_exit_code(inner),
+            Error::Metastore(MetastoreError::Extract(_)) => exit::INTEGRITY,
+            Error::Metastore(MetastoreError::Ignore(_)) => exit::CONFIG,
             Error::Runtime(_) => exit::INTERNAL,
             Error::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    fn assemble_exit_code(error: &AssembleError) -> u8 {
+        match error {
+            AssembleError::Fetch(inner) => Error::fetch_exit_code(inner),
+            AssembleError::Maven { .. } => exit::NETWORK,
+            AssembleError::Extract(_) | AssembleError::MissingInHadoopDist { .. } => {
+                exit::INTEGRITY
+            }
+            AssembleError::Write { .. } => exit::STORAGE,
+            AssembleError::Patch(_)
+            | AssembleError::HadoopPin { .. }
+            | AssembleError::HadoopConfigured { .. }
+            | AssembleError::SdkPin { .. }
+            | AssembleError::Log4jFile { .. }
+            | AssembleError::NoLog4jTemplate { .. } => exit::CONFIG,
         }
     }
 

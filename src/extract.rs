@@ -556,6 +556,22 @@ fn read_error(archive: &Path, source: io::Error) -> ExtractError {
     }
 }
 
+/// A fresh, empty staging directory next to `out` (same parent, so [`replace_tree`] is one rename).
+pub fn staging_dir(out: &Path) -> Result<TempDir, ExtractError> {
+    let (parent, name) = split_destination(out)?;
+    fs::create_dir_all(parent).map_err(|source| ExtractError::Write {
+        path: parent.to_path_buf(),
+        source,
+    })?;
+    tempfile::Builder::new()
+        .prefix(&format!(".{}.stage-", name.to_string_lossy()))
+        .tempdir_in(parent)
+        .map_err(|source| ExtractError::Write {
+            path: parent.to_path_buf(),
+            source,
+        })
+}
+
 fn split_destination(out: &Path) -> Result<(&Path, &OsStr), ExtractError> {
     let name = match out.components().next_back() {
         Some(Component::Normal(name)) => name,
@@ -585,8 +601,9 @@ fn is_plain_file_name(name: &str) -> bool {
     )
 }
 
-/// Swap `staging` in as `out`, keeping the old `out` intact if the swap fails.
-fn replace_tree(staging: TempDir, out: &Path) -> Result<(), ExtractError> {
+/// Atomically replace `out` with the `staging` tree: the old tree is renamed aside, the new one
+/// renamed in, then the old one removed; on failure the old tree is put back.
+pub fn replace_tree(staging: TempDir, out: &Path) -> Result<(), ExtractError> {
     let replace_error = |source| ExtractError::Replace {
         out: out.to_path_buf(),
         source,

@@ -198,6 +198,100 @@ pub fn labels(
     labels
 }
 
+/// Dockerfile, `.dockerignore` and scripts of one of imgforge's own images: embedded in the
+/// binary, or read from `[images] dockerfiles` when that folder is configured.
+#[derive(Debug, Clone)]
+pub struct ImageData {
+    /// The Dockerfile.
+    pub dockerfile: String,
+    /// The `.dockerignore`.
+    pub dockerignore: String,
+    /// Scripts copied into the context root, executable: (file name, text).
+    pub scripts: Vec<(String, String)>,
+}
+
+/// Reading an overriding image definition failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path} ([images] dockerfiles)")]
+pub struct ImageDataError {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl ImageData {
+    /// The definition of `image` (`spark-hs` or `hive-metastore`), from `dir` when given.
+    pub fn load(
+        image: ImageKind,
+        dir: Option<&std::path::Path>,
+    ) -> Result<ImageData, ImageDataError> {
+        let embedded: &[(&str, &str)] = match image {
+            ImageKind::SparkHs => &[
+                (
+                    "Dockerfile",
+                    include_str!("../dockerfiles/spark-hs/Dockerfile"),
+                ),
+                (
+                    ".dockerignore",
+                    include_str!("../dockerfiles/spark-hs/.dockerignore"),
+                ),
+            ],
+            ImageKind::HiveMetastore => &[
+                (
+                    "Dockerfile",
+                    include_str!("../dockerfiles/hive-metastore/Dockerfile"),
+                ),
+                (
+                    ".dockerignore",
+                    include_str!("../dockerfiles/hive-metastore/.dockerignore"),
+                ),
+                (
+                    "launch.sh",
+                    include_str!("../dockerfiles/hive-metastore/launch.sh"),
+                ),
+                (
+                    "import-certs.sh",
+                    include_str!("../dockerfiles/hive-metastore/import-certs.sh"),
+                ),
+            ],
+            // The Spark image's definition comes from the distribution itself.
+            ImageKind::Spark => &[],
+        };
+        let mut data = ImageData {
+            dockerfile: String::new(),
+            dockerignore: String::new(),
+            scripts: Vec::new(),
+        };
+        for (name, text) in embedded {
+            let text = match dir {
+                Some(dir) => {
+                    let path = dir.join(image.label()).join(name);
+                    std::fs::read_to_string(&path)
+                        .map_err(|source| ImageDataError { path, source })?
+                }
+                None => (*text).to_string(),
+            };
+            match *name {
+                "Dockerfile" => data.dockerfile = text,
+                ".dockerignore" => data.dockerignore = text,
+                _ => data.scripts.push((name.to_string(), text)),
+            }
+        }
+        Ok(data)
+    }
+
+    /// Add every file of the definition to `fingerprint`.
+    pub fn fingerprint_into(&self, fingerprint: &mut Fingerprint) {
+        fingerprint.add("Dockerfile", self.dockerfile.as_bytes());
+        fingerprint.add(".dockerignore", self.dockerignore.as_bytes());
+        for (name, text) in &self.scripts {
+            fingerprint.add(name, text.as_bytes());
+        }
+    }
+}
+
 /// The label holding an image's input fingerprint.
 pub const FINGERPRINT_LABEL: &str = "imgforge.inputs.sha256";
 

@@ -28,6 +28,8 @@ pub mod assemble;
 
 // From prepared trees to images.
 pub mod images;
+// (the hive-metastore context is assembled on disk, like the Spark tree)
+pub mod metastore;
 // (a deterministic streamed build context, then the Engine API)
 pub mod context;
 pub mod docker;

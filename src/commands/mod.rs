@@ -1,5 +1,6 @@
 //! One function per subcommand; `main` dispatches here.
 
+pub mod build;
 pub mod cache;
 pub mod certs;
 pub mod config;
@@ -23,6 +24,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     match command {
         Command::Fetch { target } => fetch::run(config, target, reporter).await,
+        Command::Build(args) => build::run(config, &args, reporter).await.map(|_| ()),
         Command::Prepare(args) => prepare::run(config, &args, reporter).await.map(|_| ()),
         Command::Resolve => prepare::resolve(config, reporter).await,
         Command::Certs { action } => certs::run(config, action, reporter.as_ref()),

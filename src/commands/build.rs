@@ -1,0 +1,578 @@
+//! `imgforge build [spark|spark-hs|hive-metastore|all]`: from nothing to images, through the
+//! Docker Engine API.
+//!
+//! Names and tags are checked and the engine is reached before any work; then the Spark tree
+//! is prepared (fetching what is missing), and the images are built in dependency order —
+//! `spark`, then `spark-hs` on the image just built, then `hive-metastore` from a context
+//! assembled out of the cache.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::future::try_join3;
+use serde_json::json;
+
+use crate::assemble::{self, JarOrigin, S3aSelection};
+use crate::certs::CaSet;
+use crate::cli::{BuildArgs, BuildTarget};
+use crate::config::Config;
+use crate::context::BuildContext;
+use crate::docker::{self, BuildRequest, BuiltImage, Engine, EngineEndpoint};
+use crate::error::Error;
+use crate::extract;
+use crate::fetch::{Fetched, Fetcher};
+use crate::images::{self, Fingerprint, ImageData, ImageKind, Versions};
+use crate::inspect::{self, DistributionFacts};
+use crate::metastore::{self, MetastoreInputs};
+use crate::output;
+use crate::plan;
+use crate::progress::Reporter;
+
+use super::prepare::{self, Outcome, PreparedTree};
+use super::{blocking, open_fetcher};
+
+/// Why a build could not start or finish, beyond the stages' own errors.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// `spark-hs` was asked for alone and no `spark` image exists to build it on.
+    #[error(
+        "no spark image {reference} on the engine to build spark-hs on; build both with \
+         `imgforge build` (or `imgforge build spark` first)"
+    )]
+    NoSparkImage {
+        /// The reference looked for.
+        reference: String,
+    },
+}
+
+/// One image built.
+#[derive(Debug, Clone)]
+pub struct BuiltReport {
+    /// Which image.
+    pub kind: ImageKind,
+    /// What the engine built.
+    pub image: BuiltImage,
+    /// The full references it was tagged with.
+    pub references: Vec<String>,
+    /// Its input fingerprint.
+    pub fingerprint: String,
+}
+
+/// Run `imgforge build`.
+pub async fn run(
+    config: &Config,
+    args: &BuildArgs,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Vec<BuiltReport>, Error> {
+    let built = build(config, args, reporter).await?;
+    print(config, &built);
+    Ok(built)
+}
+
+/// The images `target` names, in build order.
+pub fn wanted(target: BuildTarget) -> Vec<ImageKind> {
+    match target {
+        BuildTarget::Spark => vec![ImageKind::Spark],
+        BuildTarget::SparkHs => vec![ImageKind::SparkHs],
+        BuildTarget::HiveMetastore => vec![ImageKind::HiveMetastore],
+        BuildTarget::All => ImageKind::ALL.to_vec(),
+    }
+}
+
+/// Connect to the engine the configuration names.
+pub async fn connect(config: &Config) -> Result<Engine, Error> {
+    let endpoint = EngineEndpoint::from_env_values(
+        config.engine.host.clone(),
+        config.engine.tls_verify.clone(),
+        config.engine.cert_path.clone(),
+    )?;
+    Ok(docker::connect(&endpoint).await?)
+}
+
+/// Build the images `args` asks for.
+pub async fn build(
+    config: &Config,
+    args: &BuildArgs,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Vec<BuiltReport>, Error> {
+    let wanted = wanted(args.target);
+    // Names are checked before anything is downloaded or built; the final check below uses
+    // the versions read from the distribution.
+    let provisional = Versions {
+        spark: config.spark.version.clone(),
+        scala: "2.12".into(),
+        hadoop: config
+            .hadoop
+            .version
+            .clone()
+            .unwrap_or_else(|| "3.2.0".into()),
+        hadoop_aws: String::new(),
+        aws_sdk: String::new(),
+    };
+    for kind in &wanted {
+        images::references(config, *kind, &provisional, None)?;
+    }
+    let engine = connect(config).await?;
+    let certs = super::certs::load(config, None, reporter.as_ref())?;
+    let fetcher = open_fetcher(config, Arc::clone(&reporter)).await?;
+
+    let spark = if wanted.contains(&ImageKind::Spark) {
+        SparkInputs::Prepared(Box::new(
+            prepare_tree(config, &fetcher, certs.clone(), reporter.as_ref()).await?,
+        ))
+    } else {
+        SparkInputs::Listed(Box::new(listed_inputs(config, &fetcher).await?))
+    };
+    let (facts, s3a, spark_tarball) = spark.parts();
+    let versions = Versions {
+        spark: facts.spark_version.clone(),
+        scala: facts.scala_version.clone(),
+        hadoop: facts.hadoop.version.clone(),
+        hadoop_aws: s3a.hadoop_aws_version.clone(),
+        aws_sdk: s3a.sdk_version.clone(),
+    };
+    let mut references = BTreeMap::new();
+    for kind in ImageKind::ALL {
+        references.insert(kind, images::references(config, kind, &versions, None)?);
+    }
+    let created = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let spark_fingerprint = spark_fingerprint(
+        config,
+        &spark_tarball.artifact.entry.sha512,
+        s3a,
+        &certs,
+        spark.patch_digest(),
+    );
+
+    let mut built = Vec::new();
+    let mut spark_image_id = None;
+    if let SparkInputs::Prepared(prepared) = &spark {
+        let context = plan_context(
+            &prepared.root,
+            "kubernetes/dockerfiles/spark/Dockerfile",
+            Vec::new(),
+        )
+        .await?;
+        // A configured base image is patched into the FROM line, not passed as an argument.
+        let build_args = BTreeMap::from([
+            (
+                "java_image_tag".to_string(),
+                config.spark_image.java_image_tag.clone(),
+            ),
+            ("spark_uid".to_string(), config.images.spark_uid.to_string()),
+        ]);
+        let report = build_one(
+            &engine,
+            ImageKind::Spark,
+            context,
+            Request {
+                config,
+                versions: &versions,
+                references: &references,
+                build_args,
+                fingerprint: &spark_fingerprint,
+                created: &created,
+                no_cache: args.no_cache,
+            },
+            reporter.as_ref(),
+        )
+        .await?;
+        spark_image_id = Some(report.image.id.clone());
+        built.push(report);
+    }
+
+    if wanted.contains(&ImageKind::SparkHs) {
+        let spark_reference = match spark_image_id {
+            Some(id) => id,
+            None => {
+                let reference = references[&ImageKind::Spark][0].clone();
+                if !docker::image_exists(&engine, &reference).await? {
+                    return Err(BuildError::NoSparkImage { reference }.into());
+                }
+                reference
+            }
+        };
+        let data = ImageData::load(ImageKind::SparkHs, config.images.dockerfiles.as_deref())?;
+        let mut fingerprint = Fingerprint::new(ImageKind::SparkHs);
+        fingerprint.add("spark", spark_fingerprint.as_bytes());
+        data.fingerprint_into(&mut fingerprint);
+        fingerprint.add("event_log_dir", config.images.event_log_dir.as_bytes());
+        fingerprint.add("spark_uid", config.images.spark_uid.to_string().as_bytes());
+        let fingerprint = fingerprint.finish();
+        let root = tempfile::tempdir().map_err(|source| assemble::AssembleError::Write {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let extra = vec![
+            ("Dockerfile".to_string(), data.dockerfile.into_bytes()),
+            (".dockerignore".to_string(), data.dockerignore.into_bytes()),
+        ];
+        let context = plan_context(root.path(), "Dockerfile", extra).await?;
+        let build_args = BTreeMap::from([
+            ("spark_image".to_string(), spark_reference),
+            ("spark_uid".to_string(), config.images.spark_uid.to_string()),
+            (
+                "event_log_dir".to_string(),
+                config.images.event_log_dir.clone(),
+            ),
+        ]);
+        built.push(
+            build_one(
+                &engine,
+                ImageKind::SparkHs,
+                context,
+                Request {
+                    config,
+                    versions: &versions,
+                    references: &references,
+                    build_args,
+                    fingerprint: &fingerprint,
+                    created: &created,
+                    no_cache: args.no_cache,
+                },
+                reporter.as_ref(),
+            )
+            .await?,
+        );
+    }
+
+    if wanted.contains(&ImageKind::HiveMetastore) {
+        let data = ImageData::load(
+            ImageKind::HiveMetastore,
+            config.images.dockerfiles.as_deref(),
+        )?;
+        let (metastore, hadoop, jdbc) = try_join3(
+            fetcher.fetch(&plan::hive_metastore(config)),
+            fetcher.fetch(&plan::hadoop(config, &facts.hadoop.version)),
+            fetcher.fetch(&plan::postgresql_jdbc(config)),
+        )
+        .await?;
+        let out = PathBuf::from("build")
+            .join(format!("hive-metastore-{}", config.hive.metastore_version));
+        let inputs = MetastoreInputs {
+            metastore: &metastore,
+            hadoop: &hadoop,
+            s3a,
+            jdbc: &jdbc,
+            certs: &certs.certs,
+            data: &data,
+        };
+        let root = metastore::assemble_context(&fetcher, inputs, &out).await?;
+        let mut fingerprint = Fingerprint::new(ImageKind::HiveMetastore);
+        for fetched in [&metastore, &hadoop, &jdbc] {
+            fingerprint.add(fetched.spec.role, fetched.artifact.entry.sha512.as_bytes());
+        }
+        add_s3a(&mut fingerprint, s3a);
+        add_certs(&mut fingerprint, &certs);
+        data.fingerprint_into(&mut fingerprint);
+        fingerprint.add("base", config.images.hive_metastore_base.as_bytes());
+        fingerprint.add(
+            "debug_sudo",
+            config
+                .images
+                .hive_metastore_debug_sudo
+                .to_string()
+                .as_bytes(),
+        );
+        let fingerprint = fingerprint.finish();
+        let context = plan_context(&root, "Dockerfile", Vec::new()).await?;
+        let build_args = BTreeMap::from([
+            (
+                "base".to_string(),
+                config.images.hive_metastore_base.clone(),
+            ),
+            (
+                "debug_sudo".to_string(),
+                config.images.hive_metastore_debug_sudo.to_string(),
+            ),
+        ]);
+        built.push(
+            build_one(
+                &engine,
+                ImageKind::HiveMetastore,
+                context,
+                Request {
+                    config,
+                    versions: &versions,
+                    references: &references,
+                    build_args,
+                    fingerprint: &fingerprint,
+                    created: &created,
+                    no_cache: args.no_cache,
+                },
+                reporter.as_ref(),
+            )
+            .await?,
+        );
+    }
+    Ok(built)
+}
+
+/// The Spark side of a build: a prepared tree when `spark` is built, else what the tarball
+/// listing tells (enough to name images and choose the metastore's S3A jars).
+enum SparkInputs {
+    Prepared(Box<PreparedTree>),
+    Listed(Box<(Fetched, DistributionFacts, S3aSelection)>),
+}
+
+impl SparkInputs {
+    fn parts(&self) -> (&DistributionFacts, &S3aSelection, &Fetched) {
+        match self {
+            SparkInputs::Prepared(prepared) => (&prepared.facts, &prepared.s3a, &prepared.spark),
+            SparkInputs::Listed(listed) => (&listed.1, &listed.2, &listed.0),
+        }
+    }
+
+    fn patch_digest(&self) -> String {
+        match self {
+            SparkInputs::Prepared(prepared) => prepared.patch_digest.clone(),
+            // Not patched in this run: the patch set still shapes the Spark image's inputs.
+            SparkInputs::Listed(_) => crate::patch::PatchSet::builtin()
+                .map(|set| set.digest())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+async fn prepare_tree(
+    config: &Config,
+    fetcher: &Fetcher,
+    certs: CaSet,
+    reporter: &dyn Reporter,
+) -> Result<PreparedTree, Error> {
+    match prepare::prepare(
+        config,
+        fetcher,
+        &prepare::default_out(config),
+        certs,
+        false,
+        reporter,
+    )
+    .await?
+    {
+        Outcome::Prepared(prepared) => Ok(*prepared),
+        Outcome::Diff(_) => unreachable!("prepare writes the tree when not asked for a diff"),
+    }
+}
+
+async fn listed_inputs(
+    config: &Config,
+    fetcher: &Fetcher,
+) -> Result<(Fetched, DistributionFacts, S3aSelection), Error> {
+    let spark = fetcher.fetch(&plan::spark(config)).await?;
+    let archive = spark.artifact.path.clone();
+    let members = blocking(move || extract::list_members(&archive).map_err(Error::from)).await?;
+    let facts = inspect::distribution_facts(&members, &spark.spec.file_name)?;
+    let present = members
+        .iter()
+        .filter_map(|member| member.strip_prefix("jars/"))
+        .map(str::to_string)
+        .collect();
+    let s3a = assemble::select_s3a_jars(config, fetcher, &facts, &present).await?;
+    Ok((spark, facts, s3a))
+}
+
+fn add_s3a(fingerprint: &mut Fingerprint, s3a: &S3aSelection) {
+    for jar in &s3a.jars {
+        let origin = match &jar.origin {
+            JarOrigin::Maven(spec) => spec.path.clone(),
+            JarOrigin::HadoopDist { member } => member.clone(),
+        };
+        fingerprint.add("jar", format!("{} {origin}", jar.name).as_bytes());
+    }
+    if let Some(hadoop) = &s3a.hadoop_dist {
+        fingerprint.add("hadoop-dist", hadoop.artifact.entry.sha512.as_bytes());
+    }
+}
+
+fn add_certs(fingerprint: &mut Fingerprint, certs: &CaSet) {
+    for cert in &certs.certs {
+        fingerprint.add(
+            "cert",
+            format!("{} {}", cert.alias, cert.sha256_fingerprint).as_bytes(),
+        );
+    }
+}
+
+/// Everything that goes into the Spark image.
+fn spark_fingerprint(
+    config: &Config,
+    spark_sha512: &str,
+    s3a: &S3aSelection,
+    certs: &CaSet,
+    patch_digest: String,
+) -> String {
+    let mut fingerprint = Fingerprint::new(ImageKind::Spark);
+    fingerprint.add("spark", spark_sha512.as_bytes());
+    add_s3a(&mut fingerprint, s3a);
+    add_certs(&mut fingerprint, certs);
+    fingerprint.add("patches", patch_digest.as_bytes());
+    fingerprint.add(
+        "spark-defaults.conf",
+        assemble::spark_defaults(config).as_bytes(),
+    );
+    if let Some(path) = &config.spark.log4j_file {
+        fingerprint.add("log4j_file", &std::fs::read(path).unwrap_or_default());
+    }
+    fingerprint.add(
+        "base",
+        config
+            .spark_image
+            .base
+            .as_deref()
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    fingerprint.add(
+        "java_image_tag",
+        config.spark_image.java_image_tag.as_bytes(),
+    );
+    fingerprint.add(
+        "java_major",
+        config.spark_image.java_major.to_string().as_bytes(),
+    );
+    fingerprint.add("spark_uid", config.images.spark_uid.to_string().as_bytes());
+    fingerprint.add(
+        "disable_cert_checking",
+        config.s3a.disable_cert_checking.to_string().as_bytes(),
+    );
+    fingerprint.finish()
+}
+
+async fn plan_context(
+    root: &Path,
+    dockerfile: &str,
+    extra: Vec<(String, Vec<u8>)>,
+) -> Result<BuildContext, Error> {
+    let root = root.to_path_buf();
+    let dockerfile = dockerfile.to_string();
+    blocking(move || BuildContext::plan(&root, &dockerfile, extra).map_err(Error::from)).await
+}
+
+/// What one build request carries besides its context.
+struct Request<'a> {
+    config: &'a Config,
+    versions: &'a Versions,
+    references: &'a BTreeMap<ImageKind, Vec<String>>,
+    build_args: BTreeMap<String, String>,
+    fingerprint: &'a str,
+    created: &'a str,
+    no_cache: bool,
+}
+
+async fn build_one(
+    engine: &Engine,
+    kind: ImageKind,
+    context: BuildContext,
+    request: Request<'_>,
+    reporter: &dyn Reporter,
+) -> Result<BuiltReport, Error> {
+    let references = request.references[&kind].clone();
+    let created = created_for(engine, &references[0], request.fingerprint, request.created).await?;
+    let build = BuildRequest {
+        name: kind.label().to_string(),
+        tags: references.clone(),
+        build_args: request.build_args,
+        labels: images::labels(
+            request.config,
+            kind,
+            request.versions,
+            request.fingerprint,
+            &created,
+        ),
+        no_cache: request.no_cache,
+        pull: false,
+    };
+    let image = docker::build_image(engine, context, &build, reporter).await?;
+    Ok(BuiltReport {
+        kind,
+        image,
+        references,
+        fingerprint: request.fingerprint.to_string(),
+    })
+}
+
+/// The `created` label: kept from the existing image when its inputs are the same, so that
+/// an unchanged rebuild is the same image (every step from the layer cache, same ID) rather
+/// than a new one differing only in a timestamp.
+async fn created_for(
+    engine: &Engine,
+    reference: &str,
+    fingerprint: &str,
+    now: &str,
+) -> Result<String, Error> {
+    let existing = match docker::inspect(engine, reference).await {
+        Ok(image) => image,
+        Err(docker::DockerError::ImageNotFound { .. }) => return Ok(now.to_string()),
+        Err(error) => return Err(error.into()),
+    };
+    let labels = existing
+        .config
+        .and_then(|config| config.labels)
+        .unwrap_or_default();
+    let same_inputs =
+        labels.get(images::FINGERPRINT_LABEL).map(String::as_str) == Some(fingerprint);
+    Ok(match labels.get(CREATED_LABEL) {
+        Some(created) if same_inputs => created.clone(),
+        _ => now.to_string(),
+    })
+}
+
+const CREATED_LABEL: &str = "org.opencontainers.image.created";
+
+/// Steps the layer cache can serve, and how many it did: `FROM` and the `ARG`s before the
+/// first `FROM` are never "cached" in the engine's sense, so they are not counted.
+pub fn cache_use(image: &BuiltImage) -> (usize, usize) {
+    let first_from = image
+        .steps
+        .iter()
+        .position(|step| step.is_from())
+        .unwrap_or(0);
+    let cacheable: Vec<_> = image
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(index, step)| *index > first_from && !step.is_from())
+        .collect();
+    (
+        cacheable.iter().filter(|(_, step)| step.cached).count(),
+        cacheable.len(),
+    )
+}
+
+fn print(config: &Config, built: &[BuiltReport]) {
+    let mut human = String::new();
+    for report in built {
+        let (cached, cacheable) = cache_use(&report.image);
+        human.push_str(&format!(
+            "{:<15} {}  {:>10}  context {}  {}/{} steps from cache\n",
+            report.kind.label(),
+            report.image.id,
+            output::bytes(report.image.size),
+            output::bytes(report.image.context_bytes),
+            cached,
+            cacheable,
+        ));
+        for reference in &report.references {
+            human.push_str(&format!("                {reference}\n"));
+        }
+    }
+    let json = json!({
+        "command": "build",
+        "images": built.iter().map(|report| json!({
+            "image": report.kind.label(),
+            "id": report.image.id,
+            "tags": report.references,
+            "size": report.image.size,
+            "context_bytes": report.image.context_bytes,
+            "context_files": report.image.context.files,
+            "cacheable_steps": cache_use(&report.image).1,
+            "cached_steps": cache_use(&report.image).0,
+            "fingerprint": report.fingerprint,
+        })).collect::<Vec<_>>(),
+    });
+    output::result(&config.output, &human, &json);
+}
