@@ -4,3 +4,6 @@
 mod support;
 
 mod mirror_selftest;
+mod prepare;
+mod prepare_certs;
+mod prepare_unsafe;

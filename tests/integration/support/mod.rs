@@ -7,6 +7,7 @@
 
 pub mod env;
 pub mod fixtures;
+pub mod prepared;
 pub mod server;
 
 // Re-exported for the test modules; each uses a subset.
