@@ -231,8 +231,10 @@ pub fn tarball_facts(archive: &Path) -> Result<DistributionFacts, InspectError> 
     distribution_facts(&paths, &display_name(archive))
 }
 
-/// The facts of an unpacked distribution: only `jars/` and `conf/` are listed.
-pub fn tree_facts(root: &Path) -> Result<DistributionFacts, InspectError> {
+/// The facts of an unpacked distribution: only `jars/` and `conf/` are listed. Errors name
+/// `source_name` (the tarball the tree came from), not `root`, which may be a staged
+/// temporary directory that is gone by the time the user reads the message.
+pub fn tree_facts(root: &Path, source_name: &str) -> Result<DistributionFacts, InspectError> {
     let mut paths = Vec::new();
     for dir in ["jars", "conf"] {
         let listing = match std::fs::read_dir(root.join(dir)) {
@@ -254,7 +256,7 @@ pub fn tree_facts(root: &Path) -> Result<DistributionFacts, InspectError> {
         }
     }
     paths.sort();
-    distribution_facts(&paths, &root.display().to_string())
+    distribution_facts(&paths, source_name)
 }
 
 fn display_name(path: &Path) -> String {

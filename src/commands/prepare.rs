@@ -104,7 +104,8 @@ pub async fn prepare(
     let tree = staged.path().to_path_buf();
     let facts = {
         let tree = tree.clone();
-        blocking(move || inspect::tree_facts(&tree).map_err(Error::from)).await?
+        let source_name = spark.spec.file_name.clone();
+        blocking(move || inspect::tree_facts(&tree, &source_name).map_err(Error::from)).await?
     };
     let present = jar_names(&tree)?;
     let s3a = assemble::select_s3a_jars(config, fetcher, &facts, &present).await?;

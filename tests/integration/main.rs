@@ -13,6 +13,11 @@ mod config;
 mod cache;
 mod fetch;
 
+// A prepared Spark tree: each layout family, certificates, hostile tarballs.
+mod prepare;
+mod prepare_certs;
+mod prepare_unsafe;
+
 // Image stages on a real Docker engine and a real PostgreSQL.
 mod docker_engine;
 // (the metastore's launch script against PostgreSQL)

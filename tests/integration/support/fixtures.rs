@@ -5,8 +5,10 @@
 
 pub mod archives;
 pub mod checksums;
+pub mod families;
 pub mod trees;
 
 pub use archives::*;
 pub use checksums::*;
+pub use families::*;
 pub use trees::*;

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Writes the expected entrypoint.sh and Dockerfile of a prepared tree for each Spark family.
+
+The inputs are the distribution files in ../patches/<family>/input/ (the same files the
+integration tests put into their generated Spark tarballs). The edits are the ones issue 3
+documents, written out here by hand and independently of imgforge's patch engine:
+
+  entrypoint.sh  export _JAVA_OPTIONS="<log4j option>[ -Dcom.amazonaws.sdk.disableCertChecking=true]"
+                 just above `case "$1" in`; `--verbose` on the line after the driver branch's
+                 spark-submit line, indented like it.
+  Dockerfile     FROM's image replaced by the base override (when set); `COPY conf/<log4j file>
+                 /opt/spark/` above `WORKDIR /opt/spark/work-dir`; for each CA certificate a COPY
+                 into /opt/spark/certs/ and a keytool import (-cacerts on Java 9+, the explicit
+                 $JAVA_HOME/jre/lib/security/cacerts path on Java 8) above `USER ${spark_uid}`.
+
+The settings of each family are the ones tests/integration/prepare.rs configures.
+Run from anywhere: python3 tests/golden/prepare/generate.py
+"""
+import pathlib
+
+HERE = pathlib.Path(__file__).resolve().parent
+INPUTS = HERE.parent / "patches"
+
+# The test generates its CA with `imgforge certs init` and copies ca.crt into the certs
+# folder, so the alias is "imgforge-" + the file stem and the file is <alias>.crt.
+CA = "imgforge-ca"
+
+FAMILIES = {
+    "spark-3.1": dict(log4j2=False, certs=[CA], java=11, base=None, insecure=False),
+    "spark-3.3": dict(log4j2=True, certs=[CA], java=8,
+                      base="registry.example.com/base/java:8-jre", insecure=False),
+    "spark-3.5": dict(log4j2=True, certs=[CA], java=17,
+                      base="eclipse-temurin:17-jre-jammy", insecure=True),
+    "spark-4.x": dict(log4j2=True, certs=[], java=21, base=None, insecure=False),
+}
+
+
+def log4j_file(settings):
+    return "log4j2.properties" if settings["log4j2"] else "log4j.properties"
+
+
+def java_options(settings):
+    if settings["log4j2"]:
+        option = "-Dlog4j.configurationFile=file:///opt/spark/log4j2.properties"
+    else:
+        option = "-Dlog4j.configuration=file:///opt/spark/log4j.properties"
+    if settings["insecure"]:
+        option += " -Dcom.amazonaws.sdk.disableCertChecking=true"
+    return option
+
+
+def entrypoint(text, settings):
+    out = []
+    in_driver = False
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped == 'case "$1" in':
+            out.append(f'export _JAVA_OPTIONS="{java_options(settings)}"\n')
+        out.append(line)
+        if stripped == "driver)":
+            in_driver = True
+        elif stripped == ";;":
+            in_driver = False
+        elif in_driver and stripped in ('"$SPARK_HOME/bin/spark-submit"',
+                                        '"${SPARK_HOME}/bin/spark-submit"'):
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}--verbose\n")
+    return "".join(out)
+
+
+def dockerfile(text, settings):
+    out = []
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped.startswith("FROM ") and settings["base"]:
+            words = line.split(" ")
+            words[1] = settings["base"] + ("\n" if words[1].endswith("\n") else "")
+            line = " ".join(words)
+        if stripped == "WORKDIR /opt/spark/work-dir":
+            out.append(f"COPY conf/{log4j_file(settings)} /opt/spark/\n")
+        if stripped.startswith("USER "):
+            for alias in settings["certs"]:
+                name = f"{alias}.crt"
+                if settings["java"] >= 9:
+                    store = "-cacerts"
+                else:
+                    store = '-keystore "$JAVA_HOME/jre/lib/security/cacerts"'
+                out.append(f"COPY certs/{name} /opt/spark/certs/{name}\n")
+                out.append(
+                    f"RUN keytool -importcert -noprompt -alias {alias} "
+                    f"-file /opt/spark/certs/{name} {store} -storepass changeit\n"
+                )
+        out.append(line)
+    return "".join(out)
+
+
+for family, settings in FAMILIES.items():
+    target = HERE / family
+    target.mkdir(exist_ok=True)
+    source = INPUTS / family / "input"
+    (target / "entrypoint.sh").write_text(
+        entrypoint((source / "entrypoint.sh").read_text(), settings))
+    (target / "Dockerfile").write_text(
+        dockerfile((source / "Dockerfile").read_text(), settings))
