@@ -159,6 +159,8 @@ pub struct S3aSelection {
     pub jars: Vec<SelectedJar>,
     /// The Hadoop tarball, for the `hadoop-dist` source.
     pub hadoop_dist: Option<Fetched>,
+    /// The jars from the Hadoop tarball are already in the tree (see [`select_s3a_jars`]).
+    pub installed: bool,
 }
 
 /// Check `facts` against the configured pins.
@@ -212,11 +214,15 @@ fn maven_spec(role: &'static str, coordinates: &Coordinates, extension: &str) ->
 
 /// Decide which jars make S3A work for the bundled Hadoop; `present` lists the file names
 /// already in `jars/`.
+///
+/// With `install_into` (a tree being prepared), jars taken from the Hadoop tarball are
+/// written into its `jars/` in the same pass that finds them.
 pub async fn select_s3a_jars(
     config: &Config,
     fetcher: &Fetcher,
     facts: &DistributionFacts,
     present: &BTreeSet<String>,
+    install_into: Option<&Path>,
 ) -> Result<S3aSelection, AssembleError> {
     check_pins(config, facts)?;
     let hadoop_version = facts.hadoop.version.clone();
@@ -253,6 +259,7 @@ pub async fn select_s3a_jars(
                 sdk_version: resolved.sdk_bundle.version.clone(),
                 jars,
                 hadoop_dist: None,
+                installed: false,
             }
         }
         JarsSource::HadoopDist => {
@@ -260,14 +267,47 @@ pub async fn select_s3a_jars(
                 .fetch(&crate::plan::hadoop(config, &hadoop_version))
                 .await?;
             let archive = hadoop.artifact.path.clone();
-            let members =
-                tokio::task::spawn_blocking(move || crate::extract::list_members(&archive))
+            let join_error = |join| AssembleError::Write {
+                path: hadoop.artifact.path.clone(),
+                source: std::io::Error::other(join),
+            };
+            let members = match install_into {
+                // One pass through the tarball: every candidate jar goes straight into
+                // jars/, and the choice below is made from what was found.
+                Some(tree) => {
+                    let jars = tree.join("jars");
+                    let version = hadoop_version.clone();
+                    let written = tokio::task::spawn_blocking(move || {
+                        crate::extract::extract_members(&archive, &jars, |member| {
+                            hadoop_dist_candidate(member, &version)
+                        })
+                    })
                     .await
-                    .map_err(|join| AssembleError::Write {
-                        path: hadoop.artifact.path.clone(),
-                        source: std::io::Error::other(join),
-                    })??;
-            hadoop_dist_selection(&members, &hadoop_version, &hadoop)?
+                    .map_err(join_error)??;
+                    written
+                        .iter()
+                        .filter_map(|path| path.file_name())
+                        .map(|name| format!("{HADOOP_TOOLS_LIB}{}", name.to_string_lossy()))
+                        .collect()
+                }
+                None => tokio::task::spawn_blocking(move || crate::extract::list_members(&archive))
+                    .await
+                    .map_err(join_error)??,
+            };
+            let mut selection = hadoop_dist_selection(&members, &hadoop_version, &hadoop)?;
+            if let Some(tree) = install_into {
+                // A candidate the choice passed over (two SDK bundles, say) does not stay.
+                for member in &members {
+                    let name = member.trim_start_matches(HADOOP_TOOLS_LIB);
+                    if !selection.jars.iter().any(|jar| jar.file_name == name) {
+                        let path = tree.join("jars").join(name);
+                        std::fs::remove_file(&path)
+                            .map_err(|source| AssembleError::Write { path, source })?;
+                    }
+                }
+                selection.installed = true;
+            }
+            selection
         }
     };
     if let Some(pinned) = &config.s3a.sdk_version
@@ -298,13 +338,31 @@ fn maven_jar(role: &'static str, coordinates: &Coordinates) -> SelectedJar {
 const SDK_BUNDLE_PREFIXES: [&str; 2] = ["aws-java-sdk-bundle-", "bundle-"];
 /// Other runtime jars Hadoop ships beside hadoop-aws in `tools/lib` for S3A.
 const HADOOP_DIST_EXTRAS: [&str; 1] = ["analyticsaccelerator-s3-"];
+/// Where a Hadoop distribution keeps the S3A jars.
+const HADOOP_TOOLS_LIB: &str = "share/hadoop/tools/lib/";
+
+/// The flat file name a tarball member is extracted under, if it may be one of the S3A jars.
+fn hadoop_dist_candidate(member: &Path, hadoop_version: &str) -> Option<String> {
+    let name = member.to_str()?.strip_prefix(HADOOP_TOOLS_LIB)?;
+    if name.contains('/') || !name.ends_with(".jar") {
+        return None;
+    }
+    let versioned = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    };
+    let wanted = name == format!("hadoop-aws-{hadoop_version}.jar")
+        || SDK_BUNDLE_PREFIXES.iter().any(|prefix| versioned(prefix))
+        || HADOOP_DIST_EXTRAS.iter().any(|prefix| versioned(prefix));
+    wanted.then(|| name.to_string())
+}
 
 fn hadoop_dist_selection(
     members: &[String],
     hadoop_version: &str,
     hadoop: &Fetched,
 ) -> Result<S3aSelection, AssembleError> {
-    let tools = "share/hadoop/tools/lib/";
+    let tools = HADOOP_TOOLS_LIB;
     let in_tools: Vec<&str> = members
         .iter()
         .filter_map(|member| member.strip_prefix(tools))
@@ -352,6 +410,7 @@ fn hadoop_dist_selection(
         sdk_version,
         jars,
         hadoop_dist: Some(hadoop.clone()),
+        installed: false,
     })
 }
 
@@ -378,7 +437,11 @@ pub async fn add_jars(
         copy_into(&artifact.artifact.path, &target)?;
         written.push(target);
     }
-    if let Some(hadoop) = &selection.hadoop_dist {
+    if let Some(hadoop) = selection
+        .hadoop_dist
+        .as_ref()
+        .filter(|_| !selection.installed)
+    {
         let wanted: Vec<(String, String)> = selection
             .jars
             .iter()

@@ -371,7 +371,7 @@ async fn listed_inputs(
         .filter_map(|member| member.strip_prefix("jars/"))
         .map(str::to_string)
         .collect();
-    let s3a = assemble::select_s3a_jars(config, fetcher, &facts, &present).await?;
+    let s3a = assemble::select_s3a_jars(config, fetcher, &facts, &present, None).await?;
     Ok((spark, facts, s3a))
 }
 

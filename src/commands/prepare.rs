@@ -108,7 +108,8 @@ pub async fn prepare(
         blocking(move || inspect::tree_facts(&tree, &source_name).map_err(Error::from)).await?
     };
     let present = jar_names(&tree)?;
-    let s3a = assemble::select_s3a_jars(config, fetcher, &facts, &present).await?;
+    let install_into = (!diff_only).then_some(tree.as_path());
+    let s3a = assemble::select_s3a_jars(config, fetcher, &facts, &present, install_into).await?;
     if !diff_only {
         assemble::add_jars(fetcher, &s3a, &tree).await?;
     }
@@ -186,7 +187,7 @@ pub async fn resolve(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(),
         .filter_map(|member| member.strip_prefix("jars/"))
         .map(str::to_string)
         .collect();
-    let s3a = assemble::select_s3a_jars(config, &fetcher, &facts, &present).await?;
+    let s3a = assemble::select_s3a_jars(config, &fetcher, &facts, &present, None).await?;
 
     let mut human = format!(
         "{}\n  Spark {} (Scala {})\n  Hadoop {} ({})\n  log4j {} → conf/{}\nwill add to jars/ (from {}):\n",
