@@ -9,6 +9,7 @@
 //! artifacts-v1/ab/<sha512>/<file name>   verified content, never modified in place
 //! index-v1/<sha256 of key>.json          key → digest, size, source URL
 //! locks/<sha256 of key>.lock             one per artifact while it is being downloaded
+//! derived-v1/<sha512>/<name>   facts derived from an artifact's content (its member listing)
 //! tmp/                         downloads in flight; renamed into artifacts-v1 once verified
 //! ```
 //!
@@ -29,6 +30,7 @@ const ARTIFACTS: &str = "artifacts-v1";
 const INDEX: &str = "index-v1";
 const LOCKS: &str = "locks";
 const TMP: &str = "tmp";
+const DERIVED: &str = "derived-v1";
 const ROOT_LOCK: &str = ".lock";
 const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
 const CACHEDIR_TAG_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
@@ -132,7 +134,7 @@ pub struct ArtifactLock {
 impl Cache {
     /// Open (creating if needed) the cache at `root` and take the shared lock.
     pub fn open(root: &Path) -> Result<Cache, CacheError> {
-        for dir in [ARTIFACTS, INDEX, LOCKS, TMP] {
+        for dir in [ARTIFACTS, INDEX, LOCKS, TMP, DERIVED] {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(|source| CacheError::Unusable { path, source })?;
         }
@@ -329,6 +331,24 @@ impl Cache {
         Ok(())
     }
 
+    /// Data derived from a verified artifact's content (its member listing, say), stored
+    /// under the artifact's SHA-512: it is valid exactly as long as that content is.
+    pub fn derived(&self, sha512: &str, name: &str) -> Option<Vec<u8>> {
+        fs::read(self.root.join(DERIVED).join(sha512).join(name)).ok()
+    }
+
+    /// Remember data derived from the artifact with this SHA-512.
+    pub fn store_derived(&self, sha512: &str, name: &str, bytes: &[u8]) -> Result<(), CacheError> {
+        let dir = self.root.join(DERIVED).join(sha512);
+        fs::create_dir_all(&dir).map_err(|source| CacheError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = dir.join(name);
+        write_atomically(&self.root.join(TMP), &path, bytes)
+            .map_err(|source| CacheError::Write { path, source })
+    }
+
     fn index_path(&self, key: &str) -> PathBuf {
         self.root
             .join(INDEX)
@@ -400,7 +420,7 @@ pub fn clean(root: &Path, waiting: impl FnOnce()) -> Result<CleanReport, CacheEr
         }
     }
     let mut report = CleanReport::default();
-    for dir in [ARTIFACTS, INDEX, LOCKS, TMP] {
+    for dir in [ARTIFACTS, INDEX, LOCKS, TMP, DERIVED] {
         let path = root.join(dir);
         count_files(&path, &mut report);
         match fs::remove_dir_all(&path) {

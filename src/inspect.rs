@@ -7,6 +7,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use crate::cache::{Cache, CachedArtifact};
+
 /// Why a fact could not be established.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -213,22 +215,41 @@ pub fn distribution_facts(
     })
 }
 
-/// The Hadoop version bundled in a Spark tarball, read without unpacking it.
-pub fn tarball_hadoop_version(archive: &Path) -> Result<HadoopVersion, InspectError> {
-    let paths = crate::extract::list_members(archive).map_err(|source| InspectError::Archive {
-        path: archive.to_path_buf(),
-        source: Box::new(source),
-    })?;
-    hadoop_version(paths.iter().map(String::as_str), &display_name(archive))
-}
+/// Name of the derived listing in the cache; the version is bumped when what it holds changes.
+const SPARK_MEMBERS: &str = "spark-members-v1.json";
 
-/// The facts of a Spark tarball, read without unpacking it.
-pub fn tarball_facts(archive: &Path) -> Result<DistributionFacts, InspectError> {
-    let paths = crate::extract::list_members(archive).map_err(|source| InspectError::Archive {
-        path: archive.to_path_buf(),
-        source: Box::new(source),
-    })?;
-    distribution_facts(&paths, &display_name(archive))
+/// The member paths of a Spark tarball that facts are read from (`jars/…` and `conf/…`,
+/// relative to the distribution root): from the cache's derived data when present, else by
+/// streaming through the archive once without unpacking it, and remembered for next time.
+pub fn spark_members(
+    cache: &Cache,
+    artifact: &CachedArtifact,
+) -> Result<Vec<String>, InspectError> {
+    let sha512 = &artifact.entry.sha512;
+    if let Some(members) = cache
+        .derived(sha512, SPARK_MEMBERS)
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+    {
+        return Ok(members);
+    }
+    let members: Vec<String> = crate::extract::list_members(&artifact.path)
+        .map_err(|source| InspectError::Archive {
+            path: artifact.path.clone(),
+            source: Box::new(source),
+        })?
+        .into_iter()
+        .filter(|member| member.starts_with("jars/") || member.starts_with("conf/"))
+        .collect();
+    // Remembering is an optimisation: a cache that cannot store it still gives the answer.
+    if let Ok(bytes) = serde_json::to_vec(&members)
+        && let Err(error) = cache.store_derived(sha512, SPARK_MEMBERS, &bytes)
+    {
+        tracing::debug!(
+            "cannot remember the listing of {}: {error}",
+            artifact.path.display()
+        );
+    }
+    Ok(members)
 }
 
 /// The facts of an unpacked distribution: only `jars/` and `conf/` are listed. Errors name
@@ -257,13 +278,6 @@ pub fn tree_facts(root: &Path, source_name: &str) -> Result<DistributionFacts, I
     }
     paths.sort();
     distribution_facts(&paths, source_name)
-}
-
-fn display_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |name| name.to_string_lossy().into_owned(),
-    )
 }
 
 #[cfg(test)]
@@ -362,6 +376,50 @@ mod tests {
         ]);
         let error = distribution_facts(&paths, "x.tgz").expect_err("no log4j");
         assert!(matches!(error, InspectError::NoLog4j { .. }), "{error}");
+    }
+
+    #[test]
+    fn the_spark_listing_is_remembered_by_digest() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cache = Cache::open(&dir.path().join("cache")).expect("cache");
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for path in ["spark/jars/hadoop-common-3.2.0.jar", "spark/python/x.py"] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(1);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, path, &b"x"[..])
+                .expect("append");
+        }
+        let bytes = builder.into_inner().expect("tar").finish().expect("gzip");
+        let mut temp = cache.temp_file().expect("temp");
+        temp.write_all(&bytes).expect("write");
+        let sha512 = hex::encode(<sha2::Sha512 as sha2::Digest>::digest(&bytes));
+        let entry = crate::cache::IndexEntry {
+            key: "apache/spark.tgz".into(),
+            file_name: "spark.tgz".into(),
+            sha512,
+            size: bytes.len() as u64,
+            url: "http://127.0.0.1/spark.tgz".into(),
+            verified_with: "sha512:x".into(),
+            stored_at: 0,
+        };
+        let artifact = cache.commit(temp, entry).expect("commit");
+        assert_eq!(
+            spark_members(&cache, &artifact).expect("listed"),
+            ["jars/hadoop-common-3.2.0.jar"]
+        );
+        // The second answer comes from the cache: the archive is not read again.
+        std::fs::write(&artifact.path, b"not a tarball any more").expect("overwrite");
+        assert_eq!(
+            spark_members(&cache, &artifact).expect("remembered"),
+            ["jars/hadoop-common-3.2.0.jar"]
+        );
     }
 
     #[test]

@@ -20,7 +20,6 @@ use crate::config::Config;
 use crate::context::BuildContext;
 use crate::docker::{self, BuildRequest, BuiltImage, Engine, EngineEndpoint};
 use crate::error::Error;
-use crate::extract;
 use crate::fetch::{Fetched, Fetcher};
 use crate::images::{self, Fingerprint, ImageData, ImageKind, Versions};
 use crate::inspect::{self, DistributionFacts};
@@ -363,8 +362,9 @@ async fn listed_inputs(
     fetcher: &Fetcher,
 ) -> Result<(Fetched, DistributionFacts, S3aSelection), Error> {
     let spark = fetcher.fetch(&plan::spark(config)).await?;
-    let archive = spark.artifact.path.clone();
-    let members = blocking(move || extract::list_members(&archive).map_err(Error::from)).await?;
+    let cache = Arc::clone(fetcher.cache());
+    let artifact = spark.artifact.clone();
+    let members = blocking(move || Ok(inspect::spark_members(&cache, &artifact)?)).await?;
     let facts = inspect::distribution_facts(&members, &spark.spec.file_name)?;
     let present = members
         .iter()

@@ -94,9 +94,15 @@ pub async fn fetch_inputs(
             }
             (None, true) => {
                 let spark = fetcher.fetch(&spark_spec).await.map_err(Error::from)?;
-                let archive = spark.artifact.path.clone();
+                let cache = Arc::clone(fetcher.cache());
+                let artifact = spark.artifact.clone();
+                let name = spark.spec.file_name.clone();
                 let hadoop = blocking(move || {
-                    inspect::tarball_hadoop_version(&archive).map_err(Error::from)
+                    let members = inspect::spark_members(&cache, &artifact)?;
+                    Ok(inspect::hadoop_version(
+                        members.iter().map(String::as_str),
+                        &name,
+                    )?)
                 })
                 .await?;
                 reporter.info(&format!(

@@ -179,8 +179,9 @@ pub async fn prepare(
 pub async fn resolve(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Error> {
     let fetcher = open_fetcher(config, reporter).await?;
     let spark = fetcher.fetch(&plan::spark(config)).await?;
-    let archive = spark.artifact.path.clone();
-    let members = blocking(move || extract::list_members(&archive).map_err(Error::from)).await?;
+    let cache = Arc::clone(fetcher.cache());
+    let artifact = spark.artifact.clone();
+    let members = blocking(move || Ok(inspect::spark_members(&cache, &artifact)?)).await?;
     let facts = inspect::distribution_facts(&members, &spark.spec.file_name)?;
     let present: BTreeSet<String> = members
         .iter()
