@@ -34,6 +34,9 @@ pub mod metastore;
 pub mod context;
 pub mod docker;
 
+// Scheduled rebuilds: what a build resolved, pinned for review.
+pub mod lock;
+
 // The commands that drive the stages, and how results reach the user.
 pub mod commands;
 // (the reporter trait and its terminal and plain implementations)
