@@ -72,6 +72,8 @@ pub enum Command {
         #[command(subcommand)]
         action: CertsAction,
     },
+    /// Report newer upstream releases (never changes versions)
+    Outdated,
     /// Inspect or maintain the download cache
     Cache {
         /// What to do with the cache

@@ -83,6 +83,9 @@ pub enum Error {
     /// The build command's own checks.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// Reading upstream release listings.
+    #[error(transparent)]
+    Outdated(#[from] crate::outdated::OutdatedError),
     /// `cache verify` found damaged entries (they were removed).
     #[error(
         "{count} cached artifact(s) did not match their recorded digest and were removed; the next fetch downloads them again"
@@ -125,6 +128,7 @@ impl Error {
             Error::Metastore(MetastoreError::Assemble(inner)) => Error::assemble_exit_code(inner),
             Error::Metastore(MetastoreError::Extract(_)) => exit::INTEGRITY,
             Error::Metastore(MetastoreError::Ignore(_)) => exit::CONFIG,
+            Error::Outdated(_) => exit::NETWORK,
             Error::Runtime(_) => exit::INTERNAL,
             Error::Interrupted => exit::INTERRUPTED,
         }

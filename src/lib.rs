@@ -36,6 +36,7 @@ pub mod docker;
 
 // Scheduled rebuilds: what a build resolved, pinned for review.
 pub mod lock;
+pub mod outdated;
 
 // The commands that drive the stages, and how results reach the user.
 pub mod commands;

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod certs;
 pub mod config;
 pub mod fetch;
+pub mod outdated;
 pub mod prepare;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub async fn run(
         Command::Prepare(args) => prepare::run(config, &args, reporter).await.map(|_| ()),
         Command::Resolve => prepare::resolve(config, reporter).await,
         Command::Certs { action } => certs::run(config, action, reporter.as_ref()),
+        Command::Outdated => outdated::run(config).await,
         Command::Cache { action } => cache::run(config, action, reporter).await,
         Command::Config { action } => config::run(config, action),
     }

@@ -18,6 +18,9 @@ mod prepare;
 mod prepare_certs;
 mod prepare_unsafe;
 
+// Scheduled rebuilds.
+mod outdated;
+
 // Image stages on a real Docker engine and a real PostgreSQL.
 mod docker_engine;
 // (the metastore's launch script against PostgreSQL)

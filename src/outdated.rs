@@ -1,0 +1,183 @@
+//! Newer upstream releases: read the Apache dist directory listing (through the configured
+//! mirrors) and report newer patch releases of the configured Spark line, and the newest
+//! release overall. Versions are only ever reported, never changed.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use url::Url;
+
+use crate::config::Config;
+
+/// Why the listing could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum OutdatedError {
+    /// No mirror answered with a listing.
+    #[error("cannot read the Spark release listing; tried:{}", tried.iter().map(|(url, why)| format!("\n  - {url}: {why}")).collect::<String>())]
+    Unavailable {
+        /// Each URL and why it failed.
+        tried: Vec<(String, String)>,
+    },
+    /// The HTTP client could not be set up.
+    #[error("cannot set up the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// A dotted numeric release version such as `3.1.2`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    parts: Vec<u64>,
+    text: String,
+}
+
+impl Release {
+    /// Parse `3.1.2`; `None` for anything that is not dot-separated numbers (`3.2.0-preview`).
+    pub fn parse(text: &str) -> Option<Release> {
+        let parts: Option<Vec<u64>> = text.split('.').map(|part| part.parse().ok()).collect();
+        parts.filter(|parts| parts.len() >= 2).map(|parts| Release {
+            parts,
+            text: text.to_string(),
+        })
+    }
+
+    /// Same major and minor version.
+    pub fn same_line(&self, other: &Release) -> bool {
+        self.parts[..2] == other.parts[..2]
+    }
+}
+
+impl Ord for Release {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.parts.cmp(&other.parts)
+    }
+}
+
+impl PartialOrd for Release {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Release {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The Spark releases named in an Apache dist directory listing (`<a href="spark-3.1.2/">`).
+pub fn releases_in_listing(html: &str) -> Vec<Release> {
+    let mut releases: Vec<Release> = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter_map(|href| href.trim_end_matches('/').strip_prefix("spark-"))
+        .filter_map(Release::parse)
+        .collect();
+    releases.sort();
+    releases.dedup();
+    releases
+}
+
+/// What `outdated` found for Spark.
+#[derive(Debug, Clone)]
+pub struct SparkUpdates {
+    /// The configured version.
+    pub current: String,
+    /// Newer patch releases of the same line, oldest first.
+    pub newer_patches: Vec<Release>,
+    /// The newest release of any line, when newer than the current one.
+    pub newest: Option<Release>,
+    /// The listing that answered.
+    pub listing_url: String,
+}
+
+/// Read the listing from the first mirror that answers and compare.
+pub async fn spark_updates(config: &Config) -> Result<SparkUpdates, OutdatedError> {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("imgforge/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(config.network.timeout)
+        .read_timeout(config.network.timeout)
+        .build()
+        .map_err(OutdatedError::Client)?;
+    let mut tried = Vec::new();
+    for base in &config.mirrors.apache {
+        let url: Url = crate::fetch::join(base, "spark/");
+        let outcome = match client.get(url.clone()).send().await {
+            Ok(response) if response.status().is_success() => {
+                response.text().await.map_err(|error| error.to_string())
+            }
+            Ok(response) => Err(format!("HTTP {}", response.status().as_u16())),
+            Err(error) => Err(error.to_string()),
+        };
+        match outcome {
+            Ok(html) => return Ok(compare(&config.spark.version, &html, url.to_string())),
+            Err(why) => tried.push((url.to_string(), why)),
+        }
+    }
+    Err(OutdatedError::Unavailable { tried })
+}
+
+fn compare(current: &str, html: &str, listing_url: String) -> SparkUpdates {
+    let releases = releases_in_listing(html);
+    let (newer_patches, newest) = match Release::parse(current) {
+        Some(current) => (
+            releases
+                .iter()
+                .filter(|release| release.same_line(&current) && **release > current)
+                .cloned()
+                .collect(),
+            releases.last().filter(|newest| **newest > current).cloned(),
+        ),
+        None => (Vec::new(), None),
+    };
+    SparkUpdates {
+        current: current.to_string(),
+        newer_patches,
+        newest,
+        listing_url,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTING: &str = r#"<html><body><h1>Index of /dist/spark</h1><pre>
+<a href="../">Parent Directory</a>
+<a href="KEYS">KEYS</a>
+<a href="spark-3.0.3/">spark-3.0.3/</a>
+<a href="spark-3.1.1/">spark-3.1.1/</a>
+<a href="spark-3.1.3/">spark-3.1.3/</a>
+<a href="spark-3.1.2/">spark-3.1.2/</a>
+<a href="spark-3.2.0-preview/">spark-3.2.0-preview/</a>
+<a href="spark-3.5.1/">spark-3.5.1/</a>
+<a href="spark-connect-go/">spark-connect-go/</a>
+</pre></body></html>"#;
+
+    #[test]
+    fn newer_patches_of_the_line_and_the_newest_overall() {
+        let updates = compare("3.1.1", LISTING, "u".into());
+        let patches: Vec<String> = updates
+            .newer_patches
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(patches, ["3.1.2", "3.1.3"]);
+        assert_eq!(
+            updates.newest.map(|release| release.to_string()),
+            Some("3.5.1".into())
+        );
+    }
+
+    #[test]
+    fn nothing_newer_is_nothing() {
+        let updates = compare("3.5.1", LISTING, "u".into());
+        assert!(updates.newer_patches.is_empty() && updates.newest.is_none());
+    }
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert!(Release::parse("3.10.0") > Release::parse("3.9.9"));
+        assert!(Release::parse("3.2.0-preview").is_none());
+    }
+}
