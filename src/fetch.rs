@@ -389,19 +389,25 @@ impl Fetcher {
                 Ok(text) => return Ok(text),
                 Err(why) if attempt < attempts => {
                     attempt += 1;
-                    self.reporter.phase(
-                        task,
-                        Phase::Retrying {
-                            attempt,
-                            of: attempts,
-                            reason: format!("{url}: {why}"),
-                        },
-                    );
-                    tokio::time::sleep(backoff(attempt)).await;
+                    self.pause_before_retry(task, attempt, attempts, format!("{url}: {why}"))
+                        .await;
                 }
                 Err(why) => return Err(Attempt::Failed(why)),
             }
         }
+    }
+
+    /// Say that attempt `attempt` of `of` follows, and wait the backoff before it.
+    async fn pause_before_retry(&self, task: TaskId, attempt: u32, of: u32, reason: String) {
+        self.reporter.phase(
+            task,
+            Phase::Retrying {
+                attempt,
+                of,
+                reason,
+            },
+        );
+        tokio::time::sleep(backoff(attempt)).await;
     }
 
     /// Stream `url` into a cache temp file, hashing as it goes; resume with Range after a
@@ -434,15 +440,7 @@ impl Fetcher {
                 Err(Transfer::Missing) => return Err(Attempt::Missing),
                 Err(Transfer::Transient(why)) if attempt < attempts => {
                     attempt += 1;
-                    self.reporter.phase(
-                        task,
-                        Phase::Retrying {
-                            attempt,
-                            of: attempts,
-                            reason: why,
-                        },
-                    );
-                    tokio::time::sleep(backoff(attempt)).await;
+                    self.pause_before_retry(task, attempt, attempts, why).await;
                 }
                 Err(Transfer::Transient(why)) => return Err(Attempt::Failed(why)),
             }
