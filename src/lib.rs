@@ -12,6 +12,8 @@ pub mod plan;
 // (fetch streams into the cache and verifies while it does)
 pub mod fetch;
 pub mod verify;
+// (release signatures against the project's KEYS file)
+pub mod signature;
 // (content-addressed store, locks, atomic persist)
 pub mod cache;
 

@@ -12,6 +12,8 @@ mod config;
 // (every fault a download can meet)
 mod cache;
 mod fetch;
+// (release signatures, checked against KEYS files and signatures the real gpg made)
+mod signatures;
 
 // A prepared Spark tree: each layout family, certificates, hostile tarballs.
 mod prepare;
