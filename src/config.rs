@@ -229,6 +229,15 @@ pub struct SparkImageConfig {
     pub java_major: u32,
 }
 
+/// `[verify]`: release signatures.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    /// Check each Apache tarball's `.asc` against the project's `KEYS`.
+    pub signatures: bool,
+    /// When not empty, only these primary-key fingerprints are trusted.
+    pub fingerprints: Vec<String>,
+}
+
 /// `[images]`: names, tags and the settings of the images other than Spark's.
 #[derive(Debug, Clone)]
 pub struct ImagesConfig {
@@ -310,6 +319,8 @@ pub struct Config {
     pub network: NetworkConfig,
     /// `[s3a]`.
     pub s3a: S3aConfig,
+    /// `[verify]`.
+    pub verify: VerifyConfig,
     /// `[certs] dir`: CA certificates to trust; `None` when not configured (then
     /// `./certs` is used when present).
     pub certs_dir: Option<PathBuf>,
@@ -580,6 +591,8 @@ struct Layer {
     #[serde(default)]
     s3a: S3aLayer,
     #[serde(default)]
+    verify: VerifyLayer,
+    #[serde(default)]
     certs: DirLayer,
     #[serde(default)]
     patches: DirLayer,
@@ -603,6 +616,36 @@ struct S3aLayer {
     secret_key: Option<Refused>,
     #[allow(dead_code)]
     session_token: Option<Refused>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyLayer {
+    signatures: Option<bool>,
+    fingerprints: Option<Vec<Parsed<KeyFingerprint>>>,
+}
+
+/// An OpenPGP fingerprint: 40 or 64 hex digits, spaces allowed.
+#[derive(Debug)]
+struct KeyFingerprint(String);
+
+impl FromStr for KeyFingerprint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let hex: String = text
+            .trim_start_matches("0x")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if matches!(hex.len(), 40 | 64) && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(KeyFingerprint(hex.to_ascii_uppercase()))
+        } else {
+            Err(format!(
+                "{text:?} is not an OpenPGP fingerprint (40 or 64 hex digits)"
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -958,6 +1001,16 @@ impl Layer {
                     .endpoint
                     .map(|parsed| parsed.0.0.as_str().trim_end_matches('/').to_string()),
                 disable_cert_checking: self.s3a.disable_cert_checking.unwrap_or(false),
+            },
+            verify: VerifyConfig {
+                signatures: self.verify.signatures.unwrap_or(true),
+                fingerprints: self
+                    .verify
+                    .fingerprints
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|parsed| parsed.0.0)
+                    .collect(),
             },
             certs_dir: self.certs.dir.map(PathBuf::from),
             patches_dir: self.patches.dir.map(PathBuf::from),

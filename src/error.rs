@@ -157,6 +157,8 @@ impl Error {
                 exit::INTEGRITY
             }
             FetchError::Cache(_) | FetchError::Write { .. } => exit::STORAGE,
+            FetchError::SignatureMissing { .. } | FetchError::Signature { .. } => exit::INTEGRITY,
+            FetchError::Keys { .. } => exit::NETWORK,
             FetchError::Client(_) => exit::INTERNAL,
             FetchError::Offline { .. }
             | FetchError::NotFound { .. }

@@ -20,6 +20,7 @@ use crate::cache::{Cache, CacheError, CachedArtifact, IndexEntry, now_unix};
 use crate::config::{Config, MirrorsConfig, NetworkConfig};
 use crate::plan::{ArtifactSpec, Expected, Repository};
 use crate::progress::{Phase, Reporter, TaskId};
+use crate::signature::{Keyring, verify_detached};
 use crate::verify::{self, Algorithm, ChecksumFormatError, Digest, MultiHasher};
 
 /// Write buffer between the network and the temp file: one write per 4 MiB.
@@ -85,6 +86,31 @@ pub enum FetchError {
     /// The HTTP client could not be set up.
     #[error("cannot set up the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// No detached signature is published next to the artifact.
+    #[error(
+        "no signature at {url}: every Apache release is signed, so a missing .asc is an error (set [verify] signatures = false only for a mirror you trust)"
+    )]
+    SignatureMissing {
+        /// The `.asc` URL.
+        url: String,
+    },
+    /// The project's KEYS file (or the signature) could not be fetched.
+    #[error("cannot fetch {url} to check the release signature: {why}")]
+    Keys {
+        /// The URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// The signature does not verify.
+    #[error("signature check failed for {url}")]
+    Signature {
+        /// The artifact.
+        url: String,
+        /// Why.
+        #[source]
+        source: Box<crate::signature::SignatureError>,
+    },
     /// A cache operation failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -151,6 +177,13 @@ pub struct Fetched {
     pub cached: bool,
 }
 
+/// How release signatures are checked.
+#[derive(Debug, Clone)]
+struct SignaturePolicy {
+    /// When not empty, only these primary-key fingerprints are trusted.
+    fingerprints: Vec<String>,
+}
+
 /// The outcome of one attempt at one URL, driving mirror fallback.
 enum Attempt {
     /// 404/410: try the next candidate.
@@ -163,6 +196,7 @@ enum Attempt {
 
 /// Downloads artifacts into a [`Cache`].
 pub struct Fetcher {
+    signatures: Option<SignaturePolicy>,
     client: reqwest::Client,
     cache: Arc<Cache>,
     mirrors: MirrorsConfig,
@@ -187,6 +221,9 @@ impl Fetcher {
             .build()
             .map_err(FetchError::Client)?;
         Ok(Fetcher {
+            signatures: config.verify.signatures.then(|| SignaturePolicy {
+                fingerprints: config.verify.fingerprints.clone(),
+            }),
             client,
             cache,
             mirrors: config.mirrors.clone(),
@@ -262,7 +299,7 @@ impl Fetcher {
                     }
                 },
             };
-            match self.download(spec, &url, &expected, task).await {
+            match self.download(spec, base, &url, &expected, task).await {
                 Ok(artifact) => {
                     self.reporter.phase(
                         task,
@@ -397,6 +434,81 @@ impl Fetcher {
         }
     }
 
+    /// Check the detached signature `<url>.asc` of the downloaded `file` against the project's
+    /// `KEYS`: a missing signature, an unreadable KEYS file or a bad signature is an error —
+    /// never a skipped check.
+    async fn check_signature(
+        &self,
+        policy: &SignaturePolicy,
+        keys_url: &Url,
+        url: &Url,
+        file: &std::path::Path,
+        task: TaskId,
+    ) -> Result<(), FetchError> {
+        let keys_text = match self.get_text(keys_url, task).await {
+            Ok(text) => text,
+            Err(Attempt::Fatal(error)) => return Err(error),
+            Err(Attempt::Missing) => {
+                return Err(FetchError::Keys {
+                    url: keys_url.to_string(),
+                    why: "not found (HTTP 404)".into(),
+                });
+            }
+            Err(Attempt::Failed(why)) => {
+                return Err(FetchError::Keys {
+                    url: keys_url.to_string(),
+                    why,
+                });
+            }
+        };
+        let signature_url =
+            Url::parse(&format!("{url}.asc")).map_err(|error| FetchError::Keys {
+                url: format!("{url}.asc"),
+                why: error.to_string(),
+            })?;
+        let signature = match self.get_text(&signature_url, task).await {
+            Ok(text) => text,
+            Err(Attempt::Fatal(error)) => return Err(error),
+            Err(Attempt::Missing) => {
+                return Err(FetchError::SignatureMissing {
+                    url: signature_url.to_string(),
+                });
+            }
+            Err(Attempt::Failed(why)) => {
+                return Err(FetchError::Keys {
+                    url: signature_url.to_string(),
+                    why,
+                });
+            }
+        };
+        let signature_error = |source| FetchError::Signature {
+            url: url.to_string(),
+            source: Box::new(source),
+        };
+        let mut keyring = Keyring::parse_keys_file(&keys_text).map_err(signature_error)?;
+        if !policy.fingerprints.is_empty() {
+            keyring = keyring
+                .restrict_to(&policy.fingerprints)
+                .map_err(signature_error)?;
+        }
+        let file = file.to_path_buf();
+        let check = tokio::task::spawn_blocking(move || {
+            verify_detached(&keyring, signature.as_bytes(), &file)
+        })
+        .await
+        .map_err(|join| FetchError::Keys {
+            url: url.to_string(),
+            why: join.to_string(),
+        })?
+        .map_err(signature_error)?;
+        tracing::info!(
+            "{url}: good signature by {} ({})",
+            check.signer,
+            check.key_fingerprint
+        );
+        Ok(())
+    }
+
     /// Say that attempt `attempt` of `of` follows, and wait the backoff before it.
     async fn pause_before_retry(&self, task: TaskId, attempt: u32, of: u32, reason: String) {
         self.reporter.phase(
@@ -415,6 +527,7 @@ impl Fetcher {
     async fn download(
         &self,
         spec: &ArtifactSpec,
+        base: &Url,
         url: &Url,
         expected: &Digest,
         task: TaskId,
@@ -454,6 +567,11 @@ impl Fetcher {
                 expected: expected.to_string(),
                 actual: hashes.extra.to_string(),
             }));
+        }
+        if let (Some(policy), Some(keys)) = (&self.signatures, &spec.keys) {
+            self.check_signature(policy, &join(base, keys), url, temp.path(), task)
+                .await
+                .map_err(fatal)?;
         }
         let entry = IndexEntry {
             key: spec.cache_key(),

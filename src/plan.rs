@@ -60,6 +60,8 @@ pub struct ArtifactSpec {
     pub path: String,
     /// How its integrity is established.
     pub expected: Expected,
+    /// The project's `KEYS` file below a mirror, for artifacts with a detached `.asc` signature.
+    pub keys: Option<String>,
 }
 
 impl ArtifactSpec {
@@ -68,8 +70,15 @@ impl ArtifactSpec {
         format!("{}/{}", self.repository.name(), self.path)
     }
 
-    fn apache(role: &'static str, dir: String, file_name: String, pin: Option<&Digest>) -> Self {
+    fn apache(
+        role: &'static str,
+        keys: &str,
+        dir: String,
+        file_name: String,
+        pin: Option<&Digest>,
+    ) -> Self {
         ArtifactSpec {
+            keys: Some(keys.to_string()),
             role,
             path: format!("{dir}/{file_name}"),
             file_name,
@@ -96,6 +105,7 @@ impl ArtifactSpec {
             file_name,
             repository: Repository::Maven,
             expected: Expected::Published,
+            keys: None,
         }
     }
 }
@@ -111,6 +121,7 @@ pub fn spark(config: &Config) -> ArtifactSpec {
     let version = &config.spark.version;
     ArtifactSpec::apache(
         "spark",
+        "spark/KEYS",
         format!("spark/spark-{version}"),
         format!("spark-{version}-bin-{}.tgz", config.spark.package),
         config.spark.checksum.as_ref(),
@@ -121,6 +132,7 @@ pub fn spark(config: &Config) -> ArtifactSpec {
 pub fn hadoop(config: &Config, version: &str) -> ArtifactSpec {
     ArtifactSpec::apache(
         "hadoop",
+        "hadoop/common/KEYS",
         format!("hadoop/common/hadoop-{version}"),
         format!("hadoop-{version}.tar.gz"),
         config.hadoop.checksum.as_ref(),
@@ -132,6 +144,7 @@ pub fn hive_metastore(config: &Config) -> ArtifactSpec {
     let version = &config.hive.metastore_version;
     ArtifactSpec::apache(
         "hive-metastore",
+        "hive/KEYS",
         format!("hive/hive-standalone-metastore-{version}"),
         format!("hive-standalone-metastore-{version}-bin.tar.gz"),
         config.hive.checksum.as_ref(),

@@ -14,6 +14,8 @@ mod cache;
 mod fetch;
 // (release signatures, checked against KEYS files and signatures the real gpg made)
 mod signatures;
+// (the same checks through the binary, on every Apache tarball it fetches)
+mod fetch_signatures;
 
 // A prepared Spark tree: each layout family, certificates, hostile tarballs.
 mod prepare;

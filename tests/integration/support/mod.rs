@@ -11,6 +11,7 @@ pub mod fixtures;
 pub mod postgres;
 pub mod prepared;
 pub mod server;
+pub mod signing;
 
 // Re-exported for the test modules; each uses a subset.
 #[allow(unused_imports)]
