@@ -33,6 +33,10 @@ pub mod metastore;
 // (a deterministic streamed build context, then the Engine API)
 pub mod context;
 pub mod docker;
+// (pushing: credentials, the engine's push, digests read back over the Registry API)
+pub mod credentials;
+pub mod push;
+pub mod registry;
 
 // The commands that drive the stages, and how results reach the user.
 pub mod commands;
