@@ -17,3 +17,5 @@ mod fetch;
 mod docker_engine;
 // (the metastore's launch script against PostgreSQL)
 mod metastore_launch;
+// (pushing to real registries: credentials, TLS, digests, faults, remote engines)
+mod push;

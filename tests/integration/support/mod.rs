@@ -9,6 +9,7 @@ pub mod docker;
 pub mod env;
 pub mod fixtures;
 pub mod postgres;
+pub mod registry;
 pub mod server;
 
 // Re-exported for the test modules; each uses a subset.
