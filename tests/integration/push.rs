@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::Ordering;
 
 use bollard::auth::DockerCredentials;
-use bollard::query_parameters::CreateImageOptions;
+use bollard::query_parameters::{CreateImageOptions, ImportImageOptions};
 use futures_util::StreamExt;
 use imgforge::context::BuildContext;
 use imgforge::docker::{self, BuildRequest, Engine};
@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::support::docker::{BUSYBOX, engine, remove_images, run, unique_tag, write_file};
 use crate::support::registry::{Faults, FaultyProxy, Registry, RegistrySpec, free_port};
+use crate::support::remote_engine::RemoteEngine;
 use crate::support::{TestEnv, assert_exit_code, assert_success, stderr_text, stdout_text};
 
 const USER: &str = "pusher";
@@ -616,4 +617,164 @@ async fn plain_registry_rides_out_503s_mid_push_then_gives_up_after_bounded_retr
     )
     .await;
     drop(registry);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_tls_engine_builds_and_pushes_like_the_local_socket() {
+    let local = engine().await;
+    let remote = RemoteEngine::start().await;
+    let remote_engine = docker::connect(&remote.endpoint())
+        .await
+        .expect("connect to the second engine over TLS with the client certificate");
+
+    // The second engine has no images: give it busybox through the API.
+    let mut tarball = Vec::new();
+    let mut export = local.client().export_image(BUSYBOX);
+    while let Some(chunk) = export.next().await {
+        tarball.extend_from_slice(&chunk.expect("export busybox"));
+    }
+    let body =
+        futures_util::stream::once(
+            async move { Ok::<_, std::io::Error>(bytes::Bytes::from(tarball)) },
+        );
+    let mut import =
+        remote_engine
+            .client()
+            .import_image_stream(ImportImageOptions::default(), body, None);
+    while let Some(item) = import.next().await {
+        item.expect("load busybox into the second engine");
+    }
+    assert!(
+        docker::image_exists(&remote_engine, BUSYBOX)
+            .await
+            .expect("inspect")
+    );
+
+    // Build on the remote engine, then push from it with imgforge driven by DOCKER_HOST.
+    let content = format!("built remotely {}\n", unique_tag("remote"));
+    let (id, _) = small_image(&remote_engine, &content).await;
+    assert!(
+        !docker::image_exists(&local, &id).await.expect("inspect"),
+        "the image must exist only on the remote engine"
+    );
+    let registry = Registry::plain();
+    let push_env = PushEnv::new(&remote_engine, &id, "").await;
+    let target = format!("{}/remote", registry.host);
+    let vars = remote.env_vars();
+    let envs: Vec<(&str, &str)> = vars
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    let output = push_env.run(
+        &["push", "--json", "--registry", &target, "spark"],
+        &envs,
+        None,
+    );
+    assert_success(&output);
+    let tags = pushed_tags(&output, "images");
+    assert_eq!(tags.len(), 2);
+
+    // What the remote engine pushed, the local one pulls and runs.
+    let pulled = tags[0].0.clone();
+    let (repository, tag) = pulled.rsplit_once(':').expect("tag");
+    let options = CreateImageOptions {
+        from_image: Some(repository.to_string()),
+        tag: Some(tag.to_string()),
+        ..Default::default()
+    };
+    let mut pull = local.client().create_image(Some(options), None, None);
+    while let Some(item) = pull.next().await {
+        item.unwrap_or_else(|error| panic!("pulling {pulled}: {error}"));
+    }
+    let (code, text) = run(&local, &pulled, &["cat", "/pushed.txt"]).await;
+    assert_eq!((code, text.as_str()), (0, content.as_str()));
+
+    // Without the client certificate the remote engine is refused, naming the missing file.
+    let empty = tempfile::tempdir().expect("empty cert dir");
+    let empty_path = empty.path().display().to_string();
+    let output = push_env.run(
+        &["push", "--registry", &target, "spark"],
+        &[
+            ("DOCKER_HOST", remote.host.as_str()),
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", empty_path.as_str()),
+        ],
+        None,
+    );
+    assert_exit_code(&output, 6);
+    assert!(
+        stderr_text(&output).contains(&format!("{empty_path}/ca.pem")),
+        "{}",
+        stderr_text(&output)
+    );
+
+    remove_images(&local, &[pulled.as_str()]).await;
+    drop(remote);
+    // The second daemon must leave the main engine's bridge alone.
+    let docker0 = std::process::Command::new("ip")
+        .args(["link", "show", "docker0"])
+        .output()
+        .expect("run ip");
+    assert!(
+        docker0.status.success(),
+        "docker0 is gone after the second dockerd ran"
+    );
+}
+
+#[tokio::test]
+async fn build_push_all_three_images_end_to_end() {
+    let engine = engine().await;
+    let registry = Registry::plain();
+    let env = TestEnv::new();
+    let namespace = format!("{}/e2e", registry.host);
+    std::fs::write(
+        env.work_dir().join("imgforge.toml"),
+        format!(
+            "[images]\nregistry = \"{namespace}\"\ntags = [\"{{spark_version}}\", \"latest\"]\n\n\
+             [images.spark]\nbase = \"imgforge-test/openjdk:17-jre\"\njava_image_tag = \"17-jre\"\n\n\
+             [images.hive-metastore]\nbase = \"imgforge-test/openjdk:17-jre\"\n"
+        ),
+    )
+    .expect("write imgforge.toml");
+    let output = env.run_with_timeout(
+        &["--json", "build", "--push", "all"],
+        std::time::Duration::from_secs(1500),
+    );
+    assert_success(&output);
+    let tags = pushed_tags(&output, "pushed");
+    let references: Vec<&str> = tags
+        .iter()
+        .map(|(reference, _)| reference.as_str())
+        .collect();
+    assert_eq!(
+        references,
+        ["spark", "spark-hs", "hive-metastore"]
+            .iter()
+            .flat_map(|name| ["3.1.1", "latest"].map(|tag| format!("{namespace}/{name}:{tag}")))
+            .collect::<Vec<_>>()
+    );
+    // Each digest is checked once more here, independently: the registry's manifest bytes hash
+    // to it.
+    let client = reqwest::Client::new();
+    for (reference, digest) in &tags {
+        let (name, tag) = reference
+            .strip_prefix(&format!("{}/", registry.host))
+            .and_then(|rest| rest.rsplit_once(':'))
+            .expect("reference in the registry");
+        let body = client
+            .get(format!(
+                "http://{}/v2/{name}/manifests/{tag}",
+                registry.host
+            ))
+            .header("Accept", imgforge::registry::MANIFEST_ACCEPT)
+            .send()
+            .await
+            .expect("manifest request")
+            .bytes()
+            .await
+            .expect("manifest body");
+        let computed = format!("sha256:{}", crate::support::fixtures::sha256_hex(&body));
+        assert_eq!(&computed, digest, "{reference}");
+    }
+    remove_images(&engine, &references).await;
 }

@@ -10,6 +10,7 @@ pub mod env;
 pub mod fixtures;
 pub mod postgres;
 pub mod registry;
+pub mod remote_engine;
 pub mod server;
 
 // Re-exported for the test modules; each uses a subset.
