@@ -481,7 +481,6 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     fn write_config(dir: &Path, text: &str) {
         std::fs::write(dir.join("config.json"), text).unwrap();
