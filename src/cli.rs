@@ -64,6 +64,8 @@ pub enum Command {
     Prepare(PrepareArgs),
     /// Build the spark, spark-hs and hive-metastore images through the Docker Engine API
     Build(BuildArgs),
+    /// Push built images to their registry, verifying each tag's digest
+    Push(PushArgs),
     /// Show what the Spark distribution bundles and which S3A jars will be added
     Resolve,
     /// Check CA certificates, or generate a development CA
@@ -126,6 +128,42 @@ pub struct BuildArgs {
     /// Build every step afresh, ignoring the engine's layer cache
     #[arg(long)]
     pub no_cache: bool,
+    /// Push the images after building them (as `imgforge push` does)
+    #[arg(long)]
+    pub push: bool,
+    /// Registry credentials and TLS, used with --push
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `imgforge push …`
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    /// Which images
+    #[arg(value_enum, default_value_t = BuildTarget::All)]
+    pub target: BuildTarget,
+    /// Push to this registry and namespace instead of [images] registry (the images are
+    /// tagged for it first), e.g. registry.gitlab.com/gha1
+    #[arg(long, value_name = "REGISTRY")]
+    pub registry: Option<String>,
+    /// Registry credentials and TLS
+    #[command(flatten)]
+    pub access: RegistryArgs,
+}
+
+/// How imgforge authenticates to a registry and trusts its certificate.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RegistryArgs {
+    /// Registry user name; the password is read from stdin (requires --password-stdin)
+    #[arg(long, value_name = "NAME", requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the registry password (or token) from stdin (requires --username)
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// A CA certificate (PEM) to trust for the registry, besides the system store
+    /// [default: [push] registry_ca]
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca: Option<PathBuf>,
 }
 
 /// The images `imgforge build` knows.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 use url::Url;
 
 use crate::cli::GlobalArgs;
+use crate::credentials::Secret;
 use crate::verify::Digest;
 
 /// The names of every environment variable imgforge reads.
@@ -33,6 +34,14 @@ pub mod env_vars {
     pub const DOCKER_TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
     /// Folder holding ca.pem, cert.pem and key.pem for a TLS engine.
     pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
+    /// User name for the registry pushed to (with [`REGISTRY_PASSWORD`]).
+    pub const REGISTRY_USER: &str = "IMGFORGE_REGISTRY_USER";
+    /// Password or token for the registry pushed to (with [`REGISTRY_USER`]).
+    pub const REGISTRY_PASSWORD: &str = "IMGFORGE_REGISTRY_PASSWORD";
+    /// The docker CLI's configuration directory (holding `config.json`).
+    pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+    /// The home directory; `~/.docker` is the default docker configuration directory.
+    pub const HOME: &str = "HOME";
 }
 
 /// The embedded defaults, kept as data so the README and the binary agree.
@@ -278,6 +287,17 @@ pub struct EngineEnv {
     pub cert_path: Option<String>,
 }
 
+/// `[push]` and the credentials the environment holds for pushing.
+#[derive(Debug, Clone, Default)]
+pub struct PushConfig {
+    /// `[push] registry_ca`: an extra CA imgforge's own registry calls trust.
+    pub registry_ca: Option<PathBuf>,
+    /// `IMGFORGE_REGISTRY_USER` and `IMGFORGE_REGISTRY_PASSWORD`, when both are set.
+    pub environment_credentials: Option<(String, Secret)>,
+    /// `$DOCKER_CONFIG`, else `$HOME/.docker`: where the docker CLI keeps `config.json`.
+    pub docker_config_dir: Option<PathBuf>,
+}
+
 /// `[mirrors]`: base URLs tried in order.
 #[derive(Debug, Clone)]
 pub struct MirrorsConfig {
@@ -332,6 +352,8 @@ pub struct Config {
     pub images: ImagesConfig,
     /// The Docker engine to talk to, from the same variables the docker CLI reads.
     pub engine: EngineEnv,
+    /// `[push]` and the registry credentials from the environment.
+    pub push: PushConfig,
     /// Every effective value and its source, for `config show`.
     pub shown: Vec<ShownValue>,
 }
@@ -446,8 +468,31 @@ impl Config {
             tls_verify: env(env_vars::DOCKER_TLS_VERIFY),
             cert_path: env(env_vars::DOCKER_CERT_PATH),
         };
+        let environment_credentials = match (
+            env(env_vars::REGISTRY_USER),
+            env(env_vars::REGISTRY_PASSWORD),
+        ) {
+            (Some(user), Some(password)) => Some((user, Secret::new(password))),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Env {
+                    name: env_vars::REGISTRY_PASSWORD,
+                    message: format!("unset, but {} is set", env_vars::REGISTRY_USER),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Env {
+                    name: env_vars::REGISTRY_USER,
+                    message: format!("unset, but {} is set", env_vars::REGISTRY_PASSWORD),
+                });
+            }
+        };
+        let docker_config_dir = env(env_vars::DOCKER_CONFIG)
+            .map(PathBuf::from)
+            .or_else(|| env(env_vars::HOME).map(|home| Path::new(&home).join(".docker")));
         merged.into_config(ResolvedParts {
             engine,
+            push: (environment_credentials, docker_config_dir),
             config_file: config_file.map(|(path, _)| path),
             cache_dir,
             offline: args.offline,
@@ -465,6 +510,8 @@ impl Config {
 /// The parts of [`Config`] that do not come from the TOML layers.
 struct ResolvedParts {
     engine: EngineEnv,
+    /// The environment's registry credentials and docker configuration directory.
+    push: (Option<(String, Secret)>, Option<PathBuf>),
     config_file: Option<PathBuf>,
     cache_dir: PathBuf,
     offline: bool,
@@ -555,8 +602,9 @@ fn java_major_of(tag: &str) -> Option<u32> {
 }
 
 /// Keys whose values are paths; relative ones in a file are relative to that file.
-const PATH_KEYS: [&str; 4] = [
+const PATH_KEYS: [&str; 5] = [
     "spark.log4j_file",
+    "push.registry_ca",
     "certs.dir",
     "patches.dir",
     "images.dockerfiles",
@@ -598,6 +646,14 @@ struct Layer {
     patches: DirLayer,
     #[serde(default)]
     images: ImagesLayer,
+    #[serde(default)]
+    push: PushLayer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushLayer {
+    registry_ca: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1017,6 +1073,11 @@ impl Layer {
             spark_image: self.images.spark.to_config()?,
             images: self.images.to_config()?,
             engine: parts.engine,
+            push: PushConfig {
+                registry_ca: self.push.registry_ca.map(PathBuf::from),
+                environment_credentials: parts.push.0,
+                docker_config_dir: parts.push.1,
+            },
             shown: parts.shown,
         })
     }

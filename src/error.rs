@@ -17,6 +17,7 @@ use crate::images::{ImageDataError, ImagesError};
 use crate::inspect::InspectError;
 use crate::metastore::MetastoreError;
 use crate::patch::PatchError;
+use crate::push::PushError;
 
 /// Exit codes, documented in the README. Scripts and CI branch on them.
 pub mod exit {
@@ -34,6 +35,8 @@ pub mod exit {
     pub const STORAGE: u8 = 5;
     /// An image build failed: a step, the engine, a base image, the context.
     pub const BUILD: u8 = 6;
+    /// A push failed: registry unreachable or refusing the credentials, TLS, digest mismatch.
+    pub const PUSH: u8 = 7;
     /// Interrupted by the user (Ctrl-C).
     pub const INTERRUPTED: u8 = 130;
 }
@@ -80,6 +83,9 @@ pub enum Error {
     /// The hive-metastore context.
     #[error(transparent)]
     Metastore(#[from] MetastoreError),
+    /// Pushing images.
+    #[error(transparent)]
+    Push(#[from] PushError),
     /// The build command's own checks.
     #[error(transparent)]
     Build(#[from] BuildError),
@@ -129,6 +135,9 @@ impl Error {
             Error::Metastore(MetastoreError::Extract(_)) => exit::INTEGRITY,
             Error::Metastore(MetastoreError::Ignore(_)) => exit::CONFIG,
             Error::Outdated(_) => exit::NETWORK,
+            Error::Push(PushError::Credentials(_) | PushError::Reference { .. }) => exit::CONFIG,
+            Error::Push(PushError::NotBuilt { .. }) => exit::BUILD,
+            Error::Push(_) => exit::PUSH,
             Error::Runtime(_) => exit::INTERNAL,
             Error::Interrupted => exit::INTERRUPTED,
         }

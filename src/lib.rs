@@ -35,6 +35,10 @@ pub mod metastore;
 // (a deterministic streamed build context, then the Engine API)
 pub mod context;
 pub mod docker;
+// (pushing: credentials, the engine's push, digests read back over the Registry API)
+pub mod credentials;
+pub mod push;
+pub mod registry;
 
 // Scheduled rebuilds: what a build resolved, pinned for review.
 pub mod lock;

@@ -64,8 +64,19 @@ pub async fn run(
     args: &BuildArgs,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Vec<BuiltReport>, Error> {
-    let built = build(config, args, reporter).await?;
-    print(config, &built);
+    // Read --password-stdin and check the push settings before spending time on a build.
+    let push_options = match args.push {
+        true => Some(super::push::options(config, &args.registry)?),
+        false => None,
+    };
+    let built = build(config, args, Arc::clone(&reporter)).await?;
+    let pushed = match &push_options {
+        Some(options) => {
+            super::push::push_built(config, &built, options, reporter.as_ref()).await?
+        }
+        None => Vec::new(),
+    };
+    print(config, &built, &pushed);
     Ok(built)
 }
 
@@ -543,7 +554,7 @@ pub fn cache_use(image: &BuiltImage) -> (usize, usize) {
     )
 }
 
-fn print(config: &Config, built: &[BuiltReport]) {
+fn print(config: &Config, built: &[BuiltReport], pushed: &[crate::push::PushedImage]) {
     let mut human = String::new();
     for report in built {
         let (cached, cacheable) = cache_use(&report.image);
@@ -560,7 +571,7 @@ fn print(config: &Config, built: &[BuiltReport]) {
             human.push_str(&format!("                {reference}\n"));
         }
     }
-    let json = json!({
+    let mut json = json!({
         "command": "build",
         "images": built.iter().map(|report| json!({
             "image": report.kind.label(),
@@ -574,5 +585,10 @@ fn print(config: &Config, built: &[BuiltReport]) {
             "fingerprint": report.fingerprint,
         })).collect::<Vec<_>>(),
     });
+    let (pushed_human, pushed_json) = super::push::report(pushed);
+    human.push_str(&pushed_human);
+    if !pushed.is_empty() {
+        json["pushed"] = pushed_json;
+    }
     output::result(&config.output, &human, &json);
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod fetch;
 pub mod outdated;
 pub mod prepare;
+pub mod push;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub async fn run(
     match command {
         Command::Fetch { target } => fetch::run(config, target, reporter).await,
         Command::Build(args) => build::run(config, &args, reporter).await.map(|_| ()),
+        Command::Push(args) => push::run(config, &args, reporter).await.map(|_| ()),
         Command::Prepare(args) => prepare::run(config, &args, reporter).await.map(|_| ()),
         Command::Resolve => prepare::resolve(config, reporter).await,
         Command::Certs { action } => certs::run(config, action, reporter.as_ref()),

@@ -29,3 +29,5 @@ mod outdated;
 mod docker_engine;
 // (the metastore's launch script against PostgreSQL)
 mod metastore_launch;
+// (pushing to real registries: credentials, TLS, digests, faults, remote engines)
+mod push;

@@ -10,6 +10,8 @@ pub mod env;
 pub mod fixtures;
 pub mod postgres;
 pub mod prepared;
+pub mod registry;
+pub mod remote_engine;
 pub mod server;
 pub mod signing;
 

@@ -1,0 +1,635 @@
+//! Pushing images through the engine, as `docker push` does, and verifying what arrived.
+//!
+//! For each registry: the credentials are looked up ([`crate::credentials`]), the registry is
+//! checked to accept them (so a wrong password fails before anything is uploaded, naming the
+//! credential source), then every tag is pushed through the Engine API with the
+//! `X-Registry-Auth` header. Every item of the push stream is read; an error item fails the
+//! push, and a registry answering 5xx is retried a bounded number of times. Finally each
+//! tag's manifest is read back over the Registry API ([`crate::registry`]) and its digest
+//! must equal the one the engine reported.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bollard::auth::DockerCredentials;
+use bollard::errors::Error as BollardError;
+use bollard::query_parameters::PushImageOptions;
+use futures_util::StreamExt;
+
+use crate::credentials::{self, Credential, CredentialError, CredentialInputs, Credentials};
+use crate::docker::{self, DockerError, Engine};
+use crate::progress::{Phase, Reporter};
+use crate::registry::{RegistryClient, RegistryError, RegistryOptions};
+
+/// Docker Hub's registry host, for references without one.
+pub const DOCKER_HUB_HOST: &str = "docker.io";
+
+/// What can go wrong pushing.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The image to push is not on the engine.
+    #[error(
+        "the {image} image was never built: {reference} is not on the Docker engine at {endpoint}; run `imgforge build {image}` first"
+    )]
+    NotBuilt {
+        /// Which image.
+        image: String,
+        /// The reference looked for.
+        reference: String,
+        /// The engine.
+        endpoint: String,
+    },
+    /// A reference has no tag or is otherwise not `[registry/]name:tag`.
+    #[error("cannot push {reference}: expected [registry/]name:tag")]
+    Reference {
+        /// The reference.
+        reference: String,
+    },
+    /// Credentials could not be looked up.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    /// The registry refused or could not be reached by imgforge's own calls.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// An engine request around the push failed.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    /// The engine's registry configuration could not be read.
+    #[error("reading the registry settings of the Docker engine at {endpoint} failed")]
+    EngineInfo {
+        /// The engine.
+        endpoint: String,
+        /// What the client saw.
+        #[source]
+        source: Box<BollardError>,
+    },
+    /// The engine reported an error while pushing.
+    #[error("pushing {reference} failed: {message}")]
+    Failed {
+        /// The reference.
+        reference: String,
+        /// The engine's error item.
+        message: String,
+    },
+    /// The registry kept answering with server errors.
+    #[error(
+        "pushing {reference} failed after {attempts} attempts: the registry kept answering with a server error: {message}"
+    )]
+    ServerErrors {
+        /// The reference.
+        reference: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The engine's last error item.
+        message: String,
+    },
+    /// The push request or its stream broke.
+    #[error("pushing {reference}: the Docker engine at {endpoint} stopped answering")]
+    Stream {
+        /// The reference.
+        reference: String,
+        /// The engine.
+        endpoint: String,
+        /// What the client saw.
+        #[source]
+        source: Box<BollardError>,
+    },
+    /// The push stream ended without a digest.
+    #[error("pushing {reference}: the engine reported no manifest digest")]
+    NoDigest {
+        /// The reference.
+        reference: String,
+    },
+    /// The registry holds a different manifest than the engine pushed.
+    #[error(
+        "pushing {reference}: the engine pushed manifest {engine_digest} but the registry serves {registry_digest}"
+    )]
+    DigestMismatch {
+        /// The reference.
+        reference: String,
+        /// The engine's digest.
+        engine_digest: String,
+        /// The registry's digest.
+        registry_digest: String,
+    },
+}
+
+/// One image to push: the local image and every reference it must be pushed as.
+#[derive(Debug, Clone)]
+pub struct PushTarget {
+    /// A short name for messages, such as `spark`.
+    pub image: String,
+    /// The local image: an ID or a reference present on the engine.
+    pub source: String,
+    /// Full references (`registry/name:tag`) to push; missing ones are tagged first.
+    pub references: Vec<String>,
+}
+
+/// How to push.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Where credentials may come from.
+    pub credentials: CredentialInputs,
+    /// An extra CA for imgforge's own registry calls.
+    pub registry_ca: Option<PathBuf>,
+    /// Attempts per tag when the registry answers 5xx (at least 1).
+    pub attempts: u32,
+    /// Pause before the first retry; doubled for each further one.
+    pub retry_delay: Duration,
+    /// Connect and read timeout of imgforge's registry calls.
+    pub timeout: Duration,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            credentials: CredentialInputs::default(),
+            registry_ca: None,
+            attempts: 3,
+            retry_delay: Duration::from_secs(1),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One tag pushed and verified.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PushedTag {
+    /// `registry/name:tag`.
+    pub reference: String,
+    /// `sha256:…` of the manifest, as the engine reported and the registry serves it.
+    pub digest: String,
+}
+
+impl fmt::Display for PushedTag {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}@{}", self.reference, self.digest)
+    }
+}
+
+/// One image pushed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PushedImage {
+    /// The short name.
+    pub image: String,
+    /// The local image ID.
+    pub id: String,
+    /// Every tag pushed.
+    pub tags: Vec<PushedTag>,
+}
+
+/// A reference split the way registries see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryReference {
+    /// The registry host (`docker.io` when the reference names none).
+    pub host: String,
+    /// The repository path within the registry.
+    pub repository: String,
+    /// The tag.
+    pub tag: String,
+}
+
+/// Split `registry/name:tag` into host, repository and tag.
+pub fn split_reference(reference: &str) -> Option<RegistryReference> {
+    let slash = reference.rfind('/').map_or(0, |index| index + 1);
+    let colon = reference[slash..].rfind(':')? + slash;
+    let (name, tag) = (&reference[..colon], &reference[colon + 1..]);
+    if name.is_empty() || tag.is_empty() {
+        return None;
+    }
+    let (host, repository) = match name.split_once('/') {
+        Some((first, rest))
+            if first.contains(['.', ':']) || first == "localhost" || first.starts_with('[') =>
+        {
+            (first.to_string(), rest.to_string())
+        }
+        _ if name.contains('/') => (DOCKER_HUB_HOST.to_string(), name.to_string()),
+        _ => (DOCKER_HUB_HOST.to_string(), format!("library/{name}")),
+    };
+    Some(RegistryReference {
+        host,
+        repository,
+        tag: tag.to_string(),
+    })
+}
+
+/// Whether the engine treats `host` as an insecure registry: listed so in its `IndexConfigs`,
+/// or resolving to an address in its `InsecureRegistryCIDRs` (127.0.0.0/8 by default).
+pub async fn engine_treats_as_insecure(engine: &Engine, host: &str) -> Result<bool, PushError> {
+    let info = engine
+        .client()
+        .info()
+        .await
+        .map_err(|source| PushError::EngineInfo {
+            endpoint: engine.endpoint().to_string(),
+            source: Box::new(source),
+        })?;
+    let Some(registry_config) = info.registry_config else {
+        return Ok(false);
+    };
+    if let Some(index) = registry_config
+        .index_configs
+        .as_ref()
+        .and_then(|configs| configs.get(host))
+        && let Some(secure) = index.secure
+    {
+        return Ok(!secure);
+    }
+    let cidrs: Vec<(IpAddr, u8)> = registry_config
+        .insecure_registry_cidrs
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|cidr| parse_cidr(cidr))
+        .collect();
+    if cidrs.is_empty() {
+        return Ok(false);
+    }
+    let name = host_without_port(host);
+    let addresses: Vec<IpAddr> = match name.parse::<IpAddr>() {
+        Ok(address) => vec![address],
+        Err(_) => match tokio::net::lookup_host((name, 0)).await {
+            Ok(found) => found.map(|socket| socket.ip()).collect(),
+            // Unresolvable here: the push itself will say so; treat it as secure.
+            Err(_) => Vec::new(),
+        },
+    };
+    Ok(addresses.iter().any(|address| {
+        cidrs
+            .iter()
+            .any(|(network, prefix)| in_network(*address, *network, *prefix))
+    }))
+}
+
+fn host_without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
+    let (address, prefix) = text.split_once('/')?;
+    Some((address.parse().ok()?, prefix.parse().ok()?))
+}
+
+fn in_network(address: IpAddr, network: IpAddr, prefix: u8) -> bool {
+    match (address, network) {
+        (IpAddr::V4(address), IpAddr::V4(network)) if prefix <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(address) & mask == u32::from(network) & mask
+        }
+        (IpAddr::V6(address), IpAddr::V6(network)) if prefix <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            u128::from(address) & mask == u128::from(network) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The digest in the engine's final status line, `<tag>: digest: sha256:… size: N`.
+/// (bollard's `PushImageInfo` drops the `aux` item that carries it too.)
+pub fn digest_from_status(status: &str) -> Option<String> {
+    let (_, rest) = status.split_once("digest: ")?;
+    let digest = rest.split_whitespace().next()?;
+    (digest.starts_with("sha256:") && digest.len() == 71).then(|| digest.to_string())
+}
+
+/// Whether an engine error item reports the registry answering with a 5xx status. The engine
+/// passes on only the registry client's text, so the status is read from it.
+pub fn is_server_error(message: &str) -> bool {
+    const MARKERS: [&str; 5] = [
+        "HTTP status: 5",
+        "500 Internal Server Error",
+        "502 Bad Gateway",
+        "503 Service Unavailable",
+        "504 Gateway Timeout",
+    ];
+    MARKERS.iter().any(|marker| message.contains(marker))
+}
+
+/// The `X-Registry-Auth` payload for `credentials` at `host`.
+fn engine_credentials(host: &str, credentials: Option<&Credentials>) -> DockerCredentials {
+    let serveraddress = Some(credentials::server_address(host));
+    match credentials.map(|found| &found.credential) {
+        Some(Credential::Basic { username, password }) => DockerCredentials {
+            username: Some(username.clone()),
+            password: Some(password.expose().to_string()),
+            serveraddress,
+            ..Default::default()
+        },
+        Some(Credential::IdentityToken { token }) => DockerCredentials {
+            identitytoken: Some(token.expose().to_string()),
+            serveraddress,
+            ..Default::default()
+        },
+        None => DockerCredentials {
+            serveraddress,
+            ..Default::default()
+        },
+    }
+}
+
+/// Push every target's references and verify each digest; see the module documentation.
+pub async fn push(
+    engine: &Engine,
+    targets: &[PushTarget],
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Result<Vec<PushedImage>, PushError> {
+    // Every image must exist, and every reference must be well formed, before anything moves.
+    let mut ids = Vec::with_capacity(targets.len());
+    let mut hosts = BTreeMap::<String, String>::new();
+    for target in targets {
+        let image = match docker::inspect(engine, &target.source).await {
+            Ok(image) => image,
+            Err(DockerError::ImageNotFound { .. }) => {
+                return Err(PushError::NotBuilt {
+                    image: target.image.clone(),
+                    reference: target.source.clone(),
+                    endpoint: engine.endpoint().to_string(),
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
+        ids.push(image.id.unwrap_or_else(|| target.source.clone()));
+        for reference in &target.references {
+            let split = split_reference(reference).ok_or_else(|| PushError::Reference {
+                reference: reference.clone(),
+            })?;
+            hosts.entry(split.host).or_insert(split.repository);
+        }
+    }
+
+    let mut clients = BTreeMap::new();
+    for (host, repository) in &hosts {
+        let inputs = options.credentials.clone();
+        let lookup_host = host.clone();
+        let found = tokio::task::spawn_blocking(move || credentials::lookup(&inputs, &lookup_host))
+            .await
+            .map_err(|join| CredentialError::HelperRun {
+                program: "docker-credential helper".into(),
+                registry: host.clone(),
+                source: std::io::Error::other(join.to_string()),
+            })??;
+        let insecure = engine_treats_as_insecure(engine, host).await?;
+        let registry_options = RegistryOptions {
+            ca: options.registry_ca.clone(),
+            insecure,
+            timeout: Some(options.timeout),
+        };
+        let client = RegistryClient::new(host, registry_options, found.clone())?;
+        client.check_access(repository).await?;
+        tracing::info!(registry = %host, insecure, source = ?found.as_ref().map(|c| c.source.to_string()), "registry accepts the credentials");
+        clients.insert(
+            host.clone(),
+            (client, engine_credentials(host, found.as_ref())),
+        );
+    }
+
+    let mut pushed = Vec::with_capacity(targets.len());
+    for (target, id) in targets.iter().zip(ids) {
+        let mut tags = Vec::with_capacity(target.references.len());
+        for reference in &target.references {
+            let present = docker::inspect(engine, reference)
+                .await
+                .ok()
+                .and_then(|image| image.id);
+            if present.as_deref() != Some(id.as_str()) {
+                docker::tag_image(engine, &id, reference).await?;
+            }
+            let split = split_reference(reference).ok_or_else(|| PushError::Reference {
+                reference: reference.clone(),
+            })?;
+            let (client, auth) = &clients[&split.host];
+            let task = reporter.task(reference);
+            let engine_digest =
+                match push_with_retry(engine, reference, auth, options, reporter, task).await {
+                    Ok(digest) => digest,
+                    Err(error) => {
+                        reporter.phase(task, Phase::Failed);
+                        return Err(error);
+                    }
+                };
+            reporter.phase(task, Phase::Verifying);
+            let manifest = client.manifest(&split.repository, &split.tag).await?;
+            if manifest.digest != engine_digest {
+                reporter.phase(task, Phase::Failed);
+                return Err(PushError::DigestMismatch {
+                    reference: reference.clone(),
+                    engine_digest,
+                    registry_digest: manifest.digest,
+                });
+            }
+            reporter.phase(
+                task,
+                Phase::Done {
+                    detail: engine_digest.clone(),
+                },
+            );
+            tags.push(PushedTag {
+                reference: reference.clone(),
+                digest: engine_digest,
+            });
+        }
+        pushed.push(PushedImage {
+            image: target.image.clone(),
+            id,
+            tags,
+        });
+    }
+    Ok(pushed)
+}
+
+async fn push_with_retry(
+    engine: &Engine,
+    reference: &str,
+    auth: &DockerCredentials,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+    task: crate::progress::TaskId,
+) -> Result<String, PushError> {
+    let attempts = options.attempts.max(1);
+    let mut delay = options.retry_delay;
+    let mut attempt = 1;
+    loop {
+        match push_once(engine, reference, auth, reporter, task).await {
+            Err(PushError::Failed { message, .. }) if is_server_error(&message) => {
+                if attempt >= attempts {
+                    return Err(PushError::ServerErrors {
+                        reference: reference.to_string(),
+                        attempts,
+                        message,
+                    });
+                }
+                attempt += 1;
+                reporter.phase(
+                    task,
+                    Phase::Retrying {
+                        attempt,
+                        of: attempts,
+                        reason: message,
+                    },
+                );
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One push of `reference`: every stream item read, the digest taken from the last status.
+async fn push_once(
+    engine: &Engine,
+    reference: &str,
+    auth: &DockerCredentials,
+    reporter: &dyn Reporter,
+    task: crate::progress::TaskId,
+) -> Result<String, PushError> {
+    let split = reference
+        .rfind(':')
+        .filter(|colon| !reference[colon + 1..].contains('/'))
+        .ok_or_else(|| PushError::Reference {
+            reference: reference.to_string(),
+        })?;
+    let (repository, tag) = (&reference[..split], &reference[split + 1..]);
+    let options = PushImageOptions {
+        tag: Some(tag.to_string()),
+        platform: None,
+    };
+    let mut stream = engine
+        .client()
+        .push_image(repository, Some(options), Some(auth.clone()));
+    let mut digest = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(status) = &info.status {
+                    if let Some(found) = digest_from_status(status) {
+                        digest = Some(found);
+                    }
+                    reporter.phase(
+                        task,
+                        Phase::Building {
+                            step: status.clone(),
+                            output: None,
+                        },
+                    );
+                }
+            }
+            Err(BollardError::DockerStreamError { error }) => {
+                return Err(PushError::Failed {
+                    reference: reference.to_string(),
+                    message: error,
+                });
+            }
+            Err(BollardError::DockerResponseServerError { message, .. }) => {
+                return Err(PushError::Failed {
+                    reference: reference.to_string(),
+                    message,
+                });
+            }
+            Err(source) => {
+                return Err(PushError::Stream {
+                    reference: reference.to_string(),
+                    endpoint: engine.endpoint().to_string(),
+                    source: Box::new(source),
+                });
+            }
+        }
+    }
+    digest.ok_or_else(|| PushError::NoDigest {
+        reference: reference.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_like_docker() {
+        let split = split_reference("127.0.0.1:5000/team/spark:3.1.1").unwrap();
+        assert_eq!(
+            (
+                split.host.as_str(),
+                split.repository.as_str(),
+                split.tag.as_str()
+            ),
+            ("127.0.0.1:5000", "team/spark", "3.1.1")
+        );
+        let split = split_reference("registry.gitlab.com/gha1/spark:latest").unwrap();
+        assert_eq!(split.host, "registry.gitlab.com");
+        let split = split_reference("busybox:1").unwrap();
+        assert_eq!(
+            (split.host.as_str(), split.repository.as_str()),
+            ("docker.io", "library/busybox")
+        );
+        let split = split_reference("me/app:1").unwrap();
+        assert_eq!(
+            (split.host.as_str(), split.repository.as_str()),
+            ("docker.io", "me/app")
+        );
+        assert!(split_reference("127.0.0.1:5000/app").is_none());
+        assert!(split_reference("app:").is_none());
+    }
+
+    #[test]
+    fn digests_come_from_the_final_status_line() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            digest_from_status(&format!("3.1.1: digest: {digest} size: 528")),
+            Some(digest)
+        );
+        assert_eq!(digest_from_status("Pushed"), None);
+        assert_eq!(digest_from_status("x: digest: sha256:short size: 1"), None);
+    }
+
+    #[test]
+    fn server_errors_are_recognised() {
+        assert!(is_server_error(
+            "received unexpected HTTP status: 503 Service Unavailable"
+        ));
+        assert!(!is_server_error("unauthorized: authentication required"));
+        assert!(!is_server_error(
+            "denied: requested access to the resource is denied"
+        ));
+    }
+
+    #[test]
+    fn cidrs_match() {
+        let (network, prefix) = parse_cidr("127.0.0.0/8").unwrap();
+        assert!(in_network("127.1.2.3".parse().unwrap(), network, prefix));
+        assert!(!in_network("10.0.0.1".parse().unwrap(), network, prefix));
+        let (network, prefix) = parse_cidr("::1/128").unwrap();
+        assert!(in_network("::1".parse().unwrap(), network, prefix));
+        assert_eq!(host_without_port("127.0.0.1:5000"), "127.0.0.1");
+        assert_eq!(host_without_port("[::1]:5000"), "::1");
+        assert_eq!(host_without_port("registry.example"), "registry.example");
+    }
+
+    #[test]
+    fn engine_credentials_carry_the_server_address() {
+        let credentials = Credentials {
+            credential: Credential::Basic {
+                username: "u".into(),
+                password: credentials::Secret::new("p"),
+            },
+            source: credentials::CredentialSource::Flags,
+        };
+        let auth = engine_credentials("127.0.0.1:5000", Some(&credentials));
+        assert_eq!(auth.serveraddress.as_deref(), Some("127.0.0.1:5000"));
+        assert_eq!(auth.username.as_deref(), Some("u"));
+        let auth = engine_credentials("docker.io", None);
+        assert_eq!(
+            auth.serveraddress.as_deref(),
+            Some(credentials::DOCKER_HUB_AUTH_KEY)
+        );
+    }
+}
