@@ -239,9 +239,17 @@ fn a_certificate_the_spark_truststore_rejects_fails_the_build_naming_it() {
     let image_env = env_with_rejected_ca();
     let output = image_env.run(&["build", "spark"]);
     assert_exit_code(&output, BUILD_FAILED);
+    assert_stderr_contains(
+        &output,
+        "the spark image's truststore rejected CA certificate ",
+    );
+    assert_stderr_contains(
+        &output,
+        "certs/explicit-ec.crt (alias imgforge-explicit-ec)",
+    );
+    // The failed step and keytool's own words follow.
     assert_stderr_contains(&output, "building spark failed at Step");
     assert_stderr_contains(&output, "-alias imgforge-explicit-ec");
-    assert_stderr_contains(&output, "explicit-ec.crt");
     assert_stderr_contains(&output, "keytool error");
     assert_nothing_built(&image_env);
 }
@@ -251,6 +259,14 @@ fn a_certificate_the_metastore_truststore_rejects_fails_the_build_naming_it() {
     let image_env = env_with_rejected_ca();
     let output = image_env.run(&["build", "hive-metastore"]);
     assert_exit_code(&output, BUILD_FAILED);
+    assert_stderr_contains(
+        &output,
+        "the hive-metastore image's truststore rejected CA certificate ",
+    );
+    assert_stderr_contains(
+        &output,
+        "certs/explicit-ec.crt (alias imgforge-explicit-ec)",
+    );
     assert_stderr_contains(&output, "building hive-metastore failed at Step");
     assert_stderr_contains(
         &output,
