@@ -224,6 +224,9 @@ fn explicit_parameters_ca() -> Vec<u8> {
 /// An environment whose `certs/` holds the explicit-parameters CA, which imgforge's own
 /// check accepts.
 fn env_with_rejected_ca() -> ImageEnv {
+    // After the shared build, so that on a cold engine the steps before the import come from
+    // its layers instead of installing the same packages a second time in parallel.
+    built();
     let image_env = ImageEnv::new(&[("explicit-ec.crt".to_string(), explicit_parameters_ca())]);
     let output = image_env.run(&["certs", "check"]);
     assert!(
