@@ -43,6 +43,58 @@ pub enum BuildError {
         /// The reference looked for.
         reference: String,
     },
+    /// A step importing a CA certificate into an image's truststore failed: keytool refused
+    /// a certificate that passed imgforge's own checks.
+    #[error(
+        "the {image} image's truststore rejected CA certificate {} (alias {alias}); keytool \
+         cannot read it: export it again as an X.509 certificate Java supports (for EC keys, \
+         a named curve), or remove it from the certificate directory",
+        path.display()
+    )]
+    CertificateRejected {
+        /// The image being built.
+        image: ImageKind,
+        /// The certificate file as the user gave it.
+        path: PathBuf,
+        /// Its truststore alias.
+        alias: String,
+        /// The failed step, with keytool's output.
+        #[source]
+        source: Box<docker::DockerError>,
+    },
+}
+
+/// When `error` is a failed step that imported one of `certs`, say which certificate file it
+/// was: the step and the script name only the alias and the copy in the build context.
+fn name_rejected_certificate(kind: ImageKind, certs: &CaSet, error: Error) -> Error {
+    let Error::Docker(docker::DockerError::StepFailed { step, output, .. }) = &error else {
+        return error;
+    };
+    let rejected = certs.certs.iter().find(|cert| {
+        // The Spark Dockerfile runs one keytool per certificate; import-certs.sh names the
+        // alias it failed on.
+        step.contains(&format!("-alias {} ", cert.alias))
+            || output
+                .iter()
+                .any(|line| line.contains(&format!("(alias {})", cert.alias)))
+    });
+    match rejected {
+        Some(cert) => {
+            let path = cert.path.clone();
+            let alias = cert.alias.clone();
+            let Error::Docker(source) = error else {
+                unreachable!("matched as a Docker error above")
+            };
+            BuildError::CertificateRejected {
+                image: kind,
+                path,
+                alias,
+                source: Box::new(source),
+            }
+            .into()
+        }
+        None => error,
+    }
 }
 
 /// One image built.
@@ -189,7 +241,8 @@ pub async fn build(
             },
             reporter.as_ref(),
         )
-        .await?;
+        .await
+        .map_err(|error| name_rejected_certificate(ImageKind::Spark, &certs, error))?;
         spark_image_id = Some(report.image.id.clone());
         built.push(report);
     }
@@ -315,7 +368,8 @@ pub async fn build(
                 },
                 reporter.as_ref(),
             )
-            .await?,
+            .await
+            .map_err(|error| name_rejected_certificate(ImageKind::HiveMetastore, &certs, error))?,
         );
     }
     Ok(built)

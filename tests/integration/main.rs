@@ -29,5 +29,9 @@ mod outdated;
 mod docker_engine;
 // (the metastore's launch script against PostgreSQL)
 mod metastore_launch;
+// `imgforge build`: the three images, proven by running them; then every bad input.
+mod build_errors;
+mod images;
+mod images_metastore;
 // (pushing to real registries: credentials, TLS, digests, faults, remote engines)
 mod push;

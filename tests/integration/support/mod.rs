@@ -5,9 +5,11 @@
 //! Each test module uses a subset, hence `dead_code` is allowed for the whole support tree.
 #![allow(dead_code)]
 
+pub mod containers;
 pub mod docker;
 pub mod env;
 pub mod fixtures;
+pub mod images;
 pub mod postgres;
 pub mod prepared;
 pub mod registry;
