@@ -209,6 +209,15 @@ pub async fn build(
         spark.patch_digest(),
     );
 
+    let builder = Builder {
+        engine: &engine,
+        config,
+        versions: &versions,
+        references: &references,
+        created: &created,
+        no_cache: args.no_cache,
+        reporter: reporter.as_ref(),
+    };
     let mut built = Vec::new();
     let mut spark_image_id = None;
     if let SparkInputs::Prepared(prepared) = &spark {
@@ -226,23 +235,10 @@ pub async fn build(
             ),
             ("spark_uid".to_string(), config.images.spark_uid.to_string()),
         ]);
-        let report = build_one(
-            &engine,
-            ImageKind::Spark,
-            context,
-            Request {
-                config,
-                versions: &versions,
-                references: &references,
-                build_args,
-                fingerprint: &spark_fingerprint,
-                created: &created,
-                no_cache: args.no_cache,
-            },
-            reporter.as_ref(),
-        )
-        .await
-        .map_err(|error| name_rejected_certificate(ImageKind::Spark, &certs, error))?;
+        let report = builder
+            .build(ImageKind::Spark, context, build_args, &spark_fingerprint)
+            .await
+            .map_err(|error| name_rejected_certificate(ImageKind::Spark, &certs, error))?;
         spark_image_id = Some(report.image.id.clone());
         built.push(report);
     }
@@ -283,22 +279,9 @@ pub async fn build(
             ),
         ]);
         built.push(
-            build_one(
-                &engine,
-                ImageKind::SparkHs,
-                context,
-                Request {
-                    config,
-                    versions: &versions,
-                    references: &references,
-                    build_args,
-                    fingerprint: &fingerprint,
-                    created: &created,
-                    no_cache: args.no_cache,
-                },
-                reporter.as_ref(),
-            )
-            .await?,
+            builder
+                .build(ImageKind::SparkHs, context, build_args, &fingerprint)
+                .await?,
         );
     }
 
@@ -353,23 +336,12 @@ pub async fn build(
             ),
         ]);
         built.push(
-            build_one(
-                &engine,
-                ImageKind::HiveMetastore,
-                context,
-                Request {
-                    config,
-                    versions: &versions,
-                    references: &references,
-                    build_args,
-                    fingerprint: &fingerprint,
-                    created: &created,
-                    no_cache: args.no_cache,
-                },
-                reporter.as_ref(),
-            )
-            .await
-            .map_err(|error| name_rejected_certificate(ImageKind::HiveMetastore, &certs, error))?,
+            builder
+                .build(ImageKind::HiveMetastore, context, build_args, &fingerprint)
+                .await
+                .map_err(|error| {
+                    name_rejected_certificate(ImageKind::HiveMetastore, &certs, error)
+                })?,
         );
     }
     Ok(built)
@@ -517,47 +489,44 @@ async fn plan_context(
     blocking(move || BuildContext::plan(&root, &dockerfile, extra).map_err(Error::from)).await
 }
 
-/// What one build request carries besides its context.
-struct Request<'a> {
+/// What every image build of one run shares.
+struct Builder<'a> {
+    engine: &'a Engine,
     config: &'a Config,
     versions: &'a Versions,
     references: &'a BTreeMap<ImageKind, Vec<String>>,
-    build_args: BTreeMap<String, String>,
-    fingerprint: &'a str,
     created: &'a str,
     no_cache: bool,
+    reporter: &'a dyn Reporter,
 }
 
-async fn build_one(
-    engine: &Engine,
-    kind: ImageKind,
-    context: BuildContext,
-    request: Request<'_>,
-    reporter: &dyn Reporter,
-) -> Result<BuiltReport, Error> {
-    let references = request.references[&kind].clone();
-    let created = created_for(engine, &references[0], request.fingerprint, request.created).await?;
-    let build = BuildRequest {
-        name: kind.label().to_string(),
-        tags: references.clone(),
-        build_args: request.build_args,
-        labels: images::labels(
-            request.config,
+impl Builder<'_> {
+    /// Build one image from its context, tagged with every reference and labelled.
+    async fn build(
+        &self,
+        kind: ImageKind,
+        context: BuildContext,
+        build_args: BTreeMap<String, String>,
+        fingerprint: &str,
+    ) -> Result<BuiltReport, Error> {
+        let references = self.references[&kind].clone();
+        let created = created_for(self.engine, &references[0], fingerprint, self.created).await?;
+        let request = BuildRequest {
+            name: kind.label().to_string(),
+            tags: references.clone(),
+            build_args,
+            labels: images::labels(self.config, kind, self.versions, fingerprint, &created),
+            no_cache: self.no_cache,
+            pull: false,
+        };
+        let image = docker::build_image(self.engine, context, &request, self.reporter).await?;
+        Ok(BuiltReport {
             kind,
-            request.versions,
-            request.fingerprint,
-            &created,
-        ),
-        no_cache: request.no_cache,
-        pull: false,
-    };
-    let image = docker::build_image(engine, context, &build, reporter).await?;
-    Ok(BuiltReport {
-        kind,
-        image,
-        references,
-        fingerprint: request.fingerprint.to_string(),
-    })
+            image,
+            references,
+            fingerprint: fingerprint.to_string(),
+        })
+    }
 }
 
 /// The `created` label: kept from the existing image when its inputs are the same, so that
