@@ -131,6 +131,10 @@ pub struct BuildArgs {
     /// Push the images after building them (as `imgforge push` does)
     #[arg(long)]
     pub push: bool,
+    /// Build (and push) only images whose input fingerprint differs from the one on the
+    /// image already in the registry (with --push) or the engine; exit 8 when none does
+    #[arg(long)]
+    pub if_changed: bool,
     /// Registry credentials and TLS, used with --push
     #[command(flatten)]
     pub registry: RegistryArgs,

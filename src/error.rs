@@ -37,6 +37,8 @@ pub mod exit {
     pub const BUILD: u8 = 6;
     /// A push failed: registry unreachable or refusing the credentials, TLS, digest mismatch.
     pub const PUSH: u8 = 7;
+    /// `build --if-changed`: every image was up to date; nothing was built or pushed.
+    pub const NOTHING_TO_DO: u8 = 8;
     /// Interrupted by the user (Ctrl-C).
     pub const INTERRUPTED: u8 = 130;
 }

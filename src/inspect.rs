@@ -30,6 +30,14 @@ pub enum InspectError {
         #[source]
         source: std::io::Error,
     },
+    /// The distribution has no Kubernetes Dockerfile.
+    #[error(
+        "{archive} has no {SPARK_DOCKERFILE}: imgforge builds the Spark image from the distribution's own Dockerfile"
+    )]
+    NoDockerfile {
+        /// The tarball.
+        archive: String,
+    },
     /// No `jars/spark-core_*.jar`: not a Spark binary distribution.
     #[error(
         "{source_name} is not a Spark binary distribution: jars/spark-core_<scala>-<version>.jar is missing"
@@ -250,6 +258,51 @@ pub fn spark_members(
         );
     }
     Ok(members)
+}
+
+/// Where a Spark distribution keeps the Dockerfile of its Kubernetes image.
+pub const SPARK_DOCKERFILE: &str = "kubernetes/dockerfiles/spark/Dockerfile";
+/// Name of the derived copy of that Dockerfile in the cache.
+const SPARK_DOCKERFILE_COPY: &str = "spark-dockerfile-v1";
+
+/// The distribution's own (unpatched) Dockerfile text, read once from the tarball and then
+/// remembered in the cache under the tarball's SHA-512.
+pub fn spark_dockerfile(cache: &Cache, artifact: &CachedArtifact) -> Result<String, InspectError> {
+    let sha512 = &artifact.entry.sha512;
+    if let Some(text) = cache
+        .derived(sha512, SPARK_DOCKERFILE_COPY)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+    {
+        return Ok(text);
+    }
+    let archive_error = |source| InspectError::Archive {
+        path: artifact.path.clone(),
+        source: Box::new(source),
+    };
+    let scratch = tempfile::tempdir().map_err(|source| InspectError::Tree {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let written = crate::extract::extract_members(&artifact.path, scratch.path(), |member| {
+        (member == Path::new(SPARK_DOCKERFILE)).then(|| "Dockerfile".to_string())
+    })
+    .map_err(archive_error)?;
+    let Some(path) = written.first() else {
+        return Err(InspectError::NoDockerfile {
+            archive: artifact.entry.file_name.clone(),
+        });
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| InspectError::Tree {
+        path: path.clone(),
+        source,
+    })?;
+    if let Err(error) = cache.store_derived(sha512, SPARK_DOCKERFILE_COPY, text.as_bytes()) {
+        tracing::debug!(
+            "cannot remember the Dockerfile of {}: {error}",
+            artifact.path.display()
+        );
+    }
+    Ok(text)
 }
 
 /// The facts of an unpacked distribution: only `jars/` and `conf/` are listed. Errors name

@@ -37,7 +37,10 @@ fn main() -> ExitCode {
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(commands::Completion::Done) => ExitCode::SUCCESS,
+        Ok(commands::Completion::NothingToDo) => {
+            ExitCode::from(imgforge::error::exit::NOTHING_TO_DO)
+        }
         Err(error) => fail(error),
     }
 }

@@ -192,6 +192,41 @@ pub struct RegistryReference {
     pub tag: String,
 }
 
+/// A registry client for `host` as the engine sees it: imgforge's CA option, plain HTTP only
+/// where the engine itself treats the registry as insecure.
+pub async fn registry_client(
+    engine: &Engine,
+    host: &str,
+    options: &PushOptions,
+    credentials: Option<Credentials>,
+) -> Result<RegistryClient, PushError> {
+    let insecure = engine_treats_as_insecure(engine, host).await?;
+    let registry_options = RegistryOptions {
+        ca: options.registry_ca.clone(),
+        insecure,
+        timeout: Some(options.timeout),
+    };
+    Ok(RegistryClient::new(host, registry_options, credentials)?)
+}
+
+/// The credentials for `host`, looked up off the async threads (a helper may run).
+pub async fn credentials_for(
+    options: &PushOptions,
+    host: &str,
+) -> Result<Option<Credentials>, PushError> {
+    let inputs = options.credentials.clone();
+    let lookup_host = host.to_string();
+    Ok(
+        tokio::task::spawn_blocking(move || credentials::lookup(&inputs, &lookup_host))
+            .await
+            .map_err(|join| CredentialError::HelperRun {
+                program: "docker-credential helper".into(),
+                registry: host.to_string(),
+                source: std::io::Error::other(join.to_string()),
+            })??,
+    )
+}
+
 /// Split `registry/name:tag` into host, repository and tag.
 pub fn split_reference(reference: &str) -> Option<RegistryReference> {
     let slash = reference.rfind('/').map_or(0, |index| index + 1);
@@ -368,24 +403,10 @@ pub async fn push(
 
     let mut clients = BTreeMap::new();
     for (host, repository) in &hosts {
-        let inputs = options.credentials.clone();
-        let lookup_host = host.clone();
-        let found = tokio::task::spawn_blocking(move || credentials::lookup(&inputs, &lookup_host))
-            .await
-            .map_err(|join| CredentialError::HelperRun {
-                program: "docker-credential helper".into(),
-                registry: host.clone(),
-                source: std::io::Error::other(join.to_string()),
-            })??;
-        let insecure = engine_treats_as_insecure(engine, host).await?;
-        let registry_options = RegistryOptions {
-            ca: options.registry_ca.clone(),
-            insecure,
-            timeout: Some(options.timeout),
-        };
-        let client = RegistryClient::new(host, registry_options, found.clone())?;
+        let found = credentials_for(options, host).await?;
+        let client = registry_client(engine, host, options, found.clone()).await?;
         client.check_access(repository).await?;
-        tracing::info!(registry = %host, insecure, source = ?found.as_ref().map(|c| c.source.to_string()), "registry accepts the credentials");
+        tracing::info!(registry = %host, source = ?found.as_ref().map(|c| c.source.to_string()), "registry accepts the credentials");
         clients.insert(
             host.clone(),
             (client, engine_credentials(host, found.as_ref())),

@@ -365,6 +365,99 @@ impl RegistryClient {
         })
     }
 
+    /// The labels of the image at `repository:reference` (its config blob's `config.Labels`),
+    /// `Ok(None)` when the registry has no such tag. A manifest list is followed to its
+    /// linux/amd64 entry.
+    pub async fn image_labels(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, RegistryError> {
+        let scope = format!("repository:{repository}:pull");
+        let mut manifest = match self
+            .json(
+                &format!("/v2/{repository}/manifests/{reference}"),
+                &scope,
+                Some(MANIFEST_ACCEPT),
+            )
+            .await?
+        {
+            Some(manifest) => manifest,
+            None => return Ok(None),
+        };
+        if let Some(entries) = manifest
+            .get("manifests")
+            .and_then(|entries| entries.as_array())
+        {
+            let chosen = entries.iter().find(|entry| {
+                let platform = &entry["platform"];
+                platform["os"] == "linux" && platform["architecture"] == "amd64"
+            });
+            let Some(digest) = chosen.and_then(|entry| entry["digest"].as_str()) else {
+                return Ok(None);
+            };
+            manifest = match self
+                .json(
+                    &format!("/v2/{repository}/manifests/{digest}"),
+                    &scope,
+                    Some(MANIFEST_ACCEPT),
+                )
+                .await?
+            {
+                Some(manifest) => manifest,
+                None => return Ok(None),
+            };
+        }
+        let Some(config_digest) = manifest["config"]["digest"].as_str() else {
+            return Ok(None);
+        };
+        let Some(config) = self
+            .json(
+                &format!("/v2/{repository}/blobs/{config_digest}"),
+                &scope,
+                None,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let labels = config["config"]["Labels"]
+            .as_object()
+            .map(|labels| {
+                labels
+                    .iter()
+                    .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(labels))
+    }
+
+    /// GET a JSON document; `Ok(None)` on 404.
+    async fn json(
+        &self,
+        path: &str,
+        scope: &str,
+        accept: Option<&str>,
+    ) -> Result<Option<serde_json::Value>, RegistryError> {
+        let response = self.get(path, scope, accept).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = self.expect_success(response, path).await?;
+        let url = response.url().to_string();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| RegistryError::Request {
+                registry: self.host.clone(),
+                url: url.clone(),
+                source,
+            })?;
+        // A body that is not JSON is treated like a missing document: the caller rebuilds.
+        Ok(serde_json::from_slice(&bytes).ok())
+    }
+
     async fn expect_success(
         &self,
         response: Response,

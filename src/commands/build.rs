@@ -115,21 +115,21 @@ pub async fn run(
     config: &Config,
     args: &BuildArgs,
     reporter: Arc<dyn Reporter>,
-) -> Result<Vec<BuiltReport>, Error> {
+) -> Result<BuildOutcome, Error> {
     // Read --password-stdin and check the push settings before spending time on a build.
     let push_options = match args.push {
         true => Some(super::push::options(config, &args.registry)?),
         false => None,
     };
-    let built = build(config, args, Arc::clone(&reporter)).await?;
+    let outcome = build(config, args, push_options.as_ref(), Arc::clone(&reporter)).await?;
     let pushed = match &push_options {
-        Some(options) => {
-            super::push::push_built(config, &built, options, reporter.as_ref()).await?
+        Some(options) if !outcome.built.is_empty() => {
+            super::push::push_built(config, &outcome.built, options, reporter.as_ref()).await?
         }
-        None => Vec::new(),
+        _ => Vec::new(),
     };
-    print(config, &built, &pushed);
-    Ok(built)
+    print(config, &outcome, &pushed);
+    Ok(outcome)
 }
 
 /// The images `target` names, in build order.
@@ -156,8 +156,9 @@ pub async fn connect(config: &Config) -> Result<Engine, Error> {
 pub async fn build(
     config: &Config,
     args: &BuildArgs,
+    push: Option<&crate::push::PushOptions>,
     reporter: Arc<dyn Reporter>,
-) -> Result<Vec<BuiltReport>, Error> {
+) -> Result<BuildOutcome, Error> {
     let wanted = wanted(args.target);
     // Names are checked before anything is downloaded or built; the final check below uses
     // the versions read from the distribution.
@@ -179,14 +180,9 @@ pub async fn build(
     let certs = super::certs::load(config, None, reporter.as_ref())?;
     let fetcher = open_fetcher(config, Arc::clone(&reporter)).await?;
 
-    let spark = if wanted.contains(&ImageKind::Spark) {
-        SparkInputs::Prepared(Box::new(
-            prepare_tree(config, &fetcher, certs.clone(), reporter.as_ref()).await?,
-        ))
-    } else {
-        SparkInputs::Listed(Box::new(listed_inputs(config, &fetcher).await?))
-    };
-    let (facts, s3a, spark_tarball) = spark.parts();
+    // Everything the fingerprints need is read from the cache (listings are remembered), so
+    // an unchanged scheduled run decides in well under a second that nothing is to be done.
+    let (spark_tarball, facts, s3a) = listed_inputs(config, &fetcher).await?;
     let versions = Versions {
         spark: facts.spark_version.clone(),
         scala: facts.scala_version.clone(),
@@ -198,17 +194,75 @@ pub async fn build(
     for kind in ImageKind::ALL {
         references.insert(kind, images::references(config, kind, &versions, None)?);
     }
-    let created = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let spark_base = spark_base_image(config, &fetcher, &spark_tarball).await?;
     let spark_fingerprint = spark_fingerprint(
         config,
         &spark_tarball.artifact.entry.sha512,
-        s3a,
+        &s3a,
         &certs,
-        spark.patch_digest(),
+        &patch_set(config)?.digest(),
+        &base_image_id(&engine, &spark_base).await?,
     );
+    let hs_data = ImageData::load(ImageKind::SparkHs, config.images.dockerfiles.as_deref())?;
+    let hs_fingerprint = spark_hs_fingerprint(config, &spark_fingerprint, &hs_data);
+    let hive = match wanted.contains(&ImageKind::HiveMetastore) {
+        true => Some(HiveInputs::fetch(config, &fetcher, &facts, &engine).await?),
+        false => None,
+    };
+    let mut fingerprints = BTreeMap::from([
+        (ImageKind::Spark, spark_fingerprint.clone()),
+        (ImageKind::SparkHs, hs_fingerprint.clone()),
+    ]);
+    if let Some(hive) = &hive {
+        fingerprints.insert(
+            ImageKind::HiveMetastore,
+            hive.fingerprint(config, &s3a, &certs),
+        );
+    }
 
+    let mut to_build = wanted.clone();
+    let mut unchanged = Vec::new();
+    if args.if_changed {
+        let compare = Comparison {
+            engine: &engine,
+            registry: push,
+        };
+        to_build.clear();
+        for kind in &wanted {
+            let reference = &references[kind][0];
+            match compare.fingerprint_of(reference).await? {
+                Some(existing) if existing == fingerprints[kind] => {
+                    unchanged.push(Unchanged {
+                        kind: *kind,
+                        reference: reference.clone(),
+                        fingerprint: existing,
+                    });
+                }
+                found => {
+                    let why = match found {
+                        None => format!(
+                            "{reference} has no {} label (absent or built otherwise)",
+                            images::FINGERPRINT_LABEL
+                        ),
+                        Some(_) => format!("the inputs of {reference} changed"),
+                    };
+                    reporter.info(&format!("{}: {why}; rebuilding", kind.label()));
+                    to_build.push(*kind);
+                }
+            }
+        }
+        // spark-hs is built on the spark image: without it on the engine, spark is rebuilt too.
+        if to_build.contains(&ImageKind::SparkHs)
+            && !to_build.contains(&ImageKind::Spark)
+            && !docker::image_exists(&engine, &references[&ImageKind::Spark][0]).await?
+        {
+            to_build.insert(0, ImageKind::Spark);
+        }
+    }
+
+    let created = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
     let builder = Builder {
         engine: &engine,
         config,
@@ -220,30 +274,28 @@ pub async fn build(
     };
     let mut built = Vec::new();
     let mut spark_image_id = None;
-    if let SparkInputs::Prepared(prepared) = &spark {
+    if to_build.contains(&ImageKind::Spark) {
+        let prepared = prepare_tree(config, &fetcher, certs.clone(), reporter.as_ref()).await?;
         let context = plan_context(
             &prepared.root,
             "kubernetes/dockerfiles/spark/Dockerfile",
             Vec::new(),
         )
         .await?;
-        // A configured base image is patched into the FROM line, not passed as an argument.
-        let build_args = BTreeMap::from([
-            (
-                "java_image_tag".to_string(),
-                config.spark_image.java_image_tag.clone(),
-            ),
-            ("spark_uid".to_string(), config.images.spark_uid.to_string()),
-        ]);
         let report = builder
-            .build(ImageKind::Spark, context, build_args, &spark_fingerprint)
+            .build(
+                ImageKind::Spark,
+                context,
+                spark_build_args(config),
+                &spark_fingerprint,
+            )
             .await
             .map_err(|error| name_rejected_certificate(ImageKind::Spark, &certs, error))?;
         spark_image_id = Some(report.image.id.clone());
         built.push(report);
     }
 
-    if wanted.contains(&ImageKind::SparkHs) {
+    if to_build.contains(&ImageKind::SparkHs) {
         let spark_reference = match spark_image_id {
             Some(id) => id,
             None => {
@@ -254,20 +306,19 @@ pub async fn build(
                 reference
             }
         };
-        let data = ImageData::load(ImageKind::SparkHs, config.images.dockerfiles.as_deref())?;
-        let mut fingerprint = Fingerprint::new(ImageKind::SparkHs);
-        fingerprint.add("spark", spark_fingerprint.as_bytes());
-        data.fingerprint_into(&mut fingerprint);
-        fingerprint.add("event_log_dir", config.images.event_log_dir.as_bytes());
-        fingerprint.add("spark_uid", config.images.spark_uid.to_string().as_bytes());
-        let fingerprint = fingerprint.finish();
         let root = tempfile::tempdir().map_err(|source| assemble::AssembleError::Write {
             path: std::env::temp_dir(),
             source,
         })?;
         let extra = vec![
-            ("Dockerfile".to_string(), data.dockerfile.into_bytes()),
-            (".dockerignore".to_string(), data.dockerignore.into_bytes()),
+            (
+                "Dockerfile".to_string(),
+                hs_data.dockerfile.clone().into_bytes(),
+            ),
+            (
+                ".dockerignore".to_string(),
+                hs_data.dockerignore.clone().into_bytes(),
+            ),
         ];
         let context = plan_context(root.path(), "Dockerfile", extra).await?;
         let build_args = BTreeMap::from([
@@ -280,50 +331,26 @@ pub async fn build(
         ]);
         built.push(
             builder
-                .build(ImageKind::SparkHs, context, build_args, &fingerprint)
+                .build(ImageKind::SparkHs, context, build_args, &hs_fingerprint)
                 .await?,
         );
     }
 
-    if wanted.contains(&ImageKind::HiveMetastore) {
-        let data = ImageData::load(
-            ImageKind::HiveMetastore,
-            config.images.dockerfiles.as_deref(),
-        )?;
-        let (metastore, hadoop, jdbc) = try_join3(
-            fetcher.fetch(&plan::hive_metastore(config)),
-            fetcher.fetch(&plan::hadoop(config, &facts.hadoop.version)),
-            fetcher.fetch(&plan::postgresql_jdbc(config)),
-        )
-        .await?;
+    if let Some(hive) = hive
+        .as_ref()
+        .filter(|_| to_build.contains(&ImageKind::HiveMetastore))
+    {
         let out = PathBuf::from("build")
             .join(format!("hive-metastore-{}", config.hive.metastore_version));
         let inputs = MetastoreInputs {
-            metastore: &metastore,
-            hadoop: &hadoop,
-            s3a,
-            jdbc: &jdbc,
+            metastore: &hive.metastore,
+            hadoop: &hive.hadoop,
+            s3a: &s3a,
+            jdbc: &hive.jdbc,
             certs: &certs.certs,
-            data: &data,
+            data: &hive.data,
         };
         let root = metastore::assemble_context(&fetcher, inputs, &out).await?;
-        let mut fingerprint = Fingerprint::new(ImageKind::HiveMetastore);
-        for fetched in [&metastore, &hadoop, &jdbc] {
-            fingerprint.add(fetched.spec.role, fetched.artifact.entry.sha512.as_bytes());
-        }
-        add_s3a(&mut fingerprint, s3a);
-        add_certs(&mut fingerprint, &certs);
-        data.fingerprint_into(&mut fingerprint);
-        fingerprint.add("base", config.images.hive_metastore_base.as_bytes());
-        fingerprint.add(
-            "debug_sudo",
-            config
-                .images
-                .hive_metastore_debug_sudo
-                .to_string()
-                .as_bytes(),
-        );
-        let fingerprint = fingerprint.finish();
         let context = plan_context(&root, "Dockerfile", Vec::new()).await?;
         let build_args = BTreeMap::from([
             (
@@ -337,39 +364,200 @@ pub async fn build(
         ]);
         built.push(
             builder
-                .build(ImageKind::HiveMetastore, context, build_args, &fingerprint)
+                .build(
+                    ImageKind::HiveMetastore,
+                    context,
+                    build_args,
+                    &fingerprints[&ImageKind::HiveMetastore],
+                )
                 .await
                 .map_err(|error| {
                     name_rejected_certificate(ImageKind::HiveMetastore, &certs, error)
                 })?,
         );
     }
-    Ok(built)
+    Ok(BuildOutcome { built, unchanged })
 }
 
-/// The Spark side of a build: a prepared tree when `spark` is built, else what the tarball
-/// listing tells (enough to name images and choose the metastore's S3A jars).
-enum SparkInputs {
-    Prepared(Box<PreparedTree>),
-    Listed(Box<(Fetched, DistributionFacts, S3aSelection)>),
+/// What `build` did.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOutcome {
+    /// The images built.
+    pub built: Vec<BuiltReport>,
+    /// With `--if-changed`, the images whose inputs were unchanged (neither built nor pushed).
+    pub unchanged: Vec<Unchanged>,
 }
 
-impl SparkInputs {
-    fn parts(&self) -> (&DistributionFacts, &S3aSelection, &Fetched) {
-        match self {
-            SparkInputs::Prepared(prepared) => (&prepared.facts, &prepared.s3a, &prepared.spark),
-            SparkInputs::Listed(listed) => (&listed.1, &listed.2, &listed.0),
-        }
+/// An image `--if-changed` left alone.
+#[derive(Debug, Clone)]
+pub struct Unchanged {
+    /// Which image.
+    pub kind: ImageKind,
+    /// The reference whose label was compared.
+    pub reference: String,
+    /// Its (unchanged) fingerprint.
+    pub fingerprint: String,
+}
+
+/// Where `--if-changed` reads the fingerprint of the image already built: the registry when
+/// pushing (that is what a scheduled job keeps up to date), else the engine.
+struct Comparison<'a> {
+    engine: &'a Engine,
+    registry: Option<&'a crate::push::PushOptions>,
+}
+
+impl Comparison<'_> {
+    /// The `imgforge.inputs.sha256` label of `reference`, `None` when the image or the label
+    /// is absent or the label is not a SHA-256 (treated as changed).
+    async fn fingerprint_of(&self, reference: &str) -> Result<Option<String>, Error> {
+        let labels = match self.registry {
+            Some(options) => {
+                let Some(parts) = crate::push::split_reference(reference) else {
+                    return Ok(None);
+                };
+                let credentials = crate::push::credentials_for(options, &parts.host).await?;
+                let client =
+                    crate::push::registry_client(self.engine, &parts.host, options, credentials)
+                        .await?;
+                match client.image_labels(&parts.repository, &parts.tag).await {
+                    Ok(labels) => labels,
+                    Err(error) => return Err(crate::push::PushError::from(error).into()),
+                }
+            }
+            None => match docker::inspect(self.engine, reference).await {
+                Ok(image) => image
+                    .config
+                    .and_then(|config| config.labels)
+                    .map(|labels| labels.into_iter().collect()),
+                Err(docker::DockerError::ImageNotFound { .. }) => None,
+                Err(error) => return Err(error.into()),
+            },
+        };
+        Ok(labels
+            .and_then(|labels: BTreeMap<String, String>| {
+                labels.get(images::FINGERPRINT_LABEL).cloned()
+            })
+            .filter(|value| value.len() == 64 && value.chars().all(|c| c.is_ascii_hexdigit())))
+    }
+}
+
+/// The metastore's inputs, fetched (from the cache when present) for its fingerprint.
+struct HiveInputs {
+    metastore: Fetched,
+    hadoop: Fetched,
+    jdbc: Fetched,
+    data: ImageData,
+    base_id: String,
+}
+
+impl HiveInputs {
+    async fn fetch(
+        config: &Config,
+        fetcher: &Fetcher,
+        facts: &DistributionFacts,
+        engine: &Engine,
+    ) -> Result<HiveInputs, Error> {
+        let data = ImageData::load(
+            ImageKind::HiveMetastore,
+            config.images.dockerfiles.as_deref(),
+        )?;
+        let (metastore, hadoop, jdbc) = try_join3(
+            fetcher.fetch(&plan::hive_metastore(config)),
+            fetcher.fetch(&plan::hadoop(config, &facts.hadoop.version)),
+            fetcher.fetch(&plan::postgresql_jdbc(config)),
+        )
+        .await?;
+        let base_id = base_image_id(engine, &config.images.hive_metastore_base).await?;
+        Ok(HiveInputs {
+            metastore,
+            hadoop,
+            jdbc,
+            data,
+            base_id,
+        })
     }
 
-    fn patch_digest(&self) -> String {
-        match self {
-            SparkInputs::Prepared(prepared) => prepared.patch_digest.clone(),
-            // Not patched in this run: the patch set still shapes the Spark image's inputs.
-            SparkInputs::Listed(_) => crate::patch::PatchSet::builtin()
-                .map(|set| set.digest())
-                .unwrap_or_default(),
+    fn fingerprint(&self, config: &Config, s3a: &S3aSelection, certs: &CaSet) -> String {
+        let mut fingerprint = Fingerprint::new(ImageKind::HiveMetastore);
+        for fetched in [&self.metastore, &self.hadoop, &self.jdbc] {
+            fingerprint.add(fetched.spec.role, fetched.artifact.entry.sha512.as_bytes());
         }
+        add_s3a(&mut fingerprint, s3a);
+        add_certs(&mut fingerprint, certs);
+        self.data.fingerprint_into(&mut fingerprint);
+        fingerprint.add("base", config.images.hive_metastore_base.as_bytes());
+        fingerprint.add("base_id", self.base_id.as_bytes());
+        fingerprint.add(
+            "debug_sudo",
+            config
+                .images
+                .hive_metastore_debug_sudo
+                .to_string()
+                .as_bytes(),
+        );
+        fingerprint.finish()
+    }
+}
+
+/// The spark-hs fingerprint: the spark image's, its own definition and settings.
+fn spark_hs_fingerprint(config: &Config, spark_fingerprint: &str, data: &ImageData) -> String {
+    let mut fingerprint = Fingerprint::new(ImageKind::SparkHs);
+    fingerprint.add("spark", spark_fingerprint.as_bytes());
+    data.fingerprint_into(&mut fingerprint);
+    fingerprint.add("event_log_dir", config.images.event_log_dir.as_bytes());
+    fingerprint.add("spark_uid", config.images.spark_uid.to_string().as_bytes());
+    fingerprint.finish()
+}
+
+/// The Spark Dockerfile's build arguments. A configured base image is patched into the FROM
+/// line, not passed as an argument.
+fn spark_build_args(config: &Config) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "java_image_tag".to_string(),
+            config.spark_image.java_image_tag.clone(),
+        ),
+        ("spark_uid".to_string(), config.images.spark_uid.to_string()),
+    ])
+}
+
+/// The built-in patches plus the user's patches directory.
+fn patch_set(config: &Config) -> Result<crate::patch::PatchSet, Error> {
+    let mut set = crate::patch::PatchSet::builtin()?;
+    if let Some(dir) = &config.patches_dir {
+        set = set.with_user_dir(dir)?;
+    }
+    Ok(set)
+}
+
+/// The image the Spark image is built on: the configured base, else the distribution
+/// Dockerfile's FROM with the build arguments applied.
+async fn spark_base_image(
+    config: &Config,
+    fetcher: &Fetcher,
+    spark: &Fetched,
+) -> Result<String, Error> {
+    if let Some(base) = &config.spark_image.base {
+        return Ok(base.clone());
+    }
+    let cache = Arc::clone(fetcher.cache());
+    let artifact = spark.artifact.clone();
+    let text = blocking(move || Ok(inspect::spark_dockerfile(&cache, &artifact)?)).await?;
+    let facts = crate::context::parse_dockerfile(inspect::SPARK_DOCKERFILE, &text)?;
+    Ok(facts
+        .base_images(&spark_build_args(config))
+        .into_iter()
+        .next()
+        .unwrap_or_default())
+}
+
+/// The engine's ID of a base image, so a new build of the same tag (security fixes) changes
+/// the fingerprint of every image on it; `absent` when the engine does not have it.
+async fn base_image_id(engine: &Engine, reference: &str) -> Result<String, Error> {
+    match docker::inspect(engine, reference).await {
+        Ok(image) => Ok(image.id.unwrap_or_default()),
+        Err(docker::DockerError::ImageNotFound { .. }) => Ok("absent".into()),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -440,7 +628,8 @@ fn spark_fingerprint(
     spark_sha512: &str,
     s3a: &S3aSelection,
     certs: &CaSet,
-    patch_digest: String,
+    patch_digest: &str,
+    base_id: &str,
 ) -> String {
     let mut fingerprint = Fingerprint::new(ImageKind::Spark);
     fingerprint.add("spark", spark_sha512.as_bytes());
@@ -463,6 +652,7 @@ fn spark_fingerprint(
             .unwrap_or_default()
             .as_bytes(),
     );
+    fingerprint.add("base_id", base_id.as_bytes());
     fingerprint.add(
         "java_image_tag",
         config.spark_image.java_image_tag.as_bytes(),
@@ -577,8 +767,17 @@ pub fn cache_use(image: &BuiltImage) -> (usize, usize) {
     )
 }
 
-fn print(config: &Config, built: &[BuiltReport], pushed: &[crate::push::PushedImage]) {
+fn print(config: &Config, outcome: &BuildOutcome, pushed: &[crate::push::PushedImage]) {
+    let built = &outcome.built;
     let mut human = String::new();
+    for unchanged in &outcome.unchanged {
+        human.push_str(&format!(
+            "{:<15} unchanged: {} already has these inputs (imgforge.inputs.sha256 {}…)\n",
+            unchanged.kind.label(),
+            unchanged.reference,
+            &unchanged.fingerprint[..12]
+        ));
+    }
     for report in built {
         let (cached, cacheable) = cache_use(&report.image);
         human.push_str(&format!(
@@ -596,6 +795,11 @@ fn print(config: &Config, built: &[BuiltReport], pushed: &[crate::push::PushedIm
     }
     let mut json = json!({
         "command": "build",
+        "unchanged": outcome.unchanged.iter().map(|unchanged| json!({
+            "image": unchanged.kind.label(),
+            "reference": unchanged.reference,
+            "fingerprint": unchanged.fingerprint,
+        })).collect::<Vec<_>>(),
         "images": built.iter().map(|report| json!({
             "image": report.kind.label(),
             "id": report.image.id,

@@ -18,15 +18,43 @@ use crate::error::Error;
 use crate::fetch::Fetcher;
 use crate::progress::Reporter;
 
+/// How a command that succeeded ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// It did its work.
+    Done,
+    /// `build --if-changed` found every image up to date: nothing built or pushed.
+    NothingToDo,
+}
+
 /// Run `command` with the resolved configuration.
 pub async fn run(
+    command: Command,
+    config: &Config,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Completion, Error> {
+    if let Command::Build(args) = &command {
+        let outcome = build::run(config, args, reporter).await?;
+        let nothing = args.if_changed && outcome.built.is_empty();
+        return Ok(if nothing {
+            Completion::NothingToDo
+        } else {
+            Completion::Done
+        });
+    }
+    run_other(command, config, reporter)
+        .await
+        .map(|()| Completion::Done)
+}
+
+async fn run_other(
     command: Command,
     config: &Config,
     reporter: Arc<dyn Reporter>,
 ) -> Result<(), Error> {
     match command {
         Command::Fetch { target } => fetch::run(config, target, reporter).await,
-        Command::Build(args) => build::run(config, &args, reporter).await.map(|_| ()),
+        Command::Build(_) => unreachable!("build is dispatched by `run`"),
         Command::Push(args) => push::run(config, &args, reporter).await.map(|_| ()),
         Command::Prepare(args) => prepare::run(config, &args, reporter).await.map(|_| ()),
         Command::Resolve => prepare::resolve(config, reporter).await,

@@ -24,6 +24,8 @@ mod prepare_unsafe;
 
 // Scheduled rebuilds.
 mod outdated;
+// (--if-changed on a real engine and registry: nothing done twice, every change rebuilt)
+mod scheduled;
 
 // Image stages on a real Docker engine and a real PostgreSQL.
 mod docker_engine;

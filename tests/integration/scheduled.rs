@@ -1,0 +1,250 @@
+//! Scheduled rebuilds: `imgforge build --push --if-changed` against a real engine and a
+//! real registry. A second run with nothing changed downloads, builds and pushes nothing
+//! (mirror request log, engine events, registry log); each kind of change rebuilds exactly
+//! the images it goes into.
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::Output;
+
+use bollard::query_parameters::EventsOptionsBuilder;
+use futures_util::StreamExt;
+
+use crate::support::images::{ImageEnv, JRE_BASE, generate_cas, unique_namespace};
+use crate::support::registry::Registry;
+use crate::support::*;
+
+/// `build --push --if-changed --json`, returning the exit code and the report.
+fn scheduled_run(image_env: &ImageEnv) -> (i32, serde_json::Value, Output) {
+    let output = image_env.run(&["--json", "build", "--push", "--if-changed"]);
+    let code = output.status.code().unwrap_or(-1);
+    assert!(
+        code == 0 || code == 8,
+        "scheduled run failed ({code}):\n{}\n{}",
+        stdout_text(&output),
+        stderr_text(&output)
+    );
+    let report = serde_json::from_str(&stdout_text(&output)).unwrap_or_else(|error| {
+        panic!(
+            "not JSON ({error}):\n{}\n{}",
+            stdout_text(&output),
+            stderr_text(&output)
+        )
+    });
+    (code, report, output)
+}
+
+fn names(report: &serde_json::Value, key: &str) -> BTreeSet<String> {
+    report[key]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item["image"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|item| item.to_string()).collect()
+}
+
+/// Engine events that name an image under `prefix`, between two Unix times.
+fn events_naming(prefix: &str, since: i64, until: i64) -> Vec<String> {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = crate::support::docker::engine().await;
+        let filters: HashMap<&str, Vec<&str>> = HashMap::new();
+        let options = EventsOptionsBuilder::default()
+            .since(&since.to_string())
+            .until(&until.to_string())
+            .filters(&filters)
+            .build();
+        let mut events = engine.client().events(Some(options));
+        let mut found = Vec::new();
+        while let Some(event) = events.next().await {
+            let event = event.expect("engine event");
+            let attributes = event
+                .actor
+                .and_then(|actor| actor.attributes)
+                .unwrap_or_default();
+            if attributes.values().any(|value| value.contains(prefix)) {
+                found.push(format!("{:?} {:?}", event.action, attributes));
+            }
+        }
+        found
+    })
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A base image of its own for the metastore, so that a new build of it ("security fixes")
+/// can be made without touching the Spark image's base.
+fn make_base(tag: &str, generation: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = crate::support::docker::engine().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        crate::support::docker::write_file(
+            dir.path(),
+            "Dockerfile",
+            &format!("FROM {JRE_BASE}\nLABEL imgforge.test.generation={generation}\n"),
+            0o644,
+        );
+        let context = imgforge::context::BuildContext::plan(dir.path(), "Dockerfile", Vec::new())
+            .expect("context");
+        let request = imgforge::docker::BuildRequest {
+            name: "metastore base".into(),
+            tags: vec![tag.to_string()],
+            build_args: Default::default(),
+            labels: Default::default(),
+            no_cache: false,
+            pull: false,
+        };
+        imgforge::docker::build_image(
+            &engine,
+            context,
+            &request,
+            &imgforge::progress::QuietReporter,
+        )
+        .await
+        .expect("base image");
+    });
+}
+
+#[test]
+fn scheduled_rebuilds_do_nothing_when_nothing_changed_and_exactly_what_a_change_needs() {
+    let registry = Registry::plain();
+    let base = format!(
+        "imgforge-test/metastore-jre:{}",
+        unique_namespace().replace(['/', '.'], "-")
+    );
+    make_base(&base, "1");
+    let mut image_env = ImageEnv::new(&generate_cas(&["first.crt"]));
+    let prefix = format!("{}/sched", registry.host);
+    image_env.configure(|config| {
+        config.set_str("images", "registry", &prefix).set_str(
+            "images.hive-metastore",
+            "base",
+            &base,
+        );
+    });
+
+    // First run: nothing in the registry, so everything is built and pushed.
+    let (code, report, _) = scheduled_run(&image_env);
+    assert_eq!(code, 0);
+    assert_eq!(
+        names(&report, "images"),
+        set(&["spark", "spark-hs", "hive-metastore"])
+    );
+
+    // Second run with nothing changed: no download, no build, no push; exit 8.
+    image_env.env.server.clear_log();
+    let registry_log = registry.log_text().len();
+    // Engine events carry whole seconds: start the window after the first run's last second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let since = now();
+    let (code, report, output) = scheduled_run(&image_env);
+    let until = now() + 1;
+    assert_eq!(code, 8, "nothing to do is exit 8: {}", stderr_text(&output));
+    assert!(names(&report, "images").is_empty(), "{report}");
+    assert_eq!(
+        names(&report, "unchanged"),
+        set(&["spark", "spark-hs", "hive-metastore"])
+    );
+    assert!(
+        image_env.env.server.requests().is_empty(),
+        "downloads: {:?}",
+        image_env.env.server.requests()
+    );
+    let events = events_naming(&prefix, since, until);
+    assert!(
+        events.is_empty(),
+        "the engine built, tagged or pushed: {events:#?}"
+    );
+    let new_log = &registry.log_text()[registry_log..];
+    assert!(
+        !new_log.contains("\"PUT ") && !new_log.contains("\"POST ") && !new_log.contains("PATCH"),
+        "the registry received uploads:\n{new_log}"
+    );
+
+    // A new build of the metastore's base image: only the metastore is rebuilt.
+    make_base(&base, "2");
+    let (code, report, _) = scheduled_run(&image_env);
+    assert_eq!(code, 0);
+    assert_eq!(names(&report, "images"), set(&["hive-metastore"]));
+    assert_eq!(names(&report, "unchanged"), set(&["spark", "spark-hs"]));
+
+    // The history server's settings go into spark-hs alone.
+    image_env.configure(|config| {
+        config.set_str("images.spark-hs", "event_log_dir", "s3a://other/eventlogs");
+    });
+    let (_, report, _) = scheduled_run(&image_env);
+    assert_eq!(names(&report, "images"), set(&["spark-hs"]));
+
+    // A changed CA certificate goes into every image (spark-hs through spark).
+    let certs = image_env.env.work_dir().join("certs");
+    for (name, bytes) in generate_cas(&["first.crt"]) {
+        std::fs::write(certs.join(name), bytes).expect("replace the certificate");
+    }
+    let (_, report, _) = scheduled_run(&image_env);
+    assert_eq!(
+        names(&report, "images"),
+        set(&["spark", "spark-hs", "hive-metastore"])
+    );
+
+    // A new Spark patch release: everything is rebuilt, under the new version's tags.
+    image_env.env.apache.tree.spark(
+        "3.1.2",
+        "hadoop3.2",
+        &crate::support::fixtures::spark_dist("3.1.2", "hadoop3.2", "3.2.0"),
+        crate::support::fixtures::ChecksumStyle::Coreutils,
+    );
+    image_env.configure(|config| {
+        config.set_str("spark", "version", "3.1.2");
+    });
+    let (_, report, _) = scheduled_run(&image_env);
+    assert_eq!(
+        names(&report, "images"),
+        set(&["spark", "spark-hs", "hive-metastore"])
+    );
+    assert!(
+        report["images"][0]["tags"][0]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(":3.1.2"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_registry_image_without_the_label_is_treated_as_changed_and_says_so() {
+    let registry = Registry::plain();
+    let mut image_env = ImageEnv::new(&[]);
+    let prefix = format!("{}/nolabel", registry.host);
+    image_env.configure(|config| {
+        config.set_str("images", "registry", &prefix);
+    });
+    // Put an unrelated image (no imgforge labels) where the spark image would be.
+    let reference = format!("{prefix}/spark:3.1.1");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = crate::support::docker::engine().await;
+        for tag in ["3.1.1", "3.1.1-hadoop3.2.0", "latest"] {
+            crate::support::containers::tag(&engine, JRE_BASE, &format!("{prefix}/spark:{tag}"))
+                .await;
+        }
+    });
+    let output = image_env.run(&["push", "spark"]);
+    assert_success(&output);
+    let output = image_env.run(&["build", "--push", "--if-changed", "spark"]);
+    assert_success(&output);
+    assert_stderr_contains(
+        &output,
+        &format!("{reference} has no imgforge.inputs.sha256 label"),
+    );
+}
