@@ -74,6 +74,8 @@ pub enum Command {
         #[command(subcommand)]
         action: CertsAction,
     },
+    /// Resolve everything a build uses into imgforge.lock (commit it next to imgforge.toml)
+    Lock,
     /// Report newer upstream releases (never changes versions)
     Outdated,
     /// Inspect or maintain the download cache
@@ -135,6 +137,9 @@ pub struct BuildArgs {
     /// image already in the registry (with --push) or the engine; exit 8 when none does
     #[arg(long)]
     pub if_changed: bool,
+    /// Refuse to build when anything would differ from imgforge.lock, listing each difference
+    #[arg(long)]
+    pub locked: bool,
     /// Registry credentials and TLS, used with --push
     #[command(flatten)]
     pub registry: RegistryArgs,

@@ -91,6 +91,9 @@ pub enum Error {
     /// The build command's own checks.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The lock file.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     /// Reading upstream release listings.
     #[error(transparent)]
     Outdated(#[from] crate::outdated::OutdatedError),
@@ -137,6 +140,8 @@ impl Error {
             Error::Metastore(MetastoreError::Extract(_)) => exit::INTEGRITY,
             Error::Metastore(MetastoreError::Ignore(_)) => exit::CONFIG,
             Error::Outdated(_) => exit::NETWORK,
+            Error::Lock(crate::lock::LockError::Write { .. }) => exit::STORAGE,
+            Error::Lock(_) => exit::CONFIG,
             Error::Push(PushError::Credentials(_) | PushError::Reference { .. }) => exit::CONFIG,
             Error::Push(PushError::NotBuilt { .. }) => exit::BUILD,
             Error::Push(_) => exit::PUSH,
@@ -199,6 +204,9 @@ impl Error {
             };
         }
         match self {
+            Error::Lock(crate::lock::LockError::Read { .. }) => {
+                Some("run `imgforge lock` to write it, and commit it next to imgforge.toml".into())
+            }
             Error::Fetch(FetchError::NotFound { .. }) => Some(
                 "check the version in imgforge.toml, or the mirror lists ([mirrors], --apache-mirror, --maven-mirror)".into(),
             ),

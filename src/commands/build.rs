@@ -179,6 +179,9 @@ pub async fn build(
     let engine = connect(config).await?;
     let certs = super::certs::load(config, None, reporter.as_ref())?;
     let fetcher = open_fetcher(config, Arc::clone(&reporter)).await?;
+    if args.locked {
+        super::lock::check(config, &fetcher, &engine).await?;
+    }
 
     // Everything the fingerprints need is read from the cache (listings are remembered), so
     // an unchanged scheduled run decides in well under a second that nothing is to be done.
@@ -442,16 +445,16 @@ impl Comparison<'_> {
 }
 
 /// The metastore's inputs, fetched (from the cache when present) for its fingerprint.
-struct HiveInputs {
-    metastore: Fetched,
-    hadoop: Fetched,
-    jdbc: Fetched,
-    data: ImageData,
-    base_id: String,
+pub(crate) struct HiveInputs {
+    pub(crate) metastore: Fetched,
+    pub(crate) hadoop: Fetched,
+    pub(crate) jdbc: Fetched,
+    pub(crate) data: ImageData,
+    pub(crate) base_id: String,
 }
 
 impl HiveInputs {
-    async fn fetch(
+    pub(crate) async fn fetch(
         config: &Config,
         fetcher: &Fetcher,
         facts: &DistributionFacts,
@@ -522,7 +525,7 @@ fn spark_build_args(config: &Config) -> BTreeMap<String, String> {
 }
 
 /// The built-in patches plus the user's patches directory.
-fn patch_set(config: &Config) -> Result<crate::patch::PatchSet, Error> {
+pub(crate) fn patch_set(config: &Config) -> Result<crate::patch::PatchSet, Error> {
     let mut set = crate::patch::PatchSet::builtin()?;
     if let Some(dir) = &config.patches_dir {
         set = set.with_user_dir(dir)?;
@@ -532,7 +535,7 @@ fn patch_set(config: &Config) -> Result<crate::patch::PatchSet, Error> {
 
 /// The image the Spark image is built on: the configured base, else the distribution
 /// Dockerfile's FROM with the build arguments applied.
-async fn spark_base_image(
+pub(crate) async fn spark_base_image(
     config: &Config,
     fetcher: &Fetcher,
     spark: &Fetched,
@@ -553,7 +556,7 @@ async fn spark_base_image(
 
 /// The engine's ID of a base image, so a new build of the same tag (security fixes) changes
 /// the fingerprint of every image on it; `absent` when the engine does not have it.
-async fn base_image_id(engine: &Engine, reference: &str) -> Result<String, Error> {
+pub(crate) async fn base_image_id(engine: &Engine, reference: &str) -> Result<String, Error> {
     match docker::inspect(engine, reference).await {
         Ok(image) => Ok(image.id.unwrap_or_default()),
         Err(docker::DockerError::ImageNotFound { .. }) => Ok("absent".into()),
@@ -582,7 +585,7 @@ async fn prepare_tree(
     }
 }
 
-async fn listed_inputs(
+pub(crate) async fn listed_inputs(
     config: &Config,
     fetcher: &Fetcher,
 ) -> Result<(Fetched, DistributionFacts, S3aSelection), Error> {

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod certs;
 pub mod config;
 pub mod fetch;
+pub mod lock;
 pub mod outdated;
 pub mod prepare;
 pub mod push;
@@ -60,6 +61,7 @@ async fn run_other(
         Command::Resolve => prepare::resolve(config, reporter).await,
         Command::Certs { action } => certs::run(config, action, reporter.as_ref()),
         Command::Outdated => outdated::run(config).await,
+        Command::Lock => lock::run(config, reporter).await,
         Command::Cache { action } => cache::run(config, action, reporter).await,
         Command::Config { action } => config::run(config, action),
     }

@@ -26,6 +26,8 @@ mod prepare_unsafe;
 mod outdated;
 // (--if-changed on a real engine and registry: nothing done twice, every change rebuilt)
 mod scheduled;
+// (imgforge.lock and build --locked)
+mod lock;
 
 // Image stages on a real Docker engine and a real PostgreSQL.
 mod docker_engine;
