@@ -138,6 +138,46 @@ fn compare(current: &str, html: &str, listing_url: String) -> SparkUpdates {
     }
 }
 
+/// Tags of `tags` that have the same form as `current` (digit runs aside) and a higher
+/// version: for `17.0.2-jre`, `17.0.3-jre` and `21.0.1-jre` but not `17.0.3-jdk`. Sorted.
+pub fn newer_tags(current: &str, tags: &[String]) -> Vec<String> {
+    let (form, numbers) = tag_shape(current);
+    if numbers.is_empty() {
+        return Vec::new();
+    }
+    let mut newer: Vec<(Vec<u64>, String)> = tags
+        .iter()
+        .filter_map(|tag| {
+            let (tag_form, tag_numbers) = tag_shape(tag);
+            (tag_form == form && tag_numbers > numbers).then(|| (tag_numbers, tag.clone()))
+        })
+        .collect();
+    newer.sort();
+    newer.into_iter().map(|(_, tag)| tag).collect()
+}
+
+/// A tag's form (each run of digits replaced by `#`) and its numbers in order.
+fn tag_shape(tag: &str) -> (String, Vec<u64>) {
+    let mut form = String::new();
+    let mut numbers = Vec::new();
+    let mut digits = String::new();
+    for c in tag.chars().chain(std::iter::once('\0')) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        if !digits.is_empty() {
+            numbers.push(digits.parse().unwrap_or(u64::MAX));
+            digits.clear();
+            form.push('#');
+        }
+        if c != '\0' {
+            form.push(c);
+        }
+    }
+    (form, numbers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +213,28 @@ mod tests {
     fn nothing_newer_is_nothing() {
         let updates = compare("3.5.1", LISTING, "u".into());
         assert!(updates.newer_patches.is_empty() && updates.newest.is_none());
+    }
+
+    #[test]
+    fn newer_tags_keep_the_form() {
+        let tags: Vec<String> = [
+            "17.0.2-jre",
+            "17.0.10-jre",
+            "21.0.1-jre",
+            "17.0.3-jdk",
+            "17-jre",
+            "latest",
+            "17.0.1-jre",
+        ]
+        .iter()
+        .map(|tag| tag.to_string())
+        .collect();
+        assert_eq!(
+            newer_tags("17.0.2-jre", &tags),
+            ["17.0.10-jre", "21.0.1-jre"]
+        );
+        assert_eq!(newer_tags("17-jre", &tags), Vec::<String>::new());
+        assert!(newer_tags("latest", &tags).is_empty());
     }
 
     #[test]

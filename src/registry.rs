@@ -433,6 +433,49 @@ impl RegistryClient {
         Ok(Some(labels))
     }
 
+    /// The tags of `repository` (`GET /v2/<repository>/tags/list`, following `Link` pages).
+    pub async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
+        let scope = format!("repository:{repository}:pull");
+        let mut tags = Vec::new();
+        let mut path = format!("/v2/{repository}/tags/list?n=1000");
+        // Bounded: a registry that keeps sending pages is not followed forever.
+        for _ in 0..100 {
+            let response = self.get(&path, &scope, None).await?;
+            let response = self.expect_success(response, &path).await?;
+            let next = header_text(response.headers(), "link").and_then(|link| {
+                link.split(';').next().map(|target| {
+                    target
+                        .trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string()
+                })
+            });
+            let url = response.url().to_string();
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|source| RegistryError::Request {
+                    registry: self.host.clone(),
+                    url,
+                    source,
+                })?;
+            let page: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            tags.extend(
+                page["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|tag| tag.as_str().map(str::to_string)),
+            );
+            match next {
+                Some(next) if next.starts_with("/v2/") => path = next,
+                _ => break,
+            }
+        }
+        Ok(tags)
+    }
+
     /// GET a JSON document; `Ok(None)` on 404.
     async fn json(
         &self,

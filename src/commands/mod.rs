@@ -60,7 +60,7 @@ async fn run_other(
         Command::Prepare(args) => prepare::run(config, &args, reporter).await.map(|_| ()),
         Command::Resolve => prepare::resolve(config, reporter).await,
         Command::Certs { action } => certs::run(config, action, reporter.as_ref()),
-        Command::Outdated => outdated::run(config).await,
+        Command::Outdated => outdated::run(config, reporter).await,
         Command::Lock => lock::run(config, reporter).await,
         Command::Cache { action } => cache::run(config, action, reporter).await,
         Command::Config { action } => config::run(config, action),

@@ -47,3 +47,50 @@ fn an_unreachable_mirror_is_a_network_error_naming_the_listing() {
     assert_exit_code(&output, 3);
     assert_stderr_contains(&output, "http://127.0.0.1:9/dist/spark/");
 }
+
+#[test]
+fn newer_tags_of_the_base_images_come_from_their_registry() {
+    use futures_util::StreamExt;
+
+    let registry = crate::support::registry::Registry::plain();
+    let repository = format!("{}/bases/jre", registry.host);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = crate::support::docker::engine().await;
+        for tag in ["1.0-jre", "1.1-jre", "2.0-jre", "1.2-jdk"] {
+            crate::support::containers::tag(
+                &engine,
+                "imgforge-test/busybox:latest",
+                &format!("{repository}:{tag}"),
+            )
+            .await;
+            let options = bollard::query_parameters::PushImageOptionsBuilder::default()
+                .tag(tag)
+                .build();
+            let mut stream = engine.client().push_image(&repository, Some(options), None);
+            while let Some(item) = stream.next().await {
+                let item = item.expect("push progress");
+                assert!(item.error_detail.is_none(), "push failed: {item:?}");
+            }
+        }
+    });
+    let env = TestEnv::new();
+    std::fs::write(
+        env.work_dir().join("imgforge.toml"),
+        format!(
+            "[images.spark]\nbase = \"{repository}:1.0-jre\"\njava_major = 17\n[images.hive-metastore]\nbase = \"{repository}:1.0-jre\"\n"
+        ),
+    )
+    .expect("config");
+    let output = env.run(&["--json", "outdated"]);
+    assert_success(&output);
+    let report: serde_json::Value = serde_json::from_str(&stdout_text(&output)).expect("json");
+    let bases = report["base_images"].as_array().expect("base images");
+    assert_eq!(bases.len(), 1, "one base shared by both images: {report}");
+    assert_eq!(bases[0]["image"], format!("{repository}:1.0-jre"));
+    assert_eq!(
+        bases[0]["newer_tags"],
+        serde_json::json!(["1.1-jre", "2.0-jre"])
+    );
+    assert!(bases[0]["error"].is_null(), "{report}");
+}
