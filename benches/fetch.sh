@@ -10,11 +10,11 @@
 # Usage: benches/fetch.sh            (RUNS=5 by default; needs root for apt-get when nginx is absent)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/common.sh
 RUNS=${RUNS:-5}
 PORT=${PORT:-18931}
 WORK=${BENCH_DIR:-/tmp/imgforge-bench-fetch}
 
-need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || [ ! -x /usr/bin/time ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light time >/dev/null \
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx time >/dev/null
@@ -55,6 +55,8 @@ if [ ! -f "$spark_dir/spark-3.1.1-bin-hadoop3.2.tgz.sha512" ]; then
   done
 fi
 
+# imgforge checks release signatures on download: KEYS files and .asc signatures by a generated key.
+sign_releases "$WORK" "$mirror"
 cat > "$WORK/nginx.conf" <<CONF
 daemon off;
 worker_processes 2;

@@ -16,12 +16,12 @@
 # Usage: benches/prepare.sh        (RUNS=5 by default; needs root for apt-get when nginx is absent)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/common.sh
 RUNS=${RUNS:-5}
 PORT=${PORT:-18932}
 WORK=${BENCH_DIR:-/tmp/imgforge-bench-prepare}
 GOLDEN=$PWD/tests/golden/patches/spark-3.1/input
 
-need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || [ ! -x /usr/bin/time ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light time >/dev/null \
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx time >/dev/null
@@ -91,6 +91,8 @@ if [ ! -f "$hadoop_tgz.sha512" ]; then
   (cd "$spark_dir" && sha512sum spark-3.1.1-bin-hadoop3.2.tgz > spark-3.1.1-bin-hadoop3.2.tgz.sha512)
   (cd "$hadoop_dir" && sha512sum hadoop-3.2.0.tar.gz > hadoop-3.2.0.tar.gz.sha512)
 fi
+# imgforge checks release signatures on download: KEYS files and .asc signatures by a generated key.
+sign_releases "$WORK" "$mirror"
 echo "inputs: Spark $(du -m "$spark_tgz" | cut -f1) MB, Hadoop $(du -m "$hadoop_tgz" | cut -f1) MB"
 
 cat > "$WORK/nginx.conf" <<CONF
@@ -125,7 +127,7 @@ imgforge() { "$IMGFORGE" --config "$WORK/imgforge.toml" --cache-dir "$WORK/cache
 # Warm the cache once (this run downloads both tarballs); the measured runs then read them
 # from the cache, as the manual side reads its already-downloaded copies.
 rm -rf "$WORK/cache" "$WORK/out"
-imgforge prepare --out "$WORK/out/imgforge" >/dev/null 2>&1
+imgforge prepare --out "$WORK/out/imgforge" >/dev/null 2>"$WORK/warm-up.log" || { tail -30 "$WORK/warm-up.log" >&2; exit 1; }
 spark_cached=$(find "$WORK/cache" -name 'spark-3.1.1-bin-hadoop3.2.tgz' | head -1)
 hadoop_cached=$(find "$WORK/cache" -name 'hadoop-3.2.0.tar.gz' | head -1)
 
