@@ -34,7 +34,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- packages -------------------------------------------------------------------------------
-PACKAGES=(docker.io docker-registry postgresql debootstrap busybox-static apache2-utils openssl tini curl gnupg)
+PACKAGES=(docker.io docker-registry postgresql debootstrap busybox-static apache2-utils openssl tini curl gnupg iproute2)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
