@@ -713,7 +713,7 @@ struct DirLayer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ImagesLayer {
-    registry: Option<Parsed<ImageReference>>,
+    registry: Option<Parsed<RegistryPrefix>>,
     tags: Option<Vec<Parsed<TagTemplate>>>,
     source: Option<String>,
     revision: Option<String>,
@@ -739,6 +739,22 @@ struct HiveMetastoreLayer {
     name: Option<Parsed<RepositoryName>>,
     base: Option<Parsed<ImageReference>>,
     debug_sudo: Option<bool>,
+}
+
+/// A registry and namespace the image names start with, such as `registry.gitlab.com/gha1`.
+#[derive(Debug)]
+struct RegistryPrefix(String);
+
+impl FromStr for RegistryPrefix {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        crate::images::check_registry(text.trim_end_matches('/'))
+            .map(|()| RegistryPrefix(text.trim_end_matches('/').to_string()))
+            .map_err(|reason| {
+                format!("{text:?} is not a registry[:port]/namespace like \"registry.gitlab.com/gha1\": {reason}")
+            })
+    }
 }
 
 /// A tag template: after substitution it must be a valid Docker tag.
@@ -905,9 +921,10 @@ impl<'de> Deserialize<'de> for Refused {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         serde::de::IgnoredAny::deserialize(deserializer)?;
         Err(serde::de::Error::custom(
-            "S3 credentials are never written into configuration, spark-defaults.conf or an image; \
-             remove this key and give the job its credentials through the environment \
-             (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or a Kubernetes secret)",
+            "[s3a] access_key, secret_key and session_token are refused: S3 credentials are never \
+             written into configuration, spark-defaults.conf or an image; remove the key and give \
+             the job its credentials through the environment (AWS_ACCESS_KEY_ID / \
+             AWS_SECRET_ACCESS_KEY, or a Kubernetes secret)",
         ))
     }
 }

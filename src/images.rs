@@ -99,7 +99,7 @@ pub struct Versions {
 }
 
 /// Check a registry prefix such as `registry.gitlab.com/gha1` or `127.0.0.1:5000/ns`.
-fn check_registry(registry: &str) -> Result<(), String> {
+pub fn check_registry(registry: &str) -> Result<(), String> {
     let mut parts = registry.split('/');
     let host = parts.next().unwrap_or_default();
     let (name, port) = host
