@@ -98,6 +98,24 @@ pub struct Versions {
     pub aws_sdk: String,
 }
 
+impl Versions {
+    /// Versions good enough to validate names and tags before the real ones are read from
+    /// the distribution (tag templates only need their shape).
+    pub fn provisional(config: &Config) -> Versions {
+        Versions {
+            spark: config.spark.version.clone(),
+            scala: "2.12".into(),
+            hadoop: config
+                .hadoop
+                .version
+                .clone()
+                .unwrap_or_else(|| "3.2.0".into()),
+            hadoop_aws: String::new(),
+            aws_sdk: String::new(),
+        }
+    }
+}
+
 /// Check a registry prefix such as `registry.gitlab.com/gha1` or `127.0.0.1:5000/ns`.
 pub fn check_registry(registry: &str) -> Result<(), String> {
     let mut parts = registry.split('/');

@@ -338,15 +338,7 @@ impl RegistryClient {
         let response = self.expect_success(response, &path).await?;
         let announced = header_text(response.headers(), "docker-content-digest");
         let media_type = header_text(response.headers(), "content-type");
-        let url = response.url().to_string();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| RegistryError::Request {
-                registry: self.host.clone(),
-                url,
-                source,
-            })?;
+        let body = self.body(response).await?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
         if let Some(announced) = announced
             && announced != digest
@@ -451,15 +443,7 @@ impl RegistryClient {
                         .to_string()
                 })
             });
-            let url = response.url().to_string();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|source| RegistryError::Request {
-                    registry: self.host.clone(),
-                    url,
-                    source,
-                })?;
+            let bytes = self.body(response).await?;
             let page: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
             tags.extend(
                 page["tags"]
@@ -474,6 +458,19 @@ impl RegistryClient {
             }
         }
         Ok(tags)
+    }
+
+    /// The whole body of a response.
+    async fn body(&self, response: Response) -> Result<bytes::Bytes, RegistryError> {
+        let url = response.url().to_string();
+        response
+            .bytes()
+            .await
+            .map_err(|source| RegistryError::Request {
+                registry: self.host.clone(),
+                url,
+                source,
+            })
     }
 
     /// GET a JSON document; `Ok(None)` on 404.

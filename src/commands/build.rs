@@ -162,17 +162,7 @@ pub async fn build(
     let wanted = wanted(args.target);
     // Names are checked before anything is downloaded or built; the final check below uses
     // the versions read from the distribution.
-    let provisional = Versions {
-        spark: config.spark.version.clone(),
-        scala: "2.12".into(),
-        hadoop: config
-            .hadoop
-            .version
-            .clone()
-            .unwrap_or_else(|| "3.2.0".into()),
-        hadoop_aws: String::new(),
-        aws_sdk: String::new(),
-    };
+    let provisional = Versions::provisional(config);
     for kind in &wanted {
         images::references(config, *kind, &provisional, None)?;
     }

@@ -15,7 +15,6 @@ use crate::cli::{PushArgs, RegistryArgs};
 use crate::config::{Config, ConfigError};
 use crate::credentials::{CredentialInputs, Secret};
 use crate::error::Error;
-use crate::extract;
 use crate::images::{self, Versions};
 use crate::inspect;
 use crate::output;
@@ -39,7 +38,7 @@ pub async fn run(
         images::references(
             config,
             kinds[0],
-            &placeholder_versions(config),
+            &Versions::provisional(config),
             Some(registry),
         )?;
     }
@@ -126,28 +125,14 @@ pub fn read_password(mut input: impl Read) -> Result<Secret, Error> {
     Ok(Secret::new(password))
 }
 
-/// Versions good enough to validate a registry override before the real ones are read.
-fn placeholder_versions(config: &Config) -> Versions {
-    Versions {
-        spark: config.spark.version.clone(),
-        scala: "2.12".into(),
-        hadoop: config
-            .hadoop
-            .version
-            .clone()
-            .unwrap_or_else(|| "3.2.0".into()),
-        hadoop_aws: String::new(),
-        aws_sdk: String::new(),
-    }
-}
-
 /// The versions that name the images, read from the Spark tarball as `imgforge build` reads
 /// them (a cache hit after a build).
 async fn versions(config: &Config, reporter: Arc<dyn Reporter>) -> Result<Versions, Error> {
     let fetcher = open_fetcher(config, reporter).await?;
     let spark = fetcher.fetch(&plan::spark(config)).await?;
-    let archive = spark.artifact.path.clone();
-    let members = blocking(move || extract::list_members(&archive).map_err(Error::from)).await?;
+    let cache = Arc::clone(fetcher.cache());
+    let artifact = spark.artifact.clone();
+    let members = blocking(move || Ok(inspect::spark_members(&cache, &artifact)?)).await?;
     let facts = inspect::distribution_facts(&members, &spark.spec.file_name)?;
     Ok(Versions {
         spark: facts.spark_version.clone(),
