@@ -3,7 +3,9 @@
 # `sha512sum -c` — run one after the other on the same files from the same loopback server.
 #
 # Serves a ~230 MB Spark tarball and a ~350 MB Hadoop tarball (plus the small artifacts the
-# default build also needs) with nginx on 127.0.0.1, then reports the median wall time of
+# default build also needs) with nginx on 127.0.0.1, with KEYS files and `.asc` signatures
+# made by a key generated with gpg (benches/common.sh): imgforge checks them, as it does by
+# default; the manual side does not run `gpg --verify`. Then reports the median wall time of
 # RUNS cold-cache runs and the peak RSS of each side. Not a test: it asserts nothing; the
 # figures go into the README.
 #

@@ -8,10 +8,12 @@
 # tarball (≈340 jars, 160 MB of HTML documentation,
 # among them share/hadoop/tools/lib/hadoop-aws-3.2.0.jar and an 80 MB
 # aws-java-sdk-bundle-1.11.375.jar) are generated once, served by nginx on 127.0.0.1, and
-# fetched into imgforge's cache once. imgforge uses `[s3a] jars_source = "hadoop-dist"`, so
-# both sides read the same two tarballs. Reports the median wall time of RUNS runs, user and
-# system CPU, and the peak RSS of each side. Not a test: it asserts nothing; the figures go
-# into the README.
+# fetched into imgforge's cache once (the mirror also publishes KEYS files and `.asc`
+# signatures by a key generated with gpg, benches/common.sh: imgforge checks them on that
+# download only, so they do not touch the figures). imgforge uses
+# `[s3a] jars_source = "hadoop-dist"`, so both sides read the same two tarballs. Reports the
+# median wall time of RUNS runs, user and system CPU, and the peak RSS of each side. Not a
+# test: it asserts nothing; the figures go into the README.
 #
 # Usage: benches/prepare.sh        (RUNS=5 by default; needs root for apt-get when nginx is absent)
 set -euo pipefail
