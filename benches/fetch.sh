@@ -76,12 +76,16 @@ NGINX_PID=$!
 trap 'kill $NGINX_PID 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:$PORT/spark/spark-3.1.1/spark-3.1.1-bin-hadoop3.2.tgz.sha512" && break; sleep 0.1; done
 
+# SIGNATURES=false compares like with like: the baseline checks only the checksum, as imgforge
+# then does; by default imgforge also verifies each tarball's .asc against KEYS (in the same pass).
 cat > "$WORK/imgforge.toml" <<TOML
 [hadoop]
 version = "3.2.0"
 [mirrors]
 apache = ["http://127.0.0.1:$PORT"]
 maven = ["http://127.0.0.1:$PORT/maven"]
+[verify]
+signatures = ${SIGNATURES:-true}
 TOML
 
 measure() { # label command... → prints "wall_seconds max_rss_kib"

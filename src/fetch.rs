@@ -20,7 +20,7 @@ use crate::cache::{Cache, CacheError, CachedArtifact, IndexEntry, now_unix};
 use crate::config::{Config, MirrorsConfig, NetworkConfig};
 use crate::plan::{ArtifactSpec, Expected, Repository};
 use crate::progress::{Phase, Reporter, TaskId};
-use crate::signature::{Keyring, verify_detached};
+use crate::signature::Keyring;
 use crate::verify::{self, Algorithm, ChecksumFormatError, Digest, MultiHasher};
 
 /// Write buffer between the network and the temp file: one write per 4 MiB.
@@ -434,17 +434,17 @@ impl Fetcher {
         }
     }
 
-    /// Check the detached signature `<url>.asc` of the downloaded `file` against the project's
-    /// `KEYS`: a missing signature, an unreadable KEYS file or a bad signature is an error —
-    /// never a skipped check.
-    async fn check_signature(
+    /// The keyring and detached signature to check `url` against: the project's `KEYS`
+    /// (restricted to pinned fingerprints) and `<url>.asc`, fetched before the download so the
+    /// signature is checked as the body streams. A missing signature or an unreadable KEYS
+    /// file is an error — never a skipped check.
+    async fn signature_inputs(
         &self,
         policy: &SignaturePolicy,
         keys_url: &Url,
         url: &Url,
-        file: &std::path::Path,
         task: TaskId,
-    ) -> Result<(), FetchError> {
+    ) -> Result<SignedBy, FetchError> {
         let keys_text = match self.get_text(keys_url, task).await {
             Ok(text) => text,
             Err(Attempt::Fatal(error)) => return Err(error),
@@ -491,22 +491,10 @@ impl Fetcher {
                 .restrict_to(&policy.fingerprints)
                 .map_err(signature_error)?;
         }
-        let file = file.to_path_buf();
-        let check = tokio::task::spawn_blocking(move || {
-            verify_detached(&keyring, signature.as_bytes(), &file)
+        Ok(SignedBy {
+            keyring: Arc::new(keyring),
+            signature: Arc::new(signature.into_bytes()),
         })
-        .await
-        .map_err(|join| FetchError::Keys {
-            url: url.to_string(),
-            why: join.to_string(),
-        })?
-        .map_err(signature_error)?;
-        tracing::info!(
-            "{url}: good signature by {} ({})",
-            check.signer,
-            check.key_fingerprint
-        );
-        Ok(())
     }
 
     /// Say that attempt `attempt` of `of` follows, and wait the backoff before it.
@@ -533,11 +521,18 @@ impl Fetcher {
         task: TaskId,
     ) -> Result<CachedArtifact, Attempt> {
         let fatal = |error: FetchError| Attempt::Fatal(error);
+        // The signature inputs are fetched once the artifact has answered (see `transfer`), so a
+        // mirror without the artifact is a plain "not found" there, not a signature error.
+        let signature_keys = match (&self.signatures, &spec.keys) {
+            (Some(_), Some(keys)) => Some(join(base, keys)),
+            _ => None,
+        };
         let temp = self
             .cache
             .temp_file()
             .map_err(|error| fatal(error.into()))?;
         let mut sink = Sink::new(temp, url, expected.algorithm()).map_err(fatal)?;
+        sink.signature_keys = signature_keys;
         let attempts = self.network.retries + 1;
         let mut attempt = 1;
         self.reporter.phase(
@@ -560,7 +555,7 @@ impl Fetcher {
         }
 
         self.reporter.phase(task, Phase::Verifying);
-        let (temp, size, hashes) = sink.finish().await.map_err(fatal)?;
+        let (temp, size, hashes, signature_check) = sink.finish().await.map_err(fatal)?;
         if hashes.extra != *expected {
             return Err(fatal(FetchError::ChecksumMismatch {
                 url: url.to_string(),
@@ -568,10 +563,18 @@ impl Fetcher {
                 actual: hashes.extra.to_string(),
             }));
         }
-        if let (Some(policy), Some(keys)) = (&self.signatures, &spec.keys) {
-            self.check_signature(policy, &join(base, keys), url, temp.path(), task)
-                .await
-                .map_err(fatal)?;
+        if let Some(check) = signature_check {
+            let check = check.map_err(|source| {
+                fatal(FetchError::Signature {
+                    url: url.to_string(),
+                    source: Box::new(source),
+                })
+            })?;
+            tracing::info!(
+                "{url}: good signature by {} ({})",
+                check.signer,
+                check.key_fingerprint
+            );
         }
         let entry = IndexEntry {
             key: spec.cache_key(),
@@ -607,6 +610,13 @@ impl Fetcher {
             .map_err(|error| Transfer::Transient(describe(&error)))?;
         let status = response.status();
         classify(url, status).map_err(Transfer::from)?;
+        if let (Some(keys_url), Some(policy)) = (sink.signature_keys.take(), &self.signatures) {
+            let signed_by = self
+                .signature_inputs(policy, &keys_url, url, task)
+                .await
+                .map_err(Transfer::Fatal)?;
+            sink.verify_with(signed_by);
+        }
         if offset > 0 {
             let resumes = status == StatusCode::PARTIAL_CONTENT
                 && response
@@ -749,6 +759,11 @@ struct Sink {
     temp: NamedTempFile,
     hasher: Worker<verify::Hashes>,
     writer: Worker<u64>,
+    /// With signatures checked: the verifier reading the same chunks, and what it needs to
+    /// start again when the transfer restarts.
+    verifier: Option<(Worker<SignatureOutcome>, SignedBy)>,
+    /// The project's KEYS, while the signature inputs are still to be fetched.
+    signature_keys: Option<Url>,
     /// Bytes accepted so far; a resumed transfer starts here.
     written: u64,
     url: String,
@@ -801,6 +816,60 @@ impl<T: Send + 'static> Worker<T> {
     }
 }
 
+/// The keyring and detached signature one download is checked against.
+#[derive(Clone)]
+struct SignedBy {
+    keyring: Arc<Keyring>,
+    signature: Arc<Vec<u8>>,
+}
+
+/// What the verifier thread concludes.
+type SignatureOutcome = Result<crate::signature::SignatureCheck, crate::signature::SignatureError>;
+
+impl SignedBy {
+    /// A verifier thread over the chunks it will be sent; `subject` names the file in errors.
+    fn start(&self, subject: std::path::PathBuf) -> Worker<SignatureOutcome> {
+        let signed_by = self.clone();
+        Worker::start(move |receiver| {
+            let content = ChunkReader {
+                receiver,
+                current: bytes::Bytes::new(),
+            };
+            Ok(crate::signature::verify_detached_reader(
+                &signed_by.keyring,
+                &signed_by.signature,
+                content,
+                &subject,
+            ))
+        })
+    }
+}
+
+/// The chunks sent to a worker, read as one byte stream (the verifier hashes it as it reads).
+struct ChunkReader {
+    receiver: tokio::sync::mpsc::Receiver<Message>,
+    current: bytes::Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some(Message::Data(chunk)) => self.current = chunk,
+                // The verifier is replaced on a restart rather than told about it.
+                Some(Message::Reset) => {
+                    return Err(std::io::Error::other("the transfer restarted"));
+                }
+                None => return Ok(0),
+            }
+        }
+        let length = buffer.len().min(self.current.len());
+        buffer[..length].copy_from_slice(&self.current[..length]);
+        let _ = self.current.split_to(length);
+        Ok(length)
+    }
+}
+
 impl Sink {
     fn new(temp: NamedTempFile, url: &Url, algorithm: Algorithm) -> Result<Self, FetchError> {
         let write_error = |source| FetchError::Write {
@@ -827,9 +896,16 @@ impl Sink {
             temp,
             hasher,
             writer,
+            verifier: None,
+            signature_keys: None,
             written: 0,
             url: url.to_string(),
         })
+    }
+
+    /// Check the signature over everything written from now on (called before any byte).
+    fn verify_with(&mut self, signed_by: SignedBy) {
+        self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
     }
 
     fn io_error(&self, source: std::io::Error) -> FetchError {
@@ -841,10 +917,13 @@ impl Sink {
     }
 
     async fn send(&mut self, message: impl Fn() -> Message) -> Result<(), FetchError> {
-        let sent = match self.writer.send(message()).await {
+        let mut sent = match self.writer.send(message()).await {
             Ok(()) => self.hasher.send(message()).await,
             Err(error) => Err(error),
         };
+        if let (Ok(()), Some((verifier, _))) = (&sent, &mut self.verifier) {
+            sent = verifier.send(message()).await;
+        }
         sent.map_err(|source| self.io_error(source))
     }
 
@@ -857,16 +936,30 @@ impl Sink {
 
     /// Discard everything received so far: the server ignored the range request.
     async fn restart(&mut self) -> Result<(), FetchError> {
-        self.send(|| Message::Reset).await?;
+        // A verifier cannot rewind: the old one is dropped (its reader ends) and a new one
+        // reads the transfer from byte 0.
+        if let Some((verifier, signed_by)) = self.verifier.take() {
+            drop(verifier);
+            self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
+        }
+        let (writer, hasher) = (&mut self.writer, &mut self.hasher);
+        let sent = match writer.send(Message::Reset).await {
+            Ok(()) => hasher.send(Message::Reset).await,
+            Err(error) => Err(error),
+        };
+        sent.map_err(|source| self.io_error(source))?;
         self.written = 0;
         Ok(())
     }
 
-    async fn finish(self) -> Result<(NamedTempFile, u64, verify::Hashes), FetchError> {
+    async fn finish(
+        self,
+    ) -> Result<(NamedTempFile, u64, verify::Hashes, Option<SignatureOutcome>), FetchError> {
         let Sink {
             temp,
             hasher,
             writer,
+            verifier,
             url,
             ..
         } = self;
@@ -874,8 +967,21 @@ impl Sink {
             Ok(size) => hasher.finish().await.map(|hashes| (size, hashes)),
             Err(error) => Err(error),
         };
+        let signature = match verifier {
+            Some((verifier, _)) => match verifier.finish().await {
+                Ok(check) => Some(check),
+                Err(source) => {
+                    return Err(FetchError::Write {
+                        url,
+                        path: temp.path().display().to_string(),
+                        source,
+                    });
+                }
+            },
+            None => None,
+        };
         match outcome {
-            Ok((size, hashes)) => Ok((temp, size, hashes)),
+            Ok((size, hashes)) => Ok((temp, size, hashes, signature)),
             Err(source) => Err(FetchError::Write {
                 url,
                 path: temp.path().display().to_string(),
@@ -883,6 +989,11 @@ impl Sink {
             }),
         }
     }
+}
+
+/// How a download is named in signature errors: its URL's file path.
+fn subject(url: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(url)
 }
 
 /// Open `path` for direct I/O, or `None` where the file system does not support it.
