@@ -93,4 +93,10 @@ fn newer_tags_of_the_base_images_come_from_their_registry() {
         serde_json::json!(["1.1-jre", "2.0-jre"])
     );
     assert!(bases[0]["error"].is_null(), "{report}");
+    runtime.block_on(async {
+        let engine = crate::support::docker::engine().await;
+        for reference in crate::support::containers::references_under(&engine, &repository).await {
+            crate::support::containers::untag(&engine, &reference).await;
+        }
+    });
 }

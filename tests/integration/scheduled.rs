@@ -219,6 +219,7 @@ fn scheduled_rebuilds_do_nothing_when_nothing_changed_and_exactly_what_a_change_
             .ends_with(":3.1.2"),
         "{report}"
     );
+    untag_all(&[base.as_str()], &prefix);
 }
 
 #[test]
@@ -247,4 +248,21 @@ fn a_registry_image_without_the_label_is_treated_as_changed_and_says_so() {
         &output,
         &format!("{reference} has no imgforge.inputs.sha256 label"),
     );
+    untag_all(&[], &prefix);
+}
+
+/// Remove the tags a test made (the layers stay as build cache for the next run).
+fn untag_all(references: &[&str], prefix: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = crate::support::docker::engine().await;
+        let mut all: Vec<String> = references
+            .iter()
+            .map(|reference| reference.to_string())
+            .collect();
+        all.extend(crate::support::containers::references_under(&engine, prefix).await);
+        for reference in all {
+            crate::support::containers::untag(&engine, &reference).await;
+        }
+    });
 }
