@@ -579,11 +579,7 @@ pub(crate) async fn listed_inputs(
     config: &Config,
     fetcher: &Fetcher,
 ) -> Result<(Fetched, DistributionFacts, S3aSelection), Error> {
-    let spark = fetcher.fetch(&plan::spark(config)).await?;
-    let cache = Arc::clone(fetcher.cache());
-    let artifact = spark.artifact.clone();
-    let members = blocking(move || Ok(inspect::spark_members(&cache, &artifact)?)).await?;
-    let facts = inspect::distribution_facts(&members, &spark.spec.file_name)?;
+    let (spark, members, facts) = super::spark_listing(config, fetcher).await?;
     let present = members
         .iter()
         .filter_map(|member| member.strip_prefix("jars/"))

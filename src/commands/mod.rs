@@ -79,6 +79,27 @@ pub async fn open_cache(config: &Config) -> Result<Cache, Error> {
     blocking(move || Cache::open(&root).map_err(Error::from)).await
 }
 
+/// The Spark tarball (fetched through the cache), the member paths facts are read from
+/// (remembered in the cache), and those facts.
+pub async fn spark_listing(
+    config: &Config,
+    fetcher: &Fetcher,
+) -> Result<
+    (
+        crate::fetch::Fetched,
+        Vec<String>,
+        crate::inspect::DistributionFacts,
+    ),
+    Error,
+> {
+    let spark = fetcher.fetch(&crate::plan::spark(config)).await?;
+    let cache = Arc::clone(fetcher.cache());
+    let artifact = spark.artifact.clone();
+    let members = blocking(move || Ok(crate::inspect::spark_members(&cache, &artifact)?)).await?;
+    let facts = crate::inspect::distribution_facts(&members, &spark.spec.file_name)?;
+    Ok((spark, members, facts))
+}
+
 /// Run blocking work (archive reads, locks, hashing whole files) on the blocking pool.
 pub async fn blocking<T, F>(work: F) -> Result<T, Error>
 where

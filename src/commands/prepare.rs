@@ -178,11 +178,7 @@ pub async fn prepare(
 /// the tarball's listing without unpacking it.
 pub async fn resolve(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Error> {
     let fetcher = open_fetcher(config, reporter).await?;
-    let spark = fetcher.fetch(&plan::spark(config)).await?;
-    let cache = Arc::clone(fetcher.cache());
-    let artifact = spark.artifact.clone();
-    let members = blocking(move || Ok(inspect::spark_members(&cache, &artifact)?)).await?;
-    let facts = inspect::distribution_facts(&members, &spark.spec.file_name)?;
+    let (spark, members, facts) = super::spark_listing(config, &fetcher).await?;
     let present: BTreeSet<String> = members
         .iter()
         .filter_map(|member| member.strip_prefix("jars/"))

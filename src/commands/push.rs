@@ -16,14 +16,12 @@ use crate::config::{Config, ConfigError};
 use crate::credentials::{CredentialInputs, Secret};
 use crate::error::Error;
 use crate::images::{self, Versions};
-use crate::inspect;
 use crate::output;
-use crate::plan;
 use crate::progress::Reporter;
 use crate::push::{self, PushOptions, PushTarget, PushedImage};
 
 use super::build::{BuiltReport, connect, wanted};
-use super::{blocking, open_fetcher};
+use super::open_fetcher;
 
 /// Run `imgforge push`.
 pub async fn run(
@@ -129,11 +127,7 @@ pub fn read_password(mut input: impl Read) -> Result<Secret, Error> {
 /// them (a cache hit after a build).
 async fn versions(config: &Config, reporter: Arc<dyn Reporter>) -> Result<Versions, Error> {
     let fetcher = open_fetcher(config, reporter).await?;
-    let spark = fetcher.fetch(&plan::spark(config)).await?;
-    let cache = Arc::clone(fetcher.cache());
-    let artifact = spark.artifact.clone();
-    let members = blocking(move || Ok(inspect::spark_members(&cache, &artifact)?)).await?;
-    let facts = inspect::distribution_facts(&members, &spark.spec.file_name)?;
+    let (_, _, facts) = super::spark_listing(config, &fetcher).await?;
     Ok(Versions {
         spark: facts.spark_version.clone(),
         scala: facts.scala_version.clone(),
