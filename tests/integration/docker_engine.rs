@@ -38,6 +38,17 @@ fn selective_tree(root: &Path) {
     write_file(root, "unrelated/big.bin", &"x".repeat(100_000), 0o644);
 }
 
+/// `Rival.Dockerfile` in `root`: busybox plus the `COPY app/` step other builds share.
+fn write_rival_dockerfile(root: &Path) -> String {
+    write_file(
+        root,
+        "Rival.Dockerfile",
+        &format!("FROM {BUSYBOX}\nCOPY app/ /app/\n"),
+        0o644,
+    );
+    "Rival.Dockerfile".to_string()
+}
+
 async fn stream_digest(root: &Path, dockerfile: &str) -> (String, Vec<u8>) {
     let (mut stream, _summary) = context_stream(root, dockerfile, Vec::new()).expect("plan");
     let mut bytes = Vec::new();
@@ -244,13 +255,17 @@ async fn an_unchanged_context_rebuilds_entirely_from_the_cache() {
     let engine = engine().await;
     let root = tempfile::tempdir().expect("temp dir");
     selective_tree(root.path());
-    // A step unique to this test run, so the first build cannot hit another run's cache.
+    // The step unique to this test run comes first. The classic builder takes, for each step,
+    // the *newest* image whose parent and step match; a step shared with other builds
+    // (`COPY app/` on busybox, as `selective_tree` has) can gain a newer sibling from any
+    // concurrent or `--no-cache` build, and the steps after it then miss the cache because
+    // they hang off the older sibling. That was the cause of this test's rare failures.
     let marker = unique_tag("marker");
     write_file(
         root.path(),
         "Dockerfile",
         &format!(
-            "FROM {BUSYBOX}\nCOPY app/ /app/\nRUN echo '{marker}' > /marker\nCOPY conf/settings.conf /etc/\nENV MODE=test\n"
+            "FROM {BUSYBOX}\nRUN echo '{marker}' > /marker\nCOPY app/ /app/\nCOPY conf/settings.conf /etc/\nENV MODE=test\n"
         ),
         0o644,
     );
@@ -267,6 +282,18 @@ async fn an_unchanged_context_rebuilds_entirely_from_the_cache() {
             .unwrap_or_else(|error| panic!("build: {error}"))
     };
     let first = build().await;
+    // A rival build sharing the old first step, without the cache: it makes a newer sibling of
+    // every step of the common prefix, as the suite's other builds of `selective_tree` can.
+    let rival = write_rival_dockerfile(root.path());
+    let rival_request = BuildRequest {
+        name: "rival".to_string(),
+        no_cache: true,
+        ..Default::default()
+    };
+    let context = BuildContext::plan(root.path(), &rival, Vec::new()).expect("plan");
+    let rival_image = docker::build_image(&engine, context, &rival_request, &QuietReporter)
+        .await
+        .unwrap_or_else(|error| panic!("rival build: {error}"));
     // Only the mtimes change between the builds.
     let touched = fs::File::options()
         .write(true)
@@ -284,7 +311,11 @@ async fn an_unchanged_context_rebuilds_entirely_from_the_cache() {
     let fresh = docker::build_image(&engine, context, &no_cache, &QuietReporter)
         .await
         .unwrap_or_else(|error| panic!("build: {error}"));
-    remove_images(&engine, &[&tag, &first.id, &second.id, &fresh.id]).await;
+    remove_images(
+        &engine,
+        &[&tag, &first.id, &second.id, &fresh.id, &rival_image.id],
+    )
+    .await;
 
     assert!(
         first
