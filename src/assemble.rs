@@ -528,10 +528,12 @@ pub fn log4j_config(config: &Config, tree: &Path, log4j: Log4j) -> Result<String
     }
 }
 
-/// `conf/spark-defaults.conf`: the S3A committer settings of the reference deployment.
-/// Credentials are never written: S3A reads them from the environment at run time.
-pub fn spark_defaults(config: &Config) -> String {
-    let mut settings: Vec<(&str, String)> = vec![
+/// The Spark settings every image and every job shares: the S3A committer settings of the
+/// reference deployment, `[s3a] endpoint` and `[spark] hive_metastore_uris`, in file order.
+/// Credentials are never part of them: S3A reads those from the environment at run time.
+/// The spark image's `spark-defaults.conf` and the operator manifests both come from here.
+pub fn spark_settings(config: &Config) -> Vec<(&'static str, String)> {
+    let mut settings: Vec<(&'static str, String)> = vec![
         (
             "spark.hadoop.mapreduce.outputcommitter.factory.scheme.s3a",
             "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory".into(),
@@ -561,6 +563,21 @@ pub fn spark_defaults(config: &Config) -> String {
     if let Some(uris) = &config.spark.hive_metastore_uris {
         settings.push(("spark.hive.metastore.uris", uris.clone()));
     }
+    settings
+}
+
+/// The event-log settings a job needs so the spark-hs history server can list it:
+/// `spark.eventLog.enabled` and `spark.eventLog.dir` = `[images.spark-hs] event_log_dir`.
+pub fn event_log_settings(config: &Config) -> Vec<(&'static str, String)> {
+    vec![
+        ("spark.eventLog.enabled", "true".into()),
+        ("spark.eventLog.dir", config.images.event_log_dir.clone()),
+    ]
+}
+
+/// Render settings as a Spark properties file (`key  value` lines, aligned), with a header
+/// that says where credentials come from.
+pub fn render_properties(settings: &[(&'static str, String)]) -> String {
     let width = settings.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
     let mut text = String::from(
         "# Written by imgforge. S3 credentials are not configured here: S3A takes them from the\n\
@@ -570,6 +587,11 @@ pub fn spark_defaults(config: &Config) -> String {
         text.push_str(&format!("{key:<width$}  {value}\n"));
     }
     text
+}
+
+/// `conf/spark-defaults.conf`: [`spark_settings`] as a properties file.
+pub fn spark_defaults(config: &Config) -> String {
+    render_properties(&spark_settings(config))
 }
 
 /// Write the checked CA certificates into `tree/certs/<alias>.crt`; the imports for the patches.
