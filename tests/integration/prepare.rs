@@ -503,7 +503,7 @@ fn a_without_hadoop_build_is_a_clear_error() {
     // The error names the tarball, not the staged directory that no longer exists.
     assert_stderr_contains(&output, "spark-3.1.3-bin-without-hadoop.tgz");
     assert!(
-        !stderr_text(&output).contains(".unpack-"),
+        !stderr_text(&output).contains(".unpack."),
         "{}",
         stderr_text(&output)
     );
@@ -530,7 +530,7 @@ fn conflicting_hadoop_versions_are_a_clear_error() {
     assert_stderr_contains(&output, "3.2.0, 3.3.1");
     assert_stderr_contains(&output, "spark-3.1.3-bin-hadoop3.2.tgz");
     assert!(
-        !stderr_text(&output).contains(".unpack-"),
+        !stderr_text(&output).contains(".unpack."),
         "{}",
         stderr_text(&output)
     );
