@@ -618,8 +618,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         fs::create_dir_all(dir.path().join(TMP)).expect("a tmp folder of the user's");
         fs::write(dir.path().join(TMP).join("notes"), b"mine").expect("a user file");
-        fs::write(dir.path().join(CACHEDIR_TAG), b"Signature: 8a477f597d28d172789f06886806bc55\n")
-            .expect("another tool's tag");
+        fs::write(
+            dir.path().join(CACHEDIR_TAG),
+            b"Signature: 8a477f597d28d172789f06886806bc55\n",
+        )
+        .expect("another tool's tag");
         let error = clean(dir.path(), || {}).expect_err("refused");
         assert!(matches!(error, CacheError::NotACache { .. }), "{error}");
         assert!(dir.path().join(TMP).join("notes").is_file());

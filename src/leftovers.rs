@@ -301,7 +301,11 @@ mod tests {
         let live = File::create(lock_path(&locks, "2x2")).expect("live lock");
         live.lock().expect("lock");
         File::create(lock_path(&locks, "3x3")).expect("dead lock");
-        for name in ["2x2.download-a.partial", "3x3.download-b.partial", "legacy.partial"] {
+        for name in [
+            "2x2.download-a.partial",
+            "3x3.download-b.partial",
+            "legacy.partial",
+        ] {
             fs::write(tmp.join(name), b"x").expect("temp file");
         }
         let removed = sweep_cache(&tmp, &locks);

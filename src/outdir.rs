@@ -58,9 +58,7 @@ pub enum OutDirError {
         path: PathBuf,
     },
     /// A symbolic link: replacing it would replace the link, not what the user pointed at.
-    #[error(
-        "refusing to replace {path}: it is a symbolic link; choose a new directory with --out"
-    )]
+    #[error("refusing to replace {path}: it is a symbolic link; choose a new directory with --out")]
     Symlink {
         /// The path of the link.
         path: PathBuf,
@@ -96,9 +94,11 @@ impl Protected {
             .home_dir
             .as_deref()
             .and_then(|home| canonical(home, &cwd, Last::Follow).ok());
-        let cache = canonical(&config.cache_dir, &cwd, Last::Follow).map_err(|error| OutDirError::Resolve {
-            path: config.cache_dir.clone(),
-            source: error.into(),
+        let cache = canonical(&config.cache_dir, &cwd, Last::Follow).map_err(|error| {
+            OutDirError::Resolve {
+                path: config.cache_dir.clone(),
+                source: error.into(),
+            }
         })?;
         Ok(Protected { cwd, home, cache })
     }
@@ -132,7 +132,10 @@ impl Protected {
             return Some("the imgforge cache".into());
         }
         if path.starts_with(&self.cache) {
-            return Some(format!("inside the imgforge cache {}", self.cache.display()));
+            return Some(format!(
+                "inside the imgforge cache {}",
+                self.cache.display()
+            ));
         }
         if self.cache.starts_with(path) {
             return Some(format!(
@@ -258,10 +261,9 @@ impl From<Resolved> for io::Error {
     fn from(resolved: Resolved) -> Self {
         match resolved {
             Resolved::Io(error) => error,
-            Resolved::Symlink(path) => io::Error::other(format!(
-                "{} is a symbolic link",
-                path.display()
-            )),
+            Resolved::Symlink(path) => {
+                io::Error::other(format!("{} is a symbolic link", path.display()))
+            }
         }
     }
 }

@@ -283,8 +283,8 @@ pub async fn build(
                 .unwrap_or_else(|| prepare::default_out(config)),
             force: args.force,
         };
-        let prepared = prepare_tree(config, &fetcher, target, certs.clone(), reporter.as_ref())
-            .await?;
+        let prepared =
+            prepare_tree(config, &fetcher, target, certs.clone(), reporter.as_ref()).await?;
         let context = plan_context(
             &prepared.root,
             "kubernetes/dockerfiles/spark/Dockerfile",
@@ -584,16 +584,7 @@ async fn prepare_tree(
     certs: CaSet,
     reporter: &dyn Reporter,
 ) -> Result<PreparedTree, Error> {
-    match prepare::prepare(
-        config,
-        fetcher,
-        target,
-        certs,
-        false,
-        reporter,
-    )
-    .await?
-    {
+    match prepare::prepare(config, fetcher, target, certs, false, reporter).await? {
         Outcome::Prepared(prepared) => Ok(*prepared),
         Outcome::Diff(_) => unreachable!("prepare writes the tree when not asked for a diff"),
     }

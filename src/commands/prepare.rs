@@ -22,8 +22,8 @@ use crate::fetch::{Fetched, Fetcher};
 use crate::inspect::{self, DistributionFacts, Log4j};
 use crate::output;
 use crate::plan;
-use crate::{leftovers, outdir};
 use crate::progress::Reporter;
+use crate::{leftovers, outdir};
 
 use super::{blocking, open_fetcher};
 
@@ -73,7 +73,16 @@ pub async fn run(
         out: &out,
         force: args.force,
     };
-    match prepare(config, &fetcher, target, certs, args.diff, reporter.as_ref()).await? {
+    match prepare(
+        config,
+        &fetcher,
+        target,
+        certs,
+        args.diff,
+        reporter.as_ref(),
+    )
+    .await?
+    {
         Outcome::Diff(diff) => {
             output::result(
                 &config.output,
@@ -195,10 +204,13 @@ pub async fn prepare(
 
     patches.write()?;
     let patched_files = patches.changed_files().map(str::to_string).collect();
-    let fingerprint = tree_fingerprint(&spark, &patch_digest, &s3a, &certs, &[
-        &log4j_text,
-        &defaults_text,
-    ]);
+    let fingerprint = tree_fingerprint(
+        &spark,
+        &patch_digest,
+        &s3a,
+        &certs,
+        &[&log4j_text, &defaults_text],
+    );
     outdir::write_marker(&tree, &fingerprint).map_err(|source| assemble::AssembleError::Write {
         path: tree.join(outdir::MARKER),
         source,

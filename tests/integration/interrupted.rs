@@ -101,7 +101,10 @@ fn stop_mid_extraction(child: &mut Child, out: &Path) -> PathBuf {
     while !fs::read_to_string(&state).is_ok_and(|stat| stat.contains(") T ")) {
         std::thread::sleep(Duration::from_millis(1));
     }
-    assert!(!out.exists(), "the output was replaced before the test could stop the run");
+    assert!(
+        !out.exists(),
+        "the output was replaced before the test could stop the run"
+    );
     let written = fs::metadata(staging.join(ZEROS_MEMBER)).map_or(0, |metadata| metadata.len());
     assert!(
         written < ZEROS as u64,
@@ -166,11 +169,16 @@ fn after_sigkill_mid_extraction_the_next_run_removes_the_leftovers_and_succeeds(
 
     let output = env.run(&["prepare", "--out", out.to_str().expect("UTF-8 path")]);
     assert_success(&output);
-    assert!(!staging.exists(), "the dead run's staging tree is still there");
+    assert!(
+        !staging.exists(),
+        "the dead run's staging tree is still there"
+    );
     assert_nothing_beside(&out);
     assert!(out.join(TREE_MARKER).is_file());
     assert_eq!(
-        fs::metadata(out.join(ZEROS_MEMBER)).expect("unpacked").len(),
+        fs::metadata(out.join(ZEROS_MEMBER))
+            .expect("unpacked")
+            .len(),
         ZEROS as u64
     );
     assert_no_temp_files(&env.cache_dir());

@@ -209,7 +209,9 @@ const CASES: &[Case] = &[
 /// `imgforge prepare --out <out>` in `work/` with the fake `$HOME`.
 fn prepare(env: &TestEnv, layout: &Layout, out: &str, force: bool) -> Output {
     let mut command = env.imgforge();
-    command.env("HOME", &layout.home).args(["prepare", "--out", out]);
+    command
+        .env("HOME", &layout.home)
+        .args(["prepare", "--out", out]);
     if force {
         command.arg("--force");
     }
@@ -251,48 +253,58 @@ fn out_replaces_only_what_imgforge_made() {
         env.server.clear_log();
         let output = prepare(&env, &layout, &out, case.force);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match case.expect {
-            Expect::Refused(needles) => {
-                assert_exit_code(&output, 2);
-                assert_stderr_contains(&output, &resolved.display().to_string());
-                for needle in needles {
-                    assert_stderr_contains(&output, needle);
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match case.expect {
+                Expect::Refused(needles) => {
+                    assert_exit_code(&output, 2);
+                    assert_stderr_contains(&output, &resolved.display().to_string());
+                    for needle in needles {
+                        assert_stderr_contains(&output, needle);
+                    }
+                    assert!(
+                        env.server.requests().is_empty(),
+                        "a refused run fetched {:?}",
+                        env.server.requests()
+                    );
+                    if let Some(before) = &before {
+                        assert_eq!(&snapshot(&resolved), before, "the path changed");
+                    }
                 }
-                assert!(
-                    env.server.requests().is_empty(),
-                    "a refused run fetched {:?}",
-                    env.server.requests()
-                );
-                if let Some(before) = &before {
-                    assert_eq!(&snapshot(&resolved), before, "the path changed");
+                Expect::Prepared => {
+                    assert_success(&output);
+                    assert_eq!(
+                        fs::read_to_string(resolved.join(TREE_MARKER))
+                            .expect("the tree carries imgforge's marker")
+                            .lines()
+                            .next(),
+                        Some("imgforge-tree 1")
+                    );
+                    assert!(resolved.join("bin/spark-submit").is_file());
+                    for gone in ["jars/stale.jar", "notes/todo.txt"] {
+                        assert!(!resolved.join(gone).exists(), "{gone} survived");
+                    }
                 }
-            }
-            Expect::Prepared => {
-                assert_success(&output);
-                assert_eq!(
-                    fs::read_to_string(resolved.join(TREE_MARKER))
-                        .expect("the tree carries imgforge's marker")
-                        .lines()
-                        .next(),
-                    Some("imgforge-tree 1")
-                );
-                assert!(resolved.join("bin/spark-submit").is_file());
-                for gone in ["jars/stale.jar", "notes/todo.txt"] {
-                    assert!(!resolved.join(gone).exists(), "{gone} survived");
-                }
-            }
-        }));
+            }));
         if outcome.is_err() {
             failures.push(format!("{}: --out {out}\n{stderr}", case.name));
         }
-        assert_eq!(snapshot(&layout.home), home_before, "{}: $HOME changed", case.name);
+        assert_eq!(
+            snapshot(&layout.home),
+            home_before,
+            "{}: $HOME changed",
+            case.name
+        );
         assert!(
             layout.work.join("project.txt").is_file(),
             "{}: the project vanished",
             case.name
         );
     }
-    assert!(failures.is_empty(), "failed cases:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failed cases:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -305,14 +317,19 @@ fn a_prepared_tree_is_marked_and_replaced_by_the_next_prepare() {
     let lines: Vec<&str> = marker.lines().collect();
     assert_eq!(lines.len(), 2, "{marker}");
     assert_eq!(lines[0], "imgforge-tree 1");
-    let fingerprint = lines[1].strip_prefix("fingerprint ").expect("fingerprint line");
+    let fingerprint = lines[1]
+        .strip_prefix("fingerprint ")
+        .expect("fingerprint line");
     assert!(
         fingerprint.len() == 64 && fingerprint.bytes().all(|byte| byte.is_ascii_hexdigit()),
         "{marker}"
     );
     // Same inputs, same marker; and the marked tree may be replaced.
     assert_success(&prepare(&env, &layout, &arg(&out), false));
-    assert_eq!(fs::read_to_string(out.join(TREE_MARKER)).expect("marker"), marker);
+    assert_eq!(
+        fs::read_to_string(out.join(TREE_MARKER)).expect("marker"),
+        marker
+    );
 }
 
 #[test]
@@ -328,7 +345,10 @@ fn build_refuses_a_foreign_directory_under_build_before_anything() {
     assert_exit_code(&output, 2);
     assert_stderr_contains(&output, &foreign.display().to_string());
     assert_stderr_contains(&output, "--force");
-    assert!(env.server.requests().is_empty(), "build fetched before refusing");
+    assert!(
+        env.server.requests().is_empty(),
+        "build fetched before refusing"
+    );
     assert_eq!(
         fs::read_to_string(foreign.join("notes.txt")).expect("user file"),
         "keep me\n"
