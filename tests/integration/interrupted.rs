@@ -185,9 +185,9 @@ fn after_sigkill_mid_extraction_the_next_run_removes_the_leftovers_and_succeeds(
     assert_eq!(run_locks(&env), Vec::<PathBuf>::new());
 }
 
-#[test]
-fn after_sigkill_mid_download_the_partial_file_goes_but_a_live_runs_stays() {
-    let env = TestEnv::new();
+/// Starts `imgforge fetch spark` against a Spark tarball whose body stalls after 200 000
+/// bytes, and returns once those bytes are in the cache's temp file.
+fn start_stalled_fetch(env: &TestEnv) -> (Child, Vec<PathBuf>) {
     let spark = ApacheTree::new(&env.mirror_root()).spark(
         "3.1.1",
         "hadoop3.2",
@@ -211,6 +211,25 @@ fn after_sigkill_mid_download_the_partial_file_goes_but_a_live_runs_stays() {
     wait_for_bytes(&env.server, &spark.url_path, 200_000);
     let partial = files_under(&env.cache_dir().join("tmp"));
     assert_eq!(partial.len(), 1, "one download in flight: {partial:?}");
+    (child, partial)
+}
+
+#[test]
+fn sigterm_mid_download_exits_143_and_keeps_no_partial_file() {
+    let env = TestEnv::new();
+    let (child, _) = start_stalled_fetch(&env);
+    signal(&child, libc::SIGTERM);
+    let output = wait_with_timeout(child, Duration::from_secs(60));
+    assert_exit_code(&output, 143);
+    assert_stderr_contains(&output, "interrupted by SIGTERM");
+    assert_no_temp_files(&env.cache_dir());
+    assert_eq!(run_locks(&env), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn after_sigkill_mid_download_the_partial_file_goes_but_a_live_runs_stays() {
+    let env = TestEnv::new();
+    let (child, partial) = start_stalled_fetch(&env);
 
     // Another run opens the cache while the download is alive: the partial file stays.
     assert_success(&env.run(&["cache", "ls"]));
