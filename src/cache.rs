@@ -9,8 +9,10 @@
 //! artifacts-v1/ab/<sha512>/<file name>   verified content, never modified in place
 //! index-v1/<sha256 of key>.json          key → digest, size, source URL
 //! locks/<sha256 of key>.lock             one per artifact while it is being downloaded
+//! locks/run-<tag>.lock         held by each running imgforge (see `leftovers`)
 //! derived-v1/<sha512>/<name>   facts derived from an artifact's content (its member listing)
 //! tmp/                         downloads in flight; renamed into artifacts-v1 once verified
+//!                              (named after their run; a dead run's are swept on open)
 //! ```
 //!
 //! A file becomes visible under `artifacts-v1` or `index-v1` only by an atomic rename after
@@ -76,16 +78,26 @@ pub enum CacheError {
         #[source]
         source: io::Error,
     },
+    /// `cache clean` was pointed at a directory imgforge did not make its cache.
+    #[error(
+        "refusing to clean {path}: it has no imgforge CACHEDIR.TAG, so it is not an imgforge cache; \
+         check --cache-dir / IMGFORGE_CACHE_DIR (`imgforge cache path` shows the cache in use)"
+    )]
+    NotACache {
+        /// The directory.
+        path: PathBuf,
+    },
 }
 
 impl CacheError {
     /// The I/O error underneath, for callers that classify failures (disk full, permissions).
-    pub fn io_error(&self) -> &io::Error {
+    pub fn io_error(&self) -> Option<&io::Error> {
         match self {
             CacheError::Unusable { source, .. }
             | CacheError::Write { source, .. }
             | CacheError::Read { source, .. }
-            | CacheError::Lock { source, .. } => source,
+            | CacheError::Lock { source, .. } => Some(source),
+            CacheError::NotACache { .. } => None,
         }
     }
 }
@@ -152,6 +164,15 @@ impl Cache {
             path: root.join(ROOT_LOCK),
             source,
         })?;
+        // This run's lock marks its temp files as owned; then what dead runs left is swept.
+        let locks = root.join(LOCKS);
+        crate::leftovers::hold(&locks).map_err(|source| CacheError::Lock {
+            path: crate::leftovers::lock_path(&locks, crate::leftovers::tag()),
+            source,
+        })?;
+        for path in crate::leftovers::sweep_cache(&root.join(TMP), &locks) {
+            tracing::info!(path = %path.display(), "removed what an interrupted run left behind");
+        }
         Ok(Cache {
             root: root.to_path_buf(),
             _shared: shared,
@@ -207,8 +228,9 @@ impl Cache {
     /// A new temporary file inside the cache, removed unless it is committed.
     pub fn temp_file(&self) -> Result<NamedTempFile, CacheError> {
         let dir = self.root.join(TMP);
+        // Named after this run, so a later run can tell whether its owner is still alive.
         tempfile::Builder::new()
-            .prefix("download-")
+            .prefix(&crate::leftovers::temp_prefix("download"))
             .suffix(".partial")
             .tempfile_in(&dir)
             .map_err(|source| CacheError::Write { path: dir, source })
@@ -401,6 +423,11 @@ pub fn clean(root: &Path, waiting: impl FnOnce()) -> Result<CleanReport, CacheEr
     if !root.exists() {
         return Ok(CleanReport::default());
     }
+    if !is_imgforge_cache(root) {
+        return Err(CacheError::NotACache {
+            path: root.to_path_buf(),
+        });
+    }
     let lock_path = root.join(ROOT_LOCK);
     let lock = open_lock_file(&lock_path)?;
     match lock.try_lock() {
@@ -422,7 +449,10 @@ pub fn clean(root: &Path, waiting: impl FnOnce()) -> Result<CleanReport, CacheEr
     let mut report = CleanReport::default();
     for dir in [ARTIFACTS, INDEX, LOCKS, TMP, DERIVED] {
         let path = root.join(dir);
-        count_files(&path, &mut report);
+        // Lock files are bookkeeping, not cached content: they are removed but not counted.
+        if dir != LOCKS {
+            count_files(&path, &mut report);
+        }
         match fs::remove_dir_all(&path) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -430,6 +460,25 @@ pub fn clean(root: &Path, waiting: impl FnOnce()) -> Result<CleanReport, CacheEr
         }
     }
     Ok(report)
+}
+
+/// Whether `root` carries the CACHEDIR.TAG imgforge writes (a regular file, not a link).
+fn is_imgforge_cache(root: &Path) -> bool {
+    use std::io::Read as _;
+    let path = root.join(CACHEDIR_TAG);
+    if !fs::symlink_metadata(&path).is_ok_and(|metadata| metadata.is_file()) {
+        return false;
+    }
+    let mut text = String::new();
+    let Ok(file) = File::open(&path) else {
+        return false;
+    };
+    // The tag is a few lines; a large file is not one imgforge wrote.
+    if file.take(4096).read_to_string(&mut text).is_err() {
+        return false;
+    }
+    let signature = CACHEDIR_TAG_TEXT.lines().next().unwrap_or_default();
+    text.starts_with(signature) && text.contains("created by imgforge")
 }
 
 fn count_files(path: &Path, report: &mut CleanReport) {
@@ -446,6 +495,12 @@ fn count_files(path: &Path, report: &mut CleanReport) {
             Err(_) => {}
         }
     }
+}
+
+/// The folder of the cache at `root` holding its locks (including each run's, see
+/// [`crate::leftovers`]).
+pub fn locks_dir(root: &Path) -> PathBuf {
+    root.join(LOCKS)
 }
 
 fn key_hash(key: &str) -> String {
@@ -470,7 +525,9 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Write `bytes` to `path` through a temp file in `tmp_dir`, fsynced and renamed into place.
 pub fn write_atomically(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut temp = NamedTempFile::new_in(tmp_dir)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{}", crate::leftovers::temp_prefix("write")))
+        .tempfile_in(tmp_dir)?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|error| error.error)?;
@@ -554,6 +611,21 @@ mod tests {
             cache.rehash(&recorded[1]).expect("rehash"),
             Some(Damage::Missing)
         );
+    }
+
+    #[test]
+    fn clean_refuses_a_directory_without_imgforge_cachedir_tag() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir_all(dir.path().join(TMP)).expect("a tmp folder of the user's");
+        fs::write(dir.path().join(TMP).join("notes"), b"mine").expect("a user file");
+        fs::write(
+            dir.path().join(CACHEDIR_TAG),
+            b"Signature: 8a477f597d28d172789f06886806bc55\n",
+        )
+        .expect("another tool's tag");
+        let error = clean(dir.path(), || {}).expect_err("refused");
+        assert!(matches!(error, CacheError::NotACache { .. }), "{error}");
+        assert!(dir.path().join(TMP).join("notes").is_file());
     }
 
     #[test]

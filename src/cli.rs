@@ -116,6 +116,10 @@ pub struct PrepareArgs {
     /// Print a unified diff of every change instead of writing the tree
     #[arg(long)]
     pub diff: bool,
+    /// Replace --out even when it is a non-empty directory imgforge did not make (never /,
+    /// $HOME, the current directory or its parents, or the cache)
+    #[arg(long)]
+    pub force: bool,
     /// CA certificates to trust (*.crt, *.pem) [default: [certs] dir, else ./certs when present]
     #[arg(long, value_name = "DIR")]
     pub certs: Option<PathBuf>,
@@ -140,6 +144,10 @@ pub struct BuildArgs {
     /// Refuse to build when anything would differ from imgforge.lock, listing each difference
     #[arg(long)]
     pub locked: bool,
+    /// Replace the trees under ./build even when one is a non-empty directory imgforge did
+    /// not make
+    #[arg(long)]
+    pub force: bool,
     /// Registry credentials and TLS, used with --push
     #[command(flatten)]
     pub registry: RegistryArgs,

@@ -40,7 +40,8 @@ pub mod env_vars {
     pub const REGISTRY_PASSWORD: &str = "IMGFORGE_REGISTRY_PASSWORD";
     /// The docker CLI's configuration directory (holding `config.json`).
     pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
-    /// The home directory; `~/.docker` is the default docker configuration directory.
+    /// The home directory; `~/.docker` is the default docker configuration directory, and
+    /// `--out` never replaces it.
     pub const HOME: &str = "HOME";
 }
 
@@ -323,6 +324,8 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// The download cache directory.
     pub cache_dir: PathBuf,
+    /// `$HOME`, which an output directory may never be (nor contain).
+    pub home_dir: Option<PathBuf>,
     /// Use only the cache.
     pub offline: bool,
     /// Output preferences.
@@ -495,6 +498,7 @@ impl Config {
             push: (environment_credentials, docker_config_dir),
             config_file: config_file.map(|(path, _)| path),
             cache_dir,
+            home_dir: env(env_vars::HOME).map(PathBuf::from),
             offline: args.offline,
             output: OutputOptions {
                 quiet: args.quiet,
@@ -514,6 +518,7 @@ struct ResolvedParts {
     push: (Option<(String, Secret)>, Option<PathBuf>),
     config_file: Option<PathBuf>,
     cache_dir: PathBuf,
+    home_dir: Option<PathBuf>,
     offline: bool,
     output: OutputOptions,
     shown: Vec<ShownValue>,
@@ -998,6 +1003,7 @@ impl Layer {
         Ok(Config {
             config_file: parts.config_file,
             cache_dir: parts.cache_dir,
+            home_dir: parts.home_dir,
             offline: parts.offline,
             output: parts.output,
             spark: SparkConfig {

@@ -39,7 +39,7 @@ pub mod exit {
     pub const PUSH: u8 = 7;
     /// `build --if-changed`: every image was up to date; nothing was built or pushed.
     pub const NOTHING_TO_DO: u8 = 8;
-    /// Interrupted by the user (Ctrl-C).
+    /// Interrupted by SIGINT (Ctrl-C); SIGTERM exits 143 and SIGHUP 129 (128 + the signal).
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -94,6 +94,9 @@ pub enum Error {
     /// The lock file.
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    /// An output directory imgforge may not replace.
+    #[error(transparent)]
+    OutDir(#[from] crate::outdir::OutDirError),
     /// Reading upstream release listings.
     #[error(transparent)]
     Outdated(#[from] crate::outdated::OutdatedError),
@@ -108,9 +111,12 @@ pub enum Error {
     /// The async runtime could not start or a blocking task died.
     #[error("internal error: {0}")]
     Runtime(String),
-    /// Ctrl-C.
-    #[error("interrupted; nothing partial was kept")]
-    Interrupted,
+    /// SIGINT (Ctrl-C), SIGTERM or SIGHUP.
+    #[error("interrupted by {signal}; nothing partial was kept")]
+    Interrupted {
+        /// Which signal.
+        signal: crate::interrupt::Signal,
+    },
 }
 
 impl Error {
@@ -119,6 +125,7 @@ impl Error {
         match self {
             Error::Config(_) => exit::CONFIG,
             Error::Fetch(error) => Error::fetch_exit_code(error),
+            Error::Cache(CacheError::NotACache { .. }) => exit::CONFIG,
             Error::Cache(_) => exit::STORAGE,
             Error::Inspect(InspectError::Archive { .. }) => exit::INTEGRITY,
             Error::Inspect(InspectError::Tree { .. }) => exit::STORAGE,
@@ -142,11 +149,12 @@ impl Error {
             Error::Outdated(_) => exit::NETWORK,
             Error::Lock(crate::lock::LockError::Write { .. }) => exit::STORAGE,
             Error::Lock(_) => exit::CONFIG,
+            Error::OutDir(_) => exit::CONFIG,
             Error::Push(PushError::Credentials(_) | PushError::Reference { .. }) => exit::CONFIG,
             Error::Push(PushError::NotBuilt { .. }) => exit::BUILD,
             Error::Push(_) => exit::PUSH,
             Error::Runtime(_) => exit::INTERNAL,
-            Error::Interrupted => exit::INTERRUPTED,
+            Error::Interrupted { signal } => signal.exit_code(),
         }
     }
 
@@ -191,7 +199,7 @@ impl Error {
     /// What the user can do about it, when there is something specific to say.
     pub fn hint(&self) -> Option<String> {
         let io_error = match self {
-            Error::Cache(error) | Error::Fetch(FetchError::Cache(error)) => Some(error.io_error()),
+            Error::Cache(error) | Error::Fetch(FetchError::Cache(error)) => error.io_error(),
             Error::Fetch(FetchError::Write { source, .. }) => Some(source),
             _ => None,
         };

@@ -378,7 +378,7 @@ pub fn unpack_staged_filtered(
         source,
     })?;
     let staging = tempfile::Builder::new()
-        .prefix(&format!(".{}.unpack-", name.to_string_lossy()))
+        .prefix(&crate::leftovers::staging_prefix(name, "unpack"))
         .tempdir_in(parent)
         .map_err(|source| ExtractError::Write {
             path: parent.to_path_buf(),
@@ -564,7 +564,7 @@ pub fn staging_dir(out: &Path) -> Result<TempDir, ExtractError> {
         source,
     })?;
     tempfile::Builder::new()
-        .prefix(&format!(".{}.stage-", name.to_string_lossy()))
+        .prefix(&crate::leftovers::staging_prefix(name, "stage"))
         .tempdir_in(parent)
         .map_err(|source| ExtractError::Write {
             path: parent.to_path_buf(),
@@ -613,7 +613,7 @@ pub fn replace_tree(staging: TempDir, out: &Path) -> Result<(), ExtractError> {
         Ok(_) => {
             // A fresh directory holds the old tree, so its name cannot clash with anything.
             let holder = tempfile::Builder::new()
-                .prefix(&format!(".{}.old-", name.to_string_lossy()))
+                .prefix(&crate::leftovers::staging_prefix(name, "old"))
                 .tempdir_in(parent)
                 .map_err(replace_error)?;
             let old_tree = holder.path().join("tree");
@@ -676,6 +676,7 @@ fn unpack_into(
         .entries()
         .map_err(|source| read_error(archive, source))?;
     for entry in entries {
+        stop_if_interrupted(root)?;
         let mut entry = entry.map_err(|source| read_error(archive, source))?;
         let Some(member) = validator.check(&entry)? else {
             continue;
@@ -742,6 +743,17 @@ fn unpack_into(
     set_mode(root, root_mode)?;
     report.top_directory = validator.top.unwrap_or_default();
     Ok(report)
+}
+
+/// Stop writing once a signal asked the run to end; the caller's guards remove the partial tree.
+fn stop_if_interrupted(path: &Path) -> Result<(), ExtractError> {
+    if crate::interrupt::requested() {
+        return Err(ExtractError::Write {
+            path: path.to_path_buf(),
+            source: crate::interrupt::stopped(),
+        });
+    }
+    Ok(())
 }
 
 /// Create the missing parents of a member, refusing to go through anything but real directories.
@@ -831,6 +843,7 @@ fn write_member(
     let mut buffer = vec![0; BUFFER_SIZE];
     let mut actual = 0u64;
     loop {
+        stop_if_interrupted(path)?;
         let count = match data.read(&mut buffer) {
             Ok(0) => break,
             Ok(count) => count,

@@ -46,6 +46,11 @@ pub mod outdated;
 
 // The commands that drive the stages, and how results reach the user.
 pub mod commands;
+// (signals end a run like Ctrl-C; what a dead run left behind is swept by the next)
+pub mod interrupt;
+pub mod leftovers;
+// (where a prepared tree may go, and the marker that says imgforge made it)
+pub mod outdir;
 // (the reporter trait and its terminal and plain implementations)
 pub mod error;
 pub mod output;

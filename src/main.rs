@@ -8,7 +8,10 @@ use clap::Parser;
 use imgforge::cli::Cli;
 use imgforge::config::Config;
 use imgforge::error::Error;
-use imgforge::{commands, output, progress};
+use imgforge::{commands, interrupt, output, progress};
+
+/// How long an interrupted run waits for blocking work to stop and clean up.
+const INTERRUPTED_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,10 +35,19 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         tokio::select! {
             result = commands::run(cli.command, &config, reporter) => result,
-            // Dropping the command's future removes its temp files before the process exits.
-            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+            // Dropping the command's future removes its temp files and staging trees; blocking
+            // work sees the request and removes what it wrote (see `interrupt`).
+            signal = interrupt::wait() => Err(Error::Interrupted { signal }),
         }
     });
+    if matches!(result, Err(Error::Interrupted { .. })) {
+        // Blocking work stops within moments of the request; the bound only matters if one
+        // is stuck in a system call, and then exiting beats hanging.
+        runtime.shutdown_timeout(INTERRUPTED_SHUTDOWN);
+    }
+    // Every temp file and staging tree of this run is gone (or was handed over): its lock
+    // files have nothing left to vouch for.
+    imgforge::leftovers::release();
     match result {
         Ok(commands::Completion::Done) => ExitCode::SUCCESS,
         Ok(commands::Completion::NothingToDo) => {

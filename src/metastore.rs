@@ -44,6 +44,8 @@ pub struct MetastoreInputs<'a> {
     pub certs: &'a [CaCert],
     /// Dockerfile, .dockerignore and scripts.
     pub data: &'a ImageData,
+    /// The image's input fingerprint, recorded in the context's [`crate::outdir::MARKER`].
+    pub fingerprint: &'a str,
 }
 
 /// Assemble the context into `out`, replacing what was there.
@@ -98,6 +100,12 @@ pub async fn assemble_context(
         let path = assemble::write_text(&root, name, text)?;
         set_executable(&path)?;
     }
+    crate::outdir::write_marker(&root, inputs.fingerprint).map_err(|source| {
+        AssembleError::Write {
+            path: root.join(crate::outdir::MARKER),
+            source,
+        }
+    })?;
     let out_path = out.to_path_buf();
     tokio::task::spawn_blocking(move || extract::replace_tree(staging, &out_path))
         .await

@@ -166,6 +166,15 @@ pub async fn build(
     for kind in &wanted {
         images::references(config, *kind, &provisional, None)?;
     }
+    // The trees under ./build are checked before anything is fetched or written.
+    let spark_out = wanted
+        .contains(&ImageKind::Spark)
+        .then(|| prepare::output_dir(config, &prepare::default_out(config), args.force))
+        .transpose()?;
+    let metastore_out = wanted
+        .contains(&ImageKind::HiveMetastore)
+        .then(|| prepare::output_dir(config, &metastore_out(config), args.force))
+        .transpose()?;
     let engine = connect(config).await?;
     let certs = super::certs::load(config, None, reporter.as_ref())?;
     let fetcher = open_fetcher(config, Arc::clone(&reporter)).await?;
@@ -268,7 +277,14 @@ pub async fn build(
     let mut built = Vec::new();
     let mut spark_image_id = None;
     if to_build.contains(&ImageKind::Spark) {
-        let prepared = prepare_tree(config, &fetcher, certs.clone(), reporter.as_ref()).await?;
+        let target = prepare::Target {
+            out: &spark_out
+                .clone()
+                .unwrap_or_else(|| prepare::default_out(config)),
+            force: args.force,
+        };
+        let prepared =
+            prepare_tree(config, &fetcher, target, certs.clone(), reporter.as_ref()).await?;
         let context = plan_context(
             &prepared.root,
             "kubernetes/dockerfiles/spark/Dockerfile",
@@ -333,9 +349,11 @@ pub async fn build(
         .as_ref()
         .filter(|_| to_build.contains(&ImageKind::HiveMetastore))
     {
-        let out = PathBuf::from("build")
-            .join(format!("hive-metastore-{}", config.hive.metastore_version));
+        let out = metastore_out
+            .clone()
+            .unwrap_or_else(|| self::metastore_out(config));
         let inputs = MetastoreInputs {
+            fingerprint: &fingerprints[&ImageKind::HiveMetastore],
             metastore: &hive.metastore,
             hadoop: &hive.hadoop,
             s3a: &s3a,
@@ -554,22 +572,19 @@ pub(crate) async fn base_image_id(engine: &Engine, reference: &str) -> Result<St
     }
 }
 
+/// Where `build` assembles the hive-metastore context: `./build/hive-metastore-<version>`.
+fn metastore_out(config: &Config) -> PathBuf {
+    PathBuf::from("build").join(format!("hive-metastore-{}", config.hive.metastore_version))
+}
+
 async fn prepare_tree(
     config: &Config,
     fetcher: &Fetcher,
+    target: prepare::Target<'_>,
     certs: CaSet,
     reporter: &dyn Reporter,
 ) -> Result<PreparedTree, Error> {
-    match prepare::prepare(
-        config,
-        fetcher,
-        &prepare::default_out(config),
-        certs,
-        false,
-        reporter,
-    )
-    .await?
-    {
+    match prepare::prepare(config, fetcher, target, certs, false, reporter).await? {
         Outcome::Prepared(prepared) => Ok(*prepared),
         Outcome::Diff(_) => unreachable!("prepare writes the tree when not asked for a diff"),
     }

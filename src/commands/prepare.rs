@@ -23,6 +23,7 @@ use crate::inspect::{self, DistributionFacts, Log4j};
 use crate::output;
 use crate::plan;
 use crate::progress::Reporter;
+use crate::{leftovers, outdir};
 
 use super::{blocking, open_fetcher};
 
@@ -59,10 +60,29 @@ pub async fn run(
     args: &PrepareArgs,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Option<PreparedTree>, Error> {
+    let requested = args.out.clone().unwrap_or_else(|| default_out(config));
+    let out = if args.diff {
+        // Nothing replaces the output with --diff; the staging tree still goes beside it.
+        requested
+    } else {
+        output_dir(config, &requested, args.force)?
+    };
     let certs = super::certs::load(config, args.certs.as_deref(), reporter.as_ref())?;
-    let out = args.out.clone().unwrap_or_else(|| default_out(config));
     let fetcher = open_fetcher(config, Arc::clone(&reporter)).await?;
-    match prepare(config, &fetcher, &out, certs, args.diff, reporter.as_ref()).await? {
+    let target = Target {
+        out: &out,
+        force: args.force,
+    };
+    match prepare(
+        config,
+        &fetcher,
+        target,
+        certs,
+        args.diff,
+        reporter.as_ref(),
+    )
+    .await?
+    {
         Outcome::Diff(diff) => {
             output::result(
                 &config.output,
@@ -78,6 +98,27 @@ pub async fn run(
     }
 }
 
+/// Resolve and check an output directory before anything is fetched or written (see
+/// [`outdir`]), then remove what interrupted runs left beside it. Called before the cache is
+/// opened, while the dead runs' locks are still there to prove them dead.
+pub fn output_dir(config: &Config, requested: &Path, force: bool) -> Result<PathBuf, Error> {
+    let out = outdir::check(requested, config, force)?;
+    let locks = crate::cache::locks_dir(&config.cache_dir);
+    for removed in leftovers::sweep_beside(&out, &locks) {
+        tracing::info!(path = %removed.display(), "removed what an interrupted run left behind");
+    }
+    Ok(out)
+}
+
+/// Where [`prepare`] writes, checked by [`output_dir`].
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The resolved output directory.
+    pub out: &'a Path,
+    /// `--force`: the directory may be replaced even without imgforge's marker.
+    pub force: bool,
+}
+
 /// What `prepare` produced: a tree, or with `--diff` the changes it would make.
 pub enum Outcome {
     /// The tree was written.
@@ -90,11 +131,12 @@ pub enum Outcome {
 pub async fn prepare(
     config: &Config,
     fetcher: &Fetcher,
-    out: &Path,
+    target: Target<'_>,
     certs: CaSet,
     diff_only: bool,
     reporter: &dyn Reporter,
 ) -> Result<Outcome, Error> {
+    let out = target.out;
     let spark = fetcher.fetch(&plan::spark(config)).await?;
     let staged = {
         let archive = spark.artifact.path.clone();
@@ -162,6 +204,19 @@ pub async fn prepare(
 
     patches.write()?;
     let patched_files = patches.changed_files().map(str::to_string).collect();
+    let fingerprint = tree_fingerprint(
+        &spark,
+        &patch_digest,
+        &s3a,
+        &certs,
+        &[&log4j_text, &defaults_text],
+    );
+    outdir::write_marker(&tree, &fingerprint).map_err(|source| assemble::AssembleError::Write {
+        path: tree.join(outdir::MARKER),
+        source,
+    })?;
+    // The output may have changed during the run: check it again right before replacing it.
+    outdir::recheck(out, config, target.force)?;
     blocking(move || staged.commit().map(|_| ()).map_err(Error::from)).await?;
     Ok(Outcome::Prepared(Box::new(PreparedTree {
         root: out.to_path_buf(),
@@ -213,6 +268,37 @@ pub async fn resolve(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(),
     });
     output::result(&config.output, &human, &json);
     Ok(())
+}
+
+/// The fingerprint of what a prepared tree was made from, recorded in its marker.
+fn tree_fingerprint(
+    spark: &Fetched,
+    patch_digest: &str,
+    s3a: &S3aSelection,
+    certs: &CaSet,
+    texts: &[&str],
+) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    let mut add = |part: &[u8]| {
+        // Length-prefixed, so no two different input lists hash alike.
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    };
+    add(env!("CARGO_PKG_VERSION").as_bytes());
+    add(spark.artifact.entry.sha512.as_bytes());
+    add(patch_digest.as_bytes());
+    for jar in &s3a.jars {
+        add(jar.file_name.as_bytes());
+    }
+    for cert in &certs.certs {
+        add(cert.alias.as_bytes());
+        add(cert.sha256_fingerprint.as_bytes());
+    }
+    for text in texts {
+        add(text.as_bytes());
+    }
+    hex::encode(hasher.finalize())
 }
 
 fn jar_names(tree: &Path) -> Result<BTreeSet<String>, Error> {

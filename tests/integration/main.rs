@@ -21,6 +21,9 @@ mod fetch_signatures;
 mod prepare;
 mod prepare_certs;
 mod prepare_unsafe;
+// (--out replaces only what imgforge made; signals and killed runs leave nothing behind)
+mod interrupted;
+mod output_dirs;
 
 // Scheduled rebuilds.
 mod outdated;

@@ -11,8 +11,8 @@ use crate::support::fixtures::{
     maven_jar,
 };
 use crate::support::prepared::{
-    ExistingOut, assert_nothing_beside, files_of, fingerprint, member_bytes, member_files,
-    publish_family, publish_spark, run_entrypoint, spark_section, write_config,
+    ExistingOut, TREE_MARKER, assert_nothing_beside, files_of, fingerprint, member_bytes,
+    member_files, publish_family, publish_spark, run_entrypoint, spark_section, write_config,
 };
 use crate::support::{
     TestEnv, assert_exit_code, assert_stderr_contains, assert_success, stderr_text, stdout_text,
@@ -213,6 +213,7 @@ fn prepare_family(family: Family) -> (TestEnv, PathBuf) {
     expected_files.extend(expected_jars.iter().map(|name| format!("jars/{name}")));
     expected_files.push(format!("conf/{}", family.log4j_file()));
     expected_files.push("conf/spark-defaults.conf".to_string());
+    expected_files.push(TREE_MARKER.to_string());
     if certs.is_some() {
         expected_files.push("certs/imgforge-ca.crt".to_string());
     }
@@ -401,6 +402,7 @@ fn hadoop_dist_source_takes_only_the_s3a_jars_out_of_the_hadoop_tarball() {
             "jars/aws-java-sdk-bundle-1.11.375.jar",
             "conf/log4j.properties",
             "conf/spark-defaults.conf",
+            TREE_MARKER,
         ]
         .map(String::from),
     );
@@ -503,7 +505,7 @@ fn a_without_hadoop_build_is_a_clear_error() {
     // The error names the tarball, not the staged directory that no longer exists.
     assert_stderr_contains(&output, "spark-3.1.3-bin-without-hadoop.tgz");
     assert!(
-        !stderr_text(&output).contains(".unpack-"),
+        !stderr_text(&output).contains(".unpack."),
         "{}",
         stderr_text(&output)
     );
@@ -530,7 +532,7 @@ fn conflicting_hadoop_versions_are_a_clear_error() {
     assert_stderr_contains(&output, "3.2.0, 3.3.1");
     assert_stderr_contains(&output, "spark-3.1.3-bin-hadoop3.2.tgz");
     assert!(
-        !stderr_text(&output).contains(".unpack-"),
+        !stderr_text(&output).contains(".unpack."),
         "{}",
         stderr_text(&output)
     );

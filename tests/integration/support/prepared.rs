@@ -134,18 +134,26 @@ pub fn member_bytes(entries: &[TarEntry], suffix: &str) -> Vec<u8> {
         .unwrap_or_else(|| panic!("no member ends with {suffix}"))
 }
 
-/// An output folder that already holds one marker file, so a test can show a failed run
-/// left it alone.
+/// The marker imgforge writes at the root of every tree it prepares.
+pub const TREE_MARKER: &str = ".imgforge-tree";
+
+/// The marker text of an earlier imgforge tree (format 1).
+pub const TREE_MARKER_TEXT: &str = "imgforge-tree 1\nfingerprint 0123abcd\n";
+
+/// An output folder an earlier imgforge run made (it carries imgforge's marker) and that
+/// holds one more file, so a test can show a failed run left it alone.
 pub struct ExistingOut {
     /// The output folder.
     pub out: PathBuf,
 }
 
 impl ExistingOut {
-    /// Creates `<parent>/spark` holding `marker.txt`; `parent` holds nothing else.
+    /// Creates `<parent>/spark` holding imgforge's marker and `marker.txt`; `parent` holds
+    /// nothing else.
     pub fn create(parent: &Path) -> ExistingOut {
         let out = parent.join("spark");
         fs::create_dir_all(&out).expect("create out");
+        fs::write(out.join(TREE_MARKER), TREE_MARKER_TEXT).expect("write imgforge's marker");
         fs::write(out.join("marker.txt"), "previous tree\n").expect("write the marker");
         ExistingOut { out }
     }
@@ -161,8 +169,12 @@ impl ExistingOut {
         let fingerprint = fingerprint(&self.out);
         assert_eq!(
             fingerprint.keys().collect::<Vec<_>>(),
-            ["marker.txt"],
+            [TREE_MARKER, "marker.txt"],
             "the output folder changed: {fingerprint:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(self.out.join(TREE_MARKER)).expect("imgforge's marker"),
+            TREE_MARKER_TEXT
         );
         assert_eq!(
             fs::read_to_string(self.out.join("marker.txt")).expect("marker"),
