@@ -1,0 +1,1 @@
+//! Secrets never leave (placeholder, filled below).
