@@ -184,11 +184,75 @@ mod tests {
         Url::parse(text).expect("url")
     }
 
+    /// A raw HTTP/1.1 server on loopback answering one request with `head`, then chunks of
+    /// filler until the client hangs up (or 1 GiB); returns the bytes of body it got to send.
+    async fn endless_server(head: &'static str) -> (String, tokio::task::JoinHandle<u64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/doc", listener.local_addr().expect("address"));
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return 0;
+            }
+            let chunk = format!("{:x}\r\n{}\r\n", 65536, "0".repeat(65536));
+            let mut sent = 0u64;
+            while sent < 1 << 30 {
+                if socket.write_all(chunk.as_bytes()).await.is_err() {
+                    break;
+                }
+                sent += 65536;
+            }
+            sent
+        });
+        (url, server)
+    }
+
+    #[tokio::test]
+    async fn an_endless_body_is_refused_at_the_cap_and_reading_stops() {
+        let (url, server) =
+            endless_server("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+        let response = reqwest::get(&url).await.expect("response head");
+        let error = read_bounded(response, 1 << 20, "a registry document")
+            .await
+            .expect_err("over the cap");
+        assert!(
+            matches!(error, BoundedReadError::TooLarge { cap, .. } if cap == 1 << 20),
+            "{error}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{url} sent more than 1.0 MiB (1048576 bytes), the limit for a registry document"
+            )
+        );
+        let sent = server.await.expect("server");
+        assert!(sent < 1 << 30, "the client read on: {sent} bytes");
+    }
+
+    #[tokio::test]
+    async fn an_announced_length_over_the_cap_is_refused_before_the_body() {
+        let (url, _server) =
+            endless_server("HTTP/1.1 200 OK\r\nContent-Length: 1048577\r\n\r\n").await;
+        let response = reqwest::get(&url).await.expect("response head");
+        let error = read_bounded(response, 1 << 20, "a checksum file")
+            .await
+            .expect_err("over the cap");
+        assert!(
+            matches!(error, BoundedReadError::TooLarge { .. }),
+            "{error}"
+        );
+    }
+
     #[test]
     fn redirects_are_bounded() {
         let start = url("https://a.example/x");
-        assert!(check_redirect(&[start.clone()], &url("https://b.example/x")).is_ok());
-        let downgrade = check_redirect(&[start.clone()], &url("http://b.example/x"))
+        assert!(check_redirect(std::slice::from_ref(&start), &url("https://b.example/x")).is_ok());
+        let downgrade = check_redirect(std::slice::from_ref(&start), &url("http://b.example/x"))
             .expect_err("https to http");
         assert!(matches!(downgrade, RedirectError::Downgrade { .. }));
         assert!(
