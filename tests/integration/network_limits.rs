@@ -2,12 +2,13 @@
 //! much (endless checksum files, `KEYS`, signatures, POMs, listings and bodies, a body
 //! announced longer than `[network] max_artifact_bytes`), too slowly (one byte a second, past
 //! the minimum speed; past the artifact deadline), or redirecting badly (a loop, more than ten
-//! hops). Each fails with exit 3, names the URL and the limit, stops reading at the cap (the
+//! hops, from https to plain http). Each fails with exit 3, names the URL and the limit, stops reading at the cap (the
 //! server never gets to send everything) and leaves nothing in the cache.
 //!
 //! Slow-server tests configure windows of a second or two, so they finish in seconds; nothing
 //! here asserts on elapsed time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::helpers::{assert_no_temp_files, assert_not_cached, write_config};
@@ -311,4 +312,124 @@ fn ten_redirects_are_followed_and_an_eleventh_is_refused() {
     chain(10);
     let output = fetch_with(&env, "retries = 0", "spark");
     crate::support::assert_success(&output);
+}
+
+/// An https server on loopback, with a certificate from a CA of its own, answering every
+/// request with a redirect to the same path under `target` (a plain http URL).
+struct TlsRedirector {
+    url: String,
+    ca_file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    // Dropping the runtime stops the server.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TlsRedirector {
+    fn start(target: String) -> TlsRedirector {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls;
+
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "imgforge network_limits test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let server_key = KeyPair::generate().expect("server key");
+        let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .expect("server params")
+            .signed_by(&server_key, &issuer)
+            .expect("server certificate");
+        let dir = tempfile::tempdir().expect("CA dir");
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem()).expect("write the CA");
+
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![server_cert.der().clone()],
+                rustls::pki_types::PrivatePkcs8KeyDer::from(server_key.serialize_der()).into(),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let url = format!("https://{}", listener.local_addr().expect("address"));
+        runtime.spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut stream) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => request.extend_from_slice(&buffer[..read]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&request);
+                    let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let response = format!(
+                        "HTTP/1.1 302 Found\r\nLocation: {target}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        TlsRedirector {
+            url,
+            ca_file,
+            _dir: dir,
+            _runtime: runtime,
+        }
+    }
+}
+
+#[test]
+fn a_redirect_from_https_to_plain_http_is_refused() {
+    let env = TestEnv::new();
+    let redirector = TlsRedirector::start(env.apache_url());
+    let spark = env.apache.spark.url_path.clone();
+    let mut command = env.imgforge();
+    command
+        // The test CA is the only one trusted, so the https mirror is genuinely verified.
+        .env("SSL_CERT_FILE", &redirector.ca_file)
+        .env_remove("SSL_CERT_DIR")
+        .env("IMGFORGE_APACHE_MIRROR", &redirector.url)
+        .args(["fetch", "spark"]);
+    let output =
+        crate::support::env::run_command(command, crate::support::env::DEFAULT_RUN_TIMEOUT);
+    assert_exit_code(&output, 3);
+    // The first request (the checksum file) is redirected, and refused.
+    assert_stderr_contains(
+        &output,
+        &format!(
+            "refused a redirect from {}{spark}.sha512 to plain http at {}{spark}.sha512",
+            redirector.url,
+            env.apache_url()
+        ),
+    );
+    assert_eq!(
+        env.server.count(&format!("{spark}.sha512")),
+        0,
+        "the plain http URL was never requested"
+    );
+    assert_nothing_kept(&env);
 }
