@@ -1304,6 +1304,45 @@ mod tests {
     }
 
     #[test]
+    fn network_limits_have_documented_defaults_and_ranges() {
+        let config = load(None, &[], GlobalArgs::default()).expect("defaults load");
+        assert_eq!(config.network.max_artifact_bytes, 4 << 30);
+        assert_eq!(config.network.min_speed_bytes, 1024);
+        assert_eq!(config.network.min_speed_window, Duration::from_secs(30));
+        assert_eq!(config.network.artifact_deadline, Duration::from_secs(3600));
+        for (line, expected) in [
+            ("max_artifact_bytes = 0", "from 1 to 1099511627776"),
+            (
+                "max_artifact_bytes = 1099511627777",
+                "from 1 to 1099511627776",
+            ),
+            ("min_speed_bytes = -1", "from 0 to 1073741824"),
+            ("min_speed_secs = 0", "from 1 to 3600"),
+            ("artifact_deadline_secs = 604801", "from 1 to 604800"),
+            ("artifact_deadline_secs = \"soon\"", "from 1 to 604800"),
+        ] {
+            let error = load(
+                Some(&format!("[network]\n{line}\n")),
+                &[],
+                GlobalArgs::default(),
+            )
+            .expect_err(line);
+            let message = error.to_string();
+            assert!(
+                message.contains(expected) && message.contains("line 2"),
+                "{line}: {message}"
+            );
+        }
+        let config = load(
+            Some("[network]\nmin_speed_bytes = 0\n"),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect("0 turns the minimum speed off");
+        assert_eq!(config.network.min_speed_bytes, 0);
+    }
+
+    #[test]
     fn defaults_reproduce_the_reference_deployment() {
         let config = load(None, &[], GlobalArgs::default()).expect("defaults load");
         assert_eq!(config.spark.version, "3.1.1");

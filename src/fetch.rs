@@ -18,7 +18,7 @@ use url::Url;
 
 use crate::cache::{Cache, CacheError, CachedArtifact, IndexEntry, now_unix};
 use crate::config::{Config, MirrorsConfig, NetworkConfig};
-use crate::http::{self, BoundedReadError};
+use crate::http::{self, BoundedReadError, MinSpeed, SpeedWindow};
 use crate::plan::{ArtifactSpec, Expected, Repository};
 use crate::progress::{Phase, Reporter, TaskId};
 use crate::redact::{redact_url, strip_url};
@@ -453,18 +453,28 @@ impl Fetcher {
         loop {
             let outcome = match self.client.get(url.clone()).send().await {
                 Ok(response) => match classify(url, response.status()) {
-                    Ok(()) => match http::read_bounded(response, cap, what).await {
-                        Ok(body) => Ok(String::from_utf8_lossy(&body).into_owned()),
-                        Err(BoundedReadError::TooLarge { .. }) => {
-                            return Err(Attempt::Fatal(FetchError::TooLarge {
-                                url: redact_url(url),
-                                what,
-                                limit: cap,
-                                setting: "a built-in cap",
-                            }));
+                    Ok(()) => {
+                        match http::read_bounded_at_speed(response, cap, what, self.min_speed())
+                            .await
+                        {
+                            Ok(body) => Ok(String::from_utf8_lossy(&body).into_owned()),
+                            Err(BoundedReadError::TooLarge { .. }) => {
+                                return Err(Attempt::Fatal(FetchError::TooLarge {
+                                    url: redact_url(url),
+                                    what,
+                                    limit: cap,
+                                    setting: "a built-in cap",
+                                }));
+                            }
+                            Err(BoundedReadError::Transport { source, .. }) => {
+                                Err(describe(&source))
+                            }
+                            // Named, since the failure is reported under the artifact's URL.
+                            Err(BoundedReadError::TooSlow { url, why }) => {
+                                Err(format!("{url}: {why}"))
+                            }
                         }
-                        Err(BoundedReadError::Transport { source, .. }) => Err(describe(&source)),
-                    },
+                    }
                     Err(Classified::Missing) => return Err(Attempt::Missing),
                     Err(Classified::Fatal(error)) => return Err(Attempt::Fatal(error)),
                     Err(Classified::Transient(why)) => Err(why),
@@ -673,6 +683,14 @@ impl Fetcher {
             .map_err(|error| fatal(error.into()))
     }
 
+    /// `[network] min_speed_bytes` and `min_speed_secs`.
+    fn min_speed(&self) -> MinSpeed {
+        MinSpeed {
+            bytes_per_second: self.network.min_speed_bytes,
+            window: self.network.min_speed_window,
+        }
+    }
+
     /// The size limit for `spec`'s body: the POM cap for a POM, else
     /// `[network] max_artifact_bytes`.
     fn body_limit(&self, spec: &ArtifactSpec) -> BodyLimit {
@@ -758,8 +776,7 @@ impl Fetcher {
             return Err(too_large());
         }
         self.reporter.length(task, expected_total);
-        let mut speed =
-            SpeedWindow::new(self.network.min_speed_bytes, self.network.min_speed_window);
+        let mut speed = SpeedWindow::new(self.min_speed());
         let mut body = response.bytes_stream();
         loop {
             // Wake at the end of the speed window (or the deadline) even when nothing arrives.
@@ -817,59 +834,6 @@ struct TransferLimits {
     body: BodyLimit,
     /// `[network] artifact_deadline_secs` after the first request.
     deadline: tokio::time::Instant,
-}
-
-/// `[network] min_speed_bytes` over `min_speed_secs`, like curl's `--speed-limit` and
-/// `--speed-time`: the bytes received in each window must average at least the minimum.
-struct SpeedWindow {
-    min_bytes_per_second: u64,
-    window: Duration,
-    start: tokio::time::Instant,
-    received: u64,
-}
-
-impl SpeedWindow {
-    fn new(min_bytes_per_second: u64, window: Duration) -> Self {
-        SpeedWindow {
-            min_bytes_per_second,
-            window,
-            start: tokio::time::Instant::now(),
-            received: 0,
-        }
-    }
-
-    /// When the current window closes (far in the future when there is no minimum).
-    fn window_end(&self) -> tokio::time::Instant {
-        if self.min_bytes_per_second == 0 {
-            // About 30 years: never, for a download.
-            self.start + Duration::from_secs(1 << 30)
-        } else {
-            self.start + self.window
-        }
-    }
-
-    fn record(&mut self, bytes: u64) {
-        self.received += bytes;
-    }
-
-    /// At the end of a window: fail when it was too slow, else start the next one.
-    fn check(&mut self) -> Result<(), String> {
-        let now = tokio::time::Instant::now();
-        if self.min_bytes_per_second == 0 || now < self.window_end() {
-            return Ok(());
-        }
-        let seconds = self.window.as_secs().max(1);
-        if self.received < self.min_bytes_per_second.saturating_mul(seconds) {
-            return Err(format!(
-                "too slow: {} bytes in {seconds} s, below the minimum of {} bytes/s \
-                 ([network] min_speed_bytes over min_speed_secs)",
-                self.received, self.min_bytes_per_second
-            ));
-        }
-        self.start = now;
-        self.received = 0;
-        Ok(())
-    }
 }
 
 /// The failure of one request.

@@ -42,6 +42,14 @@ pub enum BoundedReadError {
         /// The cap in bytes.
         cap: u64,
     },
+    /// The body arrived slower than the minimum speed.
+    #[error("reading {url} failed: {why}")]
+    TooSlow {
+        /// The URL (credentials masked).
+        url: String,
+        /// How slow.
+        why: String,
+    },
     /// The transfer broke.
     #[error("reading {url} failed")]
     Transport {
@@ -56,9 +64,23 @@ pub enum BoundedReadError {
 /// Read `response`'s body, refusing it as soon as it exceeds `cap` bytes; `what` names the
 /// document in the error. A `Content-Length` above the cap is refused before any byte is read.
 pub async fn read_bounded(
+    response: Response,
+    cap: u64,
+    what: &'static str,
+) -> Result<Vec<u8>, BoundedReadError> {
+    let no_minimum = MinSpeed {
+        bytes_per_second: 0,
+        window: Duration::from_secs(1),
+    };
+    read_bounded_at_speed(response, cap, what, no_minimum).await
+}
+
+/// [`read_bounded`], also failing when the body arrives slower than `min_speed`.
+pub async fn read_bounded_at_speed(
     mut response: Response,
     cap: u64,
     what: &'static str,
+    min_speed: MinSpeed,
 ) -> Result<Vec<u8>, BoundedReadError> {
     let url = redact_url(response.url());
     let too_large = || BoundedReadError::TooLarge {
@@ -69,22 +91,98 @@ pub async fn read_bounded(
     if response.content_length().is_some_and(|length| length > cap) {
         return Err(too_large());
     }
+    let mut speed = SpeedWindow::new(min_speed);
     let mut body = Vec::new();
     loop {
-        let chunk = response
-            .chunk()
-            .await
-            .map_err(|source| BoundedReadError::Transport {
+        let chunk = match tokio::time::timeout_at(speed.window_end(), response.chunk()).await {
+            Ok(chunk) => chunk.map_err(|source| BoundedReadError::Transport {
                 url: url.clone(),
                 source,
-            })?;
+            })?,
+            Err(_) => {
+                speed.check().map_err(|why| BoundedReadError::TooSlow {
+                    url: url.clone(),
+                    why,
+                })?;
+                continue;
+            }
+        };
         let Some(chunk) = chunk else { break };
         if body.len() as u64 + chunk.len() as u64 > cap {
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
+        speed.record(chunk.len() as u64);
+        speed.check().map_err(|why| BoundedReadError::TooSlow {
+            url: url.clone(),
+            why,
+        })?;
     }
     Ok(body)
+}
+
+/// `[network] min_speed_bytes` over `min_speed_secs`, like curl's `--speed-limit` and
+/// `--speed-time`: the bytes received in each window must average at least the minimum.
+pub struct SpeedWindow {
+    min_bytes_per_second: u64,
+    window: Duration,
+    start: tokio::time::Instant,
+    received: u64,
+}
+
+/// A minimum transfer speed: `bytes_per_second` averaged over each `window` (0: none).
+#[derive(Debug, Clone, Copy)]
+pub struct MinSpeed {
+    /// `[network] min_speed_bytes`.
+    pub bytes_per_second: u64,
+    /// `[network] min_speed_secs`.
+    pub window: Duration,
+}
+
+impl SpeedWindow {
+    /// A window starting now.
+    pub fn new(min_speed: MinSpeed) -> Self {
+        SpeedWindow {
+            min_bytes_per_second: min_speed.bytes_per_second,
+            window: min_speed.window,
+            start: tokio::time::Instant::now(),
+            received: 0,
+        }
+    }
+
+    /// When the current window closes (far in the future when there is no minimum).
+    pub fn window_end(&self) -> tokio::time::Instant {
+        if self.min_bytes_per_second == 0 {
+            // About 30 years: never, for a download.
+            self.start + Duration::from_secs(1 << 30)
+        } else {
+            self.start + self.window
+        }
+    }
+
+    /// Count `bytes` received.
+    pub fn record(&mut self, bytes: u64) {
+        self.received += bytes;
+    }
+
+    /// At the end of a window: fail when it was too slow, else start the next one.
+    pub fn check(&mut self) -> Result<(), String> {
+        let now = tokio::time::Instant::now();
+        if self.min_bytes_per_second == 0 || now < self.window_end() {
+            return Ok(());
+        }
+        let seconds = self.window.as_secs().max(1);
+        if self.received < self.min_bytes_per_second.saturating_mul(seconds) {
+            return Err(format!(
+                "too slow: {} bytes in {seconds} s, below the minimum of {} bytes/s \
+                 ([network] min_speed_bytes over min_speed_secs)",
+                self.received, self.min_bytes_per_second
+            ));
+        }
+        self.start = now;
+        self.received = 0;
+        Ok(())
+    }
 }
 
 /// Why a redirect was not followed.

@@ -106,7 +106,8 @@ pub async fn spark_updates(config: &Config) -> Result<SparkUpdates, OutdatedErro
                     .await
                     .map(|body| String::from_utf8_lossy(&body).into_owned())
                     .map_err(|error| match error {
-                        crate::http::BoundedReadError::TooLarge { .. } => error.to_string(),
+                        crate::http::BoundedReadError::TooLarge { .. }
+                        | crate::http::BoundedReadError::TooSlow { .. } => error.to_string(),
                         crate::http::BoundedReadError::Transport { source, .. } => {
                             crate::redact::redact_text(&source.to_string()).into_owned()
                         }

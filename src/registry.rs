@@ -137,6 +137,16 @@ pub enum RegistryError {
         /// The cap in bytes.
         cap: u64,
     },
+    /// A response body arrived slower than the minimum speed.
+    #[error("registry {registry} sent {url} too slowly: {why}")]
+    TooSlow {
+        /// The registry.
+        registry: String,
+        /// The URL.
+        url: String,
+        /// How slow.
+        why: String,
+    },
     /// A request failed on the way.
     #[error("request to registry {registry} failed: {url}")]
     Request {
@@ -482,6 +492,11 @@ impl RegistryClient {
                     registry: self.host.clone(),
                     url,
                     cap,
+                },
+                crate::http::BoundedReadError::TooSlow { url, why } => RegistryError::TooSlow {
+                    registry: self.host.clone(),
+                    url,
+                    why,
                 },
                 crate::http::BoundedReadError::Transport { url, source } => {
                     RegistryError::Request {

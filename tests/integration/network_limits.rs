@@ -209,6 +209,29 @@ fn a_server_dripping_a_byte_a_second_fails_within_the_speed_window() {
 }
 
 #[test]
+fn a_checksum_file_dripping_a_byte_a_second_fails_within_the_speed_window() {
+    let env = TestEnv::new();
+    let checksum = format!("{}.sha512", env.apache.spark.url_path);
+    env.server.inject(
+        &checksum,
+        Fault::Drip {
+            every: Duration::from_secs(1),
+        },
+    );
+    let output = fetch_with(
+        &env,
+        "retries = 0\ntimeout_secs = 30\nmin_speed_bytes = 100\nmin_speed_secs = 2",
+        "spark",
+    );
+    assert_exit_code(&output, 3);
+    assert_stderr_contains(
+        &output,
+        &format!("{}{checksum}: too slow", env.apache_url()),
+    );
+    assert_nothing_kept(&env);
+}
+
+#[test]
 fn a_download_past_its_deadline_fails_naming_the_setting() {
     let env = TestEnv::new();
     let spark = env.apache.spark.url_path.clone();
