@@ -116,6 +116,11 @@ pub enum Error {
 impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
+        // Damaged cached content and refused archives are integrity failures wherever they
+        // surface (inside a POM resolution, say), not the failure of the stage around them.
+        if integrity_in_chain(self) {
+            return exit::INTEGRITY;
+        }
         match self {
             Error::Config(_) => exit::CONFIG,
             Error::Fetch(error) => Error::fetch_exit_code(error),
@@ -191,7 +196,7 @@ impl Error {
     /// What the user can do about it, when there is something specific to say.
     pub fn hint(&self) -> Option<String> {
         let io_error = match self {
-            Error::Cache(error) | Error::Fetch(FetchError::Cache(error)) => Some(error.io_error()),
+            Error::Cache(error) | Error::Fetch(FetchError::Cache(error)) => error.io_error(),
             Error::Fetch(FetchError::Write { source, .. }) => Some(source),
             _ => None,
         };
@@ -219,4 +224,23 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// Whether `error` or anything it was caused by is damaged cached content or an archive
+/// refused by its limits.
+fn integrity_in_chain(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        if matches!(
+            cause.downcast_ref::<CacheError>(),
+            Some(CacheError::Damaged { .. })
+        ) || matches!(
+            cause.downcast_ref::<ExtractError>(),
+            Some(ExtractError::Damaged { .. } | ExtractError::Limit { .. })
+        ) {
+            return true;
+        }
+        current = cause.source();
+    }
+    false
 }

@@ -203,6 +203,7 @@ pub struct Fetcher {
     network: NetworkConfig,
     offline: bool,
     reporter: Arc<dyn Reporter>,
+    extract_limits: crate::extract::Limits,
 }
 
 impl Fetcher {
@@ -230,7 +231,14 @@ impl Fetcher {
             network: config.network,
             offline: config.offline,
             reporter,
+            extract_limits: config.extract,
         })
+    }
+
+    /// A fetched archive, to be read verified against its cache entry and under the
+    /// configured `[extract]` limits.
+    pub fn archive(&self, fetched: &Fetched) -> crate::extract::Archive {
+        crate::extract::Archive::cached(&fetched.artifact, self.extract_limits)
     }
 
     /// The cache this fetcher stores into.
@@ -555,7 +563,7 @@ impl Fetcher {
         }
 
         self.reporter.phase(task, Phase::Verifying);
-        let (temp, size, hashes, signature_check) = sink.finish().await.map_err(fatal)?;
+        let (temp, size, (hashes, sha256), signature_check) = sink.finish().await.map_err(fatal)?;
         if hashes.extra != *expected {
             return Err(fatal(FetchError::ChecksumMismatch {
                 url: url.to_string(),
@@ -580,6 +588,7 @@ impl Fetcher {
             key: spec.cache_key(),
             file_name: spec.file_name.clone(),
             sha512: hashes.sha512.hex(),
+            sha256: Some(sha256),
             size,
             url: url.to_string(),
             verified_with: expected.to_string(),
@@ -757,7 +766,7 @@ pub fn join(base: &Url, path: &str) -> Url {
 /// Elsewhere it falls back to buffered writes with early writeback.
 struct Sink {
     temp: NamedTempFile,
-    hasher: Worker<verify::Hashes>,
+    hasher: Worker<Digests>,
     writer: Worker<u64>,
     /// With signatures checked: the verifier reading the same chunks, and what it needs to
     /// start again when the transfer restarts.
@@ -882,16 +891,7 @@ impl Sink {
             None => (temp.as_file().try_clone().map_err(write_error)?, false),
         };
         let writer = Worker::start(move |receiver| DiskWriter::new(file, direct).run(receiver));
-        let hasher = Worker::start(move |mut receiver| {
-            let mut hasher = MultiHasher::new(algorithm);
-            while let Some(message) = receiver.blocking_recv() {
-                match message {
-                    Message::Data(chunk) => hasher.update(&chunk),
-                    Message::Reset => hasher = MultiHasher::new(algorithm),
-                }
-            }
-            Ok(hasher.finish())
-        });
+        let hasher = start_hasher(algorithm);
         Ok(Sink {
             temp,
             hasher,
@@ -954,7 +954,7 @@ impl Sink {
 
     async fn finish(
         self,
-    ) -> Result<(NamedTempFile, u64, verify::Hashes, Option<SignatureOutcome>), FetchError> {
+    ) -> Result<(NamedTempFile, u64, Digests, Option<SignatureOutcome>), FetchError> {
         let Sink {
             temp,
             hasher,
@@ -989,6 +989,38 @@ impl Sink {
             }),
         }
     }
+}
+
+/// What the hashing thread computes: SHA-512 and the checksum's algorithm, and the SHA-256
+/// the cache index records for verify-on-use.
+type Digests = (verify::Hashes, String);
+
+/// The hashing thread of one download.
+fn start_hasher(algorithm: Algorithm) -> Worker<Digests> {
+    Worker::start(move |mut receiver| {
+        let fresh = || {
+            let sha256 = (algorithm != Algorithm::Sha256).then(<sha2::Sha256 as sha2::Digest>::new);
+            (MultiHasher::new(algorithm), sha256)
+        };
+        let (mut hasher, mut sha256) = fresh();
+        while let Some(message) = receiver.blocking_recv() {
+            match message {
+                Message::Data(chunk) => {
+                    hasher.update(&chunk);
+                    if let Some(sha256) = &mut sha256 {
+                        sha2::Digest::update(sha256, &chunk);
+                    }
+                }
+                Message::Reset => (hasher, sha256) = fresh(),
+            }
+        }
+        let hashes = hasher.finish();
+        let sha256 = match sha256 {
+            Some(sha256) => hex::encode(sha2::Digest::finalize(sha256)),
+            None => hashes.extra.hex(),
+        };
+        Ok((hashes, sha256))
+    })
 }
 
 /// How a download is named in signature errors: its URL's file path.
