@@ -12,6 +12,8 @@ mod config;
 // (every fault a download can meet)
 mod cache;
 mod fetch;
+// (verify-on-use, a tampered index, bombs, truthful errors, setting ranges)
+mod safety_cache;
 // (release signatures, checked against KEYS files and signatures the real gpg made)
 mod signatures;
 // (the same checks through the binary, on every Apache tarball it fetches)

@@ -67,6 +67,9 @@ pub enum Fault {
     IgnoreRange,
     /// Sleep this long before sending the response head (`Duration::MAX`: never answer).
     DelayHeaders(Duration),
+    /// Hold every request carrying a `Range` header until the file at this path exists (the
+    /// test creates it once it has done what must happen between two attempts).
+    HoldRangeUntil(PathBuf),
     /// Send `after` body bytes, stall for `stall`, then send the rest.
     StallBody {
         /// Body bytes sent before the stall.
@@ -270,6 +273,7 @@ struct Plan {
     ignore_range: bool,
     delay_headers: Option<Duration>,
     stall: Option<(u64, Duration)>,
+    hold_range_until: Option<PathBuf>,
 }
 
 impl Shared {
@@ -285,6 +289,7 @@ impl Shared {
                 Fault::IgnoreRange => plan.ignore_range = true,
                 Fault::DelayHeaders(delay) => plan.delay_headers = Some(*delay),
                 Fault::StallBody { after, stall } => plan.stall = Some((*after, *stall)),
+                Fault::HoldRangeUntil(gate) => plan.hold_range_until = Some(gate.clone()),
                 Fault::Status { .. } | Fault::CloseMidBody { .. } => {}
             }
         }
@@ -337,6 +342,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let plan = shared.plan(&path, &method);
     if let Some(delay) = plan.delay_headers {
         tokio::time::sleep(delay).await;
+    }
+    if range.is_some()
+        && let Some(gate) = &plan.hold_range_until
+    {
+        while !gate.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     let response = respond(&shared, &method, &path, range.as_deref(), plan, &record).await;
     record
