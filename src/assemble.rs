@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::cache::write_atomically;
+use sha2::Digest as _;
+
+use crate::cache::{CacheError, CachedArtifact, write_atomically};
 use crate::certs::CaCert;
 use crate::config::{Config, JarsSource};
 use crate::fetch::{FetchError, Fetched, Fetcher};
@@ -198,7 +200,9 @@ impl PomSource for CachedPoms<'_> {
     async fn pom(&self, coordinates: &Coordinates) -> Result<String, SourceError> {
         let spec = maven_spec("pom", coordinates, "pom");
         let fetched = self.fetcher.fetch(&spec).await?;
-        Ok(tokio::fs::read_to_string(&fetched.artifact.path).await?)
+        let artifact = fetched.artifact;
+        let bytes = tokio::task::spawn_blocking(move || artifact.read_verified()).await??;
+        Ok(String::from_utf8(bytes)?)
     }
 }
 
@@ -266,7 +270,7 @@ pub async fn select_s3a_jars(
             let hadoop = fetcher
                 .fetch(&crate::plan::hadoop(config, &hadoop_version))
                 .await?;
-            let archive = hadoop.artifact.path.clone();
+            let archive = fetcher.archive(&hadoop);
             let join_error = |join| AssembleError::Write {
                 path: hadoop.artifact.path.clone(),
                 source: std::io::Error::other(join),
@@ -278,7 +282,7 @@ pub async fn select_s3a_jars(
                     let jars = tree.join("jars");
                     let version = hadoop_version.clone();
                     let written = tokio::task::spawn_blocking(move || {
-                        crate::extract::extract_members(&archive, &jars, |member| {
+                        crate::extract::extract_members(archive, &jars, |member| {
                             hadoop_dist_candidate(member, &version)
                         })
                     })
@@ -290,7 +294,7 @@ pub async fn select_s3a_jars(
                         .map(|name| format!("{HADOOP_TOOLS_LIB}{}", name.to_string_lossy()))
                         .collect()
                 }
-                None => tokio::task::spawn_blocking(move || crate::extract::list_members(&archive))
+                None => tokio::task::spawn_blocking(move || crate::extract::list_members(archive))
                     .await
                     .map_err(join_error)??,
             };
@@ -434,7 +438,7 @@ pub async fn add_jars(
     let mut written = Vec::new();
     for artifact in &fetched {
         let target = jars_dir.join(&artifact.spec.file_name);
-        copy_into(&artifact.artifact.path, &target)?;
+        copy_into(&artifact.artifact, &target)?;
         written.push(target);
     }
     if let Some(hadoop) = selection
@@ -450,10 +454,10 @@ pub async fn add_jars(
                 JarOrigin::Maven(_) => None,
             })
             .collect();
-        let archive = hadoop.artifact.path.clone();
+        let archive = fetcher.archive(hadoop);
         let destination = jars_dir.clone();
         let extracted = tokio::task::spawn_blocking(move || {
-            crate::extract::extract_members(&archive, &destination, |member| {
+            crate::extract::extract_members(archive, &destination, |member| {
                 let member = member.to_string_lossy();
                 wanted
                     .iter()
@@ -471,17 +475,63 @@ pub async fn add_jars(
     Ok(written)
 }
 
-/// Copy a cached artifact into the tree: a temp file beside the target, then a rename.
-pub fn copy_into(source: &Path, target: &Path) -> Result<(), AssembleError> {
+/// Copy a cached artifact into the tree: a temp file beside the target, then a rename. The
+/// bytes are hashed as they are copied and the copy is refused (nothing made visible) when
+/// they no longer match the cache index.
+pub fn copy_into(artifact: &CachedArtifact, target: &Path) -> Result<(), AssembleError> {
     let write_error = |error| AssembleError::Write {
         path: target.to_path_buf(),
         source: error,
     };
     let parent = target.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(write_error)?;
-    let temp = tempfile::NamedTempFile::new_in(parent).map_err(write_error)?;
-    // `fs::copy` uses copy_file_range, so the kernel (or a reflink) does the copying.
-    fs::copy(source, temp.path()).map_err(write_error)?;
+    let mut temp = tempfile::NamedTempFile::new_in(parent).map_err(write_error)?;
+    let read_error = |source| {
+        AssembleError::Fetch(FetchError::Cache(CacheError::Read {
+            path: artifact.path.clone(),
+            source,
+        }))
+    };
+    let mut source = fs::File::open(&artifact.path).map_err(read_error)?;
+    // One pass: each chunk is hashed (SHA-256 when the index has it: SHA-NI makes it cheap)
+    // and written; the kernel's copy_file_range would be faster but proves nothing.
+    let mut sha256 = sha2::Sha256::new();
+    let mut sha512 = sha2::Sha512::new();
+    let use_sha256 = artifact.entry.sha256.is_some();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let count = match std::io::Read::read(&mut source, &mut buffer) {
+            Ok(0) => break,
+            Ok(count) => count,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(read_error(error)),
+        };
+        if use_sha256 {
+            sha256.update(&buffer[..count]);
+        } else {
+            sha512.update(&buffer[..count]);
+        }
+        std::io::Write::write_all(&mut temp, &buffer[..count]).map_err(write_error)?;
+        size += count as u64;
+    }
+    let matches = match &artifact.entry.sha256 {
+        Some(expected) => hex::encode(sha256.finalize()) == *expected,
+        None => hex::encode(sha512.finalize()) == artifact.entry.sha512,
+    };
+    if !matches || size != artifact.entry.size {
+        // The SHA-512 is what the cache is keyed by and what the message names.
+        let actual = crate::verify::hash_file(&artifact.path, crate::verify::Algorithm::Sha512)
+            .map(|hashes| hashes.sha512.hex())
+            .unwrap_or_else(|error| format!("(unreadable: {error})"));
+        return Err(AssembleError::Fetch(FetchError::Cache(
+            CacheError::Damaged {
+                path: artifact.path.clone(),
+                expected: artifact.entry.sha512.clone(),
+                actual,
+            },
+        )));
+    }
     set_mode(temp.path(), 0o644).map_err(write_error)?;
     temp.persist(target)
         .map_err(|error| write_error(error.error))?;

@@ -18,6 +18,12 @@
 //! A file becomes visible under `artifacts-v1` or `index-v1` only by an atomic rename after
 //! it was fsynced, so a reader never sees a partial artifact, and an entry present in the
 //! index was verified when it was stored.
+//!
+//! Nothing read back is trusted on its word: an index entry whose file name is not one plain
+//! name, whose digests are not hex of the right length, or whose content path leaves the
+//! cache is reported as damaged and treated as a miss (the next download replaces it); and
+//! the content itself is hashed again whenever it is used (see [`CachedArtifact::read_verified`]
+//! and `extract::Archive::cached`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -69,6 +75,21 @@ pub enum CacheError {
         #[source]
         source: io::Error,
     },
+    /// A cached artifact's content no longer matches its index entry.
+    #[error(
+        "the cached {} does not match its recorded digest (expected sha512:{expected}, found \
+         sha512:{actual}); it was not used. Run `imgforge cache verify` to remove it, then run \
+         again to download it afresh",
+        .path.display()
+    )]
+    Damaged {
+        /// The content file.
+        path: PathBuf,
+        /// The recorded SHA-512.
+        expected: String,
+        /// The SHA-512 of what is there.
+        actual: String,
+    },
     /// Taking a cache lock failed.
     #[error("cannot lock {path}")]
     Lock {
@@ -97,7 +118,7 @@ impl CacheError {
             | CacheError::Write { source, .. }
             | CacheError::Read { source, .. }
             | CacheError::Lock { source, .. } => Some(source),
-            CacheError::NotACache { .. } => None,
+            CacheError::NotACache { .. } | CacheError::Damaged { .. } => None,
         }
     }
 }
@@ -111,6 +132,11 @@ pub struct IndexEntry {
     pub file_name: String,
     /// Lower-case hex SHA-512 of the content.
     pub sha512: String,
+    /// Lower-case hex SHA-256 of the content, what verify-on-use checks (SHA-256 is several
+    /// times cheaper than SHA-512 on CPUs with SHA extensions). Absent in entries stored by
+    /// older versions; those are checked against `sha512`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// Size in bytes.
     pub size: u64,
     /// The URL it was downloaded from.
@@ -121,6 +147,42 @@ pub struct IndexEntry {
     pub stored_at: u64,
 }
 
+impl IndexEntry {
+    /// What is wrong with this entry read from `index_file`, if anything: a file name that is
+    /// not one plain name, or digests that are not lower-case hex of their length.
+    pub fn damage(&self) -> Option<String> {
+        let name = &self.file_name;
+        let mut components = Path::new(name).components();
+        let plain = matches!(
+            (components.next(), components.next()),
+            (Some(std::path::Component::Normal(only)), None) if only == name.as_str()
+        );
+        if !plain || name.len() > 255 || name.contains('\0') {
+            return Some(format!(
+                "file_name {name:?} is not a single plain file name"
+            ));
+        }
+        let hex = |text: &str, length: usize| {
+            text.len() == length
+                && text
+                    .bytes()
+                    .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+        };
+        if !hex(&self.sha512, 128) {
+            return Some(format!(
+                "sha512 {:?} is not 128 lower-case hex digits",
+                self.sha512
+            ));
+        }
+        if let Some(sha256) = &self.sha256
+            && !hex(sha256, 64)
+        {
+            return Some(format!("sha256 {sha256:?} is not 64 lower-case hex digits"));
+        }
+        None
+    }
+}
+
 /// A verified artifact in the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedArtifact {
@@ -128,6 +190,26 @@ pub struct CachedArtifact {
     pub entry: IndexEntry,
     /// Where the content is.
     pub path: PathBuf,
+}
+
+impl CachedArtifact {
+    /// The whole content (for small artifacts such as POMs), hashed as it is read and refused
+    /// when it no longer matches the index.
+    pub fn read_verified(&self) -> Result<Vec<u8>, CacheError> {
+        let bytes = fs::read(&self.path).map_err(|source| CacheError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        let actual = hex::encode(sha2::Sha512::digest(&bytes));
+        if actual != self.entry.sha512 {
+            return Err(CacheError::Damaged {
+                path: self.path.clone(),
+                expected: self.entry.sha512.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
 }
 
 /// An open cache. Holding it keeps a shared lock so `cache clean` waits for this process.
@@ -199,12 +281,15 @@ impl Cache {
         };
         let Ok(entry) = serde_json::from_str::<IndexEntry>(&text) else {
             // A damaged index entry is a miss; the next download replaces it.
+            report_damaged(&index, "it is not a valid index entry");
             return Ok(None);
         };
         if entry.key != key {
             return Ok(None);
         }
-        let path = self.artifact_path(&entry.sha512, &entry.file_name);
+        let Some(path) = self.checked_artifact_path(&index, &entry) else {
+            return Ok(None);
+        };
         match fs::metadata(&path) {
             Ok(metadata) if metadata.len() == entry.size => {
                 Ok(Some(CachedArtifact { entry, path }))
@@ -308,13 +393,17 @@ impl Cache {
                 continue;
             };
             let Ok(entry) = serde_json::from_str::<IndexEntry>(&text) else {
+                report_damaged(&item.path(), "it is not a valid index entry");
                 continue;
             };
             // An entry filed under another key's name is not this index's record.
             if item.path() != self.index_path(&entry.key) {
                 continue;
             }
-            let path = self.artifact_path(&entry.sha512, &entry.file_name);
+            // Never followed, never removed: `verify` removes content by this path.
+            let Some(path) = self.checked_artifact_path(&item.path(), &entry) else {
+                continue;
+            };
             found.push(CachedArtifact { entry, path });
         }
         found.sort_by(|a, b| a.entry.key.cmp(&b.entry.key));
@@ -375,6 +464,33 @@ impl Cache {
         self.root
             .join(INDEX)
             .join(format!("{}.json", key_hash(key)))
+    }
+
+    /// The content path of a well-formed `entry`, proven to stay inside `artifacts-v1` also
+    /// through links on disk; `None` (reported as damage) otherwise.
+    fn checked_artifact_path(&self, index: &Path, entry: &IndexEntry) -> Option<PathBuf> {
+        if let Some(damage) = entry.damage() {
+            report_damaged(index, &damage);
+            return None;
+        }
+        let path = self.artifact_path(&entry.sha512, &entry.file_name);
+        // The parts are plain names, so the path is lexically inside; a link on disk (a
+        // digest directory replaced by a symbolic link, say) must not lead out of it.
+        if let (Ok(resolved), Ok(store)) = (
+            fs::canonicalize(&path),
+            fs::canonicalize(self.root.join(ARTIFACTS)),
+        ) && !resolved.starts_with(&store)
+        {
+            report_damaged(
+                index,
+                &format!(
+                    "its content path resolves to {}, outside the cache",
+                    resolved.display()
+                ),
+            );
+            return None;
+        }
+        Some(path)
     }
 
     fn artifact_path(&self, sha512: &str, file_name: &str) -> PathBuf {
@@ -503,6 +619,14 @@ pub fn locks_dir(root: &Path) -> PathBuf {
     root.join(LOCKS)
 }
 
+/// Say that an index entry is damaged and ignored (it is replaced by the next download).
+fn report_damaged(index: &Path, why: &str) {
+    tracing::warn!(
+        "damaged cache index entry {}: {why}; ignoring it (the artifact is downloaded again when online)",
+        index.display()
+    );
+}
+
 fn key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
@@ -550,6 +674,7 @@ mod tests {
             key: key.into(),
             file_name: "a.tgz".into(),
             sha512: hex::encode(sha2::Sha512::digest(content)),
+            sha256: None,
             size: content.len() as u64,
             url: "http://127.0.0.1/a.tgz".into(),
             verified_with: "sha512:x".into(),

@@ -350,6 +350,8 @@ pub struct Config {
     pub mirrors: MirrorsConfig,
     /// `[network]`.
     pub network: NetworkConfig,
+    /// `[extract]`: the limits every archive is unpacked under.
+    pub extract: crate::extract::Limits,
     /// `[s3a]`.
     pub s3a: S3aConfig,
     /// `[verify]`.
@@ -663,6 +665,17 @@ struct Layer {
     images: ImagesLayer,
     #[serde(default)]
     push: PushLayer,
+    #[serde(default)]
+    extract: ExtractLayer,
+}
+
+/// `[extract]`: what one archive may unpack to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtractLayer {
+    max_bytes: Option<Parsed<Ranged<{ 1 << 20 }, { 1 << 40 }>>>,
+    max_entries: Option<Parsed<Ranged<100, 100_000_000>>>,
+    max_ratio: Option<Parsed<Ranged<2, 10_000>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -848,8 +861,8 @@ struct SparkImageLayer {
     name: Option<Parsed<RepositoryName>>,
     base: Option<Parsed<ImageReference>>,
     java_image_tag: Option<Parsed<Version>>,
-    java_major: Option<u32>,
-    spark_uid: Option<u32>,
+    java_major: Option<Parsed<Ranged<8, 99>>>,
+    spark_uid: Option<Parsed<Ranged<1, 2_147_483_647>>>,
 }
 
 impl ImagesLayer {
@@ -881,6 +894,8 @@ impl ImagesLayer {
             spark_uid: self
                 .spark
                 .spark_uid
+                .as_ref()
+                .map(|parsed| parsed.0.as_u32())
                 .ok_or_else(|| missing("images.spark.spark_uid"))?,
             spark_hs_name: name(&self.spark_hs.name, "images.spark-hs.name")?,
             event_log_dir: self
@@ -911,8 +926,8 @@ impl SparkImageLayer {
             .0
             .0
             .clone();
-        let java_major = match self.java_major {
-            Some(major) => major,
+        let java_major = match &self.java_major {
+            Some(major) => major.0.as_u32(),
             None => java_major_of(&java_image_tag).ok_or_else(|| ConfigError::Value {
                 key: "images.spark.java_image_tag",
                 message: format!(
@@ -1003,12 +1018,12 @@ struct MirrorsLayer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NetworkLayer {
-    timeout_secs: Option<Parsed<PositiveSeconds>>,
-    retries: Option<u32>,
-    max_artifact_bytes: Option<Parsed<InRange<1, MAX_ARTIFACT_BYTES>>>,
-    min_speed_bytes: Option<Parsed<InRange<0, MAX_MIN_SPEED_BYTES>>>,
-    min_speed_secs: Option<Parsed<InRange<1, MAX_MIN_SPEED_SECS>>>,
-    artifact_deadline_secs: Option<Parsed<InRange<1, MAX_DEADLINE_SECS>>>,
+    timeout_secs: Option<Parsed<Ranged<1, 3600>>>,
+    retries: Option<Parsed<Ranged<0, 10>>>,
+    max_artifact_bytes: Option<Parsed<Ranged<1, MAX_ARTIFACT_BYTES>>>,
+    min_speed_bytes: Option<Parsed<Ranged<0, MAX_MIN_SPEED_BYTES>>>,
+    min_speed_secs: Option<Parsed<Ranged<1, MAX_MIN_SPEED_SECS>>>,
+    artifact_deadline_secs: Option<Parsed<Ranged<1, MAX_DEADLINE_SECS>>>,
 }
 
 /// The largest `[network] max_artifact_bytes`: 1 TiB.
@@ -1088,7 +1103,9 @@ impl Layer {
                 retries: self
                     .network
                     .retries
-                    .ok_or_else(|| missing("network.retries"))?,
+                    .ok_or_else(|| missing("network.retries"))?
+                    .0
+                    .as_u32(),
                 max_artifact_bytes: self
                     .network
                     .max_artifact_bytes
@@ -1115,6 +1132,26 @@ impl Layer {
                         .0
                         .0,
                 ),
+            },
+            extract: crate::extract::Limits {
+                max_bytes: self
+                    .extract
+                    .max_bytes
+                    .ok_or_else(|| missing("extract.max_bytes"))?
+                    .0
+                    .0,
+                max_entries: self
+                    .extract
+                    .max_entries
+                    .ok_or_else(|| missing("extract.max_entries"))?
+                    .0
+                    .0,
+                max_ratio: self
+                    .extract
+                    .max_ratio
+                    .ok_or_else(|| missing("extract.max_ratio"))?
+                    .0
+                    .0,
             },
             s3a: S3aConfig {
                 jars_source: self
@@ -1207,33 +1244,24 @@ impl FromStr for Version {
     }
 }
 
-/// A whole number of seconds greater than zero.
-#[derive(Debug)]
-struct PositiveSeconds(u64);
+/// A whole number in `MIN..=MAX`: every numeric setting has a documented sane range, so a
+/// typo (`retries = 3000`, `timeout_secs = 0`) is an error at its line, not a hang.
+#[derive(Debug, Clone, Copy)]
+struct Ranged<const MIN: u64, const MAX: u64>(u64);
 
-impl FromStr for PositiveSeconds {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.parse::<u64>() {
-            Ok(seconds) if seconds > 0 => Ok(PositiveSeconds(seconds)),
-            _ => Err(format!(
-                "{text:?} is not a whole number of seconds greater than 0"
-            )),
-        }
+impl<const MIN: u64, const MAX: u64> Ranged<MIN, MAX> {
+    /// The value as a `u32`; every range used for `u32` settings ends below `u32::MAX`.
+    fn as_u32(self) -> u32 {
+        u32::try_from(self.0).unwrap_or(u32::MAX)
     }
 }
 
-/// A whole number from `MIN` to `MAX`, inclusive.
-#[derive(Debug)]
-struct InRange<const MIN: u64, const MAX: u64>(u64);
-
-impl<const MIN: u64, const MAX: u64> FromStr for InRange<MIN, MAX> {
+impl<const MIN: u64, const MAX: u64> FromStr for Ranged<MIN, MAX> {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.parse::<u64>() {
-            Ok(value) if (MIN..=MAX).contains(&value) => Ok(InRange(value)),
+            Ok(value) if (MIN..=MAX).contains(&value) => Ok(Ranged(value)),
             _ => Err(format!(
                 "{text:?} is not a whole number from {MIN} to {MAX}"
             )),

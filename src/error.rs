@@ -122,6 +122,11 @@ pub enum Error {
 impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
+        // Damaged cached content and refused archives are integrity failures wherever they
+        // surface (inside a POM resolution, say), not the failure of the stage around them.
+        if integrity_in_chain(self) {
+            return exit::INTEGRITY;
+        }
         match self {
             Error::Config(_) => exit::CONFIG,
             Error::Fetch(error) => Error::fetch_exit_code(error),
@@ -231,4 +236,23 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// Whether `error` or anything it was caused by is damaged cached content or an archive
+/// refused by its limits.
+fn integrity_in_chain(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        if matches!(
+            cause.downcast_ref::<CacheError>(),
+            Some(CacheError::Damaged { .. })
+        ) || matches!(
+            cause.downcast_ref::<ExtractError>(),
+            Some(ExtractError::Damaged { .. } | ExtractError::Limit { .. })
+        ) {
+            return true;
+        }
+        current = cause.source();
+    }
+    false
 }

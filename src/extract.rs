@@ -20,22 +20,50 @@
 //! unpack. Hard links are unpacked as independent copies. Two unpacks of one archive therefore give
 //! trees with identical paths, kinds, contents, link targets, modes and file times.
 //!
+//! Every read is bounded and, for a cached artifact, verified: an [`Archive`] carries the digest its
+//! bytes must have (from the cache index) and the [`Limits`] it may unpack to. The compressed bytes are
+//! hashed on another thread as the decoder consumes them, so a swapped or damaged tarball costs no
+//! second read and fails before anything it produced becomes visible; the member count and the bytes
+//! the headers announce are checked before each member is written, so a decompression bomb is refused
+//! before it fills the disk.
+//!
 //! This module relies on Unix file modes and symbolic links.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
+use sha2::Digest as _;
 use tempfile::TempDir;
 
-/// Size of the read buffer around the compressed archive and of the write buffer of each file.
+use crate::cache::CachedArtifact;
+
+/// Size of the write buffer of each file.
 const BUFFER_SIZE: usize = 256 * 1024;
+
+/// Size of each chunk read from the compressed archive and handed to the hashing thread: big
+/// enough that reads, channel hand-offs and hash calls are few.
+const CHUNK_SIZE: usize = 1 << 20;
+
+/// Chunks the hashing thread may lag behind the decoder before the decoder waits for it.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// The longest name one path component may have (the usual file-system limit, `NAME_MAX`).
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// The longest member path (the usual `PATH_MAX`).
+pub const MAX_PATH_BYTES: usize = 4096;
+
+/// Below this many unpacked bytes the compression ratio is not checked: a small archive of small
+/// text files legitimately compresses far better than any release tarball.
+pub const RATIO_FLOOR_BYTES: u64 = 64 << 20;
 
 /// Permission bits kept from the archive; setuid, setgid and sticky bits are dropped.
 const PERMISSION_BITS: u32 = 0o777;
@@ -45,6 +73,167 @@ const DIRECTORY_OWNER_BITS: u32 = 0o700;
 
 /// Mode of directories that the archive implies but does not list.
 const IMPLIED_DIRECTORY_MODE: u32 = 0o755;
+
+/// What one archive may unpack to (`[extract]` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes of member data, hard-link copies included.
+    pub max_bytes: u64,
+    /// Most members (every header: files, directories, links).
+    pub max_entries: u64,
+    /// Most unpacked bytes per byte of the compressed archive, checked once more than
+    /// [`RATIO_FLOOR_BYTES`] were unpacked.
+    pub max_ratio: u64,
+}
+
+impl Limits {
+    /// The documented defaults: 32 GiB, 1,000,000 members, a ratio of 100.
+    pub const DEFAULT: Limits = Limits {
+        max_bytes: 32 << 30,
+        max_entries: 1_000_000,
+        max_ratio: 100,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+/// Which limit an archive broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitExceeded {
+    /// More members than `max_entries`.
+    Entries {
+        /// The limit.
+        max_entries: u64,
+    },
+    /// More unpacked bytes than `max_bytes`.
+    Bytes {
+        /// The limit.
+        max_bytes: u64,
+    },
+    /// More unpacked bytes than `max_ratio` times the archive's size.
+    Ratio {
+        /// The limit.
+        max_ratio: u64,
+        /// The archive's size on disk.
+        archive_bytes: u64,
+        /// The bytes it would unpack to so far.
+        unpacked: u64,
+    },
+}
+
+impl fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Entries { max_entries } => write!(
+                f,
+                "it has more than {max_entries} members ([extract] max_entries)"
+            ),
+            Self::Bytes { max_bytes } => write!(
+                f,
+                "it unpacks to more than {max_bytes} bytes ([extract] max_bytes)"
+            ),
+            Self::Ratio {
+                max_ratio,
+                archive_bytes,
+                unpacked,
+            } => write!(
+                f,
+                "its {archive_bytes} bytes unpack to at least {unpacked}, more than {max_ratio} times \
+                 its size: a decompression bomb? ([extract] max_ratio)"
+            ),
+        }
+    }
+}
+
+/// The digest an archive's bytes must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectedDigest {
+    /// Lower-case hex SHA-256 (recorded in the cache index since it is the cheaper to check).
+    Sha256(String),
+    /// Lower-case hex SHA-512 (what the cache is keyed by).
+    Sha512(String),
+}
+
+impl fmt::Display for ExpectedDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sha256(hex) => write!(f, "sha256:{hex}"),
+            Self::Sha512(hex) => write!(f, "sha512:{hex}"),
+        }
+    }
+}
+
+/// An archive to read: its path, the digest and size its bytes must have (for a cached
+/// artifact), and the limits it may unpack to.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    path: PathBuf,
+    expected: Option<(ExpectedDigest, u64)>,
+    limits: Limits,
+}
+
+impl Archive {
+    /// An archive that is read without a digest check, under the default limits.
+    pub fn new(path: impl Into<PathBuf>) -> Archive {
+        Archive {
+            path: path.into(),
+            expected: None,
+            limits: Limits::DEFAULT,
+        }
+    }
+
+    /// A cached artifact, checked against its index entry as it is read.
+    pub fn cached(artifact: &CachedArtifact, limits: Limits) -> Archive {
+        let digest = match &artifact.entry.sha256 {
+            Some(sha256) => ExpectedDigest::Sha256(sha256.clone()),
+            None => ExpectedDigest::Sha512(artifact.entry.sha512.clone()),
+        };
+        Archive {
+            path: artifact.path.clone(),
+            expected: Some((digest, artifact.entry.size)),
+            limits,
+        }
+    }
+
+    /// The same archive under other limits.
+    pub fn with_limits(mut self, limits: Limits) -> Archive {
+        self.limits = limits;
+        self
+    }
+
+    /// Where the archive is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl From<&Path> for Archive {
+    fn from(path: &Path) -> Archive {
+        Archive::new(path)
+    }
+}
+
+impl From<&PathBuf> for Archive {
+    fn from(path: &PathBuf) -> Archive {
+        Archive::new(path)
+    }
+}
+
+impl From<PathBuf> for Archive {
+    fn from(path: PathBuf) -> Archive {
+        Archive::new(path)
+    }
+}
+
+impl From<&Archive> for Archive {
+    fn from(archive: &Archive) -> Archive {
+        archive.clone()
+    }
+}
 
 /// What an unpack produced, counted over the members written (the top directory itself excluded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +311,12 @@ pub enum UnsafeReason {
     BlockDevice,
     /// A named pipe.
     Fifo,
+    /// A component of the path is longer than [`MAX_NAME_BYTES`], or the path than
+    /// [`MAX_PATH_BYTES`]: no file system here could hold it.
+    NameTooLong {
+        /// The length in bytes of the longest component (or of the whole path).
+        bytes: usize,
+    },
     /// An entry type this module does not unpack (GNU sparse files, vendor types).
     UnsupportedType {
         /// The type flag byte of the header.
@@ -175,6 +370,11 @@ impl fmt::Display for UnsafeReason {
             Self::CharacterDevice => f.write_str("it is a character device"),
             Self::BlockDevice => f.write_str("it is a block device"),
             Self::Fifo => f.write_str("it is a named pipe (FIFO)"),
+            Self::NameTooLong { bytes } => write!(
+                f,
+                "its path has a name of {bytes} bytes; names may have at most {MAX_NAME_BYTES} \
+                 bytes and paths {MAX_PATH_BYTES}"
+            ),
             Self::UnsupportedType { type_flag } => write!(
                 f,
                 "it has the unsupported entry type `{}`",
@@ -231,6 +431,32 @@ pub enum ExtractError {
         expected: u64,
         /// Bytes actually read.
         actual: u64,
+    },
+    /// The archive is bigger than one of its [`Limits`]; nothing of it was made visible.
+    #[error("refusing to unpack archive `{}`: {limit}", .archive.display())]
+    Limit {
+        /// The archive.
+        archive: PathBuf,
+        /// The limit it broke.
+        limit: LimitExceeded,
+    },
+    /// The archive's bytes do not match the digest the cache recorded for them: it changed on
+    /// disk after it was verified. Nothing of it was made visible.
+    #[error(
+        "the cached archive `{}` does not match its recorded digest: expected {expected}, found \
+         {actual} ({size} bytes); it was not used. Run `imgforge cache verify` to remove it, then \
+         run again to download it afresh",
+        .archive.display()
+    )]
+    Damaged {
+        /// The archive.
+        archive: PathBuf,
+        /// The recorded digest.
+        expected: ExpectedDigest,
+        /// The digest of what was read.
+        actual: ExpectedDigest,
+        /// Bytes read.
+        size: u64,
     },
     /// The archive holds no member at all.
     #[error("archive `{}` has no members", .archive.display())]
@@ -354,13 +580,13 @@ impl StagedTree {
 /// rename is atomic), which then replaces `out`: the old tree is renamed aside, the new one renamed in,
 /// and the old one removed. If anything fails, `out` is left as it was and the temporary is removed.
 /// Concurrent unpacks to one `out` must be serialized by the caller.
-pub fn unpack_tree(archive: &Path, out: &Path) -> Result<UnpackReport, ExtractError> {
+pub fn unpack_tree(archive: impl Into<Archive>, out: &Path) -> Result<UnpackReport, ExtractError> {
     unpack_staged(archive, out)?.commit()
 }
 
 /// Unpack the whole archive, without its top-level directory, into a fresh temporary directory next to
 /// `out`, and return it staged so the caller can modify the tree before [`StagedTree::commit`].
-pub fn unpack_staged(archive: &Path, out: &Path) -> Result<StagedTree, ExtractError> {
+pub fn unpack_staged(archive: impl Into<Archive>, out: &Path) -> Result<StagedTree, ExtractError> {
     unpack_staged_filtered(archive, out, |_| true)
 }
 
@@ -368,10 +594,11 @@ pub fn unpack_staged(archive: &Path, out: &Path) -> Result<StagedTree, ExtractEr
 /// the top-level directory) are written; the rest are streamed past, still validated. Used to take
 /// the few folders of a Hadoop distribution the metastore needs without unpacking the rest.
 pub fn unpack_staged_filtered(
-    archive: &Path,
+    archive: impl Into<Archive>,
     out: &Path,
     mut keep: impl FnMut(&Path) -> bool,
 ) -> Result<StagedTree, ExtractError> {
+    let archive = archive.into();
     let (parent, name) = split_destination(out)?;
     fs::create_dir_all(parent).map_err(|source| ExtractError::Write {
         path: parent.to_path_buf(),
@@ -385,7 +612,8 @@ pub fn unpack_staged_filtered(
             source,
         })?;
     // On error the `TempDir` is dropped here, which removes the partial tree.
-    let report = unpack_into(archive, staging.path(), &mut keep)?;
+    let report = unpack_into(&archive, staging.path(), &mut keep)
+        .map_err(|error| explain(&archive, error))?;
     Ok(StagedTree {
         staging,
         out: out.to_path_buf(),
@@ -403,7 +631,16 @@ pub fn unpack_staged_filtered(
 /// rename can leave the members renamed before it in place. Modes and file times are kept as in
 /// [`unpack_tree`].
 pub fn extract_members(
-    archive: &Path,
+    archive: impl Into<Archive>,
+    dest_dir: &Path,
+    select: impl FnMut(&Path) -> Option<String>,
+) -> Result<Vec<PathBuf>, ExtractError> {
+    let archive = archive.into();
+    extract_members_from(&archive, dest_dir, select).map_err(|error| explain(&archive, error))
+}
+
+fn extract_members_from(
+    archive: &Archive,
     dest_dir: &Path,
     mut select: impl FnMut(&Path) -> Option<String>,
 ) -> Result<Vec<PathBuf>, ExtractError> {
@@ -411,8 +648,9 @@ pub fn extract_members(
         path: dest_dir.to_path_buf(),
         source,
     })?;
-    let mut tar = open_archive(archive)?;
-    let mut validator = Validator::new(archive);
+    let (mut tar, mut validator) = open_archive(archive)?;
+    let archive_source = archive;
+    let archive = archive_source.path();
     let mut chosen: HashMap<String, PathBuf> = HashMap::new();
     let mut written: Vec<(tempfile::NamedTempFile, PathBuf)> = Vec::new();
     let entries = tar
@@ -483,7 +721,7 @@ pub fn extract_members(
         chosen.insert(name.clone(), member.raw);
         written.push((temporary, dest_dir.join(name)));
     }
-    finish_stream(archive, tar, &validator)?;
+    finish_stream(archive_source, tar, &validator)?;
 
     let mut persisted = Vec::with_capacity(written.len());
     for (temporary, destination) in written {
@@ -502,9 +740,14 @@ pub fn extract_members(
 ///
 /// The members are validated as for [`unpack_tree`], so an archive that lists also unpacks. The top
 /// directory itself is not listed; directories appear without a trailing slash.
-pub fn list_members(archive: &Path) -> Result<Vec<String>, ExtractError> {
-    let mut tar = open_archive(archive)?;
-    let mut validator = Validator::new(archive);
+pub fn list_members(archive: impl Into<Archive>) -> Result<Vec<String>, ExtractError> {
+    let archive = archive.into();
+    list_members_of(&archive).map_err(|error| explain(&archive, error))
+}
+
+fn list_members_of(archive_source: &Archive) -> Result<Vec<String>, ExtractError> {
+    let (mut tar, mut validator) = open_archive(archive_source)?;
+    let archive = archive_source.path();
     let mut members = Vec::new();
     let entries = tar
         .entries()
@@ -517,36 +760,239 @@ pub fn list_members(archive: &Path) -> Result<Vec<String>, ExtractError> {
             members.push(member.relative_utf8);
         }
     }
-    finish_stream(archive, tar, &validator)?;
+    finish_stream(archive_source, tar, &validator)?;
     Ok(members)
 }
 
-type TarStream = tar::Archive<MultiGzDecoder<BufReader<File>>>;
+type TarStream = tar::Archive<MultiGzDecoder<HashingReader>>;
 
-fn open_archive(archive: &Path) -> Result<TarStream, ExtractError> {
-    let file = File::open(archive).map_err(|source| ExtractError::Open {
-        archive: archive.to_path_buf(),
+/// Open the archive for one pass: the tar stream over the gzip decoder over the file, whose bytes
+/// are hashed on another thread when a digest is expected; and a validator holding its limits.
+fn open_archive(archive: &Archive) -> Result<(TarStream, Validator<'_>), ExtractError> {
+    let open_error = |source| ExtractError::Open {
+        archive: archive.path.clone(),
         source,
-    })?;
-    let reader = BufReader::with_capacity(BUFFER_SIZE, file);
-    Ok(tar::Archive::new(MultiGzDecoder::new(reader)))
+    };
+    let file = File::open(&archive.path).map_err(open_error)?;
+    let archive_bytes = file.metadata().map_err(open_error)?.len();
+    let hasher = archive
+        .expected
+        .as_ref()
+        .map(|(expected, _)| HashThread::start(expected));
+    let reader = HashingReader::new(file, hasher);
+    let validator = Validator::new(&archive.path, archive.limits, archive_bytes);
+    Ok((tar::Archive::new(MultiGzDecoder::new(reader)), validator))
 }
 
 /// Read the gzip stream to its end after the tar end-of-archive marker: `tar` stops reading there, and
-/// only the gzip trailer proves that the stream is complete and its checksum right.
+/// only the gzip trailer proves that the stream is complete and its checksum right. Then the file is
+/// read to its end, so that every byte of it was hashed, and its digest compared with the expected one.
 fn finish_stream(
-    archive: &Path,
+    archive: &Archive,
     tar: TarStream,
     validator: &Validator,
 ) -> Result<(), ExtractError> {
+    let path = archive.path();
     let mut decoder = tar.into_inner();
-    io::copy(&mut decoder, &mut io::sink()).map_err(|source| read_error(archive, source))?;
+    let digest_check = (|| {
+        io::copy(&mut decoder, &mut io::sink())?;
+        let mut reader = decoder.into_inner();
+        // Bytes after the last gzip member would be a decoding error; this only makes sure the
+        // hash covers the whole file whatever the decoder left unread.
+        io::copy(&mut reader, &mut io::sink())?;
+        reader.finish()
+    })();
+    let outcome = match digest_check {
+        Ok(outcome) => outcome,
+        Err(source) => {
+            // A damaged archive often fails to decode: report the digest mismatch, its cause,
+            // when the bytes are not the ones recorded.
+            return Err(read_error(path, source));
+        }
+    };
+    if let (Some((expected, expected_size)), Some((actual, size))) = (&archive.expected, outcome)
+        && (actual != *expected || size != *expected_size)
+    {
+        return Err(ExtractError::Damaged {
+            archive: path.to_path_buf(),
+            expected: expected.clone(),
+            actual,
+            size,
+        });
+    }
     if validator.top.is_none() {
         return Err(ExtractError::Empty {
-            archive: archive.to_path_buf(),
+            archive: path.to_path_buf(),
         });
     }
     Ok(())
+}
+
+/// Tell the truth about a failed read of a cached archive: when its bytes no longer match the
+/// recorded digest, that damage is the cause of whatever the decoder or validator tripped over
+/// (a flipped bit shows up as a corrupt stream, a bad header or an absurd size). Only on this
+/// error path is the file read a second time.
+fn explain(archive: &Archive, error: ExtractError) -> ExtractError {
+    if matches!(
+        error,
+        ExtractError::Open { .. }
+            | ExtractError::Write { .. }
+            | ExtractError::Replace { .. }
+            | ExtractError::InvalidDestination { .. }
+            | ExtractError::Damaged { .. }
+    ) {
+        return error;
+    }
+    let Some((expected, expected_size)) = &archive.expected else {
+        return error;
+    };
+    let Ok(file) = File::open(&archive.path) else {
+        return error;
+    };
+    let mut reader = HashingReader::new(file, Some(HashThread::start(expected)));
+    let outcome = io::copy(&mut reader, &mut io::sink()).and_then(|_| reader.finish());
+    match outcome {
+        Ok(Some((actual, size))) if actual != *expected || size != *expected_size => {
+            ExtractError::Damaged {
+                archive: archive.path.clone(),
+                expected: expected.clone(),
+                actual,
+                size,
+            }
+        }
+        _ => error,
+    }
+}
+
+/// The thread hashing an archive's bytes as they are read.
+struct HashThread {
+    chunks: std::sync::mpsc::SyncSender<Arc<Vec<u8>>>,
+    /// Buffers the thread is done with, for the reader to fill again.
+    recycled: std::sync::mpsc::Receiver<Arc<Vec<u8>>>,
+    handle: std::thread::JoinHandle<ExpectedDigest>,
+}
+
+/// The hash state of one digest kind.
+enum RunningHash {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl HashThread {
+    fn start(expected: &ExpectedDigest) -> HashThread {
+        let mut hash = match expected {
+            ExpectedDigest::Sha256(_) => RunningHash::Sha256(sha2::Sha256::new()),
+            ExpectedDigest::Sha512(_) => RunningHash::Sha512(sha2::Sha512::new()),
+        };
+        let (chunks, receiver) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(CHUNKS_IN_FLIGHT);
+        let (give_back, recycled) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            while let Ok(chunk) = receiver.recv() {
+                match &mut hash {
+                    RunningHash::Sha256(hasher) => hasher.update(chunk.as_slice()),
+                    RunningHash::Sha512(hasher) => hasher.update(chunk.as_slice()),
+                }
+                // The reader may be gone (an early error); then the buffer is simply freed.
+                let _ = give_back.send(chunk);
+            }
+            match hash {
+                RunningHash::Sha256(hasher) => {
+                    ExpectedDigest::Sha256(hex::encode(hasher.finalize()))
+                }
+                RunningHash::Sha512(hasher) => {
+                    ExpectedDigest::Sha512(hex::encode(hasher.finalize()))
+                }
+            }
+        });
+        HashThread {
+            chunks,
+            recycled,
+            handle,
+        }
+    }
+}
+
+/// The archive file as a buffered reader whose every chunk is also sent to a [`HashThread`]: the
+/// decoder and the hash see the very same bytes, read once.
+struct HashingReader {
+    file: File,
+    hasher: Option<HashThread>,
+    chunk: Arc<Vec<u8>>,
+    position: usize,
+    total: u64,
+}
+
+impl HashingReader {
+    fn new(file: File, hasher: Option<HashThread>) -> HashingReader {
+        HashingReader {
+            file,
+            hasher,
+            chunk: Arc::new(Vec::new()),
+            position: 0,
+            total: 0,
+        }
+    }
+
+    /// Stop hashing: the digest of everything read, and how many bytes that was.
+    fn finish(self) -> io::Result<Option<(ExpectedDigest, u64)>> {
+        let Some(HashThread { chunks, handle, .. }) = self.hasher else {
+            return Ok(None);
+        };
+        drop(chunks);
+        let digest = handle
+            .join()
+            .map_err(|_| io::Error::other("the archive's hashing thread stopped"))?;
+        Ok(Some((digest, self.total)))
+    }
+}
+
+impl Read for HashingReader {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let count = available.len().min(buffer.len());
+        buffer[..count].copy_from_slice(&available[..count]);
+        self.consume(count);
+        Ok(count)
+    }
+}
+
+impl BufRead for HashingReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.position == self.chunk.len() {
+            // Reuse a buffer the hashing thread is done with, when one is back.
+            let mut buffer = self
+                .hasher
+                .as_ref()
+                .and_then(|hasher| hasher.recycled.try_recv().ok())
+                .and_then(|chunk| Arc::try_unwrap(chunk).ok())
+                .unwrap_or_default();
+            buffer.resize(CHUNK_SIZE, 0);
+            let count = loop {
+                match self.file.read(&mut buffer) {
+                    Ok(count) => break count,
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => return Err(error),
+                }
+            };
+            buffer.truncate(count);
+            self.chunk = Arc::new(buffer);
+            self.position = 0;
+            self.total += count as u64;
+            if count > 0
+                && let Some(hasher) = &self.hasher
+            {
+                hasher
+                    .chunks
+                    .send(Arc::clone(&self.chunk))
+                    .map_err(|_| io::Error::other("the archive's hashing thread stopped"))?;
+            }
+        }
+        Ok(&self.chunk[self.position..])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.position = (self.position + amount).min(self.chunk.len());
+    }
 }
 
 fn read_error(archive: &Path, source: io::Error) -> ExtractError {
@@ -655,12 +1101,12 @@ pub fn replace_tree(staging: TempDir, out: &Path) -> Result<(), ExtractError> {
 
 /// Unpack every member of `archive` under `root`, which must be an empty directory.
 fn unpack_into(
-    archive: &Path,
+    archive_source: &Archive,
     root: &Path,
     keep: &mut dyn FnMut(&Path) -> bool,
 ) -> Result<UnpackReport, ExtractError> {
-    let mut tar = open_archive(archive)?;
-    let mut validator = Validator::new(archive);
+    let (mut tar, mut validator) = open_archive(archive_source)?;
+    let archive = archive_source.path();
     let mut report = UnpackReport {
         top_directory: String::new(),
         files: 0,
@@ -735,7 +1181,7 @@ fn unpack_into(
             }
         }
     }
-    finish_stream(archive, tar, &validator)?;
+    finish_stream(archive_source, tar, &validator)?;
 
     for (path, mode) in directory_modes {
         set_mode(&path, mode)?;
@@ -993,15 +1439,67 @@ struct Validator<'a> {
     archive: &'a Path,
     top: Option<String>,
     seen: HashMap<PathBuf, Seen>,
+    /// Sizes of the regular files seen, for hard links (unpacked as copies) to count.
+    sizes: HashMap<PathBuf, u64>,
+    limits: Limits,
+    archive_bytes: u64,
+    entries: u64,
+    bytes: u64,
 }
 
 impl<'a> Validator<'a> {
-    fn new(archive: &'a Path) -> Self {
+    fn new(archive: &'a Path, limits: Limits, archive_bytes: u64) -> Self {
         Self {
             archive,
             top: None,
             seen: HashMap::new(),
+            sizes: HashMap::new(),
+            limits,
+            archive_bytes,
+            entries: 0,
+            bytes: 0,
         }
+    }
+
+    /// Count one more member of `size` unpacked bytes against the limits, before it is written.
+    fn account(&mut self, size: u64) -> Result<(), ExtractError> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(ExtractError::Limit {
+                archive: self.archive.to_path_buf(),
+                limit: LimitExceeded::Entries {
+                    max_entries: self.limits.max_entries,
+                },
+            });
+        }
+        self.add_bytes(size)
+    }
+
+    /// Count `size` more unpacked bytes against the limits.
+    fn add_bytes(&mut self, size: u64) -> Result<(), ExtractError> {
+        let limits = self.limits;
+        let refuse = |limit| {
+            Err(ExtractError::Limit {
+                archive: self.archive.to_path_buf(),
+                limit,
+            })
+        };
+        self.bytes = self.bytes.saturating_add(size);
+        if self.bytes > limits.max_bytes {
+            return refuse(LimitExceeded::Bytes {
+                max_bytes: limits.max_bytes,
+            });
+        }
+        if self.bytes > RATIO_FLOOR_BYTES
+            && self.bytes > self.archive_bytes.saturating_mul(limits.max_ratio)
+        {
+            return refuse(LimitExceeded::Ratio {
+                max_ratio: limits.max_ratio,
+                archive_bytes: self.archive_bytes,
+                unpacked: self.bytes,
+            });
+        }
+        Ok(())
     }
 
     /// Validate one entry; `None` for entries that describe no member (PAX global headers, `./`).
@@ -1015,10 +1513,25 @@ impl<'a> Validator<'a> {
         if entry_type == tar::EntryType::XGlobalHeader {
             return Ok(None);
         }
+        // Every header counts, also those refused below or skipped by a filter.
+        let data_size = match entry_type {
+            tar::EntryType::Regular | tar::EntryType::Continuous => entry.size(),
+            _ => 0,
+        };
+        self.account(data_size)?;
         let raw = entry
             .path()
             .map_err(|source| read_error(archive, source))?
             .into_owned();
+        if raw.as_os_str().len() > MAX_PATH_BYTES {
+            return Err(unsafe_member(
+                archive,
+                raw.clone(),
+                UnsafeReason::NameTooLong {
+                    bytes: raw.as_os_str().len(),
+                },
+            ));
+        }
         let header_error = |raw: &Path, source| ExtractError::ReadMember {
             archive: archive.to_path_buf(),
             member: raw.to_path_buf(),
@@ -1097,6 +1610,7 @@ impl<'a> Validator<'a> {
                 let mtime = header
                     .mtime()
                     .map_err(|source| header_error(&raw, source))?;
+                self.sizes.insert(relative.clone(), data_size);
                 (
                     Kind::File {
                         mode: mode()?,
@@ -1145,6 +1659,10 @@ impl<'a> Validator<'a> {
                         },
                     );
                 }
+                // Unpacked as a copy: it costs its target's size again.
+                let copied = self.sizes.get(&inside).copied().unwrap_or(0);
+                self.add_bytes(copied)?;
+                self.sizes.insert(relative.clone(), copied);
                 (Kind::HardLink { target: inside }, Seen::File)
             }
             tar::EntryType::Char => return reject(&raw, UnsafeReason::CharacterDevice),
@@ -1194,6 +1712,9 @@ fn plain_names(path: &Path) -> Result<Vec<&str>, UnsafeReason> {
     for component in path.components() {
         match component {
             Component::Normal(name) => {
+                if name.len() > MAX_NAME_BYTES {
+                    return Err(UnsafeReason::NameTooLong { bytes: name.len() });
+                }
                 // The path was checked to be UTF-8, so each name is.
                 names.push(name.to_str().ok_or(UnsafeReason::NonUtf8Path)?);
             }

@@ -233,6 +233,7 @@ pub struct Fetcher {
     network: NetworkConfig,
     offline: bool,
     reporter: Arc<dyn Reporter>,
+    extract_limits: crate::extract::Limits,
 }
 
 impl Fetcher {
@@ -257,7 +258,14 @@ impl Fetcher {
             network: config.network,
             offline: config.offline,
             reporter,
+            extract_limits: config.extract,
         })
+    }
+
+    /// A fetched archive, to be read verified against its cache entry and under the
+    /// configured `[extract]` limits.
+    pub fn archive(&self, fetched: &Fetched) -> crate::extract::Archive {
+        crate::extract::Archive::cached(&fetched.artifact, self.extract_limits)
     }
 
     /// The cache this fetcher stores into.
@@ -631,6 +639,8 @@ impl Fetcher {
                     )));
                 }
                 Err(Transfer::Transient(why)) if attempt < attempts => {
+                    // What was received is now on disk, and only what is on disk counts.
+                    sink.settle().await.map_err(fatal)?;
                     attempt += 1;
                     self.pause_before_retry(task, attempt, attempts, why).await;
                 }
@@ -639,7 +649,7 @@ impl Fetcher {
         }
 
         self.reporter.phase(task, Phase::Verifying);
-        let (temp, size, hashes, signature_check) = sink.finish().await.map_err(fatal)?;
+        let (temp, size, (hashes, sha256), signature_check) = sink.finish().await.map_err(fatal)?;
         if hashes.extra != *expected {
             return Err(fatal(FetchError::ChecksumMismatch {
                 url: redact_url(url),
@@ -665,6 +675,7 @@ impl Fetcher {
             key: spec.cache_key(),
             file_name: spec.file_name.clone(),
             sha512: hashes.sha512.hex(),
+            sha256: Some(sha256),
             size,
             // The index (and the lock written from it) records where, never with which credentials.
             url: strip_url(url).to_string(),
@@ -754,6 +765,9 @@ impl Fetcher {
                     .and_then(content_range_start)
                     == Some(offset);
             if resumes {
+                // The bytes kept from the earlier attempt are hashed again from the `.partial`
+                // file: a change on disk in between must not be stored as verified.
+                sink.rehash_from_disk().await.map_err(Transfer::Fatal)?;
                 self.reporter.phase(task, Phase::Resuming { offset });
             } else {
                 self.reporter.phase(task, Phase::Restarting);
@@ -942,7 +956,7 @@ pub fn join(base: &Url, path: &str) -> Url {
 /// Elsewhere it falls back to buffered writes with early writeback.
 struct Sink {
     temp: NamedTempFile,
-    hasher: Worker<verify::Hashes>,
+    hasher: Worker<Digests>,
     writer: Worker<u64>,
     /// With signatures checked: the verifier reading the same chunks, and what it needs to
     /// start again when the transfer restarts.
@@ -952,6 +966,8 @@ struct Sink {
     /// Bytes accepted so far; a resumed transfer starts here.
     written: u64,
     url: String,
+    /// The published checksum's algorithm, for a fresh hashing thread.
+    algorithm: Algorithm,
 }
 
 /// What the hashing and disk threads are told.
@@ -959,6 +975,17 @@ enum Message {
     Data(bytes::Bytes),
     /// Forget everything received so far (the transfer restarts from byte 0).
     Reset,
+    /// Disk thread only: write everything buffered, continue with buffered writes after it,
+    /// and answer with the file's size.
+    Settle(tokio::sync::oneshot::Sender<std::io::Result<u64>>),
+}
+
+/// How a pipeline thread stopped before it was told to finish.
+enum Stopped<T> {
+    /// It returned a result early: for the signature verifier, its verdict (the cause).
+    Finished(T),
+    /// It failed.
+    Failed(std::io::Error),
 }
 
 /// A blocking-pool thread consuming [`Message`]s and producing a `T` once the sender is dropped.
@@ -983,15 +1010,15 @@ impl<T: Send + 'static> Worker<T> {
         }
     }
 
-    /// Send `message`; if the thread has stopped, return the error it stopped with.
-    async fn send(&mut self, message: Message) -> std::io::Result<()> {
+    /// Send `message`; if the thread has stopped, return what it stopped with.
+    async fn send(&mut self, message: Message) -> Result<(), Stopped<T>> {
         if self.sender.send(message).await.is_ok() {
             return Ok(());
         }
         Err(match (&mut self.handle).await {
-            Ok(Err(error)) => error,
-            Ok(Ok(_)) => std::io::Error::other("a download thread stopped early"),
-            Err(join) => std::io::Error::other(join),
+            Ok(Ok(value)) => Stopped::Finished(value),
+            Ok(Err(error)) => Stopped::Failed(error),
+            Err(join) => Stopped::Failed(std::io::Error::other(join)),
         })
     }
 
@@ -1045,6 +1072,7 @@ impl std::io::Read for ChunkReader {
                 Some(Message::Reset) => {
                     return Err(std::io::Error::other("the transfer restarted"));
                 }
+                Some(Message::Settle(_)) => {}
                 None => return Ok(0),
             }
         }
@@ -1067,16 +1095,7 @@ impl Sink {
             None => (temp.as_file().try_clone().map_err(write_error)?, false),
         };
         let writer = Worker::start(move |receiver| DiskWriter::new(file, direct).run(receiver));
-        let hasher = Worker::start(move |mut receiver| {
-            let mut hasher = MultiHasher::new(algorithm);
-            while let Some(message) = receiver.blocking_recv() {
-                match message {
-                    Message::Data(chunk) => hasher.update(&chunk),
-                    Message::Reset => hasher = MultiHasher::new(algorithm),
-                }
-            }
-            Ok(hasher.finish())
-        });
+        let hasher = start_hasher(algorithm);
         Ok(Sink {
             temp,
             hasher,
@@ -1085,6 +1104,7 @@ impl Sink {
             signature_keys: None,
             written: 0,
             url: redact_url(url),
+            algorithm,
         })
     }
 
@@ -1102,14 +1122,103 @@ impl Sink {
     }
 
     async fn send(&mut self, message: impl Fn() -> Message) -> Result<(), FetchError> {
-        let mut sent = match self.writer.send(message()).await {
-            Ok(()) => self.hasher.send(message()).await,
-            Err(error) => Err(error),
-        };
-        if let (Ok(()), Some((verifier, _))) = (&sent, &mut self.verifier) {
-            sent = verifier.send(message()).await;
+        // The verifier first: when it has stopped, its verdict is the cause of everything
+        // else (a signature refused before the body was read must be reported as such, never
+        // as the "stopped early" consequence the other threads would see).
+        if let Some((verifier, _)) = &mut self.verifier {
+            verifier
+                .send(message())
+                .await
+                .map_err(|stopped| self.verifier_stopped(stopped))?;
         }
-        sent.map_err(|source| self.io_error(source))
+        self.writer
+            .send(message())
+            .await
+            .map_err(|stopped| self.thread_stopped(stopped))?;
+        self.hasher
+            .send(message())
+            .await
+            .map_err(|stopped| self.thread_stopped(stopped))
+    }
+
+    fn verifier_stopped(&self, stopped: Stopped<SignatureOutcome>) -> FetchError {
+        match stopped {
+            Stopped::Finished(Err(source)) => FetchError::Signature {
+                url: self.url.clone(),
+                source: Box::new(source),
+            },
+            Stopped::Finished(Ok(_)) => self.io_error(std::io::Error::other(
+                "the signature check ended before the download did",
+            )),
+            Stopped::Failed(error) => self.io_error(error),
+        }
+    }
+
+    fn thread_stopped<T>(&self, stopped: Stopped<T>) -> FetchError {
+        self.io_error(match stopped {
+            Stopped::Finished(_) => std::io::Error::other("a download thread stopped early"),
+            Stopped::Failed(error) => error,
+        })
+    }
+
+    /// After a failed attempt: make the disk thread write everything it holds, so what a
+    /// resume continues from is exactly what is on disk.
+    async fn settle(&mut self) -> Result<(), FetchError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(Message::Settle(reply))
+            .await
+            .map_err(|stopped| self.thread_stopped(stopped))?;
+        let size = answer
+            .await
+            .map_err(|_| self.io_error(std::io::Error::other("the disk thread stopped")))?
+            .map_err(|source| self.io_error(source))?;
+        self.written = size;
+        Ok(())
+    }
+
+    /// Before a resumed transfer continues: start the hash (and the signature check) again
+    /// over the bytes of the `.partial` file as they are on disk now, rather than trusting
+    /// the state built from what was received.
+    async fn rehash_from_disk(&mut self) -> Result<(), FetchError> {
+        use tokio::io::AsyncReadExt;
+        // Dropping a worker closes its channel; its thread ends on its own.
+        self.hasher = start_hasher(self.algorithm);
+        if let Some((verifier, signed_by)) = self.verifier.take() {
+            drop(verifier);
+            self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
+        }
+        let mut file = tokio::fs::File::open(self.temp.path())
+            .await
+            .map_err(|source| self.io_error(source))?;
+        let mut remaining = self.written;
+        while remaining > 0 {
+            let mut buffer = vec![0u8; remaining.min(WRITE_BUFFER as u64) as usize];
+            let count = file
+                .read(&mut buffer)
+                .await
+                .map_err(|source| self.io_error(source))?;
+            if count == 0 {
+                return Err(self.io_error(std::io::Error::other(format!(
+                    "the partial download holds fewer bytes on disk than the {} received",
+                    self.written
+                ))));
+            }
+            buffer.truncate(count);
+            let chunk = bytes::Bytes::from(buffer);
+            if let Some((verifier, _)) = &mut self.verifier {
+                verifier
+                    .send(Message::Data(chunk.clone()))
+                    .await
+                    .map_err(|stopped| self.verifier_stopped(stopped))?;
+            }
+            self.hasher
+                .send(Message::Data(chunk))
+                .await
+                .map_err(|stopped| self.thread_stopped(stopped))?;
+            remaining -= count as u64;
+        }
+        Ok(())
     }
 
     async fn write(&mut self, chunk: bytes::Bytes) -> Result<(), FetchError> {
@@ -1127,19 +1236,21 @@ impl Sink {
             drop(verifier);
             self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
         }
-        let (writer, hasher) = (&mut self.writer, &mut self.hasher);
-        let sent = match writer.send(Message::Reset).await {
-            Ok(()) => hasher.send(Message::Reset).await,
-            Err(error) => Err(error),
-        };
-        sent.map_err(|source| self.io_error(source))?;
+        self.writer
+            .send(Message::Reset)
+            .await
+            .map_err(|stopped| self.thread_stopped(stopped))?;
+        self.hasher
+            .send(Message::Reset)
+            .await
+            .map_err(|stopped| self.thread_stopped(stopped))?;
         self.written = 0;
         Ok(())
     }
 
     async fn finish(
         self,
-    ) -> Result<(NamedTempFile, u64, verify::Hashes, Option<SignatureOutcome>), FetchError> {
+    ) -> Result<(NamedTempFile, u64, Digests, Option<SignatureOutcome>), FetchError> {
         let Sink {
             temp,
             hasher,
@@ -1174,6 +1285,39 @@ impl Sink {
             }),
         }
     }
+}
+
+/// What the hashing thread computes: SHA-512 and the checksum's algorithm, and the SHA-256
+/// the cache index records for verify-on-use.
+type Digests = (verify::Hashes, String);
+
+/// The hashing thread of one download.
+fn start_hasher(algorithm: Algorithm) -> Worker<Digests> {
+    Worker::start(move |mut receiver| {
+        let fresh = || {
+            let sha256 = (algorithm != Algorithm::Sha256).then(<sha2::Sha256 as sha2::Digest>::new);
+            (MultiHasher::new(algorithm), sha256)
+        };
+        let (mut hasher, mut sha256) = fresh();
+        while let Some(message) = receiver.blocking_recv() {
+            match message {
+                Message::Data(chunk) => {
+                    hasher.update(&chunk);
+                    if let Some(sha256) = &mut sha256 {
+                        sha2::Digest::update(sha256, &chunk);
+                    }
+                }
+                Message::Reset => (hasher, sha256) = fresh(),
+                Message::Settle(_) => {}
+            }
+        }
+        let hashes = hasher.finish();
+        let sha256 = match sha256 {
+            Some(sha256) => hex::encode(sha2::Digest::finalize(sha256)),
+            None => hashes.extra.hex(),
+        };
+        Ok((hashes, sha256))
+    })
 }
 
 /// How a download is named in signature errors: its URL's file path.
@@ -1235,6 +1379,17 @@ impl DiskWriter {
             match message {
                 Message::Data(chunk) => self.accept(&chunk)?,
                 Message::Reset => self.reset()?,
+                Message::Settle(reply) => {
+                    let settled = self.settle();
+                    let failed = settled.as_ref().err().map(|error| error.kind());
+                    let _ = reply.send(settled);
+                    if let Some(kind) = failed {
+                        return Err(std::io::Error::new(
+                            kind,
+                            "cannot write the partial download",
+                        ));
+                    }
+                }
             }
         }
         self.finish()
@@ -1268,6 +1423,19 @@ impl DiskWriter {
         Ok(())
     }
 
+    /// Write everything buffered and continue after it with buffered writes (direct I/O
+    /// needs aligned offsets, which a partial download's end rarely is); the file's size.
+    fn settle(&mut self) -> std::io::Result<u64> {
+        let size = self.write_tail()?;
+        if self.direct {
+            clear_direct(&self.file)?;
+            self.direct = false;
+        }
+        self.flushed = size;
+        self.filled = 0;
+        Ok(size)
+    }
+
     fn reset(&mut self) -> std::io::Result<()> {
         self.file.set_len(0)?;
         self.filled = 0;
@@ -1276,6 +1444,11 @@ impl DiskWriter {
     }
 
     fn finish(mut self) -> std::io::Result<u64> {
+        self.write_tail()
+    }
+
+    /// Write the buffered tail at the end of the file; the file's size.
+    fn write_tail(&mut self) -> std::io::Result<u64> {
         use std::os::unix::fs::FileExt;
         let size = self.flushed + self.filled as u64;
         if self.filled > 0 {
@@ -1294,6 +1467,29 @@ impl DiskWriter {
         }
         Ok(size)
     }
+}
+
+/// Turn direct I/O off on `file`, so writes may start at any offset.
+fn clear_direct(file: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor belongs to `file`, which is open for both calls; F_GETFL and
+        // F_SETFL only read and set the descriptor's status flags.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        if flags < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: as above.
+        let result =
+            unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_DIRECT) };
+        if result < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+    Ok(())
 }
 
 /// Ask the kernel to start writing a range to disk without waiting, so the fsync before the

@@ -232,6 +232,7 @@ const SPARK_MEMBERS: &str = "spark-members-v1.json";
 pub fn spark_members(
     cache: &Cache,
     artifact: &CachedArtifact,
+    limits: crate::extract::Limits,
 ) -> Result<Vec<String>, InspectError> {
     let sha512 = &artifact.entry.sha512;
     if let Some(members) = cache
@@ -240,14 +241,15 @@ pub fn spark_members(
     {
         return Ok(members);
     }
-    let members: Vec<String> = crate::extract::list_members(&artifact.path)
-        .map_err(|source| InspectError::Archive {
-            path: artifact.path.clone(),
-            source: Box::new(source),
-        })?
-        .into_iter()
-        .filter(|member| member.starts_with("jars/") || member.starts_with("conf/"))
-        .collect();
+    let members: Vec<String> =
+        crate::extract::list_members(crate::extract::Archive::cached(artifact, limits))
+            .map_err(|source| InspectError::Archive {
+                path: artifact.path.clone(),
+                source: Box::new(source),
+            })?
+            .into_iter()
+            .filter(|member| member.starts_with("jars/") || member.starts_with("conf/"))
+            .collect();
     // Remembering is an optimisation: a cache that cannot store it still gives the answer.
     if let Ok(bytes) = serde_json::to_vec(&members)
         && let Err(error) = cache.store_derived(sha512, SPARK_MEMBERS, &bytes)
@@ -267,7 +269,11 @@ const SPARK_DOCKERFILE_COPY: &str = "spark-dockerfile-v1";
 
 /// The distribution's own (unpatched) Dockerfile text, read once from the tarball and then
 /// remembered in the cache under the tarball's SHA-512.
-pub fn spark_dockerfile(cache: &Cache, artifact: &CachedArtifact) -> Result<String, InspectError> {
+pub fn spark_dockerfile(
+    cache: &Cache,
+    artifact: &CachedArtifact,
+    limits: crate::extract::Limits,
+) -> Result<String, InspectError> {
     let sha512 = &artifact.entry.sha512;
     if let Some(text) = cache
         .derived(sha512, SPARK_DOCKERFILE_COPY)
@@ -283,7 +289,8 @@ pub fn spark_dockerfile(cache: &Cache, artifact: &CachedArtifact) -> Result<Stri
         path: std::env::temp_dir(),
         source,
     })?;
-    let written = crate::extract::extract_members(&artifact.path, scratch.path(), |member| {
+    let archive = crate::extract::Archive::cached(artifact, limits);
+    let written = crate::extract::extract_members(archive, scratch.path(), |member| {
         (member == Path::new(SPARK_DOCKERFILE)).then(|| "Dockerfile".to_string())
     })
     .map_err(archive_error)?;
@@ -457,6 +464,7 @@ mod tests {
             key: "apache/spark.tgz".into(),
             file_name: "spark.tgz".into(),
             sha512,
+            sha256: None,
             size: bytes.len() as u64,
             url: "http://127.0.0.1/spark.tgz".into(),
             verified_with: "sha512:x".into(),
@@ -464,13 +472,13 @@ mod tests {
         };
         let artifact = cache.commit(temp, entry).expect("commit");
         assert_eq!(
-            spark_members(&cache, &artifact).expect("listed"),
+            spark_members(&cache, &artifact, crate::extract::Limits::DEFAULT).expect("listed"),
             ["jars/hadoop-common-3.2.0.jar"]
         );
         // The second answer comes from the cache: the archive is not read again.
         std::fs::write(&artifact.path, b"not a tarball any more").expect("overwrite");
         assert_eq!(
-            spark_members(&cache, &artifact).expect("remembered"),
+            spark_members(&cache, &artifact, crate::extract::Limits::DEFAULT).expect("remembered"),
             ["jars/hadoop-common-3.2.0.jar"]
         );
     }

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
@@ -13,7 +14,25 @@ use imgforge::{commands, interrupt, output, progress};
 /// How long an interrupted run waits for blocking work to stop and clean up.
 const INTERRUPTED_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Set once any thread panicked: the run's outcome is then an internal error, whatever
+/// error the panic caused further up (a task's join error carries the panic's text).
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
 fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        if !PANICKED.swap(true, Ordering::SeqCst) {
+            output::internal_error(
+                info.location()
+                    .map(|location| (location.file(), location.line())),
+            );
+        }
+    }));
+    // Unwinding drops the command's state, which removes its temp files and staging trees.
+    std::panic::catch_unwind(run)
+        .unwrap_or_else(|_| ExitCode::from(imgforge::error::exit::INTERNAL))
+}
+
+fn run() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(&cli.global) {
         Ok(config) => config,
@@ -58,6 +77,10 @@ fn main() -> ExitCode {
 }
 
 fn fail(error: Error) -> ExitCode {
+    if PANICKED.load(Ordering::SeqCst) {
+        // Already reported by the panic hook, without the assertion text the error holds.
+        return ExitCode::from(imgforge::error::exit::INTERNAL);
+    }
     output::error(&error);
     error.exit()
 }

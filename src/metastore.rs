@@ -58,15 +58,14 @@ pub async fn assemble_context(
     let root = staging.path().to_path_buf();
     let ignore = IgnoreRules::parse(&inputs.data.dockerignore).map_err(MetastoreError::Ignore)?;
 
-    let metastore_archive = inputs.metastore.artifact.path.clone();
-    let hadoop_archive = inputs.hadoop.artifact.path.clone();
+    let metastore_archive = fetcher.archive(inputs.metastore);
+    let hadoop_archive = fetcher.archive(inputs.hadoop);
     let unpack_root = root.clone();
     tokio::task::spawn_blocking(move || -> Result<(), ExtractError> {
-        extract::unpack_staged(&metastore_archive, &unpack_root.join("hive-metastore"))?
-            .commit()?;
+        extract::unpack_staged(metastore_archive, &unpack_root.join("hive-metastore"))?.commit()?;
         let keep =
             |member: &Path| !ignore.is_excluded(&format!("hadoop/{}", member.to_string_lossy()));
-        extract::unpack_staged_filtered(&hadoop_archive, &unpack_root.join("hadoop"), keep)?
+        extract::unpack_staged_filtered(hadoop_archive, &unpack_root.join("hadoop"), keep)?
             .commit()?;
         Ok(())
     })
@@ -83,7 +82,7 @@ pub async fn assemble_context(
     };
     assemble::add_jars(fetcher, &s3a, &root).await?;
     assemble::copy_into(
-        &inputs.jdbc.artifact.path,
+        &inputs.jdbc.artifact,
         &root.join("jars").join(&inputs.jdbc.spec.file_name),
     )?;
 

@@ -52,6 +52,19 @@ pub fn error_text(error: &Error) -> String {
     stderr
 }
 
+/// Say that imgforge hit a bug (a panic) without the panic's own text: an assertion message
+/// speaks of imgforge's internals, never of anything the user can act on.
+pub fn internal_error(location: Option<(&str, u32)>) {
+    let place = location
+        .map(|(file, line)| format!(" (at {file}:{line})"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "error: imgforge stopped on an internal error{place}; this is a bug in imgforge, not \
+         something you did. Temporary files were removed. Please report it with the command you ran."
+    );
+}
+
 /// Human-readable byte count.
 pub fn bytes(count: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

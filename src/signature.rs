@@ -99,13 +99,27 @@ pub enum SignatureError {
         file: PathBuf,
     },
 
-    /// The signature was made by a key that is not in the `KEYS` file (or not pinned).
+    /// The signature was made by a key that is not in the `KEYS` file.
     #[error("{} is signed by key {issuer}, which is not in the KEYS file", file.display())]
     UnknownKey {
         /// The file the signature is for.
         file: PathBuf,
         /// The issuer fingerprint or key id(s) the signature names, upper-case hexadecimal.
         issuer: String,
+    },
+
+    /// The signature was made by a key that is in the `KEYS` file but not among the pinned
+    /// fingerprints.
+    #[error(
+        "{} is signed by key {key_fingerprint}, which is in the KEYS file but not among [verify] \
+         fingerprints; add it there if you trust it",
+        file.display()
+    )]
+    NotPinned {
+        /// The file the signature is for.
+        file: PathBuf,
+        /// The signing key's primary fingerprint, upper-case hexadecimal.
+        key_fingerprint: String,
     },
 
     /// The signing subkey is not validly bound to its primary key, so it does not speak for it.
@@ -170,6 +184,9 @@ pub struct SkippedKeyBlock {
 pub struct Keyring {
     keys: Vec<SignedPublicKey>,
     skipped: Vec<SkippedKeyBlock>,
+    /// Keys of the `KEYS` file left out by [`Keyring::restrict_to`]: never trusted, only
+    /// consulted to say truthfully why a signature by one of them is refused.
+    unpinned: Vec<SignedPublicKey>,
 }
 
 /// A signature that verified: which key made it, whose it is, and when it was made.
@@ -209,7 +226,11 @@ impl Keyring {
                     .map(|block| format!("block at line {}: {}", block.line, block.reason)),
             });
         }
-        Ok(Keyring { keys, skipped })
+        Ok(Keyring {
+            keys,
+            skipped,
+            unpinned: Vec::new(),
+        })
     }
 
     /// The primary keys' fingerprints, upper-case hexadecimal without spaces, in file order,
@@ -248,14 +269,14 @@ impl Keyring {
                 fingerprint: missing.clone(),
             });
         }
-        let keys = self
+        let (keys, unpinned) = self
             .keys
             .into_iter()
-            .filter(|key| wanted.contains(&fingerprint_text(&key.fingerprint())))
-            .collect();
+            .partition(|key| wanted.contains(&fingerprint_text(&key.fingerprint())));
         Ok(Keyring {
             keys,
             skipped: self.skipped,
+            unpinned,
         })
     }
 }
@@ -449,10 +470,22 @@ fn choose_signature<'a>(
         if issuer.is_empty() {
             continue;
         }
-        if let Some(signer) = find_signer(keyring, &issuer) {
+        if let Some(signer) = find_signer(&keyring.keys, &issuer) {
             return Ok((signature, signer));
         }
         issuers.push(issuer.to_string());
+    }
+    // Say "not pinned" only for a key that is really in KEYS; "not in KEYS" only when absent.
+    for detached in signatures {
+        let issuer = Issuer::of(&detached.signature);
+        if !issuer.is_empty()
+            && let Some(signer) = find_signer(&keyring.unpinned, &issuer)
+        {
+            return Err(SignatureError::NotPinned {
+                file: subject.to_path_buf(),
+                key_fingerprint: fingerprint_text(&signer.key.fingerprint()),
+            });
+        }
     }
     if issuers.is_empty() {
         return Err(SignatureError::NoIssuer {
@@ -519,8 +552,8 @@ impl fmt::Display for Issuer {
     }
 }
 
-fn find_signer<'a>(keyring: &'a Keyring, issuer: &Issuer) -> Option<Signer<'a>> {
-    keyring.keys.iter().find_map(|key| {
+fn find_signer<'a>(keys: &'a [SignedPublicKey], issuer: &Issuer) -> Option<Signer<'a>> {
+    keys.iter().find_map(|key| {
         if issuer.names(key) {
             return Some(Signer { key, subkey: None });
         }

@@ -553,7 +553,8 @@ pub(crate) async fn spark_base_image(
     }
     let cache = Arc::clone(fetcher.cache());
     let artifact = spark.artifact.clone();
-    let text = blocking(move || Ok(inspect::spark_dockerfile(&cache, &artifact)?)).await?;
+    let limits = config.extract;
+    let text = blocking(move || Ok(inspect::spark_dockerfile(&cache, &artifact, limits)?)).await?;
     let facts = crate::context::parse_dockerfile(inspect::SPARK_DOCKERFILE, &text)?;
     Ok(facts
         .base_images(&spark_build_args(config))

@@ -96,9 +96,10 @@ pub async fn fetch_inputs(
                 let spark = fetcher.fetch(&spark_spec).await.map_err(Error::from)?;
                 let cache = Arc::clone(fetcher.cache());
                 let artifact = spark.artifact.clone();
+                let limits = config.extract;
                 let name = spark.spec.file_name.clone();
                 let hadoop = blocking(move || {
-                    let members = inspect::spark_members(&cache, &artifact)?;
+                    let members = inspect::spark_members(&cache, &artifact, limits)?;
                     Ok(inspect::hadoop_version(
                         members.iter().map(String::as_str),
                         &name,

@@ -95,7 +95,9 @@ pub async fn spark_listing(
     let spark = fetcher.fetch(&crate::plan::spark(config)).await?;
     let cache = Arc::clone(fetcher.cache());
     let artifact = spark.artifact.clone();
-    let members = blocking(move || Ok(crate::inspect::spark_members(&cache, &artifact)?)).await?;
+    let limits = config.extract;
+    let members =
+        blocking(move || Ok(crate::inspect::spark_members(&cache, &artifact, limits)?)).await?;
     let facts = crate::inspect::distribution_facts(&members, &spark.spec.file_name)?;
     Ok((spark, members, facts))
 }

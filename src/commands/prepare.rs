@@ -139,9 +139,9 @@ pub async fn prepare(
     let out = target.out;
     let spark = fetcher.fetch(&plan::spark(config)).await?;
     let staged = {
-        let archive = spark.artifact.path.clone();
+        let archive = fetcher.archive(&spark);
         let out = out.to_path_buf();
-        blocking(move || extract::unpack_staged(&archive, &out).map_err(Error::from)).await?
+        blocking(move || extract::unpack_staged(archive, &out).map_err(Error::from)).await?
     };
     let tree = staged.path().to_path_buf();
     let facts = {

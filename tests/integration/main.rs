@@ -16,6 +16,8 @@ mod fetch;
 mod network_limits;
 // (credentials in mirror URLs and from credential helpers never reach any output)
 mod secrets;
+// (verify-on-use, a tampered index, bombs, truthful errors, setting ranges)
+mod safety_cache;
 // (release signatures, checked against KEYS files and signatures the real gpg made)
 mod signatures;
 // (the same checks through the binary, on every Apache tarball it fetches)

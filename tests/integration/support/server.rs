@@ -67,6 +67,9 @@ pub enum Fault {
     IgnoreRange,
     /// Sleep this long before sending the response head (`Duration::MAX`: never answer).
     DelayHeaders(Duration),
+    /// Hold every request carrying a `Range` header until the file at this path exists (the
+    /// test creates it once it has done what must happen between two attempts).
+    HoldRangeUntil(PathBuf),
     /// Send `after` body bytes, stall for `stall`, then send the rest.
     StallBody {
         /// Body bytes sent before the stall.
@@ -300,6 +303,7 @@ struct Plan {
     drip: Option<Duration>,
     redirect: Option<String>,
     announce: Option<u64>,
+    hold_range_until: Option<PathBuf>,
 }
 
 impl Shared {
@@ -319,6 +323,7 @@ impl Shared {
                 Fault::Drip { every } => plan.drip = Some(*every),
                 Fault::Redirect { to } => plan.redirect = Some(to.clone()),
                 Fault::AnnounceLength { announced } => plan.announce = Some(*announced),
+                Fault::HoldRangeUntil(gate) => plan.hold_range_until = Some(gate.clone()),
                 Fault::Status { .. } | Fault::CloseMidBody { .. } => {}
             }
         }
@@ -371,6 +376,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let plan = shared.plan(&path, &method);
     if let Some(delay) = plan.delay_headers {
         tokio::time::sleep(delay).await;
+    }
+    if range.is_some()
+        && let Some(gate) = &plan.hold_range_until
+    {
+        while !gate.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     let response = respond(&shared, &method, &path, range.as_deref(), plan, &record).await;
     record
