@@ -300,7 +300,8 @@ impl RegistryClient {
         options: RegistryOptions,
         credentials: Option<Credentials>,
     ) -> Result<RegistryClient, RegistryError> {
-        let mut builder = Client::builder();
+        // The same bounded redirect policy as downloads: at most 10, no loops, never https to http.
+        let mut builder = Client::builder().redirect(crate::http::redirect_policy());
         if let Some(timeout) = options.timeout {
             builder = builder.connect_timeout(timeout).read_timeout(timeout);
         }
