@@ -315,6 +315,16 @@ pub struct NetworkConfig {
     pub timeout: Duration,
     /// Further attempts per URL after a transient failure.
     pub retries: u32,
+    /// `max_artifact_bytes`: no artifact body may be longer.
+    pub max_artifact_bytes: u64,
+    /// `min_speed_bytes`: a transfer slower than this many bytes per second, averaged over
+    /// `min_speed`'s window, is abandoned (0: no minimum).
+    pub min_speed_bytes: u64,
+    /// `min_speed_secs`: the window the minimum speed is averaged over.
+    pub min_speed_window: Duration,
+    /// `artifact_deadline_secs`: the longest one artifact's download from one mirror may take,
+    /// retries included.
+    pub artifact_deadline: Duration,
 }
 
 /// The resolved configuration every command works from.
@@ -995,7 +1005,20 @@ struct MirrorsLayer {
 struct NetworkLayer {
     timeout_secs: Option<Parsed<PositiveSeconds>>,
     retries: Option<u32>,
+    max_artifact_bytes: Option<Parsed<InRange<1, MAX_ARTIFACT_BYTES>>>,
+    min_speed_bytes: Option<Parsed<InRange<0, MAX_MIN_SPEED_BYTES>>>,
+    min_speed_secs: Option<Parsed<InRange<1, MAX_MIN_SPEED_SECS>>>,
+    artifact_deadline_secs: Option<Parsed<InRange<1, MAX_DEADLINE_SECS>>>,
 }
+
+/// The largest `[network] max_artifact_bytes`: 1 TiB.
+const MAX_ARTIFACT_BYTES: u64 = 1 << 40;
+/// The largest `[network] min_speed_bytes`: 1 GiB/s.
+const MAX_MIN_SPEED_BYTES: u64 = 1 << 30;
+/// The longest `[network] min_speed_secs` window: one hour.
+const MAX_MIN_SPEED_SECS: u64 = 3600;
+/// The longest `[network] artifact_deadline_secs`: one week.
+const MAX_DEADLINE_SECS: u64 = 7 * 24 * 3600;
 
 impl Layer {
     fn into_config(self, parts: ResolvedParts) -> Result<Config, ConfigError> {
@@ -1066,6 +1089,32 @@ impl Layer {
                     .network
                     .retries
                     .ok_or_else(|| missing("network.retries"))?,
+                max_artifact_bytes: self
+                    .network
+                    .max_artifact_bytes
+                    .ok_or_else(|| missing("network.max_artifact_bytes"))?
+                    .0
+                    .0,
+                min_speed_bytes: self
+                    .network
+                    .min_speed_bytes
+                    .ok_or_else(|| missing("network.min_speed_bytes"))?
+                    .0
+                    .0,
+                min_speed_window: Duration::from_secs(
+                    self.network
+                        .min_speed_secs
+                        .ok_or_else(|| missing("network.min_speed_secs"))?
+                        .0
+                        .0,
+                ),
+                artifact_deadline: Duration::from_secs(
+                    self.network
+                        .artifact_deadline_secs
+                        .ok_or_else(|| missing("network.artifact_deadline_secs"))?
+                        .0
+                        .0,
+                ),
             },
             s3a: S3aConfig {
                 jars_source: self
@@ -1175,6 +1224,23 @@ impl FromStr for PositiveSeconds {
     }
 }
 
+/// A whole number from `MIN` to `MAX`, inclusive.
+#[derive(Debug)]
+struct InRange<const MIN: u64, const MAX: u64>(u64);
+
+impl<const MIN: u64, const MAX: u64> FromStr for InRange<MIN, MAX> {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.parse::<u64>() {
+            Ok(value) if (MIN..=MAX).contains(&value) => Ok(InRange(value)),
+            _ => Err(format!(
+                "{text:?} is not a whole number from {MIN} to {MAX}"
+            )),
+        }
+    }
+}
+
 /// An `http` or `https` base URL with no query or fragment.
 #[derive(Debug)]
 struct MirrorUrl(Url);
@@ -1241,6 +1307,45 @@ mod tests {
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.clone())
         })
+    }
+
+    #[test]
+    fn network_limits_have_documented_defaults_and_ranges() {
+        let config = load(None, &[], GlobalArgs::default()).expect("defaults load");
+        assert_eq!(config.network.max_artifact_bytes, 4 << 30);
+        assert_eq!(config.network.min_speed_bytes, 1024);
+        assert_eq!(config.network.min_speed_window, Duration::from_secs(30));
+        assert_eq!(config.network.artifact_deadline, Duration::from_secs(3600));
+        for (line, expected) in [
+            ("max_artifact_bytes = 0", "from 1 to 1099511627776"),
+            (
+                "max_artifact_bytes = 1099511627777",
+                "from 1 to 1099511627776",
+            ),
+            ("min_speed_bytes = -1", "from 0 to 1073741824"),
+            ("min_speed_secs = 0", "from 1 to 3600"),
+            ("artifact_deadline_secs = 604801", "from 1 to 604800"),
+            ("artifact_deadline_secs = \"soon\"", "from 1 to 604800"),
+        ] {
+            let error = load(
+                Some(&format!("[network]\n{line}\n")),
+                &[],
+                GlobalArgs::default(),
+            )
+            .expect_err(line);
+            let message = error.to_string();
+            assert!(
+                message.contains(expected) && message.contains("line 2"),
+                "{line}: {message}"
+            );
+        }
+        let config = load(
+            Some("[network]\nmin_speed_bytes = 0\n"),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect("0 turns the minimum speed off");
+        assert_eq!(config.network.min_speed_bytes, 0);
     }
 
     #[test]

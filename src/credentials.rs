@@ -409,20 +409,27 @@ fn run_helper(
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let said = stdout
-            .lines()
-            .chain(stderr.lines())
-            .map(str::trim)
-            .find(|line| !line.is_empty())
-            .unwrap_or("")
-            .to_string();
-        if said.contains(HELPER_NOT_FOUND) {
+        if stdout.contains(HELPER_NOT_FOUND) || stderr.contains(HELPER_NOT_FOUND) {
             return Ok(None);
         }
+        // Its output is never echoed verbatim: stdout is where a helper puts secrets, so the
+        // first line of stderr is preferred, and whichever line is shown is redacted.
+        let first_line = |text: &str| {
+            text.lines()
+                .map(str::trim)
+                .find(|line| !line.is_empty())
+                .map(crate::redact::redact_line)
+        };
+        let said = first_line(&stderr)
+            .or_else(|| first_line(&stdout))
+            .map_or_else(
+                || "no output".to_string(),
+                |line| format!("it said: {line}"),
+            );
         return Err(CredentialError::HelperFailed {
             program,
             registry: address.to_string(),
-            message: format!("{}: {said}", output.status),
+            message: format!("{}; {said}", output.status),
         });
     }
     let answer: HelperAnswer =

@@ -183,6 +183,10 @@ impl Error {
             FetchError::Cache(_) | FetchError::Write { .. } => exit::STORAGE,
             FetchError::SignatureMissing { .. } | FetchError::Signature { .. } => exit::INTEGRITY,
             FetchError::Keys { .. } => exit::NETWORK,
+            // A body longer than a limit, a refused redirect: the download failed.
+            FetchError::TooLarge { .. } | FetchError::Redirect { .. } => exit::NETWORK,
+            // More bytes than announced: the content is not what the server said it was.
+            FetchError::LongerThanAnnounced { .. } => exit::INTEGRITY,
             FetchError::Client(_) => exit::INTERNAL,
             FetchError::Offline { .. }
             | FetchError::NotFound { .. }

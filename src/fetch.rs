@@ -18,8 +18,10 @@ use url::Url;
 
 use crate::cache::{Cache, CacheError, CachedArtifact, IndexEntry, now_unix};
 use crate::config::{Config, MirrorsConfig, NetworkConfig};
+use crate::http::{self, BoundedReadError, MinSpeed, SpeedWindow};
 use crate::plan::{ArtifactSpec, Expected, Repository};
 use crate::progress::{Phase, Reporter, TaskId};
+use crate::redact::{redact_url, strip_url};
 use crate::signature::Keyring;
 use crate::verify::{self, Algorithm, ChecksumFormatError, Digest, MultiHasher};
 
@@ -110,6 +112,34 @@ pub enum FetchError {
         /// Why.
         #[source]
         source: Box<crate::signature::SignatureError>,
+    },
+    /// A body is longer than a limit allows.
+    #[error("{url} is larger than {}, the limit for {what} ({setting})", crate::output::bytes(*limit))]
+    TooLarge {
+        /// The URL (credentials masked).
+        url: String,
+        /// What was downloaded, e.g. "an artifact", "a checksum file".
+        what: &'static str,
+        /// The limit in bytes.
+        limit: u64,
+        /// Where the limit comes from, e.g. "[network] max_artifact_bytes".
+        setting: &'static str,
+    },
+    /// A body is longer than the server announced (Content-Length).
+    #[error("{url} sent more than the {announced} bytes it announced; the download was discarded")]
+    LongerThanAnnounced {
+        /// The URL (credentials masked).
+        url: String,
+        /// The announced length in bytes.
+        announced: u64,
+    },
+    /// A redirect was refused (too many, a loop, or https to http).
+    #[error("cannot download {url}: {why}")]
+    Redirect {
+        /// The URL asked for (credentials masked).
+        url: String,
+        /// Which redirect was refused and why.
+        why: String,
     },
     /// A cache operation failed.
     #[error(transparent)]
@@ -212,10 +242,7 @@ impl Fetcher {
         cache: Arc<Cache>,
         reporter: Arc<dyn Reporter>,
     ) -> Result<Self, FetchError> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("imgforge/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.network.timeout)
-            .read_timeout(config.network.timeout)
+        let client = http::client_builder(config.network.timeout)
             // Tarballs are already compressed; asking for gzip would only cost CPU.
             .no_gzip()
             .build()
@@ -287,14 +314,15 @@ impl Fetcher {
                     Ok(None) => {
                         let suffixes = spec.repository.checksum_suffixes().join(", ");
                         not_found.push(format!(
-                            "{url} (no checksum file: {suffixes} all answered 404)"
+                            "{} (no checksum file: {suffixes} all answered 404)",
+                            redact_url(&url)
                         ));
                         continue;
                     }
                     Err(Attempt::Fatal(error)) => return Err(error),
                     Err(Attempt::Missing) => continue,
                     Err(Attempt::Failed(why)) => {
-                        failures.push((url.to_string(), why));
+                        failures.push((redact_url(&url), why));
                         continue;
                     }
                 },
@@ -313,8 +341,8 @@ impl Fetcher {
                         cached: false,
                     });
                 }
-                Err(Attempt::Missing) => not_found.push(url.to_string()),
-                Err(Attempt::Failed(why)) => failures.push((url.to_string(), why)),
+                Err(Attempt::Missing) => not_found.push(redact_url(&url)),
+                Err(Attempt::Failed(why)) => failures.push((redact_url(&url), why)),
                 Err(Attempt::Fatal(error)) => return Err(error),
             }
         }
@@ -390,7 +418,10 @@ impl Fetcher {
         for suffix in spec.repository.checksum_suffixes() {
             let checksum_url = Url::parse(&format!("{url}{suffix}"))
                 .map_err(|error| Attempt::Failed(format!("invalid checksum URL: {error}")))?;
-            let text = match self.get_text(&checksum_url, task).await {
+            let text = match self
+                .get_text(&checksum_url, http::CHECKSUM_CAP, "a checksum file", task)
+                .await
+            {
                 Ok(text) => text,
                 Err(Attempt::Missing) => continue,
                 Err(other) => return Err(other),
@@ -400,7 +431,7 @@ impl Fetcher {
                 .map(Some)
                 .map_err(|source| {
                     Attempt::Fatal(FetchError::ChecksumFormat {
-                        url: checksum_url.to_string(),
+                        url: redact_url(&checksum_url),
                         source,
                     })
                 });
@@ -408,25 +439,62 @@ impl Fetcher {
         Ok(None)
     }
 
-    /// GET a small text resource with retries.
-    async fn get_text(&self, url: &Url, task: TaskId) -> Result<String, Attempt> {
+    /// GET a small text resource with retries, refusing a body longer than `cap` bytes
+    /// (`what` names the document in that error).
+    async fn get_text(
+        &self,
+        url: &Url,
+        cap: u64,
+        what: &'static str,
+        task: TaskId,
+    ) -> Result<String, Attempt> {
         let attempts = self.network.retries + 1;
         let mut attempt = 1;
         loop {
             let outcome = match self.client.get(url.clone()).send().await {
                 Ok(response) => match classify(url, response.status()) {
-                    Ok(()) => response.text().await.map_err(|error| describe(&error)),
+                    Ok(()) => {
+                        match http::read_bounded_at_speed(response, cap, what, self.min_speed())
+                            .await
+                        {
+                            Ok(body) => Ok(String::from_utf8_lossy(&body).into_owned()),
+                            Err(BoundedReadError::TooLarge { .. }) => {
+                                return Err(Attempt::Fatal(FetchError::TooLarge {
+                                    url: redact_url(url),
+                                    what,
+                                    limit: cap,
+                                    setting: "a built-in cap",
+                                }));
+                            }
+                            Err(BoundedReadError::Transport { source, .. }) => {
+                                Err(describe(&source))
+                            }
+                            // Named, since the failure is reported under the artifact's URL.
+                            Err(BoundedReadError::TooSlow { url, why }) => {
+                                Err(format!("{url}: {why}"))
+                            }
+                        }
+                    }
                     Err(Classified::Missing) => return Err(Attempt::Missing),
                     Err(Classified::Fatal(error)) => return Err(Attempt::Fatal(error)),
                     Err(Classified::Transient(why)) => Err(why),
                 },
-                Err(error) => Err(describe(&error)),
+                Err(error) => match http::redirect_refusal(&error) {
+                    Some(why) => {
+                        return Err(Attempt::Fatal(FetchError::Redirect {
+                            url: redact_url(url),
+                            why,
+                        }));
+                    }
+                    None => Err(describe(&error)),
+                },
             };
             match outcome {
                 Ok(text) => return Ok(text),
                 Err(why) if attempt < attempts => {
                     attempt += 1;
-                    self.pause_before_retry(task, attempt, attempts, format!("{url}: {why}"))
+                    let reason = format!("{}: {why}", redact_url(url));
+                    self.pause_before_retry(task, attempt, attempts, reason)
                         .await;
                 }
                 Err(why) => return Err(Attempt::Failed(why)),
@@ -445,44 +513,50 @@ impl Fetcher {
         url: &Url,
         task: TaskId,
     ) -> Result<SignedBy, FetchError> {
-        let keys_text = match self.get_text(keys_url, task).await {
+        let keys_text = match self
+            .get_text(keys_url, http::KEYS_CAP, "a KEYS file", task)
+            .await
+        {
             Ok(text) => text,
             Err(Attempt::Fatal(error)) => return Err(error),
             Err(Attempt::Missing) => {
                 return Err(FetchError::Keys {
-                    url: keys_url.to_string(),
+                    url: redact_url(keys_url),
                     why: "not found (HTTP 404)".into(),
                 });
             }
             Err(Attempt::Failed(why)) => {
                 return Err(FetchError::Keys {
-                    url: keys_url.to_string(),
+                    url: redact_url(keys_url),
                     why,
                 });
             }
         };
         let signature_url =
             Url::parse(&format!("{url}.asc")).map_err(|error| FetchError::Keys {
-                url: format!("{url}.asc"),
+                url: format!("{}.asc", redact_url(url)),
                 why: error.to_string(),
             })?;
-        let signature = match self.get_text(&signature_url, task).await {
+        let signature = match self
+            .get_text(&signature_url, http::SIGNATURE_CAP, "a signature", task)
+            .await
+        {
             Ok(text) => text,
             Err(Attempt::Fatal(error)) => return Err(error),
             Err(Attempt::Missing) => {
                 return Err(FetchError::SignatureMissing {
-                    url: signature_url.to_string(),
+                    url: redact_url(&signature_url),
                 });
             }
             Err(Attempt::Failed(why)) => {
                 return Err(FetchError::Keys {
-                    url: signature_url.to_string(),
+                    url: redact_url(&signature_url),
                     why,
                 });
             }
         };
         let signature_error = |source| FetchError::Signature {
-            url: url.to_string(),
+            url: redact_url(url),
             source: Box::new(source),
         };
         let mut keyring = Keyring::parse_keys_file(&keys_text).map_err(signature_error)?;
@@ -538,14 +612,24 @@ impl Fetcher {
         self.reporter.phase(
             task,
             Phase::Downloading {
-                url: url.to_string(),
+                url: redact_url(url),
             },
         );
+        let limits = TransferLimits {
+            body: self.body_limit(spec),
+            deadline: tokio::time::Instant::now() + self.network.artifact_deadline,
+        };
         loop {
-            match self.transfer(url, &mut sink, task).await {
+            match self.transfer(url, &mut sink, &limits, task).await {
                 Ok(()) => break,
                 Err(Transfer::Fatal(error)) => return Err(fatal(error)),
                 Err(Transfer::Missing) => return Err(Attempt::Missing),
+                Err(Transfer::Deadline) => {
+                    return Err(Attempt::Failed(format!(
+                        "not downloaded within {} s ([network] artifact_deadline_secs)",
+                        self.network.artifact_deadline.as_secs()
+                    )));
+                }
                 Err(Transfer::Transient(why)) if attempt < attempts => {
                     attempt += 1;
                     self.pause_before_retry(task, attempt, attempts, why).await;
@@ -558,7 +642,7 @@ impl Fetcher {
         let (temp, size, hashes, signature_check) = sink.finish().await.map_err(fatal)?;
         if hashes.extra != *expected {
             return Err(fatal(FetchError::ChecksumMismatch {
-                url: url.to_string(),
+                url: redact_url(url),
                 expected: expected.to_string(),
                 actual: hashes.extra.to_string(),
             }));
@@ -566,12 +650,13 @@ impl Fetcher {
         if let Some(check) = signature_check {
             let check = check.map_err(|source| {
                 fatal(FetchError::Signature {
-                    url: url.to_string(),
+                    url: redact_url(url),
                     source: Box::new(source),
                 })
             })?;
             tracing::info!(
-                "{url}: good signature by {} ({})",
+                "{}: good signature by {} ({})",
+                redact_url(url),
                 check.signer,
                 check.key_fingerprint
             );
@@ -581,7 +666,8 @@ impl Fetcher {
             file_name: spec.file_name.clone(),
             sha512: hashes.sha512.hex(),
             size,
-            url: url.to_string(),
+            // The index (and the lock written from it) records where, never with which credentials.
+            url: strip_url(url).to_string(),
             verified_with: expected.to_string(),
             stored_at: now_unix(),
         };
@@ -597,17 +683,59 @@ impl Fetcher {
             .map_err(|error| fatal(error.into()))
     }
 
+    /// `[network] min_speed_bytes` and `min_speed_secs`.
+    fn min_speed(&self) -> MinSpeed {
+        MinSpeed {
+            bytes_per_second: self.network.min_speed_bytes,
+            window: self.network.min_speed_window,
+        }
+    }
+
+    /// The size limit for `spec`'s body: the POM cap for a POM, else
+    /// `[network] max_artifact_bytes`.
+    fn body_limit(&self, spec: &ArtifactSpec) -> BodyLimit {
+        let max = self.network.max_artifact_bytes;
+        if spec.file_name.ends_with(".pom") && http::POM_CAP < max {
+            BodyLimit {
+                bytes: http::POM_CAP,
+                what: "a POM",
+                setting: "a built-in cap",
+            }
+        } else {
+            BodyLimit {
+                bytes: max,
+                what: "an artifact",
+                setting: "[network] max_artifact_bytes",
+            }
+        }
+    }
+
     /// One request: continue from what `sink` already holds when it holds anything.
-    async fn transfer(&self, url: &Url, sink: &mut Sink, task: TaskId) -> Result<(), Transfer> {
+    async fn transfer(
+        &self,
+        url: &Url,
+        sink: &mut Sink,
+        limits: &TransferLimits,
+        task: TaskId,
+    ) -> Result<(), Transfer> {
         let offset = sink.written;
         let mut request = self.client.get(url.clone());
         if offset > 0 {
             request = request.header(RANGE, format!("bytes={offset}-"));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| Transfer::Transient(describe(&error)))?;
+        let response = match tokio::time::timeout_at(limits.deadline, request.send()).await {
+            Err(_) => return Err(Transfer::Deadline),
+            Ok(Err(error)) => {
+                return Err(match http::redirect_refusal(&error) {
+                    Some(why) => Transfer::Fatal(FetchError::Redirect {
+                        url: redact_url(url),
+                        why,
+                    }),
+                    None => Transfer::Transient(describe(&error)),
+                });
+            }
+            Ok(Ok(response)) => response,
+        };
         let status = response.status();
         classify(url, status).map_err(Transfer::from)?;
         if let (Some(keys_url), Some(policy)) = (sink.signature_keys.take(), &self.signatures) {
@@ -635,13 +763,53 @@ impl Fetcher {
         }
         let remaining = response.content_length();
         let expected_total = remaining.map(|length| sink.written + length);
+        let too_large = || {
+            Transfer::Fatal(FetchError::TooLarge {
+                url: redact_url(url),
+                what: limits.body.what,
+                limit: limits.body.bytes,
+                setting: limits.body.setting,
+            })
+        };
+        // A body announced longer than the limit is refused before its first byte.
+        if expected_total.is_some_and(|total| total > limits.body.bytes) {
+            return Err(too_large());
+        }
         self.reporter.length(task, expected_total);
+        let mut speed = SpeedWindow::new(self.min_speed());
         let mut body = response.bytes_stream();
-        while let Some(chunk) = body.next().await {
+        loop {
+            // Wake at the end of the speed window (or the deadline) even when nothing arrives.
+            let wake = speed.window_end().min(limits.deadline);
+            let next = match tokio::time::timeout_at(wake, body.next()).await {
+                Ok(next) => next,
+                Err(_) if tokio::time::Instant::now() >= limits.deadline => {
+                    return Err(Transfer::Deadline);
+                }
+                Err(_) => {
+                    speed.check().map_err(Transfer::Transient)?;
+                    continue;
+                }
+            };
+            let Some(chunk) = next else { break };
             let chunk = chunk.map_err(|error| Transfer::Transient(describe(&error)))?;
             let length = chunk.len() as u64;
+            // Refused as it streams: memory and disk stay bounded whatever a server sends.
+            if sink.written + length > limits.body.bytes {
+                return Err(too_large());
+            }
+            if let Some(total) = expected_total
+                && sink.written + length > total
+            {
+                return Err(Transfer::Fatal(FetchError::LongerThanAnnounced {
+                    url: redact_url(url),
+                    announced: total,
+                }));
+            }
             sink.write(chunk).await.map_err(Transfer::Fatal)?;
             self.reporter.advance(task, length);
+            speed.record(length);
+            speed.check().map_err(Transfer::Transient)?;
         }
         match expected_total {
             Some(total) if sink.written != total => Err(Transfer::Transient(format!(
@@ -653,10 +821,27 @@ impl Fetcher {
     }
 }
 
+/// The most bytes one body may have, and how to name that limit.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimit {
+    bytes: u64,
+    what: &'static str,
+    setting: &'static str,
+}
+
+/// What bounds the transfers of one artifact from one mirror.
+struct TransferLimits {
+    body: BodyLimit,
+    /// `[network] artifact_deadline_secs` after the first request.
+    deadline: tokio::time::Instant,
+}
+
 /// The failure of one request.
 enum Transfer {
     Missing,
     Transient(String),
+    /// `[network] artifact_deadline_secs` passed.
+    Deadline,
     Fatal(FetchError),
 }
 
@@ -689,7 +874,7 @@ fn classify(url: &Url, status: StatusCode) -> Result<(), Classified> {
         Err(Classified::Transient(format!("HTTP {}", status.as_u16())))
     } else {
         Err(Classified::Fatal(FetchError::Status {
-            url: url.to_string(),
+            url: redact_url(url),
             status: status.as_u16(),
         }))
     }
@@ -873,7 +1058,7 @@ impl std::io::Read for ChunkReader {
 impl Sink {
     fn new(temp: NamedTempFile, url: &Url, algorithm: Algorithm) -> Result<Self, FetchError> {
         let write_error = |source| FetchError::Write {
-            url: url.to_string(),
+            url: redact_url(url),
             path: temp.path().display().to_string(),
             source,
         };
@@ -899,7 +1084,7 @@ impl Sink {
             verifier: None,
             signature_keys: None,
             written: 0,
-            url: url.to_string(),
+            url: redact_url(url),
         })
     }
 

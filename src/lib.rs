@@ -11,6 +11,8 @@ pub mod config;
 pub mod plan;
 // (fetch streams into the cache and verifies while it does)
 pub mod fetch;
+// (size caps and the redirect policy for everything read over HTTP)
+pub mod http;
 pub mod verify;
 // (release signatures against the project's KEYS file)
 pub mod signature;
@@ -55,3 +57,5 @@ pub mod outdir;
 pub mod error;
 pub mod output;
 pub mod progress;
+// (credentials in URLs and other programs' output, masked on every way out)
+pub mod redact;

@@ -71,6 +71,7 @@ fn init_tracing(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::new(format!("imgforge={level}"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Events pass the redaction on their way out, like every other line on stderr.
+        .with_writer(|| imgforge::redact::RedactingWriter::new(std::io::stderr()))
         .try_init();
 }

@@ -93,10 +93,7 @@ pub struct SparkUpdates {
 
 /// Read the listing from the first mirror that answers and compare.
 pub async fn spark_updates(config: &Config) -> Result<SparkUpdates, OutdatedError> {
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("imgforge/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(config.network.timeout)
-        .read_timeout(config.network.timeout)
+    let client = crate::http::client_builder(config.network.timeout)
         .build()
         .map_err(OutdatedError::Client)?;
     let mut tried = Vec::new();
@@ -104,14 +101,26 @@ pub async fn spark_updates(config: &Config) -> Result<SparkUpdates, OutdatedErro
         let url: Url = crate::fetch::join(base, "spark/");
         let outcome = match client.get(url.clone()).send().await {
             Ok(response) if response.status().is_success() => {
-                response.text().await.map_err(|error| error.to_string())
+                // A listing is read with a cap: an endless answer cannot fill memory.
+                crate::http::read_bounded(response, crate::http::LISTING_CAP, "a directory listing")
+                    .await
+                    .map(|body| String::from_utf8_lossy(&body).into_owned())
+                    .map_err(|error| match error {
+                        crate::http::BoundedReadError::TooLarge { .. }
+                        | crate::http::BoundedReadError::TooSlow { .. } => error.to_string(),
+                        crate::http::BoundedReadError::Transport { source, .. } => {
+                            crate::redact::redact_text(&source.to_string()).into_owned()
+                        }
+                    })
             }
             Ok(response) => Err(format!("HTTP {}", response.status().as_u16())),
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(crate::http::redirect_refusal(&error)
+                .unwrap_or_else(|| crate::redact::redact_text(&error.to_string()).into_owned())),
         };
+        let shown = crate::redact::redact_url(&url);
         match outcome {
-            Ok(html) => return Ok(compare(&config.spark.version, &html, url.to_string())),
-            Err(why) => tried.push((url.to_string(), why)),
+            Ok(html) => return Ok(compare(&config.spark.version, &html, shown)),
+            Err(why) => tried.push((shown, why)),
         }
     }
     Err(OutdatedError::Unavailable { tried })

@@ -7,28 +7,34 @@ use std::io::Write;
 
 use crate::config::OutputOptions;
 use crate::error::Error;
+use crate::redact::redact_text;
 
 /// Print a command's result: `json` with `--json`, else `human` unless `--quiet`.
 pub fn result(options: &OutputOptions, human: &str, json: &serde_json::Value) {
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (`imgforge … | head`) is not worth a second error.
+    // Credentials in a URL never reach stdout, whatever put the URL into the result.
     if options.json {
-        let _ = writeln!(
-            stdout,
-            "{}",
-            serde_json::to_string_pretty(json).unwrap_or_default()
-        );
+        let text = serde_json::to_string_pretty(json).unwrap_or_default();
+        let _ = writeln!(stdout, "{}", redact_text(&text));
     } else if !options.quiet && !human.is_empty() {
-        let _ = write!(stdout, "{human}");
+        let _ = write!(stdout, "{}", redact_text(human));
         if !human.ends_with('\n') {
             let _ = writeln!(stdout);
         }
     }
 }
 
-/// Print `error` with its causes and hint on stderr, once.
+/// Print `error` with its causes and hint on stderr, once (credentials in URLs masked).
 pub fn error(error: &Error) {
     let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "{}", redact_text(&error_text(error)));
+}
+
+/// `error` with its causes and hint, as [`error`] prints it.
+pub fn error_text(error: &Error) -> String {
+    use std::fmt::Write as _;
+    let mut stderr = String::new();
     let _ = writeln!(stderr, "error: {error}");
     let mut source = std::error::Error::source(error);
     // Transparent variants share their inner error's message; skip it so nothing repeats.
@@ -43,6 +49,7 @@ pub fn error(error: &Error) {
     if let Some(hint) = error.hint() {
         let _ = writeln!(stderr, "  hint: {hint}");
     }
+    stderr
 }
 
 /// Human-readable byte count.

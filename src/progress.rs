@@ -137,7 +137,11 @@ impl PlainReporter {
 
     fn line(&self, text: &str) {
         // A failed write to stderr has nowhere better to be reported.
-        let _ = writeln!(std::io::stderr().lock(), "{text}");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{}",
+            crate::redact::redact_text(text)
+        );
     }
 }
 
@@ -285,10 +289,10 @@ impl Reporter for TerminalReporter {
                 reason,
             } => {
                 bar.set_prefix(phase.label());
-                bar.println(format!(
+                bar.println(crate::redact::redact_text(&format!(
                     "retrying {} (attempt {attempt} of {of}): {reason}",
                     bar.message()
-                ));
+                )));
             }
             Phase::Building { step, output } => {
                 // The step in progress and the latest line of its output, on one line.
@@ -323,10 +327,12 @@ impl Reporter for TerminalReporter {
     }
 
     fn warn(&self, message: &str) {
-        let _ = self.multi.println(format!("warning: {message}"));
+        let _ = self
+            .multi
+            .println(format!("warning: {}", crate::redact::redact_text(message)));
     }
 
     fn info(&self, message: &str) {
-        let _ = self.multi.println(message);
+        let _ = self.multi.println(crate::redact::redact_text(message));
     }
 }

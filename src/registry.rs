@@ -127,6 +127,26 @@ pub enum RegistryError {
         /// What went wrong.
         message: String,
     },
+    /// A response body is longer than imgforge reads from a registry.
+    #[error("registry {registry} sent more than {} for {url}; imgforge reads at most that", crate::output::bytes(*cap))]
+    TooLarge {
+        /// The registry.
+        registry: String,
+        /// The URL.
+        url: String,
+        /// The cap in bytes.
+        cap: u64,
+    },
+    /// A response body arrived slower than the minimum speed.
+    #[error("registry {registry} sent {url} too slowly: {why}")]
+    TooSlow {
+        /// The registry.
+        registry: String,
+        /// The URL.
+        url: String,
+        /// How slow.
+        why: String,
+    },
     /// A request failed on the way.
     #[error("request to registry {registry} failed: {url}")]
     Request {
@@ -460,16 +480,31 @@ impl RegistryClient {
         Ok(tags)
     }
 
-    /// The whole body of a response.
+    /// The whole body of a response, at most [`crate::http::REGISTRY_JSON_CAP`] bytes: read
+    /// incrementally, so an endless answer cannot fill memory.
     async fn body(&self, response: Response) -> Result<bytes::Bytes, RegistryError> {
-        let url = response.url().to_string();
-        response
-            .bytes()
+        let cap = crate::http::REGISTRY_JSON_CAP;
+        crate::http::read_bounded(response, cap, "a registry document")
             .await
-            .map_err(|source| RegistryError::Request {
-                registry: self.host.clone(),
-                url,
-                source,
+            .map(bytes::Bytes::from)
+            .map_err(|error| match error {
+                crate::http::BoundedReadError::TooLarge { url, .. } => RegistryError::TooLarge {
+                    registry: self.host.clone(),
+                    url,
+                    cap,
+                },
+                crate::http::BoundedReadError::TooSlow { url, why } => RegistryError::TooSlow {
+                    registry: self.host.clone(),
+                    url,
+                    why,
+                },
+                crate::http::BoundedReadError::Transport { url, source } => {
+                    RegistryError::Request {
+                        registry: self.host.clone(),
+                        url,
+                        source,
+                    }
+                }
             })
     }
 
@@ -485,15 +520,7 @@ impl RegistryClient {
             return Ok(None);
         }
         let response = self.expect_success(response, path).await?;
-        let url = response.url().to_string();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| RegistryError::Request {
-                registry: self.host.clone(),
-                url: url.clone(),
-                source,
-            })?;
+        let bytes = self.body(response).await?;
         // A body that is not JSON is treated like a missing document: the caller rebuilds.
         Ok(serde_json::from_slice(&bytes).ok())
     }
@@ -687,14 +714,7 @@ impl RegistryClient {
         if !status.is_success() {
             return Err(token_error(format!("it answered {status}")));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| RegistryError::Request {
-                registry: self.host.clone(),
-                url: realm.to_string(),
-                source,
-            })?;
+        let body = self.body(response).await?;
         let answer: TokenAnswer = serde_json::from_slice(&body)
             .map_err(|error| token_error(format!("its answer is not a token document: {error}")))?;
         answer

@@ -61,7 +61,7 @@ async fn list(config: &Config) -> Result<(), Error> {
             "file_name": artifact.entry.file_name,
             "sha512": artifact.entry.sha512,
             "size": artifact.entry.size,
-            "url": artifact.entry.url,
+            "url": crate::redact::strip_url_text(&artifact.entry.url),
             "verified_with": artifact.entry.verified_with,
             "path": artifact.path,
         })).collect::<Vec<_>>(),

@@ -176,7 +176,7 @@ fn print(config: &Config, report: &FetchReport) {
         "artifacts": report.artifacts.iter().map(|fetched| json!({
             "role": fetched.spec.role,
             "file_name": fetched.spec.file_name,
-            "url": fetched.artifact.entry.url,
+            "url": crate::redact::strip_url_text(&fetched.artifact.entry.url),
             "path": fetched.artifact.path,
             "sha512": fetched.artifact.entry.sha512,
             "verified_with": fetched.artifact.entry.verified_with,

@@ -138,7 +138,7 @@ fn locked(fetched: &Fetched) -> LockedArtifact {
     LockedArtifact {
         role: fetched.spec.role.to_string(),
         file: fetched.spec.file_name.clone(),
-        url: fetched.artifact.entry.url.clone(),
+        url: crate::redact::strip_url_text(&fetched.artifact.entry.url),
         sha512: fetched.artifact.entry.sha512.clone(),
     }
 }

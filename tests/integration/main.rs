@@ -12,6 +12,10 @@ mod config;
 // (every fault a download can meet)
 mod cache;
 mod fetch;
+// (every network input bounded: sizes, speed, deadlines, redirects)
+mod network_limits;
+// (credentials in mirror URLs and from credential helpers never reach any output)
+mod secrets;
 // (release signatures, checked against KEYS files and signatures the real gpg made)
 mod signatures;
 // (the same checks through the binary, on every Apache tarball it fetches)

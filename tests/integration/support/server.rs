@@ -74,6 +74,32 @@ pub enum Fault {
         /// How long the body stalls.
         stall: Duration,
     },
+    /// Answer 200 with a chunked body of filler bytes and no Content-Length, instead of the
+    /// file: as far as any sane cap is concerned, endless. It stops after `stop_after` bytes
+    /// only so that a client without a cap ends (and fails its test) instead of running the
+    /// machine out of memory; [`RequestRecord::completed`] says whether it got that far.
+    Endless {
+        /// Bytes sent before the body ends.
+        stop_after: u64,
+    },
+    /// Answer 200 with the file's true Content-Length, then send its body one byte every
+    /// `every`: a server that never stalls long enough for a read timeout, yet never finishes.
+    Drip {
+        /// The pause before each byte.
+        every: Duration,
+    },
+    /// Answer `302 Found` with `Location: to` (an absolute URL or a path on this server),
+    /// whatever the path holds; a path need not exist to redirect.
+    Redirect {
+        /// Where to.
+        to: String,
+    },
+    /// Answer 200 with `Content-Length: announced` and send the whole file regardless, which
+    /// may be longer (hyper cuts a longer body at the announced length on the wire).
+    AnnounceLength {
+        /// The Content-Length sent.
+        announced: u64,
+    },
 }
 
 /// One request as the server saw and answered it.
@@ -270,6 +296,10 @@ struct Plan {
     ignore_range: bool,
     delay_headers: Option<Duration>,
     stall: Option<(u64, Duration)>,
+    endless: Option<u64>,
+    drip: Option<Duration>,
+    redirect: Option<String>,
+    announce: Option<u64>,
 }
 
 impl Shared {
@@ -285,6 +315,10 @@ impl Shared {
                 Fault::IgnoreRange => plan.ignore_range = true,
                 Fault::DelayHeaders(delay) => plan.delay_headers = Some(*delay),
                 Fault::StallBody { after, stall } => plan.stall = Some((*after, *stall)),
+                Fault::Endless { stop_after } => plan.endless = Some(*stop_after),
+                Fault::Drip { every } => plan.drip = Some(*every),
+                Fault::Redirect { to } => plan.redirect = Some(to.clone()),
+                Fault::AnnounceLength { announced } => plan.announce = Some(*announced),
                 Fault::Status { .. } | Fault::CloseMidBody { .. } => {}
             }
         }
@@ -356,6 +390,15 @@ async fn respond(
     if let Some(code) = plan.status {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return text(method, status, format!("injected status {code}\n"), record);
+    }
+    if let Some(to) = &plan.redirect {
+        let mut response = text(method, StatusCode::FOUND, "found\n".to_string(), record);
+        let location = HeaderValue::from_str(to).expect("a redirect target is a valid header");
+        response.headers_mut().insert(header::LOCATION, location);
+        return response;
+    }
+    if let Some(stop_after) = plan.endless {
+        return endless_body(stop_after, record);
     }
     if *method != Method::GET && *method != Method::HEAD {
         let mut response = text(
@@ -570,7 +613,7 @@ async fn serve_file(
     };
     builder = builder
         .status(status)
-        .header(header::CONTENT_LENGTH, body_length);
+        .header(header::CONTENT_LENGTH, plan.announce.unwrap_or(body_length));
     if *method == Method::HEAD {
         record.completed.store(true, Ordering::SeqCst);
         return builder
@@ -598,6 +641,11 @@ async fn serve_file(
             record,
         );
     }
+    if let Some(every) = plan.drip {
+        return builder
+            .body(drip_body(file, body_length, every, record))
+            .expect("a file response is valid");
+    }
     let stream = FileBody {
         file,
         remaining: body_length,
@@ -613,6 +661,62 @@ async fn serve_file(
             FileBody::next_chunk,
         )))
         .expect("a file response is valid")
+}
+
+/// Filler bytes in 64 KiB chunks, without Content-Length, until `stop_after` or the client
+/// goes away.
+fn endless_body(stop_after: u64, record: &Arc<LiveRecord>) -> Response {
+    const FILLER: &[u8] = &[b'0'; 64 * 1024];
+    let record = Arc::clone(record);
+    let stream = futures_util::stream::unfold(0u64, move |sent| {
+        let record = Arc::clone(&record);
+        async move {
+            if sent >= stop_after {
+                record.completed.store(true, Ordering::SeqCst);
+                return None;
+            }
+            let length = (stop_after - sent).min(FILLER.len() as u64);
+            record.bytes_sent.fetch_add(length, Ordering::SeqCst);
+            Some((
+                Ok::<_, io::Error>(Bytes::from_static(&FILLER[..length as usize])),
+                sent + length,
+            ))
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from_stream(stream))
+        .expect("an endless response is valid")
+}
+
+/// The file's `length` bytes, one every `every`.
+fn drip_body(
+    file: tokio::fs::File,
+    length: u64,
+    every: Duration,
+    record: &Arc<LiveRecord>,
+) -> Body {
+    let record = Arc::clone(record);
+    let stream = futures_util::stream::unfold((file, 0u64), move |(mut file, sent)| {
+        let record = Arc::clone(&record);
+        async move {
+            if sent >= length {
+                record.completed.store(true, Ordering::SeqCst);
+                return None;
+            }
+            tokio::time::sleep(every).await;
+            let mut byte = [0u8; 1];
+            match file.read_exact(&mut byte).await {
+                Ok(_) => {
+                    record.bytes_sent.fetch_add(1, Ordering::SeqCst);
+                    Some((Ok(Bytes::copy_from_slice(&byte)), (file, sent + 1)))
+                }
+                Err(error) => Some((Err(error), (file, length))),
+            }
+        }
+    });
+    Body::from_stream(stream)
 }
 
 /// The state of one streamed file body.
