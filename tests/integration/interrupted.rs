@@ -99,6 +99,10 @@ fn stop_mid_extraction(child: &mut Child, out: &Path) -> PathBuf {
     // wait for /proc to say so keeps the check below honest on a loaded machine.
     let state = format!("/proc/{}/stat", child.id());
     while !fs::read_to_string(&state).is_ok_and(|stat| stat.contains(") T ")) {
+        assert!(
+            Instant::now() < deadline,
+            "imgforge never showed as stopped in {state}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(
