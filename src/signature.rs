@@ -1028,8 +1028,9 @@ mod tests {
         let file = release_file(1);
         let by_other = armored(&sign_file(&other.secret_subkeys[0].key, file.path()));
         let error = verify_detached(&restricted, &by_other, file.path()).unwrap_err();
+        // The other key is in KEYS but not pinned: the error says so, not "not in KEYS".
         assert!(
-            matches!(error, SignatureError::UnknownKey { .. }),
+            matches!(error, SignatureError::NotPinned { .. }),
             "{error:?}"
         );
         let by_pinned = armored(&sign_file(&pinned.secret_subkeys[0].key, file.path()));

@@ -41,6 +41,17 @@ fn slow_to_unpack_spark() -> &'static [u8] {
     })
 }
 
+/// The zero-filled member compresses about a thousandfold, past the default decompression-bomb
+/// ratio (`[extract] max_ratio`); this run's `imgforge.toml` allows it, so every run here
+/// reaches the point the test interrupts instead of stopping at the bomb check.
+fn allow_the_zeros(env: &TestEnv) {
+    std::fs::write(
+        env.work_dir().join("imgforge.toml"),
+        "[extract]\nmax_ratio = 10000\n",
+    )
+    .expect("write imgforge.toml");
+}
+
 /// Sends `signal` to `child`.
 fn signal(child: &Child, signal: libc::c_int) {
     let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
@@ -132,6 +143,7 @@ fn run_locks(env: &TestEnv) -> Vec<PathBuf> {
 fn signal_mid_extraction_cleans_up(sig: libc::c_int, name: &str, code: i32) {
     let env = TestEnv::new();
     publish_spark_bytes(&env, "3.1.1", "hadoop3.2", slow_to_unpack_spark());
+    allow_the_zeros(&env);
     let out = env.root().join("build/spark");
     let mut child = start_prepare(&env, &out);
     let staging = stop_mid_extraction(&mut child, &out);
@@ -161,6 +173,7 @@ fn sighup_mid_extraction_exits_129_and_leaves_nothing() {
 fn after_sigkill_mid_extraction_the_next_run_removes_the_leftovers_and_succeeds() {
     let env = TestEnv::new();
     publish_spark_bytes(&env, "3.1.1", "hadoop3.2", slow_to_unpack_spark());
+    allow_the_zeros(&env);
     let out = env.root().join("build/spark");
     let mut child = start_prepare(&env, &out);
     let staging = stop_mid_extraction(&mut child, &out);
