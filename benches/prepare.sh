@@ -16,6 +16,8 @@
 # test: it asserts nothing; the figures go into the README.
 #
 # Usage: benches/prepare.sh        (RUNS=5 by default; needs root for apt-get when nginx is absent)
+#        IMGFORGE=/path/to/imgforge benches/prepare.sh   measures that binary instead of a fresh
+#        release build (to compare two builds, e.g. main's and a branch's, in one session)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/common.sh
@@ -29,8 +31,10 @@ if ! need nginx || [ ! -x /usr/bin/time ]; then
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx time >/dev/null
 fi
 
-cargo build --release --locked --quiet
-IMGFORGE=$PWD/target/release/imgforge
+if [ -z "${IMGFORGE:-}" ]; then
+  cargo build --release --locked --quiet
+  IMGFORGE=$PWD/target/release/imgforge
+fi
 
 mirror=$WORK/mirror
 spark_dir=$mirror/spark/spark-3.1.1

@@ -131,6 +131,7 @@ impl Error {
             Error::Config(_) => exit::CONFIG,
             Error::Fetch(error) => Error::fetch_exit_code(error),
             Error::Cache(CacheError::NotACache { .. }) => exit::CONFIG,
+            Error::Cache(CacheError::Damaged { .. }) => exit::INTEGRITY,
             Error::Cache(_) => exit::STORAGE,
             Error::Inspect(InspectError::Archive { .. }) => exit::INTEGRITY,
             Error::Inspect(InspectError::Tree { .. }) => exit::STORAGE,
@@ -185,6 +186,7 @@ impl Error {
             FetchError::ChecksumMismatch { .. } | FetchError::ChecksumFormat { .. } => {
                 exit::INTEGRITY
             }
+            FetchError::Cache(CacheError::Damaged { .. }) => exit::INTEGRITY,
             FetchError::Cache(_) | FetchError::Write { .. } => exit::STORAGE,
             FetchError::SignatureMissing { .. } | FetchError::Signature { .. } => exit::INTEGRITY,
             FetchError::Keys { .. } => exit::NETWORK,

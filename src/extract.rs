@@ -959,13 +959,19 @@ impl Read for HashingReader {
 impl BufRead for HashingReader {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.position == self.chunk.len() {
-            // Reuse a buffer the hashing thread is done with, when one is back.
-            let mut buffer = self
-                .hasher
-                .as_ref()
-                .and_then(|hasher| hasher.recycled.try_recv().ok())
-                .and_then(|chunk| Arc::try_unwrap(chunk).ok())
-                .unwrap_or_default();
+            // Reuse the spent buffer when nothing else holds it (no hashing), else one the
+            // hashing thread is done with: no allocation and no page faults per chunk.
+            let mut buffer = match Arc::try_unwrap(std::mem::take(&mut self.chunk)) {
+                Ok(own) => own,
+                Err(shared) => {
+                    drop(shared);
+                    self.hasher
+                        .as_ref()
+                        .and_then(|hasher| hasher.recycled.try_recv().ok())
+                        .and_then(|chunk| Arc::try_unwrap(chunk).ok())
+                        .unwrap_or_default()
+                }
+            };
             buffer.resize(CHUNK_SIZE, 0);
             let count = loop {
                 match self.file.read(&mut buffer) {

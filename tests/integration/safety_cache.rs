@@ -442,3 +442,22 @@ fn numeric_settings_out_of_their_range_are_configuration_errors() {
         assert_stderr_contains(&output, "imgforge.toml");
     }
 }
+
+#[test]
+fn a_changed_cached_jar_or_pom_never_reaches_out() {
+    for name in ["hadoop-aws-3.2.0.jar", "hadoop-aws-3.2.0.pom"] {
+        let env = prepared_once();
+        let cached = cached_file(&env, name);
+        let mut bytes = std::fs::read(&cached).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x20;
+        std::fs::write(&cached, &bytes).unwrap();
+        let out = env.root().join("second/spark");
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let output = env.run(&["prepare", "--out", out.to_str().unwrap()]);
+        assert_exit_code(&output, 4);
+        assert_stderr_contains(&output, "does not match its recorded digest");
+        assert_stderr_contains(&output, name);
+        assert!(std::fs::symlink_metadata(&out).is_err(), "{name}: --out was created");
+    }
+}
