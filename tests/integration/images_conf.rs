@@ -3,10 +3,118 @@
 //! Dockerfile layouts and JREs, the JVM options variable, spark-hs's uid and group, and
 //! several build targets in one run.
 
+use crate::images::keytool_fingerprint;
 use crate::support::conf_probe::read_spark_conf;
-use crate::support::containers::{ContainerSpec, image_config, run_container};
+use crate::support::containers::{
+    ContainerSpec, Finished, image_config, run_container, run_script,
+};
 use crate::support::docker::engine;
-use crate::support::images::{EVENT_LOG_DIR, S3_ENDPOINT, built};
+use crate::support::fixtures::{TarEntry, defaults, spark_dist_entries};
+use crate::support::images::{EVENT_LOG_DIR, ImageEnv, S3_ENDPOINT, built, generate_cas};
+use crate::support::prepared::publish_spark;
+
+/// The Java-8-JRE-shaped base image `scripts/ci-services.sh` makes.
+const JRE8_LAYOUT: &str = "imgforge-test/jre8-layout:latest";
+
+/// The official spark-docker 3.3-shaped files, under `support/fixtures/spark-docker/`.
+const SPARK_DOCKER_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/integration/support/fixtures/spark-docker"
+);
+
+/// The CA file of the builds here and the alias `[certs] aliases` gives it.
+const CA_FILE: &str = "ca2.crt";
+const CA_ALIAS: &str = "ca2.broadsoftware.com";
+
+/// The default Spark fixture with `kubernetes/dockerfiles/spark/` shaped like the official
+/// spark-docker 3.3 files (no java_image_tag, hard-coded FROM, no USER, gosu), published
+/// over the default tarball of `image_env`'s mirror.
+fn publish_spark_docker_layout(image_env: &ImageEnv) {
+    let read = |name: &str| {
+        std::fs::read(format!("{SPARK_DOCKER_DIR}/{name}"))
+            .unwrap_or_else(|error| panic!("read the spark-docker fixture {name}: {error}"))
+    };
+    let top = format!(
+        "spark-{}-bin-{}",
+        defaults::SPARK_VERSION,
+        defaults::SPARK_PACKAGE
+    );
+    let mut entries = spark_dist_entries(
+        defaults::SPARK_VERSION,
+        defaults::SPARK_PACKAGE,
+        defaults::HADOOP_VERSION,
+    );
+    for entry in &mut entries {
+        if let TarEntry::File { path, bytes, .. } = entry {
+            if path.ends_with("kubernetes/dockerfiles/spark/Dockerfile") {
+                *bytes = read("Dockerfile");
+            } else if path.ends_with("kubernetes/dockerfiles/spark/entrypoint.sh") {
+                *bytes = read("entrypoint.sh");
+            }
+        }
+    }
+    entries.push(TarEntry::executable(
+        format!("{top}/kubernetes/dockerfiles/spark/gosu"),
+        read("gosu"),
+    ));
+    publish_spark(
+        &image_env.env,
+        defaults::SPARK_VERSION,
+        defaults::SPARK_PACKAGE,
+        &entries,
+    );
+}
+
+/// Fails unless keytool in `image` lists the CA under [`CA_ALIAS`] in the truststore
+/// `store` (`-cacerts` or `-keystore <path>`), as `user`.
+async fn assert_ca_trusted(image: &str, user: &str, store: &str, pem: &[u8]) {
+    let engine = engine().await;
+    let listed = run_script(
+        &engine,
+        image,
+        user,
+        &format!("keytool -list {store} -storepass changeit -alias {CA_ALIAS}"),
+    )
+    .await;
+    listed.assert_success(&format!(
+        "keytool -list {store} -alias {CA_ALIAS} in {image}"
+    ));
+    assert!(
+        listed.stdout.contains("trustedCertEntry"),
+        "{}",
+        listed.describe()
+    );
+    let fingerprint = keytool_fingerprint(pem);
+    assert!(
+        listed.stdout.contains(&fingerprint),
+        "{CA_ALIAS} in {image} is not {CA_FILE} (SHA-256 {fingerprint})\n{}",
+        listed.describe()
+    );
+}
+
+/// The `log4j.configuration` system property a JVM started by `image`'s entrypoint sees
+/// when its own command line says `-Dlog4j.configuration=file:///job/log4j.properties`.
+async fn log4j_property_with_a_job_option(image: &str) -> (String, Finished) {
+    let engine = engine().await;
+    let finished = run_container(
+        &engine,
+        &ContainerSpec::new(image).cmd(&[
+            "java",
+            "-Dlog4j.configuration=file:///job/log4j.properties",
+            "-XshowSettings:properties",
+            "-version",
+        ]),
+    )
+    .await;
+    finished.assert_success("java -XshowSettings:properties through the entrypoint");
+    let value = finished
+        .stderr
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("log4j.configuration = "))
+        .unwrap_or_else(|| panic!("no log4j.configuration property\n{}", finished.describe()))
+        .to_string();
+    (value, finished)
+}
 
 /// The settings every image shares (`assemble::spark_settings`), as the shared build has them.
 fn shared_settings() -> Vec<(&'static str, &'static str)> {
@@ -139,4 +247,178 @@ async fn spark_hs_reads_the_event_log_directory_and_the_s3a_settings_from_its_co
         "{}",
         finished.describe()
     );
+}
+
+#[tokio::test]
+async fn with_java_options_env_underscore_java_options_the_image_overrides_a_jobs_option() {
+    // The shared build keeps the default, _JAVA_OPTIONS: the JVM reads it after its command
+    // line, so the image's log4j configuration wins over the job's.
+    let (value, finished) = log4j_property_with_a_job_option(&built().reference("spark")).await;
+    assert_eq!(
+        value,
+        "file:///opt/spark/log4j.properties",
+        "{}",
+        finished.describe()
+    );
+}
+
+#[test]
+fn the_official_spark_docker_layout_builds_imports_the_ca_and_lets_job_options_win() {
+    let certs = generate_cas(&[CA_FILE]);
+    let mut image_env = ImageEnv::new(&certs);
+    image_env.configure(|config| {
+        config
+            .set(
+                "certs",
+                "aliases",
+                &format!("{{ \"{CA_FILE}\" = \"{CA_ALIAS}\" }}"),
+            )
+            .set_str("spark", "java_options_env", "JAVA_TOOL_OPTIONS");
+    });
+    publish_spark_docker_layout(&image_env);
+    let report = image_env.build_json(&["spark", "spark-hs"]);
+    assert_eq!(report.names(), ["spark", "spark-hs"]);
+    let image = image_env.reference("spark");
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = engine().await;
+        // No USER line: the image runs as root, and the import went before ENTRYPOINT.
+        let (_, config) = image_config(&engine, &image).await;
+        assert_eq!(config.user.as_deref().unwrap_or_default(), "");
+        assert_ca_trusted(&image, "0", "-cacerts", &certs[0].1).await;
+
+        // The driver branch, through gosu, as spark, with JAVA_TOOL_OPTIONS and --verbose.
+        let script = "set -e; cat > \"$SPARK_HOME/bin/spark-submit\" <<'LAUNCHER'\n\
+             #!/bin/bash\n\
+             printf 'uid=%s\\n' \"$(id -u)\"\n\
+             printf 'JAVA_TOOL_OPTIONS=%s\\n' \"${JAVA_TOOL_OPTIONS-(unset)}\"\n\
+             printf '_JAVA_OPTIONS=%s\\n' \"${_JAVA_OPTIONS-(unset)}\"\n\
+             for argument in \"$@\"; do printf 'arg=%s\\n' \"$argument\"; done\n\
+             LAUNCHER\n\
+             chmod 0755 \"$SPARK_HOME/bin/spark-submit\"; exec /opt/entrypoint.sh driver --class X local:///x.jar";
+        let driver = run_container(
+            &engine,
+            &ContainerSpec::new(&image)
+                .entrypoint(&["bash", "-c", script])
+                .user("0"),
+        )
+        .await;
+        driver.assert_success("the spark-docker entrypoint's driver branch");
+        let lines: Vec<&str> = driver.stdout.lines().collect();
+        assert!(lines.contains(&"uid=185"), "gosu did not drop to spark\n{}", driver.describe());
+        assert!(
+            lines.contains(
+                &"JAVA_TOOL_OPTIONS=-Dlog4j.configuration=file:///opt/spark/log4j.properties"
+            ),
+            "{}",
+            driver.describe()
+        );
+        assert!(lines.contains(&"_JAVA_OPTIONS=(unset)"), "{}", driver.describe());
+        let first_argument = lines.iter().find(|line| line.starts_with("arg="));
+        assert_eq!(first_argument, Some(&"arg=--verbose"), "{}", driver.describe());
+
+        // JAVA_TOOL_OPTIONS is read before the command line: the job's option wins.
+        let (value, finished) = log4j_property_with_a_job_option(&image).await;
+        assert_eq!(value, "file:///job/log4j.properties", "{}", finished.describe());
+
+        // spark-defaults.conf is where Spark reads it in this layout too.
+        let conf = read_spark_conf(&engine, ContainerSpec::new(&image).user("185")).await;
+        assert_eq!(
+            conf.properties_file.as_deref(),
+            Some("/opt/spark/conf/spark-defaults.conf"),
+            "{}",
+            conf.finished.describe()
+        );
+        assert_eq!(conf.get("spark.hadoop.fs.s3a.committer.name"), "directory");
+
+        // This spark image already names uid 185 `spark` (group spark): spark-hs keeps the
+        // name and moves its primary group to 0.
+        let whoami = run_container(
+            &engine,
+            &ContainerSpec::new(&image_env.reference("spark-hs"))
+                .entrypoint(&["sh", "-c", "id -u; id -un; id -g"]),
+        )
+        .await;
+        whoami.assert_success("id in spark-hs");
+        assert_eq!(
+            whoami.stdout.lines().collect::<Vec<_>>(),
+            ["185", "spark", "0"],
+            "{}",
+            whoami.describe()
+        );
+    });
+}
+
+#[test]
+fn a_java_8_jre_layout_gets_the_ca_in_its_own_cacerts_and_several_targets_build_in_order() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = engine().await;
+        let (_, config) = image_config(&engine, JRE8_LAYOUT).await;
+        assert!(
+            config
+                .env
+                .unwrap_or_default()
+                .contains(&"JAVA_HOME=/opt/java/jre8".to_string()),
+            "{JRE8_LAYOUT} is not the Java 8 layout scripts/ci-services.sh makes; run it again"
+        );
+    });
+    let certs = generate_cas(&[CA_FILE]);
+    let mut image_env = ImageEnv::new(&certs);
+    image_env.configure(|config| {
+        config
+            .set_str("images.spark", "base", JRE8_LAYOUT)
+            .set("images.spark", "java_major", "8")
+            .set(
+                "certs",
+                "aliases",
+                &format!("{{ \"{CA_FILE}\" = \"{CA_ALIAS}\" }}"),
+            );
+    });
+    // Two targets, given out of order: built in dependency order, in one run.
+    let report = image_env.build_json(&["spark-hs", "spark"]);
+    assert_eq!(report.names(), ["spark", "spark-hs"]);
+
+    runtime.block_on(async {
+        let engine = engine().await;
+        for image in ["spark", "spark-hs"] {
+            let reference = image_env.reference(image);
+            // The JRE's own cacerts, at $JAVA_HOME/lib/security (no jre/ there), read by
+            // the image's user.
+            assert_ca_trusted(
+                &reference,
+                "185",
+                "-keystore /opt/java/jre8/lib/security/cacerts",
+                &certs[0].1,
+            )
+            .await;
+        }
+        // This keytool has no -cacerts, as Java 8's: the import did not use it.
+        let refused = run_script(
+            &engine,
+            &image_env.reference("spark"),
+            "185",
+            "keytool -list -cacerts -storepass changeit",
+        )
+        .await;
+        assert_ne!(refused.exit_code, 0, "{}", refused.describe());
+        // spark-hs on this base too: uid 185 named spark, primary group 0.
+        let whoami = run_container(
+            &engine,
+            &ContainerSpec::new(&image_env.reference("spark-hs")).entrypoint(&[
+                "sh",
+                "-c",
+                "id -un; id -g",
+            ]),
+        )
+        .await;
+        whoami.assert_success("id in spark-hs");
+        assert_eq!(
+            whoami.stdout.lines().collect::<Vec<_>>(),
+            ["spark", "0"],
+            "{}",
+            whoami.describe()
+        );
+    });
 }
