@@ -71,8 +71,8 @@ fn name_rejected_certificate(kind: ImageKind, certs: &CaSet, error: Error) -> Er
         return error;
     };
     let rejected = certs.certs.iter().find(|cert| {
-        // The Spark Dockerfile runs one keytool per certificate; import-certs.sh names the
-        // alias it failed on.
+        // import-certs.sh (both images) names the alias it failed on; a user patch may run
+        // keytool itself with the alias on the step's line.
         step.contains(&format!("-alias {} ", cert.alias))
             || output
                 .iter()
