@@ -9,6 +9,13 @@
 #   imgforge-test/openjdk:17-jre   debootstrap minbase bookworm + openjdk-17-jre-headless,
 #                                  bash, tini, procps, passwd (what Spark's entrypoint needs)
 #   imgforge-test/busybox:latest   busybox-static and its applet links
+#   imgforge-test/jre8-layout:latest
+#                                  the JRE image reshaped like a Java 8 JRE (eclipse-temurin:8-jre):
+#                                  JAVA_HOME=/opt/java/jre8 with bin/ and lib/security/cacerts (no
+#                                  jre/ subdirectory), and a keytool that rejects -cacerts as
+#                                  Java 8's does
+#
+# openjdk-17-jdk-headless gives the tests javac, for the probe they run inside the images.
 #
 # Tunables (environment): DEBIAN_MIRROR (default http://deb.debian.org/debian),
 # DOCKERD_LOG (default /var/log/imgforge-dockerd.log), DOCKERD_WAIT_SECONDS (default 60).
@@ -20,6 +27,7 @@ DOCKERD_WAIT_SECONDS="${DOCKERD_WAIT_SECONDS:-60}"
 DOCKER_SOCKET=/var/run/docker.sock
 JRE_IMAGE=imgforge-test/openjdk:17-jre
 BUSYBOX_IMAGE=imgforge-test/busybox:latest
+JRE8_LAYOUT_IMAGE=imgforge-test/jre8-layout:latest
 JAVA_HOME_DIR=/usr/lib/jvm/java-17-openjdk-amd64
 DEFAULT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -34,7 +42,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- packages -------------------------------------------------------------------------------
-PACKAGES=(docker.io docker-registry postgresql debootstrap busybox-static apache2-utils openssl tini curl gnupg iproute2)
+PACKAGES=(docker.io docker-registry postgresql debootstrap busybox-static apache2-utils openssl tini curl gnupg iproute2 openjdk-17-jdk-headless)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
@@ -146,6 +154,47 @@ else
     rm -rf "$work_dir"
     work_dir=""
     say "image $BUSYBOX_IMAGE: created"
+fi
+
+if image_present "$JRE8_LAYOUT_IMAGE"; then
+    say "image $JRE8_LAYOUT_IMAGE: present"
+else
+    say "image $JRE8_LAYOUT_IMAGE: creating from $JRE_IMAGE"
+    work_dir="$(mktemp -d /var/tmp/imgforge-jre8.XXXXXX)"
+    # keytool as Java 8's: no -cacerts option (refused when given, absent from -help).
+    cat >"$work_dir/keytool" <<KEYTOOL
+#!/bin/sh
+for argument in "\$@"; do
+    if [ "\$argument" = -cacerts ]; then
+        echo "Illegal option:  -cacerts" >&2
+        exit 1
+    fi
+done
+case " \$* " in
+    *" -help "*)
+        $JAVA_HOME_DIR/bin/keytool "\$@" 2>&1 | grep -v -- -cacerts >&2
+        exit 0
+        ;;
+esac
+exec $JAVA_HOME_DIR/bin/keytool "\$@"
+KEYTOOL
+    cat >"$work_dir/Dockerfile" <<DOCKERFILE
+FROM $JRE_IMAGE
+COPY keytool /opt/java/jre8/bin/keytool
+RUN set -eu; \\
+    mkdir -p /opt/java/jre8/lib/security; \\
+    cp "\$(readlink -f $JAVA_HOME_DIR/lib/security/cacerts)" /opt/java/jre8/lib/security/cacerts; \\
+    chmod 0644 /opt/java/jre8/lib/security/cacerts; \\
+    chmod 0755 /opt/java/jre8/bin/keytool; \\
+    ln -s $JAVA_HOME_DIR/bin/java /opt/java/jre8/bin/java
+ENV JAVA_HOME=/opt/java/jre8
+ENV PATH=/opt/java/jre8/bin:$DEFAULT_PATH
+DOCKERFILE
+    docker build -q -t "$JRE8_LAYOUT_IMAGE" "$work_dir" >/dev/null ||
+        fail "building $JRE8_LAYOUT_IMAGE from $JRE_IMAGE failed"
+    rm -rf "$work_dir"
+    work_dir=""
+    say "image $JRE8_LAYOUT_IMAGE: created"
 fi
 
 say "ready"

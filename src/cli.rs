@@ -128,9 +128,10 @@ pub struct PrepareArgs {
 /// `imgforge build …`
 #[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
-    /// Which images (spark-hs is built on the spark image)
-    #[arg(value_enum, default_value_t = BuildTarget::All)]
-    pub target: BuildTarget,
+    /// Which images, one or several (built in dependency order: spark, spark-hs on it,
+    /// hive-metastore) [default: all]
+    #[arg(value_enum, value_name = "TARGET")]
+    pub targets: Vec<BuildTarget>,
     /// Build every step afresh, ignoring the engine's layer cache
     #[arg(long)]
     pub no_cache: bool,
@@ -156,9 +157,9 @@ pub struct BuildArgs {
 /// `imgforge push …`
 #[derive(Debug, Clone, Args)]
 pub struct PushArgs {
-    /// Which images
-    #[arg(value_enum, default_value_t = BuildTarget::All)]
-    pub target: BuildTarget,
+    /// Which images, one or several (pushed in dependency order) [default: all]
+    #[arg(value_enum, value_name = "TARGET")]
+    pub targets: Vec<BuildTarget>,
     /// Push to this registry and namespace instead of [images] registry (the images are
     /// tagged for it first), e.g. registry.gitlab.com/gha1
     #[arg(long, value_name = "REGISTRY")]

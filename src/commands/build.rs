@@ -1,4 +1,4 @@
-//! `imgforge build [spark|spark-hs|hive-metastore|all]`: from nothing to images, through the
+//! `imgforge build [spark|spark-hs|hive-metastore|all]…`: from nothing to images, through the
 //! Docker Engine API.
 //!
 //! Names and tags are checked and the engine is reached before any work; then the Spark tree
@@ -71,8 +71,8 @@ fn name_rejected_certificate(kind: ImageKind, certs: &CaSet, error: Error) -> Er
         return error;
     };
     let rejected = certs.certs.iter().find(|cert| {
-        // The Spark Dockerfile runs one keytool per certificate; import-certs.sh names the
-        // alias it failed on.
+        // import-certs.sh (both images) names the alias it failed on; a user patch may run
+        // keytool itself with the alias on the step's line.
         step.contains(&format!("-alias {} ", cert.alias))
             || output
                 .iter()
@@ -132,14 +132,22 @@ pub async fn run(
     Ok(outcome)
 }
 
-/// The images `target` names, in build order.
-pub fn wanted(target: BuildTarget) -> Vec<ImageKind> {
-    match target {
-        BuildTarget::Spark => vec![ImageKind::Spark],
-        BuildTarget::SparkHs => vec![ImageKind::SparkHs],
-        BuildTarget::HiveMetastore => vec![ImageKind::HiveMetastore],
-        BuildTarget::All => ImageKind::ALL.to_vec(),
-    }
+/// The images `targets` name, each once, in dependency order (spark, spark-hs,
+/// hive-metastore) whatever order they were given in; none given means all.
+pub fn wanted(targets: &[BuildTarget]) -> Vec<ImageKind> {
+    let named = |kind: ImageKind| {
+        targets.is_empty()
+            || targets.iter().any(|target| match target {
+                BuildTarget::Spark => kind == ImageKind::Spark,
+                BuildTarget::SparkHs => kind == ImageKind::SparkHs,
+                BuildTarget::HiveMetastore => kind == ImageKind::HiveMetastore,
+                BuildTarget::All => true,
+            })
+    };
+    ImageKind::ALL
+        .into_iter()
+        .filter(|kind| named(*kind))
+        .collect()
 }
 
 /// Connect to the engine the configuration names.
@@ -159,7 +167,7 @@ pub async fn build(
     push: Option<&crate::push::PushOptions>,
     reporter: Arc<dyn Reporter>,
 ) -> Result<BuildOutcome, Error> {
-    let wanted = wanted(args.target);
+    let wanted = wanted(&args.targets);
     // Names are checked before anything is downloaded or built; the final check below uses
     // the versions read from the distribution.
     let provisional = Versions::provisional(config);
@@ -329,14 +337,16 @@ pub async fn build(
                 hs_data.dockerignore.clone().into_bytes(),
             ),
         ];
+        // On disk, not generated: COPY sources are checked against the files in the context.
+        assemble::write_text(
+            root.path(),
+            "spark-defaults.conf",
+            &assemble::history_server_defaults(config),
+        )?;
         let context = plan_context(root.path(), "Dockerfile", extra).await?;
         let build_args = BTreeMap::from([
             ("spark_image".to_string(), spark_reference),
             ("spark_uid".to_string(), config.images.spark_uid.to_string()),
-            (
-                "event_log_dir".to_string(),
-                config.images.event_log_dir.clone(),
-            ),
         ]);
         built.push(
             builder
@@ -515,7 +525,10 @@ fn spark_hs_fingerprint(config: &Config, spark_fingerprint: &str, data: &ImageDa
     let mut fingerprint = Fingerprint::new(ImageKind::SparkHs);
     fingerprint.add("spark", spark_fingerprint.as_bytes());
     data.fingerprint_into(&mut fingerprint);
-    fingerprint.add("event_log_dir", config.images.event_log_dir.as_bytes());
+    fingerprint.add(
+        "spark-defaults.conf",
+        assemble::history_server_defaults(config).as_bytes(),
+    );
     fingerprint.add("spark_uid", config.images.spark_uid.to_string().as_bytes());
     fingerprint.finish()
 }
@@ -823,4 +836,25 @@ fn print(config: &Config, outcome: &BuildOutcome, pushed: &[crate::push::PushedI
         json["pushed"] = pushed_json;
     }
     output::result(&config.output, &human, &json);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_targets_come_once_each_in_dependency_order() {
+        use BuildTarget::{All, HiveMetastore, Spark, SparkHs};
+        assert_eq!(wanted(&[]), ImageKind::ALL);
+        assert_eq!(wanted(&[All]), ImageKind::ALL);
+        assert_eq!(
+            wanted(&[SparkHs, Spark, SparkHs]),
+            [ImageKind::Spark, ImageKind::SparkHs]
+        );
+        assert_eq!(
+            wanted(&[HiveMetastore, Spark]),
+            [ImageKind::Spark, ImageKind::HiveMetastore]
+        );
+        assert_eq!(wanted(&[SparkHs, All]), ImageKind::ALL);
+    }
 }

@@ -30,7 +30,7 @@ pub async fn run(
     reporter: Arc<dyn Reporter>,
 ) -> Result<Vec<PushedImage>, Error> {
     let options = options(config, &args.access)?;
-    let kinds = wanted(args.target);
+    let kinds = wanted(&args.targets);
     if let Some(registry) = &args.registry {
         // Check the override before anything is read or contacted.
         images::references(

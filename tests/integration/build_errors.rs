@@ -250,9 +250,12 @@ fn a_certificate_the_spark_truststore_rejects_fails_the_build_naming_it() {
         &output,
         "certs/explicit-ec.crt (alias imgforge-explicit-ec)",
     );
-    // The failed step and keytool's own words follow.
+    // The failed step and keytool's own words follow; the shared script names the file.
     assert_stderr_contains(&output, "building spark failed at Step");
-    assert_stderr_contains(&output, "-alias imgforge-explicit-ec");
+    assert_stderr_contains(
+        &output,
+        "import-certs.sh: the truststore (keytool -cacerts) rejected imgforge-explicit-ec.crt (alias imgforge-explicit-ec)",
+    );
     assert_stderr_contains(&output, "keytool error");
     assert_nothing_built(&image_env);
 }
@@ -273,7 +276,7 @@ fn a_certificate_the_metastore_truststore_rejects_fails_the_build_naming_it() {
     assert_stderr_contains(&output, "building hive-metastore failed at Step");
     assert_stderr_contains(
         &output,
-        "import-certs.sh: the truststore rejected imgforge-explicit-ec.crt (alias imgforge-explicit-ec)",
+        "import-certs.sh: the truststore (keytool -cacerts) rejected imgforge-explicit-ec.crt (alias imgforge-explicit-ec)",
     );
     assert_stderr_contains(&output, "keytool error");
     assert_nothing_built(&image_env);

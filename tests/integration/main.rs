@@ -45,6 +45,8 @@ mod metastore_launch;
 // `imgforge build`: the three images, proven by running them; then every bad input.
 mod build_errors;
 mod images;
+// (issue 10: settings, CA imports and users where Spark runs)
+mod images_conf;
 mod images_metastore;
 // (pushing to real registries: credentials, TLS, digests, faults, remote engines)
 mod push;

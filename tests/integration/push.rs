@@ -778,3 +778,60 @@ async fn build_push_all_three_images_end_to_end() {
     }
     remove_images(&engine, &references).await;
 }
+
+/// Issue 10: `imgforge push spark-hs spark` pushes both, in dependency order, in one run
+/// (one target per run was the limit before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_targets_are_pushed_in_dependency_order_in_one_run() {
+    let engine = engine().await;
+    let registry = Registry::start(RegistrySpec::default());
+    let (id, source_tag) = small_image(&engine, &format!("{}\n", unique_tag("several"))).await;
+    let push_env = PushEnv::new(&engine, &id, "").await;
+    let mut cleanup = push_env.local.clone();
+    cleanup.push(source_tag);
+    // The same small image stands in for spark-hs too.
+    for tag in ["latest", "t1"] {
+        let reference = format!("{}/spark-hs:{tag}", push_env.prefix);
+        docker::tag_image(&engine, &id, &reference)
+            .await
+            .expect("tag the small image as spark-hs");
+        cleanup.push(reference);
+    }
+    let target = format!("{}/several", registry.host);
+    let output = push_env.run(
+        &["push", "--json", "--registry", &target, "spark-hs", "spark"],
+        &[],
+        None,
+    );
+    assert_success(&output);
+    let report: Value = serde_json::from_str(&stdout_text(&output)).expect("--json output");
+    let images: Vec<&str> = report["images"]
+        .as_array()
+        .expect("images array")
+        .iter()
+        .map(|image| image["image"].as_str().expect("image name"))
+        .collect();
+    assert_eq!(images, ["spark", "spark-hs"], "{report:#}");
+    let tags = pushed_tags(&output, "images");
+    let references: Vec<&str> = tags
+        .iter()
+        .map(|(reference, _)| reference.as_str())
+        .collect();
+    assert_eq!(
+        references,
+        [
+            format!("{target}/spark:latest"),
+            format!("{target}/spark:t1"),
+            format!("{target}/spark-hs:latest"),
+            format!("{target}/spark-hs:t1"),
+        ],
+        "{report:#}"
+    );
+    cleanup.extend(tags.iter().map(|(reference, _)| reference.clone()));
+    remove_images(
+        &engine,
+        &cleanup.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    drop(registry);
+}
