@@ -39,3 +39,5 @@ mod images;
 mod images_metastore;
 // (pushing to real registries: credentials, TLS, digests, faults, remote engines)
 mod push;
+// (the Spark operator manifests, pinned to what was pushed)
+mod manifest;
