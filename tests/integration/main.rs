@@ -37,6 +37,8 @@ mod metastore_launch;
 mod build_errors;
 mod images;
 mod images_metastore;
+// (real Spark 3.5 jars in the images: a job, its settings read back, the history server)
+mod real_spark;
 // (pushing to real registries: credentials, TLS, digests, faults, remote engines)
 mod push;
 // (the Spark operator manifests, pinned to what was pushed)

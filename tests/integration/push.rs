@@ -737,11 +737,40 @@ async fn build_push_all_three_images_end_to_end() {
     )
     .expect("write imgforge.toml");
     let output = env.run_with_timeout(
-        &["--json", "build", "--push", "all"],
+        &[
+            "--json",
+            "build",
+            "--push",
+            "--digests-file",
+            "digests.json",
+            "all",
+        ],
         std::time::Duration::from_secs(1500),
     );
     assert_success(&output);
     let tags = pushed_tags(&output, "pushed");
+    // --digests-file lists the same references and digests, one entry per tag.
+    let written: Value = serde_json::from_str(
+        &std::fs::read_to_string(env.work_dir().join("digests.json")).expect("digests.json"),
+    )
+    .expect("digests.json is JSON");
+    let listed: Vec<(String, String)> = written
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|entry| {
+            assert_eq!(entry["platform"], "linux/amd64", "{entry}");
+            (
+                format!(
+                    "{}:{}",
+                    entry["image"].as_str().expect("image"),
+                    entry["tag"].as_str().expect("tag")
+                ),
+                entry["digest"].as_str().expect("digest").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, tags);
     let references: Vec<&str> = tags
         .iter()
         .map(|(reference, _)| reference.as_str())
@@ -854,13 +883,7 @@ async fn push_digests_file_records_each_tag_and_manifest_pins_it() {
         let url = format!("http://{}/v2/pinned/spark/manifests/{tag}", registry.host);
         let body = client
             .get(&url)
-            .header(
-                "Accept",
-                "application/vnd.docker.distribution.manifest.v2+json, \
-                 application/vnd.oci.image.manifest.v1+json, \
-                 application/vnd.oci.image.index.v1+json, \
-                 application/vnd.docker.distribution.manifest.list.v2+json",
-            )
+            .header("Accept", imgforge::registry::MANIFEST_ACCEPT)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
@@ -868,10 +891,7 @@ async fn push_digests_file_records_each_tag_and_manifest_pins_it() {
             .bytes()
             .await
             .expect("manifest body");
-        let computed = {
-            use sha2::Digest as _;
-            format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body)))
-        };
+        let computed = format!("sha256:{}", crate::support::fixtures::sha256_hex(&body));
         assert_eq!(entry["digest"], computed.as_str(), "{url}");
         assert!(tags.contains(&(format!("{target}/spark:{tag}"), computed)));
     }
