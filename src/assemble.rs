@@ -575,6 +575,25 @@ pub fn event_log_settings(config: &Config) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The spark-hs history server's settings: [`spark_settings`] (so it reaches the same S3A
+/// endpoint, path-style, with the same committer settings) plus
+/// `spark.history.fs.logDirectory` = `[images.spark-hs] event_log_dir`. The history server
+/// reads them from `$SPARK_CONF_DIR/spark-defaults.conf` at start; credentials come from the
+/// environment (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`) through the S3A chain.
+pub fn history_server_settings(config: &Config) -> Vec<(&'static str, String)> {
+    let mut settings = spark_settings(config);
+    settings.push((
+        "spark.history.fs.logDirectory",
+        config.images.event_log_dir.clone(),
+    ));
+    settings
+}
+
+/// The spark-hs image's `spark-defaults.conf`: [`history_server_settings`] as a properties file.
+pub fn history_server_defaults(config: &Config) -> String {
+    render_properties(&history_server_settings(config))
+}
+
 /// Render settings as a Spark properties file (`key  value` lines, aligned), with a header
 /// that says where credentials come from.
 pub fn render_properties(settings: &[(&'static str, String)]) -> String {
@@ -608,6 +627,26 @@ pub fn write_certs(tree: &Path, certs: &[CaCert]) -> Result<Vec<CertImport>, Ass
     Ok(imports)
 }
 
+/// The script both the spark and hive-metastore images import CA certificates with; see
+/// `dockerfiles/common/import-certs.sh`.
+pub const IMPORT_CERTS_SCRIPT: &str = include_str!("../dockerfiles/common/import-certs.sh");
+
+/// Write what the spark image's CA import runs beside the certificates: `certs/aliases`
+/// (one `<file> <alias>` line per certificate) and `certs/import-certs.sh`. Nothing when
+/// there are no certificates (the Dockerfile patch then does not apply either).
+pub fn write_cert_import(tree: &Path, imports: &[CertImport]) -> Result<(), AssembleError> {
+    if imports.is_empty() {
+        return Ok(());
+    }
+    let aliases: String = imports
+        .iter()
+        .map(|import| format!("{} {}\n", import.file_name, import.alias))
+        .collect();
+    write_text(tree, "certs/aliases", &aliases)?;
+    write_text(tree, "certs/import-certs.sh", IMPORT_CERTS_SCRIPT)?;
+    Ok(())
+}
+
 /// Plan the patches of `entrypoint.sh` and the `Dockerfile` for this tree.
 pub fn plan_tree_patches(
     config: &Config,
@@ -622,6 +661,7 @@ pub fn plan_tree_patches(
     let mut context = PatchContext::for_spark(&facts.spark_version, config.spark_image.java_major)?;
     // The tree, not the version number, decides the log4j flavour.
     context.java_options = facts.log4j.java_option();
+    context.java_options_env = config.spark.java_options_env.name().to_string();
     context.log4j_file = facts.log4j.config_file().to_string();
     context.certs = certs;
     context.base_image = config.spark_image.base.clone();

@@ -285,7 +285,15 @@ pub struct CaSet {
 /// A PEM file may hold several certificates (a bundle, e.g. a root and an intermediate):
 /// each is checked and imported under `<alias>-1`, `<alias>-2`, … in file order, because
 /// a JRE truststore holds one trusted certificate per alias.
-pub fn load_ca_dir(dir: &Path, now: SystemTime, required: bool) -> Result<CaSet, CertError> {
+///
+/// `aliases` chooses the alias of a file by its name (`[certs] aliases`); a bundle's
+/// certificates then get `<alias>-1`, `<alias>-2`, ….
+pub fn load_ca_dir(
+    dir: &Path,
+    now: SystemTime,
+    required: bool,
+    aliases: &BTreeMap<String, String>,
+) -> Result<CaSet, CertError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(source) if source.kind() == io::ErrorKind::NotFound => {
@@ -346,7 +354,11 @@ pub fn load_ca_dir(dir: &Path, now: SystemTime, required: bool) -> Result<CaSet,
             continue;
         }
 
-        let certs = load_ca_file(&path, &file_name, now)?;
+        let alias = aliases
+            .get(&file_name)
+            .cloned()
+            .unwrap_or_else(|| alias_for(&file_name));
+        let certs = load_ca_file(&path, &file_name, &alias, now)?;
         for cert in certs {
             if let Some(first) = alias_owners.get(&cert.alias) {
                 return Err(CertError::DuplicateAlias {
@@ -627,13 +639,17 @@ fn san_for(host: &str) -> Result<SanType, CertError> {
 }
 
 /// Check one certificate file; returns its certificates in file order.
-fn load_ca_file(path: &Path, file_name: &str, now: SystemTime) -> Result<Vec<CaCert>, CertError> {
+fn load_ca_file(
+    path: &Path,
+    file_name: &str,
+    alias: &str,
+    now: SystemTime,
+) -> Result<Vec<CaCert>, CertError> {
     let bytes = fs::read(path).map_err(|source| CertError::ReadFile {
         path: path.to_path_buf(),
         source,
     })?;
     let ders = decode_certificates(path, &bytes)?;
-    let alias = alias_for(file_name);
     let bundle = ders.len() > 1;
     ders.iter()
         .enumerate()
@@ -645,7 +661,7 @@ fn load_ca_file(path: &Path, file_name: &str, now: SystemTime) -> Result<Vec<CaC
             };
             let alias = match index {
                 Some(index) => format!("{alias}-{index}"),
-                None => alias.clone(),
+                None => alias.to_string(),
             };
             check_ca(at, der, now).map(|checked| CaCert {
                 path: path.to_path_buf(),
@@ -937,7 +953,7 @@ mod tests {
     }
 
     fn load(dir: &Path) -> Result<CaSet, CertError> {
-        load_ca_dir(dir, now(), true)
+        load_ca_dir(dir, now(), true, &BTreeMap::new())
     }
 
     fn error_text(dir: &Path) -> String {
@@ -1416,10 +1432,10 @@ mod tests {
         let missing = dir.path().join("certs");
 
         assert_eq!(
-            load_ca_dir(&missing, now(), false).unwrap(),
+            load_ca_dir(&missing, now(), false, &BTreeMap::new()).unwrap(),
             CaSet::default()
         );
-        let error = load_ca_dir(&missing, now(), true).unwrap_err();
+        let error = load_ca_dir(&missing, now(), true, &BTreeMap::new()).unwrap_err();
         assert!(matches!(error, CertError::MissingDir { .. }), "{error:?}");
         assert!(error.to_string().contains(&missing.display().to_string()));
     }
@@ -1498,7 +1514,7 @@ mod tests {
         // The CA alone is what users put in ./certs.
         let certs = tempfile::tempdir().unwrap();
         fs::copy(out.path().join("ca.crt"), certs.path().join("ca.crt")).unwrap();
-        let set = load_ca_dir(certs.path(), now(), true).unwrap();
+        let set = load_ca_dir(certs.path(), now(), true, &BTreeMap::new()).unwrap();
         assert_eq!(set.certs.len(), 1);
         assert_eq!(set.warnings, Vec::<String>::new());
         assert_eq!(set.certs[0].not_after, now() + DEV_CA_VALIDITY);

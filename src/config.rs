@@ -167,6 +167,44 @@ pub struct SparkConfig {
     pub log4j_file: Option<PathBuf>,
     /// `spark.hive.metastore.uris` for `spark-defaults.conf`, when set.
     pub hive_metastore_uris: Option<String>,
+    /// The variable the patched entrypoint exports the JVM options in.
+    pub java_options_env: JavaOptionsEnv,
+}
+
+/// `[spark] java_options_env`: the environment variable every JVM of the image reads its
+/// extra options (the log4j configuration, the AWS SDK switches) from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JavaOptionsEnv {
+    /// `_JAVA_OPTIONS`: read after the command line, so it overrides a job's own
+    /// `-D` options (`--driver-java-options`). The reference deployment's choice.
+    UnderscoreJavaOptions,
+    /// `JAVA_TOOL_OPTIONS`: read before the command line, so a job's own options win.
+    JavaToolOptions,
+}
+
+impl JavaOptionsEnv {
+    /// The variable's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            JavaOptionsEnv::UnderscoreJavaOptions => "_JAVA_OPTIONS",
+            JavaOptionsEnv::JavaToolOptions => "JAVA_TOOL_OPTIONS",
+        }
+    }
+}
+
+impl FromStr for JavaOptionsEnv {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "_JAVA_OPTIONS" => Ok(JavaOptionsEnv::UnderscoreJavaOptions),
+            "JAVA_TOOL_OPTIONS" => Ok(JavaOptionsEnv::JavaToolOptions),
+            other => Err(format!(
+                "{other:?} is not a JVM options variable: use \"_JAVA_OPTIONS\" (overrides a job's \
+                 own -D options) or \"JAVA_TOOL_OPTIONS\" (a job's own options win)"
+            )),
+        }
+    }
 }
 
 /// `[hadoop]`.
@@ -354,6 +392,9 @@ pub struct Config {
     /// `[certs] dir`: CA certificates to trust; `None` when not configured (then
     /// `./certs` is used when present).
     pub certs_dir: Option<PathBuf>,
+    /// `[certs] aliases`: truststore aliases chosen per certificate file name (the others
+    /// keep the alias derived from their file name).
+    pub certs_aliases: BTreeMap<String, String>,
     /// `[patches] dir`: a user patches directory added to the built-in patches.
     pub patches_dir: Option<PathBuf>,
     /// `[images.spark]`.
@@ -574,6 +615,11 @@ impl Layers {
                 format!("{prefix}.{key}")
             };
             match value {
+                // A table of file names (which hold dots) to aliases: one value, replaced
+                // as a whole by a later layer.
+                toml::Value::Table(inner) if dotted == "certs.aliases" => {
+                    self.set(&dotted, toml::Value::Table(inner), source.clone())
+                }
                 toml::Value::Table(inner) => self.flatten(&dotted, inner, source),
                 value => self.set(&dotted, value, source.clone()),
             }
@@ -653,7 +699,7 @@ struct Layer {
     #[serde(default)]
     verify: VerifyLayer,
     #[serde(default)]
-    certs: DirLayer,
+    certs: CertsLayer,
     #[serde(default)]
     patches: DirLayer,
     #[serde(default)]
@@ -759,6 +805,40 @@ impl FromStr for KeyFingerprint {
 #[serde(deny_unknown_fields)]
 struct DirLayer {
     dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertsLayer {
+    dir: Option<String>,
+    aliases: Option<BTreeMap<String, Parsed<CertAlias>>>,
+}
+
+/// A truststore alias: letters, digits, `.`, `_` and `-`, starting with a letter, digit or
+/// `_` (it becomes a file name and a shell word in the build).
+#[derive(Debug)]
+struct CertAlias(String);
+
+impl FromStr for CertAlias {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let allowed = text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        let starts_well = text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        if allowed && starts_well {
+            Ok(CertAlias(text.to_string()))
+        } else {
+            Err(format!(
+                "{text:?} is not a truststore alias: use letters, digits, '.', '_' and '-', \
+                 starting with a letter, digit or '_'"
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1012,6 +1092,7 @@ struct SparkLayer {
     checksum: Option<Parsed<Digest>>,
     log4j_file: Option<String>,
     hive_metastore_uris: Option<String>,
+    java_options_env: Option<Parsed<JavaOptionsEnv>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1067,6 +1148,11 @@ impl Layer {
                 checksum: self.spark.checksum.map(|parsed| parsed.0),
                 log4j_file: self.spark.log4j_file.map(PathBuf::from),
                 hive_metastore_uris: self.spark.hive_metastore_uris,
+                java_options_env: self
+                    .spark
+                    .java_options_env
+                    .ok_or_else(|| missing("spark.java_options_env"))?
+                    .0,
             },
             hadoop: HadoopConfig {
                 version: self.hadoop.version.map(|parsed| parsed.0.0),
@@ -1137,6 +1223,13 @@ impl Layer {
                     .collect(),
             },
             certs_dir: self.certs.dir.map(PathBuf::from),
+            certs_aliases: self
+                .certs
+                .aliases
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(file, alias)| (file, alias.0.0))
+                .collect(),
             patches_dir: self.patches.dir.map(PathBuf::from),
             spark_image: self.images.spark.to_config()?,
             images: self.images.to_config()?,

@@ -269,10 +269,7 @@ impl ImageData {
                     "launch.sh",
                     include_str!("../dockerfiles/hive-metastore/launch.sh"),
                 ),
-                (
-                    "import-certs.sh",
-                    include_str!("../dockerfiles/hive-metastore/import-certs.sh"),
-                ),
+                ("import-certs.sh", crate::assemble::IMPORT_CERTS_SCRIPT),
             ],
             // The Spark image's definition comes from the distribution itself.
             ImageKind::Spark => &[],

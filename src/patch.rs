@@ -208,8 +208,10 @@ pub struct CertImport {
 pub struct PatchContext {
     /// The Spark version being patched, e.g. `3.5.4`; named in errors, compared in conditions.
     pub spark_version: String,
-    /// The full value for `_JAVA_OPTIONS`.
+    /// The full value of the JVM options variable.
     pub java_options: String,
+    /// The JVM options variable: `_JAVA_OPTIONS` or `JAVA_TOOL_OPTIONS`.
+    pub java_options_env: String,
     /// The log4j configuration file name, e.g. `log4j.properties`.
     pub log4j_file: String,
     /// The CA certificates to import, in order.
@@ -239,6 +241,7 @@ impl PatchContext {
         Ok(PatchContext {
             spark_version: spark_version.to_string(),
             java_options: java_options.to_string(),
+            java_options_env: "_JAVA_OPTIONS".to_string(),
             log4j_file: log4j_file.to_string(),
             certs: Vec::new(),
             java_major,
@@ -273,6 +276,16 @@ impl PatchContext {
             });
         }
         require_file_name("log4j file name", &self.log4j_file)?;
+        if !matches!(
+            self.java_options_env.as_str(),
+            "_JAVA_OPTIONS" | "JAVA_TOOL_OPTIONS"
+        ) {
+            return Err(PatchError::UnsafeValue {
+                name: "JVM options variable",
+                value: self.java_options_env.clone(),
+                reason: "it must be _JAVA_OPTIONS or JAVA_TOOL_OPTIONS",
+            });
+        }
         if let Some(image) = &self.base_image {
             refuse_line_breaks("base image", image)?;
             if image.is_empty() || image.chars().any(char::is_whitespace) {
@@ -670,7 +683,13 @@ struct PatchSpec {
     within: Option<RegionSpec>,
     anchor: MatcherSpec,
     #[serde(default)]
+    otherwise: Vec<MatcherSpec>,
+    #[serde(default)]
     all: bool,
+    #[serde(default)]
+    last: bool,
+    #[serde(default)]
+    or_at_end: bool,
     operation: OperationSpec,
     template: String,
     for_each: Option<String>,
@@ -754,7 +773,13 @@ struct Patch {
     conditions: Vec<Condition>,
     region: Option<Region>,
     anchor: Matcher,
+    /// Anchors tried in order when `anchor` matches no line.
+    otherwise: Vec<Matcher>,
     all: bool,
+    /// With several matching lines, use the last one.
+    last: bool,
+    /// When no anchor matches, insert at the end of the file (or region).
+    or_at_end: bool,
     action: Action,
     template: Template,
     for_each_cert: bool,
@@ -844,6 +869,12 @@ impl Patch {
                 return Err("this operation takes a one-line template".to_string());
             }
         }
+        if spec.all && spec.last {
+            return Err("`all` and `last` exclude each other".to_string());
+        }
+        if spec.or_at_end && !matches!(action, Action::Insert(_)) {
+            return Err("only insert operations take `or_at_end`".to_string());
+        }
         let warning = spec.warning.as_deref().map(Template::parse).transpose()?;
         if warning.as_ref().is_some_and(Template::uses_cert) {
             return Err("a warning cannot use `{cert.…}` placeholders".to_string());
@@ -879,7 +910,14 @@ impl Patch {
                 })
                 .transpose()?,
             anchor: Matcher::compile(spec.anchor, "anchor")?,
+            otherwise: spec
+                .otherwise
+                .into_iter()
+                .map(|matcher| Matcher::compile(matcher, "otherwise"))
+                .collect::<Result<_, _>>()?,
             all: spec.all,
+            last: spec.last,
+            or_at_end: spec.or_at_end,
             action,
             template,
             for_each_cert,
@@ -968,24 +1006,37 @@ impl Patch {
                 (start + 1, end)
             }
         };
-        let found: Vec<usize> = (from..to)
-            .filter(|&index| {
-                self.anchor.matches(&lines[index])
-                    || also.is_some_and(|owned| owned.matches(&lines[index]))
-            })
-            .collect();
-        let anchor = match &self.region {
-            None => self.anchor.to_string(),
-            Some(region) => format!(
-                "{} between {} and {}",
-                self.anchor, region.start, region.end
-            ),
-        };
+        // The anchor, then each fallback in turn: the first that matches a line is used.
+        let mut found: Vec<usize> = Vec::new();
+        for (position, matcher) in std::iter::once(&self.anchor)
+            .chain(&self.otherwise)
+            .enumerate()
+        {
+            found = (from..to)
+                .filter(|&index| {
+                    matcher.matches(&lines[index])
+                        || (position == 0 && also.is_some_and(|owned| owned.matches(&lines[index])))
+                })
+                .collect();
+            if !found.is_empty() {
+                break;
+            }
+        }
+        let mut anchor = self.anchor.to_string();
+        for fallback in &self.otherwise {
+            anchor.push_str(&format!(", else {fallback}"));
+        }
+        if let Some(region) = &self.region {
+            anchor = format!("{anchor} between {} and {}", region.start, region.end);
+        }
         match found.len() {
+            // The end of the file (or region) stands in as the anchor.
+            0 if self.or_at_end => Ok(vec![to]),
             0 => Err(Miss::NotFound { anchor }),
             1 => Ok(found),
-            count if !self.all => Err(Miss::Ambiguous { anchor, count }),
-            _ => Ok(found),
+            _ if self.all => Ok(found),
+            _ if self.last => Ok(found.split_off(found.len() - 1)),
+            count => Err(Miss::Ambiguous { anchor, count }),
         }
     }
 
@@ -1033,13 +1084,17 @@ impl Patch {
             .map_err(|miss| miss.into_error(self, target))?;
         // From the bottom up, so insertions do not move the anchors still to come.
         for &index in anchors.iter().rev() {
-            let indent = self.indent_for(&lines[index]);
+            // `or_at_end` anchors at one past the last line: no anchor line to indent like.
+            let indent = lines
+                .get(index)
+                .map(|line| self.indent_for(line))
+                .unwrap_or_default();
             let line_number = index + 1;
             match &self.action {
                 Action::Insert(direction) => {
                     let at = match direction {
                         Direction::Before => index,
-                        Direction::After => index + 1,
+                        Direction::After => (index + 1).min(lines.len()),
                     };
                     let block = rendered.iter().map(|line| format!("{indent}{line}"));
                     lines.splice(at..at, block);
@@ -1339,6 +1394,7 @@ impl fmt::Display for Matcher {
 enum Placeholder {
     SparkVersion,
     JavaOptions,
+    JavaOptionsEnv,
     Log4jFile,
     JavaMajor,
     BaseImage,
@@ -1347,9 +1403,10 @@ enum Placeholder {
 }
 
 impl Placeholder {
-    const ALL: [Placeholder; 7] = [
+    const ALL: [Placeholder; 8] = [
         Placeholder::SparkVersion,
         Placeholder::JavaOptions,
+        Placeholder::JavaOptionsEnv,
         Placeholder::Log4jFile,
         Placeholder::JavaMajor,
         Placeholder::BaseImage,
@@ -1361,6 +1418,7 @@ impl Placeholder {
         match self {
             Placeholder::SparkVersion => "spark_version",
             Placeholder::JavaOptions => "java_options",
+            Placeholder::JavaOptionsEnv => "java_options_env",
             Placeholder::Log4jFile => "log4j_file",
             Placeholder::JavaMajor => "java_major",
             Placeholder::BaseImage => "base_image",
@@ -1466,6 +1524,7 @@ impl Template {
                     match placeholder {
                         Placeholder::SparkVersion => text.push_str(&context.spark_version),
                         Placeholder::JavaOptions => text.push_str(&context.java_options),
+                        Placeholder::JavaOptionsEnv => text.push_str(&context.java_options_env),
                         Placeholder::Log4jFile => text.push_str(&context.log4j_file),
                         Placeholder::JavaMajor => text.push_str(&context.java_major.to_string()),
                         Placeholder::BaseImage => {
@@ -1935,34 +1994,40 @@ mod tests {
             .dockerfile
             .replace("RUN chmod a+x", "USER root\nRUN chmod a+x");
         let tree = tree_with(spark35.entrypoint, &dockerfile);
-        let error =
-            plan_patches(tree.path(), &PatchSet::builtin().unwrap(), &spark35.context).unwrap_err();
+        let patch = |extra: &str| {
+            format!(
+                r#"
+[[patch]]
+id = "label-every-user-switch"
+file = "kubernetes/dockerfiles/spark/Dockerfile"
+anchor = {{ starts_with = "USER " }}
+{extra}
+operation = "insert_after"
+template = "LABEL switched=yes"
+"#
+            )
+        };
+        let no_certs = PatchContext {
+            certs: Vec::new(),
+            ..spark35.context.clone()
+        };
+        let ambiguous = user_dir(&[("label.toml", &patch(""))]);
+        let set = PatchSet::builtin()
+            .unwrap()
+            .with_user_dir(ambiguous.path())
+            .unwrap();
+        let error = plan_patches(tree.path(), &set, &no_certs).unwrap_err();
         assert!(
             matches!(error, PatchError::AmbiguousAnchor { count: 2, .. }),
             "{error:?}"
         );
         assert!(error.to_string().contains("all = true"), "{error}");
 
-        let user = user_dir(&[(
-            "label.toml",
-            r#"
-[[patch]]
-id = "label-every-user-switch"
-file = "kubernetes/dockerfiles/spark/Dockerfile"
-anchor = { starts_with = "USER " }
-all = true
-operation = "insert_after"
-template = "LABEL switched=yes"
-"#,
-        )]);
+        let user = user_dir(&[("label.toml", &patch("all = true"))]);
         let set = PatchSet::builtin()
             .unwrap()
             .with_user_dir(user.path())
             .unwrap();
-        let no_certs = PatchContext {
-            certs: Vec::new(),
-            ..spark35.context.clone()
-        };
         let patched = plan_patches(tree.path(), &set, &no_certs).unwrap();
         assert_eq!(
             dockerfile_of(&patched)
@@ -1973,6 +2038,13 @@ template = "LABEL switched=yes"
         patched.write().unwrap();
         let again = plan_patches(tree.path(), &set, &no_certs).unwrap();
         assert_eq!(again.changed_files().count(), 0);
+
+        let both = user_dir(&[("label.toml", &patch("all = true\nlast = true"))]);
+        let error = PatchSet::builtin()
+            .unwrap()
+            .with_user_dir(both.path())
+            .unwrap_err();
+        assert!(error.to_string().contains("exclude each other"), "{error}");
     }
 
     #[test]
@@ -2008,6 +2080,30 @@ template = "LABEL switched=yes"
         assert_eq!(entrypoint_of(&plan).matches("--verbose").count(), 1);
     }
 
+    const IMPORT_LINES: [&str; 2] = [
+        "COPY certs/ /opt/spark/certs/",
+        "RUN sh /opt/spark/certs/import-certs.sh /opt/spark/certs",
+    ];
+
+    /// Plans `dockerfile` with `certs`, checks that planning the result again changes
+    /// nothing, and returns the patched Dockerfile's lines.
+    fn patched_dockerfile_lines(dockerfile: &str, certs: Vec<CertImport>) -> Vec<String> {
+        let spark35 = family("spark-3.5");
+        let context = PatchContext {
+            certs,
+            ..spark35.context.clone()
+        };
+        let tree = tree_with(spark35.entrypoint, dockerfile);
+        let plan = plan_patches(tree.path(), &PatchSet::builtin().unwrap(), &context).unwrap();
+        plan.write().unwrap();
+        let again = plan_patches(tree.path(), &PatchSet::builtin().unwrap(), &context).unwrap();
+        assert_eq!(again.changed_files().count(), 0, "not idempotent");
+        read(&tree, DOCKERFILE)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
     #[test]
     fn certificates_are_imported_as_root_before_the_user_switch() {
         let spark35 = family("spark-3.5");
@@ -2021,50 +2117,70 @@ template = "LABEL switched=yes"
                 let plan = plan(spark35.entrypoint, spark35.dockerfile, &context);
                 let dockerfile = dockerfile_of(&plan);
                 let lines: Vec<&str> = dockerfile.lines().collect();
-                let copies = lines
+                let imports = lines
                     .iter()
-                    .filter(|l| l.starts_with("COPY certs/"))
+                    .filter(|line| IMPORT_LINES.contains(line))
                     .count();
-                let imports: Vec<&&str> = lines
-                    .iter()
-                    .filter(|l| l.starts_with("RUN keytool -importcert -noprompt"))
-                    .collect();
-                assert_eq!(
-                    (copies, imports.len()),
-                    (count, count),
-                    "{count} certs, Java {java_major}"
-                );
-                for import in &imports {
-                    assert!(!import.contains("||"), "{import}");
-                    if java_major >= 9 {
-                        assert!(import.contains(" -cacerts "), "{import}");
-                    } else {
-                        assert!(
-                            import.contains(" -keystore \"$JAVA_HOME/jre/lib/security/cacerts\" "),
-                            "{import}"
-                        );
-                    }
-                }
+                // One script imports every certificate; the JRE decides the truststore.
+                assert_eq!(imports, if count > 0 { 2 } else { 0 }, "{count} certs");
+                assert!(!dockerfile.contains("keytool"), "{dockerfile}");
                 assert_eq!(lines.last(), Some(&"USER ${spark_uid}"));
                 if count > 0 {
                     let user = lines.len() - 1;
-                    assert!(lines[user - 1].starts_with("RUN keytool"));
-                    assert_eq!(
-                        lines[user - 2 * count],
-                        "COPY certs/corp-root-ca.pem /opt/spark/certs/corp-root-ca.pem"
-                    );
+                    assert_eq!(lines[user - 2..user], IMPORT_LINES);
                 }
             }
         }
-        let context = PatchContext {
-            certs: vec![cert("corp-root-ca", "corp-root-ca.pem")],
-            ..spark35.context.clone()
-        };
-        let plan = plan(spark35.entrypoint, spark35.dockerfile, &context);
-        assert!(dockerfile_of(&plan).contains(
-            "RUN keytool -importcert -noprompt -alias corp-root-ca \
-             -file /opt/spark/certs/corp-root-ca.pem -cacerts -storepass changeit\n"
-        ));
+    }
+
+    #[test]
+    fn the_ca_import_goes_before_the_last_user_else_entrypoint_else_at_the_end() {
+        let spark35 = family("spark-3.5");
+        let certs = two_certs;
+        // Two USER lines: before the last one.
+        let two_users = spark35
+            .dockerfile
+            .replace("RUN chmod a+x", "USER root\nRUN chmod a+x");
+        let lines = patched_dockerfile_lines(&two_users, certs());
+        let user = lines.len() - 1;
+        assert_eq!(lines[user], "USER ${spark_uid}");
+        assert_eq!(lines[user - 2..user], IMPORT_LINES);
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|line| line.starts_with("USER "))
+                .count(),
+            2
+        );
+
+        // No USER line (the official spark-docker 3.3 Dockerfile): before ENTRYPOINT.
+        let no_user = spark35
+            .dockerfile
+            .replace("USER ${spark_uid}\n", "")
+            .replace("ENTRYPOINT [", "CMD [\"bash\"]\nENTRYPOINT [");
+        let lines = patched_dockerfile_lines(&no_user, certs());
+        let entrypoint = lines
+            .iter()
+            .position(|line| line.starts_with("ENTRYPOINT"))
+            .unwrap();
+        assert_eq!(lines[entrypoint - 2..entrypoint], IMPORT_LINES);
+
+        // Neither USER nor ENTRYPOINT nor CMD: at the end.
+        let bare: String = spark35
+            .dockerfile
+            .lines()
+            .filter(|line| !line.starts_with("USER ") && !line.starts_with("ENTRYPOINT "))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let lines = patched_dockerfile_lines(&bare, certs());
+        assert_eq!(lines[lines.len() - 2..], IMPORT_LINES);
+        // Without certificates nothing is added anywhere.
+        let lines = patched_dockerfile_lines(&bare, Vec::new());
+        assert!(
+            !lines
+                .iter()
+                .any(|line| IMPORT_LINES.contains(&line.as_str()))
+        );
     }
 
     #[test]

@@ -316,14 +316,16 @@ pub async fn build(
                 hs_data.dockerignore.clone().into_bytes(),
             ),
         ];
+        // On disk, not generated: COPY sources are checked against the files in the context.
+        assemble::write_text(
+            root.path(),
+            "spark-defaults.conf",
+            &assemble::history_server_defaults(config),
+        )?;
         let context = plan_context(root.path(), "Dockerfile", extra).await?;
         let build_args = BTreeMap::from([
             ("spark_image".to_string(), spark_reference),
             ("spark_uid".to_string(), config.images.spark_uid.to_string()),
-            (
-                "event_log_dir".to_string(),
-                config.images.event_log_dir.clone(),
-            ),
         ]);
         built.push(
             builder
@@ -500,7 +502,10 @@ fn spark_hs_fingerprint(config: &Config, spark_fingerprint: &str, data: &ImageDa
     let mut fingerprint = Fingerprint::new(ImageKind::SparkHs);
     fingerprint.add("spark", spark_fingerprint.as_bytes());
     data.fingerprint_into(&mut fingerprint);
-    fingerprint.add("event_log_dir", config.images.event_log_dir.as_bytes());
+    fingerprint.add(
+        "spark-defaults.conf",
+        assemble::history_server_defaults(config).as_bytes(),
+    );
     fingerprint.add("spark_uid", config.images.spark_uid.to_string().as_bytes());
     fingerprint.finish()
 }

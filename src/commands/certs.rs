@@ -71,7 +71,15 @@ pub fn load(
         (None, Some(dir)) => (dir.clone(), true),
         (None, None) => (PathBuf::from(DEFAULT_CERTS_DIR), false),
     };
-    let set = certs::load_ca_dir(&dir, SystemTime::now(), required)?;
+    let mut set = certs::load_ca_dir(&dir, SystemTime::now(), required, &config.certs_aliases)?;
+    for file in config.certs_aliases.keys() {
+        if !set.certs.iter().any(|cert| &cert.file_name == file) {
+            set.warnings.push(format!(
+                "[certs] aliases names {file}, which is not a certificate in {}",
+                dir.display()
+            ));
+        }
+    }
     for warning in &set.warnings {
         reporter.warn(warning);
     }

@@ -121,6 +121,7 @@ pub async fn prepare(
     assemble::write_text(&tree, &log4j_path, &log4j_text)?;
     assemble::write_text(&tree, "conf/spark-defaults.conf", &defaults_text)?;
     let imports = assemble::write_certs(&tree, &certs.certs)?;
+    assemble::write_cert_import(&tree, &imports)?;
     let (patches, patch_digest) = assemble::plan_tree_patches(config, &tree, &facts, imports)?;
     for warning in patches.warnings() {
         reporter.warn(warning);

@@ -36,6 +36,8 @@ mod metastore_launch;
 // `imgforge build`: the three images, proven by running them; then every bad input.
 mod build_errors;
 mod images;
+// (issue 10: settings, CA imports and users where Spark runs)
+mod images_conf;
 mod images_metastore;
 // (real Spark 3.5 jars in the images: a job, its settings read back, the history server)
 mod real_spark;

@@ -215,6 +215,8 @@ fn prepare_family(family: Family) -> (TestEnv, PathBuf) {
     expected_files.push("conf/spark-defaults.conf".to_string());
     if certs.is_some() {
         expected_files.push("certs/imgforge-ca.crt".to_string());
+        expected_files.push("certs/aliases".to_string());
+        expected_files.push("certs/import-certs.sh".to_string());
     }
     expected_files.sort();
     assert_eq!(files_of(&out), expected_files);
@@ -302,12 +304,17 @@ fn spark_3_1_family_prepares_with_golden_files_and_runs_the_driver_verbosely() {
 }
 
 #[test]
-fn spark_3_3_family_prepares_with_java_8_keystore_and_base_override_on_openjdk() {
+fn spark_3_3_family_prepares_with_java_8_and_base_override_leaving_the_truststore_to_the_image() {
     let (_env, out) = prepare_family(SPARK_33);
     let dockerfile = read(out.join(DOCKERFILE));
     assert!(dockerfile.contains("FROM registry.example.com/base/java:8-jre\n"));
-    assert!(dockerfile.contains("-keystore \"$JAVA_HOME/jre/lib/security/cacerts\""));
-    assert!(!dockerfile.contains("-cacerts"));
+    // The truststore is found inside the image at build time, not guessed from the tag.
+    assert!(dockerfile.contains("RUN sh /opt/spark/certs/import-certs.sh /opt/spark/certs\n"));
+    assert!(!dockerfile.contains("keytool"), "{dockerfile}");
+    assert_eq!(
+        read(out.join("certs/aliases")),
+        "imgforge-ca.crt imgforge-ca\n"
+    );
 }
 
 #[test]

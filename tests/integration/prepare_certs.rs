@@ -200,24 +200,31 @@ fn certs_init_writes_private_keys_0600_and_refuses_to_overwrite_without_force() 
     let dockerfile =
         fs::read_to_string(out.join("kubernetes/dockerfiles/spark/Dockerfile")).unwrap();
     assert!(dockerfile.contains(
-        "COPY certs/imgforge-minio-ca.crt /opt/spark/certs/imgforge-minio-ca.crt\n\
-         RUN keytool -importcert -noprompt -alias imgforge-minio-ca -file /opt/spark/certs/imgforge-minio-ca.crt -cacerts -storepass changeit\n\
+        "COPY certs/ /opt/spark/certs/\n\
+         RUN sh /opt/spark/certs/import-certs.sh /opt/spark/certs\n\
          USER ${spark_uid}\n"
     ));
+    assert_eq!(
+        fs::read_to_string(out.join("certs/aliases")).unwrap(),
+        "imgforge-minio-ca.crt imgforge-minio-ca\n"
+    );
     assert!(out.join("certs/imgforge-minio-ca.crt").is_file());
     assert!(!out.join("certs/ca.key").exists());
 }
 
 #[test]
-fn java_8_imports_into_the_explicit_keystore_path() {
+fn a_java_8_tag_leaves_the_truststore_to_the_image_and_aliases_can_be_chosen() {
     let env = TestEnv::new();
     let dir = init_dev_ca(&env, "dev");
     let certs = env.root().join("certs");
     fs::create_dir_all(&certs).unwrap();
     fs::copy(dir.join("ca.crt"), certs.join("ca.crt")).unwrap();
+    let dir2 = init_dev_ca(&env, "dev2");
+    fs::copy(dir2.join("ca.crt"), certs.join("ca2.crt")).unwrap();
     fs::write(
         env.work_dir().join("imgforge.toml"),
-        "[images.spark]\njava_image_tag = \"8-jre-slim\"\n",
+        "[images.spark]\njava_image_tag = \"8-jre-slim\"\n\n\
+         [certs]\naliases = { \"ca2.crt\" = \"ca2.broadsoftware.com\" }\n",
     )
     .unwrap();
     let out = env.root().join("out");
@@ -230,9 +237,15 @@ fn java_8_imports_into_the_explicit_keystore_path() {
     ]));
     let dockerfile =
         fs::read_to_string(out.join("kubernetes/dockerfiles/spark/Dockerfile")).unwrap();
-    assert!(dockerfile.contains(
-        "RUN keytool -importcert -noprompt -alias imgforge-ca -file /opt/spark/certs/imgforge-ca.crt \
-         -keystore \"$JAVA_HOME/jre/lib/security/cacerts\" -storepass changeit\n"
-    ), "{dockerfile}");
-    assert!(!dockerfile.contains("-cacerts"));
+    // No keystore path guessed from the tag: import-certs.sh finds it inside the image.
+    assert!(
+        dockerfile.contains("RUN sh /opt/spark/certs/import-certs.sh /opt/spark/certs\n"),
+        "{dockerfile}"
+    );
+    assert!(!dockerfile.contains("jre/lib/security"), "{dockerfile}");
+    // The configured alias for ca2.crt; the derived one for ca.crt.
+    assert_eq!(
+        fs::read_to_string(out.join("certs/aliases")).unwrap(),
+        "imgforge-ca.crt imgforge-ca\nca2.broadsoftware.com.crt ca2.broadsoftware.com\n"
+    );
 }

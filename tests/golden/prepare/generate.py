@@ -9,9 +9,11 @@ documents, written out here by hand and independently of imgforge's patch engine
                  just above `case "$1" in`; `--verbose` on the line after the driver branch's
                  spark-submit line, indented like it.
   Dockerfile     FROM's image replaced by the base override (when set); `COPY conf/<log4j file>
-                 /opt/spark/` above `WORKDIR /opt/spark/work-dir`; for each CA certificate a COPY
-                 into /opt/spark/certs/ and a keytool import (-cacerts on Java 9+, the explicit
-                 $JAVA_HOME/jre/lib/security/cacerts path on Java 8) above `USER ${spark_uid}`.
+                 /opt/spark/` and `COPY conf/spark-defaults.conf /opt/spark/conf/spark-defaults.conf`
+                 above `WORKDIR /opt/spark/work-dir`; with CA certificates
+                 `COPY certs/ /opt/spark/certs/` and `RUN sh /opt/spark/certs/import-certs.sh
+                 /opt/spark/certs` above the last USER line (else the last ENTRYPOINT/CMD,
+                 else at the end).
 
 The settings of each family are the ones tests/integration/prepare.rs configures.
 Run from anywhere: python3 tests/golden/prepare/generate.py
@@ -78,19 +80,22 @@ def dockerfile(text, settings):
             line = " ".join(words)
         if stripped == "WORKDIR /opt/spark/work-dir":
             out.append(f"COPY conf/{log4j_file(settings)} /opt/spark/\n")
-        if stripped.startswith("USER "):
-            for alias in settings["certs"]:
-                name = f"{alias}.crt"
-                if settings["java"] >= 9:
-                    store = "-cacerts"
-                else:
-                    store = '-keystore "$JAVA_HOME/jre/lib/security/cacerts"'
-                out.append(f"COPY certs/{name} /opt/spark/certs/{name}\n")
-                out.append(
-                    f"RUN keytool -importcert -noprompt -alias {alias} "
-                    f"-file /opt/spark/certs/{name} {store} -storepass changeit\n"
-                )
+            out.append("COPY conf/spark-defaults.conf /opt/spark/conf/spark-defaults.conf\n")
         out.append(line)
+    if settings["certs"]:
+        # Before the last USER line, else before the last ENTRYPOINT/CMD, else at the end.
+        def last(prefixes):
+            found = [i for i, line in enumerate(out) if line.strip().startswith(prefixes)]
+            return found[-1] if found else None
+        at = last(("USER ",))
+        if at is None:
+            at = last(("ENTRYPOINT ", "ENTRYPOINT[", "CMD ", "CMD["))
+        if at is None:
+            at = len(out)
+        out[at:at] = [
+            "COPY certs/ /opt/spark/certs/\n",
+            "RUN sh /opt/spark/certs/import-certs.sh /opt/spark/certs\n",
+        ]
     return "".join(out)
 
 

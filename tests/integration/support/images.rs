@@ -42,6 +42,9 @@ pub const TEST_REGISTRY: &str = "imgforge-itest.local";
 /// The event log directory the shared build configures (not the default).
 pub const EVENT_LOG_DIR: &str = "file:///var/spark-events-itest";
 
+/// `[s3a] endpoint` of the shared build.
+pub const S3_ENDPOINT: &str = "http://minio.itest.local:9000";
+
 /// `org.opencontainers.image.source` of the shared build.
 pub const SOURCE: &str = "https://example.test/imgforge-itest";
 
@@ -177,7 +180,8 @@ impl ImageEnv {
             config
                 .set_str("images", "source", SOURCE)
                 .set_str("images", "revision", REVISION)
-                .set_str("images.spark-hs", "event_log_dir", EVENT_LOG_DIR);
+                .set_str("images.spark-hs", "event_log_dir", EVENT_LOG_DIR)
+                .set_str("s3a", "endpoint", S3_ENDPOINT);
         });
         image_env
     }

@@ -5,6 +5,7 @@
 //! Each test module uses a subset, hence `dead_code` is allowed for the whole support tree.
 #![allow(dead_code)]
 
+pub mod conf_probe;
 pub mod containers;
 pub mod docker;
 pub mod env;
