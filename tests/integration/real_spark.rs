@@ -7,8 +7,8 @@
 //! JVM with `SET`, and the spark-hs history server lists the job's event log over its REST
 //! API. This is the one test that proves the images run Spark.
 
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use flate2::Compression;
 use imgforge::cli::GlobalArgs;
@@ -38,35 +38,48 @@ const REAL_35: Family = Family {
 };
 
 /// `(path under the distribution, bytes, executable)` of every file of the sdist's
-/// `deps/jars`, `deps/bin` and `deps/sbin` (Windows `.cmd` scripts left out).
+/// `deps/jars`, `deps/bin` and `deps/sbin` (Windows `.cmd` scripts left out). The system
+/// `tar` unpacks it: its native gzip takes seconds where an unoptimised test build takes
+/// minutes.
 fn real_spark_files() -> Vec<(String, Vec<u8>, bool)> {
-    let file = std::fs::File::open(PYSPARK_SDIST).unwrap_or_else(|error| {
-        panic!(
-            "{PYSPARK_SDIST}: {error}; run scripts/ci-services.sh (as root) to download the \
-             pinned pyspark {SPARK_VERSION} source distribution"
-        )
-    });
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let prefix = format!("pyspark-{SPARK_VERSION}/deps/");
+    assert!(
+        Path::new(PYSPARK_SDIST).is_file(),
+        "{PYSPARK_SDIST} is missing; run scripts/ci-services.sh (as root) to download the \
+         pinned pyspark {SPARK_VERSION} source distribution"
+    );
+    let scratch = tempfile::tempdir().expect("scratch folder");
+    let deps = format!("pyspark-{SPARK_VERSION}/deps");
+    let status = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(PYSPARK_SDIST)
+        .arg("-C")
+        .arg(scratch.path())
+        .args(["jars", "bin", "sbin"].map(|folder| format!("{deps}/{folder}")))
+        .status()
+        .expect("run tar");
+    assert!(
+        status.success(),
+        "tar -xzf {PYSPARK_SDIST} failed: {status}"
+    );
     let mut files = Vec::new();
-    for entry in archive.entries().expect("read the pyspark sdist") {
-        let mut entry = entry.expect("a pyspark sdist entry");
-        if !entry.header().entry_type().is_file() {
-            continue;
+    for folder in ["jars", "bin", "sbin"] {
+        let dir = scratch.path().join(&deps).join(folder);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+            .map(|entry| {
+                entry
+                    .expect("an sdist file")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| !name.ends_with(".cmd"))
+            .collect();
+        names.sort();
+        for name in names {
+            let bytes = std::fs::read(dir.join(&name)).expect("read an sdist file");
+            files.push((format!("{folder}/{name}"), bytes, folder != "jars"));
         }
-        let path = entry.path().expect("entry path").display().to_string();
-        let Some(relative) = path.strip_prefix(&prefix) else {
-            continue;
-        };
-        let wanted = ["jars/", "bin/", "sbin/"]
-            .iter()
-            .any(|folder| relative.starts_with(folder));
-        if !wanted || relative.ends_with(".cmd") {
-            continue;
-        }
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).expect("read an sdist member");
-        files.push((relative.to_string(), bytes, !relative.starts_with("jars/")));
     }
     assert!(
         files
@@ -99,7 +112,9 @@ fn real_spark_tarball() -> Vec<u8> {
             TarEntry::file(path, bytes)
         });
     }
-    tgz_with_level(&entries, Compression::fast())
+    // Stored, not compressed: jars are compressed already, and deflate in an unoptimised
+    // test build would take minutes.
+    tgz_with_level(&entries, Compression::none())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
