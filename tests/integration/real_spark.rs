@@ -172,7 +172,8 @@ async fn real_spark_runs_a_job_with_the_settings_and_the_history_server_lists_it
     let settings = imgforge::assemble::spark_settings(&config);
     let mut statements: Vec<String> = settings
         .iter()
-        .map(|(key, _)| format!("SET {key}"))
+        // Backquoted: `conflict-mode` is not a plain identifier to the SQL parser.
+        .map(|(key, _)| format!("SET `{key}`"))
         .collect();
     statements.push("SELECT 40 + 2 AS answer".into());
     let query = statements.join("; ");
