@@ -17,6 +17,11 @@
 #
 # openjdk-17-jdk-headless gives the tests javac, for the probe they run inside the images.
 #
+# And one download, kept across runs (tests/integration/real_spark.rs assembles a real Spark
+# from it): the pyspark 3.5.3 source distribution, whose deps/ holds the release's jars/,
+# bin/ and sbin/, fetched by pip from the package index, sha256-checked, cached by version
+# under /var/cache/imgforge-ci/pyspark-<version>/.
+#
 # Tunables (environment): DEBIAN_MIRROR (default http://deb.debian.org/debian),
 # DOCKERD_LOG (default /var/log/imgforge-dockerd.log), DOCKERD_WAIT_SECONDS (default 60).
 set -euo pipefail
@@ -195,6 +200,41 @@ DOCKERFILE
     rm -rf "$work_dir"
     work_dir=""
     say "image $JRE8_LAYOUT_IMAGE: created"
+fi
+
+# --- real Spark jars ------------------------------------------------------------------------
+PYSPARK_VERSION=3.5.3
+PYSPARK_SHA256=68b7cc0c0c570a7d8644f49f40d2da8709b01d30c9126cc8cf93b4f84f3d9747
+PYSPARK_DIR="/var/cache/imgforge-ci/pyspark-$PYSPARK_VERSION"
+PYSPARK_SDIST="$PYSPARK_DIR/pyspark-$PYSPARK_VERSION.tar.gz"
+
+sdist_verified() {
+    [ -f "$PYSPARK_SDIST" ] &&
+        printf '%s  %s\n' "$PYSPARK_SHA256" "$PYSPARK_SDIST" | sha256sum -c --status
+}
+
+if sdist_verified; then
+    say "pyspark $PYSPARK_VERSION sdist: cached and verified ($PYSPARK_SDIST)"
+else
+    say "pyspark $PYSPARK_VERSION sdist: downloading (317 MB, once per machine)"
+    mkdir -p "$PYSPARK_DIR"
+    # Downloaded into a folder beside the cache entry, checked, then renamed into place.
+    staging="$(mktemp -d "$PYSPARK_DIR/.download.XXXXXX")"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+        --dest "$staging" "pyspark==$PYSPARK_VERSION" >"$staging/pip.log" 2>&1 ||
+        {
+            tail -n 20 "$staging/pip.log" >&2
+            rm -rf "$staging"
+            fail "pip download pyspark==$PYSPARK_VERSION failed (last lines above)"
+        }
+    computed="$(sha256sum "$staging/pyspark-$PYSPARK_VERSION.tar.gz" | cut -d' ' -f1)"
+    if [ "$computed" != "$PYSPARK_SHA256" ]; then
+        rm -rf "$staging"
+        fail "pyspark-$PYSPARK_VERSION.tar.gz: expected sha256 $PYSPARK_SHA256, got $computed; nothing was kept"
+    fi
+    mv "$staging/pyspark-$PYSPARK_VERSION.tar.gz" "$PYSPARK_SDIST"
+    rm -rf "$staging"
+    say "pyspark $PYSPARK_VERSION sdist: stored in $PYSPARK_DIR"
 fi
 
 say "ready"

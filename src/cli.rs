@@ -66,6 +66,12 @@ pub enum Command {
     Build(BuildArgs),
     /// Push built images to their registry, verifying each tag's digest
     Push(PushArgs),
+    /// Write a Spark operator manifest running the pushed spark image, pinned by digest
+    Manifest {
+        /// Which resource
+        #[command(subcommand)]
+        kind: ManifestKind,
+    },
     /// Show what the Spark distribution bundles and which S3A jars will be added
     Resolve,
     /// Check CA certificates, or generate a development CA
@@ -149,6 +155,10 @@ pub struct BuildArgs {
     /// not make
     #[arg(long)]
     pub force: bool,
+    /// With --push: write every pushed reference to FILE as JSON (name, image, tag, digest,
+    /// platform), replacing it only once every push was verified
+    #[arg(long, value_name = "FILE", requires = "push")]
+    pub digests_file: Option<PathBuf>,
     /// Registry credentials and TLS, used with --push
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -164,9 +174,64 @@ pub struct PushArgs {
     /// tagged for it first), e.g. registry.gitlab.com/gha1
     #[arg(long, value_name = "REGISTRY")]
     pub registry: Option<String>,
+    /// Write every pushed reference to FILE as JSON (name, image, tag, digest, platform),
+    /// replacing it only once every push was verified
+    #[arg(long, value_name = "FILE")]
+    pub digests_file: Option<PathBuf>,
     /// Registry credentials and TLS
     #[command(flatten)]
     pub access: RegistryArgs,
+}
+
+/// The resources `imgforge manifest` writes.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ManifestKind {
+    /// A SparkApplication (sparkoperator.k8s.io/v1beta2)
+    SparkApplication(ManifestArgs),
+    /// A ScheduledSparkApplication (sparkoperator.k8s.io/v1beta2)
+    ScheduledSparkApplication(ScheduledManifestArgs),
+}
+
+/// `imgforge manifest spark-application …`
+#[derive(Debug, Clone, Args)]
+pub struct ManifestArgs {
+    /// metadata.name of the resource
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// metadata.namespace of the resource
+    #[arg(long, value_name = "NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// spec.mainClass, for JVM applications
+    #[arg(long, value_name = "CLASS")]
+    pub main_class: Option<String>,
+    /// spec.mainApplicationFile, e.g. local:///opt/spark/examples/jars/app.jar
+    #[arg(long, value_name = "URI")]
+    pub main_application_file: String,
+    /// Take the spark image's digest from this file (written by push --digests-file)
+    /// instead of asking the registry
+    #[arg(long, value_name = "FILE", conflicts_with = "registry")]
+    pub digests_file: Option<PathBuf>,
+    /// Ask this registry and namespace for the digest instead of [images] registry (as
+    /// push --registry)
+    #[arg(long, value_name = "REGISTRY")]
+    pub registry: Option<String>,
+    /// Write the manifest to FILE (whole or not at all) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Registry credentials and TLS, for reading the digest
+    #[command(flatten)]
+    pub access: RegistryArgs,
+}
+
+/// `imgforge manifest scheduled-spark-application …`
+#[derive(Debug, Clone, Args)]
+pub struct ScheduledManifestArgs {
+    /// Everything a SparkApplication takes
+    #[command(flatten)]
+    pub application: ManifestArgs,
+    /// spec.schedule: a cron expression ("0 2 * * *") or a descriptor ("@every 6h")
+    #[arg(long, value_name = "SCHEDULE")]
+    pub schedule: String,
 }
 
 /// How imgforge authenticates to a registry and trusts its certificate.

@@ -337,6 +337,16 @@ pub struct PushConfig {
     pub docker_config_dir: Option<PathBuf>,
 }
 
+/// `[operator]`: what the Spark operator manifests (`imgforge manifest`) refer to.
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// The Kubernetes secret whose `S3_ENDPOINT`, `S3_ACCESS_KEY` and `S3_SECRET_KEY` keys
+    /// the driver and executors read as environment variables.
+    pub s3_secret: String,
+    /// The service account the driver runs as.
+    pub service_account: String,
+}
+
 /// `[mirrors]`: base URLs tried in order.
 #[derive(Debug, Clone)]
 pub struct MirrorsConfig {
@@ -410,6 +420,8 @@ pub struct Config {
     pub engine: EngineEnv,
     /// `[push]` and the registry credentials from the environment.
     pub push: PushConfig,
+    /// `[operator]`.
+    pub operator: OperatorConfig,
     /// Every effective value and its source, for `config show`.
     pub shown: Vec<ShownValue>,
 }
@@ -713,6 +725,8 @@ struct Layer {
     push: PushLayer,
     #[serde(default)]
     extract: ExtractLayer,
+    #[serde(default)]
+    operator: OperatorLayer,
 }
 
 /// `[extract]`: what one archive may unpack to.
@@ -722,6 +736,44 @@ struct ExtractLayer {
     max_bytes: Option<Parsed<Ranged<{ 1 << 20 }, { 1 << 40 }>>>,
     max_entries: Option<Parsed<Ranged<100, 100_000_000>>>,
     max_ratio: Option<Parsed<Ranged<2, 10_000>>>,
+}
+
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperatorLayer {
+    s3_secret: Option<KubernetesName>,
+    service_account: Option<KubernetesName>,
+}
+
+/// A Kubernetes object name (RFC 1123 subdomain: lower-case letters, digits, `-` and `.`,
+/// starting and ending with a letter or digit, at most 253 characters).
+#[derive(Debug)]
+struct KubernetesName(String);
+
+impl<'de> Deserialize<'de> for KubernetesName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        check_kubernetes_name(&text, 253)
+            .map(|()| KubernetesName(text))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Check `name` as a Kubernetes object name of at most `max` characters.
+pub fn check_kubernetes_name(name: &str, max: usize) -> Result<(), String> {
+    let valid_characters = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+    let valid_ends = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if name.is_empty() || name.len() > max || !valid_characters || !valid_ends {
+        return Err(format!(
+            "{name:?} is not a Kubernetes name: lower-case letters, digits, '-' and '.', \
+             starting and ending with a letter or digit, at most {max} characters"
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1279,6 +1331,18 @@ impl Layer {
                 registry_ca: self.push.registry_ca.map(PathBuf::from),
                 environment_credentials: parts.push.0,
                 docker_config_dir: parts.push.1,
+            },
+            operator: OperatorConfig {
+                s3_secret: self
+                    .operator
+                    .s3_secret
+                    .ok_or_else(|| missing("operator.s3_secret"))?
+                    .0,
+                service_account: self
+                    .operator
+                    .service_account
+                    .ok_or_else(|| missing("operator.service_account"))?
+                    .0,
             },
             shown: parts.shown,
         })

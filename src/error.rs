@@ -91,6 +91,12 @@ pub enum Error {
     /// The build command's own checks.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The digests file.
+    #[error(transparent)]
+    Digests(#[from] crate::digests::DigestsError),
+    /// An operator manifest.
+    #[error(transparent)]
+    Manifest(#[from] crate::commands::manifest::ManifestError),
     /// The lock file.
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
@@ -153,6 +159,12 @@ impl Error {
             Error::Metastore(MetastoreError::Extract(_)) => exit::INTEGRITY,
             Error::Metastore(MetastoreError::Ignore(_)) => exit::CONFIG,
             Error::Outdated(_) => exit::NETWORK,
+            Error::Digests(crate::digests::DigestsError::Write { .. }) => exit::STORAGE,
+            Error::Digests(_) => exit::CONFIG,
+            Error::Manifest(crate::commands::manifest::ManifestError::Write { .. }) => {
+                exit::STORAGE
+            }
+            Error::Manifest(_) => exit::INTERNAL,
             Error::Lock(crate::lock::LockError::Write { .. }) => exit::STORAGE,
             Error::Lock(_) => exit::CONFIG,
             Error::OutDir(_) => exit::CONFIG,

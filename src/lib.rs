@@ -41,6 +41,9 @@ pub mod docker;
 pub mod credentials;
 pub mod push;
 pub mod registry;
+// (what was pushed, by digest, and the Spark operator manifests pinned to it)
+pub mod digests;
+pub mod operator;
 
 // Scheduled rebuilds: what a build resolved, pinned for review.
 pub mod lock;

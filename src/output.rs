@@ -25,6 +25,17 @@ pub fn result(options: &OutputOptions, human: &str, json: &serde_json::Value) {
     }
 }
 
+/// Print a document a command produces (a manifest): `json` with `--json`, else `text`
+/// even with `--quiet`, since the document is what was asked for.
+pub fn document(options: &OutputOptions, text: &str, json: &serde_json::Value) {
+    if options.json {
+        result(options, "", json);
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = write!(stdout, "{}", redact_text(text));
+}
+
 /// Print `error` with its causes and hint on stderr, once (credentials in URLs masked).
 pub fn error(error: &Error) {
     let mut stderr = std::io::stderr().lock();

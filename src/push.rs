@@ -177,6 +177,8 @@ pub struct PushedImage {
     pub image: String,
     /// The local image ID.
     pub id: String,
+    /// `os/architecture[/variant]`, as the engine records the image.
+    pub platform: String,
     /// Every tag pushed.
     pub tags: Vec<PushedTag>,
 }
@@ -392,7 +394,8 @@ pub async fn push(
             }
             Err(error) => return Err(error.into()),
         };
-        ids.push(image.id.unwrap_or_else(|| target.source.clone()));
+        let platform = platform_of(&image);
+        ids.push((image.id.unwrap_or_else(|| target.source.clone()), platform));
         for reference in &target.references {
             let split = split_reference(reference).ok_or_else(|| PushError::Reference {
                 reference: reference.clone(),
@@ -414,7 +417,7 @@ pub async fn push(
     }
 
     let mut pushed = Vec::with_capacity(targets.len());
-    for (target, id) in targets.iter().zip(ids) {
+    for (target, (id, platform)) in targets.iter().zip(ids) {
         let mut tags = Vec::with_capacity(target.references.len());
         for reference in &target.references {
             let present = docker::inspect(engine, reference)
@@ -461,10 +464,21 @@ pub async fn push(
         pushed.push(PushedImage {
             image: target.image.clone(),
             id,
+            platform,
             tags,
         });
     }
     Ok(pushed)
+}
+
+/// `os/architecture[/variant]` of an image on the engine (`linux/amd64` when it says nothing).
+fn platform_of(image: &bollard::models::ImageInspect) -> String {
+    let os = image.os.as_deref().unwrap_or("linux");
+    let architecture = image.architecture.as_deref().unwrap_or("amd64");
+    match image.variant.as_deref() {
+        Some(variant) if !variant.is_empty() => format!("{os}/{architecture}/{variant}"),
+        _ => format!("{os}/{architecture}"),
+    }
 }
 
 async fn push_with_retry(

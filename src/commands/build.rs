@@ -128,6 +128,9 @@ pub async fn run(
         }
         _ => Vec::new(),
     };
+    if let Some(path) = &args.digests_file {
+        super::push::write_digests(path, &pushed).await?;
+    }
     print(config, &outcome, &pushed);
     Ok(outcome)
 }

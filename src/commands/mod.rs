@@ -6,6 +6,7 @@ pub mod certs;
 pub mod config;
 pub mod fetch;
 pub mod lock;
+pub mod manifest;
 pub mod outdated;
 pub mod prepare;
 pub mod push;
@@ -58,6 +59,7 @@ async fn run_other(
         Command::Build(_) => unreachable!("build is dispatched by `run`"),
         Command::Push(args) => push::run(config, &args, reporter).await.map(|_| ()),
         Command::Prepare(args) => prepare::run(config, &args, reporter).await.map(|_| ()),
+        Command::Manifest { kind } => manifest::run(config, &kind, reporter).await,
         Command::Resolve => prepare::resolve(config, reporter).await,
         Command::Certs { action } => certs::run(config, action, reporter.as_ref()),
         Command::Outdated => outdated::run(config, reporter).await,

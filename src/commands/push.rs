@@ -56,6 +56,9 @@ pub async fn run(
         });
     }
     let pushed = push::push(&engine, &targets, &options, reporter.as_ref()).await?;
+    if let Some(path) = &args.digests_file {
+        write_digests(path, &pushed).await?;
+    }
     print(config, &pushed);
     Ok(pushed)
 }
@@ -77,6 +80,13 @@ pub async fn push_built(
         })
         .collect();
     Ok(push::push(&engine, &targets, options, reporter).await?)
+}
+
+/// Write every pushed reference to the digests file `path`.
+pub async fn write_digests(path: &std::path::Path, pushed: &[PushedImage]) -> Result<(), Error> {
+    let path = path.to_path_buf();
+    let entries = crate::digests::entries(pushed);
+    super::blocking(move || Ok(crate::digests::write(&path, &entries)?)).await
 }
 
 /// The push options from the configuration and the flags; reads the password from stdin
@@ -125,7 +135,10 @@ pub fn read_password(mut input: impl Read) -> Result<Secret, Error> {
 
 /// The versions that name the images, read from the Spark tarball as `imgforge build` reads
 /// them (a cache hit after a build).
-async fn versions(config: &Config, reporter: Arc<dyn Reporter>) -> Result<Versions, Error> {
+pub(crate) async fn versions(
+    config: &Config,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Versions, Error> {
     let fetcher = open_fetcher(config, reporter).await?;
     let (_, _, facts) = super::spark_listing(config, &fetcher).await?;
     Ok(Versions {

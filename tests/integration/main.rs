@@ -48,5 +48,9 @@ mod images;
 // (issue 10: settings, CA imports and users where Spark runs)
 mod images_conf;
 mod images_metastore;
+// (real Spark 3.5 jars in the images: a job, its settings read back, the history server)
+mod real_spark;
 // (pushing to real registries: credentials, TLS, digests, faults, remote engines)
 mod push;
+// (the Spark operator manifests, pinned to what was pushed)
+mod manifest;

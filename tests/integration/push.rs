@@ -737,11 +737,40 @@ async fn build_push_all_three_images_end_to_end() {
     )
     .expect("write imgforge.toml");
     let output = env.run_with_timeout(
-        &["--json", "build", "--push", "all"],
+        &[
+            "--json",
+            "build",
+            "--push",
+            "--digests-file",
+            "digests.json",
+            "all",
+        ],
         std::time::Duration::from_secs(1500),
     );
     assert_success(&output);
     let tags = pushed_tags(&output, "pushed");
+    // --digests-file lists the same references and digests, one entry per tag.
+    let written: Value = serde_json::from_str(
+        &std::fs::read_to_string(env.work_dir().join("digests.json")).expect("digests.json"),
+    )
+    .expect("digests.json is JSON");
+    let listed: Vec<(String, String)> = written
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|entry| {
+            assert_eq!(entry["platform"], "linux/amd64", "{entry}");
+            (
+                format!(
+                    "{}:{}",
+                    entry["image"].as_str().expect("image"),
+                    entry["tag"].as_str().expect("tag")
+                ),
+                entry["digest"].as_str().expect("digest").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, tags);
     let references: Vec<&str> = tags
         .iter()
         .map(|(reference, _)| reference.as_str())
@@ -777,6 +806,166 @@ async fn build_push_all_three_images_end_to_end() {
         assert_eq!(&computed, digest, "{reference}");
     }
     remove_images(&engine, &references).await;
+}
+
+/// `push --digests-file` records every pushed tag with the digest the registry serves (read
+/// back here over the Registry API), nothing when the push fails; `manifest` pins the spark
+/// image to that digest, asking the registry or reading the file, with the same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_digests_file_records_each_tag_and_manifest_pins_it() {
+    let engine = engine().await;
+    let registry = Registry::plain();
+    let (id, source_tag) = small_image(&engine, &format!("{}\n", unique_tag("digests"))).await;
+    let push_env = PushEnv::new(&engine, &id, "").await;
+    let mut cleanup = push_env.local.clone();
+    cleanup.push(source_tag);
+    let digests = push_env.env.work_dir().join("out/digests.json");
+    std::fs::create_dir_all(digests.parent().expect("parent")).expect("out dir");
+    let digests_arg = digests.display().to_string();
+
+    // A failed push writes no digests file.
+    let down = format!("127.0.0.1:{}/down", free_port());
+    let output = push_env.run(
+        &[
+            "push",
+            "--registry",
+            &down,
+            "--digests-file",
+            &digests_arg,
+            "spark",
+        ],
+        &[],
+        None,
+    );
+    assert_exit_code(&output, 7);
+    assert_eq!(
+        std::fs::read_dir(digests.parent().expect("parent"))
+            .expect("out dir")
+            .count(),
+        0,
+        "a failed push left a file in the digests file's folder"
+    );
+
+    let target = format!("{}/pinned", registry.host);
+    let output = push_env.run(
+        &[
+            "push",
+            "--json",
+            "--registry",
+            &target,
+            "--digests-file",
+            &digests_arg,
+            "spark",
+        ],
+        &[],
+        None,
+    );
+    assert_success(&output);
+    let tags = pushed_tags(&output, "images");
+    cleanup.extend(tags.iter().map(|(reference, _)| reference.clone()));
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&digests).expect("digests file"))
+            .expect("the digests file is JSON");
+    let entries = written.as_array().expect("a JSON array");
+    assert_eq!(entries.len(), 2, "{written:#}");
+    let client = reqwest::Client::new();
+    for (entry, tag) in entries.iter().zip(["latest", "t1"]) {
+        assert_eq!(entry["name"], "spark");
+        assert_eq!(entry["image"], format!("{target}/spark"));
+        assert_eq!(entry["tag"], tag);
+        assert_eq!(entry["platform"], "linux/amd64");
+        assert_eq!(
+            entry.as_object().expect("object").len(),
+            5,
+            "only name, image, tag, digest, platform: {entry}"
+        );
+        // The digest is the one the registry serves for the tag, hashed here.
+        let url = format!("http://{}/v2/pinned/spark/manifests/{tag}", registry.host);
+        let body = client
+            .get(&url)
+            .header("Accept", imgforge::registry::MANIFEST_ACCEPT)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .unwrap_or_else(|error| panic!("GET {url}: {error}"))
+            .bytes()
+            .await
+            .expect("manifest body");
+        let computed = format!("sha256:{}", crate::support::fixtures::sha256_hex(&body));
+        assert_eq!(entry["digest"], computed.as_str(), "{url}");
+        assert!(tags.contains(&(format!("{target}/spark:{tag}"), computed)));
+    }
+    let pinned = format!(
+        "{target}/spark@{}",
+        entries[0]["digest"].as_str().expect("digest")
+    );
+
+    // The manifest asks the registry for the digest, or reads it from the file: the same
+    // pinned image either way, and no tag in it.
+    let job = [
+        "--name",
+        "pinned-job",
+        "--main-application-file",
+        "local:///opt/spark/examples/jars/app.jar",
+    ];
+    let from_registry = push_env.run(
+        &[
+            &["manifest", "spark-application", "--registry", &target][..],
+            &job,
+        ]
+        .concat(),
+        &[],
+        None,
+    );
+    assert_success(&from_registry);
+    let from_file = push_env.run(
+        &[
+            &[
+                "manifest",
+                "spark-application",
+                "--digests-file",
+                &digests_arg,
+            ][..],
+            &job,
+        ]
+        .concat(),
+        &[],
+        None,
+    );
+    assert_success(&from_file);
+    assert_eq!(stdout_text(&from_registry), stdout_text(&from_file));
+    let manifest: serde_norway::Value =
+        serde_norway::from_str(&stdout_text(&from_file)).expect("the manifest is YAML");
+    assert_eq!(manifest["spec"]["image"].as_str(), Some(pinned.as_str()));
+    assert_eq!(
+        manifest["spec"]["imagePullPolicy"].as_str(),
+        Some("IfNotPresent")
+    );
+
+    // A tag the registry does not have is named, with the push exit code.
+    let missing = format!("{}/never-pushed", registry.host);
+    let output = push_env.run(
+        &[
+            &["manifest", "spark-application", "--registry", &missing][..],
+            &job,
+        ]
+        .concat(),
+        &[],
+        None,
+    );
+    assert_exit_code(&output, 7);
+    assert!(
+        stderr_text(&output).contains("never-pushed/spark"),
+        "{}",
+        stderr_text(&output)
+    );
+
+    remove_images(
+        &engine,
+        &cleanup.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    drop(registry);
 }
 
 /// Issue 10: `imgforge push spark-hs spark` pushes both, in dependency order, in one run
