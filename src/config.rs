@@ -738,7 +738,6 @@ struct ExtractLayer {
     max_ratio: Option<Parsed<Ranged<2, 10_000>>>,
 }
 
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OperatorLayer {
