@@ -458,6 +458,9 @@ fn a_changed_cached_jar_or_pom_never_reaches_out() {
         assert_exit_code(&output, 4);
         assert_stderr_contains(&output, "does not match its recorded digest");
         assert_stderr_contains(&output, name);
-        assert!(std::fs::symlink_metadata(&out).is_err(), "{name}: --out was created");
+        assert!(
+            std::fs::symlink_metadata(&out).is_err(),
+            "{name}: --out was created"
+        );
     }
 }
