@@ -314,7 +314,7 @@ fn bad_values_are_rejected_with_their_location() {
         "[network]\ntimeout_secs = 0\n",
         2,
         Some(16),
-        "seconds greater than 0",
+        "\"0\" is not a whole number from 1 to 3600",
     );
     assert_rejected(
         "[spark]\nchecksum = \"sha512:xyz\"\n",
