@@ -2651,4 +2651,88 @@ mod tests {
             "{error}"
         );
     }
+
+    fn cached(path: &Path, content: &[u8]) -> crate::cache::CachedArtifact {
+        use sha2::Digest as _;
+        crate::cache::CachedArtifact {
+            entry: crate::cache::IndexEntry {
+                key: "k".into(),
+                file_name: "a.tgz".into(),
+                sha512: hex::encode(sha2::Sha512::digest(content)),
+                sha256: Some(hex::encode(sha2::Sha256::digest(content))),
+                size: content.len() as u64,
+                url: "http://127.0.0.1/a.tgz".into(),
+                verified_with: "sha512:x".into(),
+                stored_at: 0,
+            },
+            path: path.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn a_verified_archive_unpacks_and_a_changed_one_is_refused_before_commit() {
+        let scratch = scratch();
+        let items = [
+            Item::Dir("top/", 0o755),
+            Item::File("top/a.txt", 0o644, b"a"),
+        ];
+        let archive = write_archive(&scratch.archives, "a.tgz", &items);
+        let content = fs::read(&archive).unwrap();
+        let artifact = cached(&archive, &content);
+        unpack_tree(Archive::cached(&artifact, Limits::DEFAULT), &scratch.out).unwrap();
+        // Same size, one byte of the gzip header's MTIME changed: it still decodes.
+        let mut changed = content.clone();
+        changed[4] ^= 1;
+        fs::write(&archive, &changed).unwrap();
+        let error = unpack_tree(
+            Archive::cached(&artifact, Limits::DEFAULT),
+            &scratch.work.join("new"),
+        )
+        .unwrap_err();
+        assert!(matches!(error, ExtractError::Damaged { .. }), "{error}");
+        assert!(!scratch.work.join("new").exists());
+        assert_eq!(names(&scratch.work), ["out"]);
+    }
+
+    #[test]
+    fn entries_and_long_names_are_refused() {
+        let scratch = scratch();
+        let items = [
+            Item::Dir("top/", 0o755),
+            Item::File("top/a", 0o644, b"a"),
+            Item::File("top/b", 0o644, b"b"),
+            Item::File("top/c", 0o644, b"c"),
+        ];
+        let archive = write_archive(&scratch.archives, "many.tgz", &items);
+        let limits = Limits {
+            max_entries: 3,
+            ..Limits::DEFAULT
+        };
+        let error = list_members(Archive::new(&archive).with_limits(limits)).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ExtractError::Limit {
+                    limit: LimitExceeded::Entries { max_entries: 3 },
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let long = format!("top/{}", "n".repeat(MAX_NAME_BYTES + 1));
+        assert!(long.len() <= 512);
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = Header::new_gnu();
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.set_entry_type(EntryType::Regular);
+        builder.append_data(&mut header, &long, &b"x"[..]).unwrap();
+        let path = scratch.archives.join("long.tgz");
+        fs::write(&path, gzip(&builder.into_inner().unwrap())).unwrap();
+        let error = list_members(&path).unwrap_err();
+        assert!(
+            error.to_string().contains("has a name of 256 bytes"),
+            "{error}"
+        );
+    }
 }

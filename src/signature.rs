@@ -1028,10 +1028,15 @@ mod tests {
         let file = release_file(1);
         let by_other = armored(&sign_file(&other.secret_subkeys[0].key, file.path()));
         let error = verify_detached(&restricted, &by_other, file.path()).unwrap_err();
-        // The other key is in KEYS but not pinned: the error says so, not "not in KEYS".
+        // The key is in KEYS, only not pinned: the message says exactly that.
         assert!(
-            matches!(error, SignatureError::NotPinned { .. }),
+            matches!(&error, SignatureError::NotPinned { key_fingerprint, .. }
+                if *key_fingerprint == fingerprint_of(&other)),
             "{error:?}"
+        );
+        assert!(
+            !error.to_string().contains("not in the KEYS file"),
+            "{error}"
         );
         let by_pinned = armored(&sign_file(&pinned.secret_subkeys[0].key, file.path()));
         verify_detached(&restricted, &by_pinned, file.path()).unwrap();
