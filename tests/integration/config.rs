@@ -328,6 +328,20 @@ fn bad_values_are_rejected_with_their_location() {
         None,
         "not a version",
     );
+    // Issue 10: only the two variables the JVM reads options from.
+    assert_rejected(
+        "[spark]\njava_options_env = \"JDK_JAVA_OPTIONS\"\n",
+        2,
+        None,
+        "use \"_JAVA_OPTIONS\"",
+    );
+    // Aliases become file names and shell words.
+    assert_rejected(
+        "[certs]\naliases = { \"ca2.crt\" = \"ca2 $(id)\" }\n",
+        2,
+        None,
+        "not a truststore alias",
+    );
 }
 
 #[test]
