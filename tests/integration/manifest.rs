@@ -314,23 +314,8 @@ fn manifests_parse_back_with_every_field_from_the_same_settings_as_the_images() 
         ]
         .concat(),
     );
-    assert_success(&output);
-    let resource: Value = serde_norway::from_str(&stdout_text(&output)).expect("YAML");
-    assert_eq!(keys(&resource), ["apiVersion", "kind", "metadata", "spec"]);
-    assert_eq!(
-        text(&resource["apiVersion"], "apiVersion"),
-        "sparkoperator.k8s.io/v1beta2"
-    );
-    assert_eq!(text(&resource["kind"], "kind"), "SparkApplication");
+    let resource = parse_resource(&output, "SparkApplication");
     assert_eq!(keys(&resource["metadata"]), ["name", "namespace"]);
-    assert_eq!(
-        text(&resource["metadata"]["name"], "name"),
-        "nightly-report"
-    );
-    assert_eq!(
-        text(&resource["metadata"]["namespace"], "namespace"),
-        "data"
-    );
     check_application_spec(&resource["spec"], &config);
 
     let output = run(
@@ -348,22 +333,7 @@ fn manifests_parse_back_with_every_field_from_the_same_settings_as_the_images() 
         ]
         .concat(),
     );
-    assert_success(&output);
-    let resource: Value = serde_norway::from_str(&stdout_text(&output)).expect("YAML");
-    assert_eq!(keys(&resource), ["apiVersion", "kind", "metadata", "spec"]);
-    assert_eq!(
-        text(&resource["apiVersion"], "apiVersion"),
-        "sparkoperator.k8s.io/v1beta2"
-    );
-    assert_eq!(text(&resource["kind"], "kind"), "ScheduledSparkApplication");
-    assert_eq!(
-        text(&resource["metadata"]["name"], "name"),
-        "nightly-report"
-    );
-    assert_eq!(
-        text(&resource["metadata"]["namespace"], "namespace"),
-        "data"
-    );
+    let resource = parse_resource(&output, "ScheduledSparkApplication");
     let spec = &resource["spec"];
     assert_eq!(keys(spec), ["concurrencyPolicy", "schedule", "template"]);
     assert_eq!(text(&spec["schedule"], "schedule"), "@every 6h");
@@ -522,4 +492,26 @@ fn bad_inputs_are_refused_with_their_exit_code_and_leave_the_out_file_alone() {
         .filter(|name| name.starts_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
+/// The resource a successful `manifest` run printed, with its top-level keys, `apiVersion`,
+/// `kind` and the test job's name and namespace checked.
+fn parse_resource(output: &std::process::Output, kind: &str) -> Value {
+    assert_success(output);
+    let resource: Value = serde_norway::from_str(&stdout_text(output)).expect("YAML");
+    assert_eq!(keys(&resource), ["apiVersion", "kind", "metadata", "spec"]);
+    assert_eq!(
+        text(&resource["apiVersion"], "apiVersion"),
+        "sparkoperator.k8s.io/v1beta2"
+    );
+    assert_eq!(text(&resource["kind"], "kind"), kind);
+    assert_eq!(
+        text(&resource["metadata"]["name"], "name"),
+        "nightly-report"
+    );
+    assert_eq!(
+        text(&resource["metadata"]["namespace"], "namespace"),
+        "data"
+    );
+    resource
 }
