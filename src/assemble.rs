@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::Digest as _;
 
@@ -123,6 +124,9 @@ pub enum AssembleError {
     /// A download failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// Listing the Hadoop tarball failed.
+    #[error(transparent)]
+    Inspect(#[from] crate::inspect::InspectError),
 }
 
 /// Where one added jar comes from.
@@ -135,6 +139,15 @@ pub enum JarOrigin {
         /// The member path, relative to the tarball's top directory.
         member: String,
     },
+}
+
+impl std::fmt::Display for JarOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JarOrigin::Maven(spec) => write!(f, "Maven {}", spec.path),
+            JarOrigin::HadoopDist { member } => write!(f, "Hadoop tarball {member}"),
+        }
+    }
 }
 
 /// One jar added to `jars/`.
@@ -161,8 +174,6 @@ pub struct S3aSelection {
     pub jars: Vec<SelectedJar>,
     /// The Hadoop tarball, for the `hadoop-dist` source.
     pub hadoop_dist: Option<Fetched>,
-    /// The jars from the Hadoop tarball are already in the tree (see [`select_s3a_jars`]).
-    pub installed: bool,
 }
 
 /// Check `facts` against the configured pins.
@@ -217,16 +228,13 @@ fn maven_spec(role: &'static str, coordinates: &Coordinates, extension: &str) ->
 }
 
 /// Decide which jars make S3A work for the bundled Hadoop; `present` lists the file names
-/// already in `jars/`.
-///
-/// With `install_into` (a tree being prepared), jars taken from the Hadoop tarball are
-/// written into its `jars/` in the same pass that finds them.
+/// already in `jars/`. For the `hadoop-dist` source the Hadoop tarball's `tools/lib` is
+/// listed once and the listing remembered in the cache.
 pub async fn select_s3a_jars(
     config: &Config,
     fetcher: &Fetcher,
     facts: &DistributionFacts,
     present: &BTreeSet<String>,
-    install_into: Option<&Path>,
 ) -> Result<S3aSelection, AssembleError> {
     check_pins(config, facts)?;
     let hadoop_version = facts.hadoop.version.clone();
@@ -263,55 +271,30 @@ pub async fn select_s3a_jars(
                 sdk_version: resolved.sdk_bundle.version.clone(),
                 jars,
                 hadoop_dist: None,
-                installed: false,
             }
         }
         JarsSource::HadoopDist => {
             let hadoop = fetcher
                 .fetch(&crate::plan::hadoop(config, &hadoop_version))
                 .await?;
-            let archive = fetcher.archive(&hadoop);
-            let join_error = |join| AssembleError::Write {
+            let cache = Arc::clone(fetcher.cache());
+            let artifact = hadoop.artifact.clone();
+            let limits = config.extract;
+            let members = tokio::task::spawn_blocking(move || {
+                crate::inspect::cached_members(
+                    &cache,
+                    &artifact,
+                    limits,
+                    HADOOP_TOOLS_MEMBERS,
+                    |member| member.starts_with(HADOOP_TOOLS_LIB),
+                )
+            })
+            .await
+            .map_err(|join| AssembleError::Write {
                 path: hadoop.artifact.path.clone(),
                 source: std::io::Error::other(join),
-            };
-            let members = match install_into {
-                // One pass through the tarball: every candidate jar goes straight into
-                // jars/, and the choice below is made from what was found.
-                Some(tree) => {
-                    let jars = tree.join("jars");
-                    let version = hadoop_version.clone();
-                    let written = tokio::task::spawn_blocking(move || {
-                        crate::extract::extract_members(archive, &jars, |member| {
-                            hadoop_dist_candidate(member, &version)
-                        })
-                    })
-                    .await
-                    .map_err(join_error)??;
-                    written
-                        .iter()
-                        .filter_map(|path| path.file_name())
-                        .map(|name| format!("{HADOOP_TOOLS_LIB}{}", name.to_string_lossy()))
-                        .collect()
-                }
-                None => tokio::task::spawn_blocking(move || crate::extract::list_members(archive))
-                    .await
-                    .map_err(join_error)??,
-            };
-            let mut selection = hadoop_dist_selection(&members, &hadoop_version, &hadoop)?;
-            if let Some(tree) = install_into {
-                // A candidate the choice passed over (two SDK bundles, say) does not stay.
-                for member in &members {
-                    let name = member.trim_start_matches(HADOOP_TOOLS_LIB);
-                    if !selection.jars.iter().any(|jar| jar.file_name == name) {
-                        let path = tree.join("jars").join(name);
-                        std::fs::remove_file(&path)
-                            .map_err(|source| AssembleError::Write { path, source })?;
-                    }
-                }
-                selection.installed = true;
-            }
-            selection
+            })??;
+            hadoop_dist_selection(&members, &hadoop_version, &hadoop)?
         }
     };
     if let Some(pinned) = &config.s3a.sdk_version
@@ -344,22 +327,8 @@ const SDK_BUNDLE_PREFIXES: [&str; 2] = ["aws-java-sdk-bundle-", "bundle-"];
 const HADOOP_DIST_EXTRAS: [&str; 1] = ["analyticsaccelerator-s3-"];
 /// Where a Hadoop distribution keeps the S3A jars.
 const HADOOP_TOOLS_LIB: &str = "share/hadoop/tools/lib/";
-
-/// The flat file name a tarball member is extracted under, if it may be one of the S3A jars.
-fn hadoop_dist_candidate(member: &Path, hadoop_version: &str) -> Option<String> {
-    let name = member.to_str()?.strip_prefix(HADOOP_TOOLS_LIB)?;
-    if name.contains('/') || !name.ends_with(".jar") {
-        return None;
-    }
-    let versioned = |prefix: &str| {
-        name.strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
-    };
-    let wanted = name == format!("hadoop-aws-{hadoop_version}.jar")
-        || SDK_BUNDLE_PREFIXES.iter().any(|prefix| versioned(prefix))
-        || HADOOP_DIST_EXTRAS.iter().any(|prefix| versioned(prefix));
-    wanted.then(|| name.to_string())
-}
+/// Name of the derived listing of a Hadoop tarball's `tools/lib` in the cache.
+const HADOOP_TOOLS_MEMBERS: &str = "hadoop-tools-members-v1.json";
 
 fn hadoop_dist_selection(
     members: &[String],
@@ -414,7 +383,6 @@ fn hadoop_dist_selection(
         sdk_version,
         jars,
         hadoop_dist: Some(hadoop.clone()),
-        installed: false,
     })
 }
 
@@ -441,11 +409,7 @@ pub async fn add_jars(
         copy_into(&artifact.artifact, &target)?;
         written.push(target);
     }
-    if let Some(hadoop) = selection
-        .hadoop_dist
-        .as_ref()
-        .filter(|_| !selection.installed)
-    {
+    if let Some(hadoop) = &selection.hadoop_dist {
         let wanted: Vec<(String, String)> = selection
             .jars
             .iter()
@@ -562,13 +526,15 @@ pub fn write_text(tree: &Path, relative: &str, text: &str) -> Result<PathBuf, As
     Ok(path)
 }
 
-/// The log4j configuration: the user's file when configured, else the distribution's template.
-pub fn log4j_config(config: &Config, tree: &Path, log4j: Log4j) -> Result<String, AssembleError> {
-    match &config.spark.log4j_file {
-        Some(path) => fs::read_to_string(path).map_err(|source| AssembleError::Log4jFile {
-            path: path.clone(),
-            source,
-        }),
+/// The log4j configuration: the user's file (its text, read when resolving) when
+/// configured, else the distribution's template.
+pub fn log4j_config(
+    user_file: Option<&str>,
+    tree: &Path,
+    log4j: Log4j,
+) -> Result<String, AssembleError> {
+    match user_file {
+        Some(text) => Ok(text.to_string()),
         None => fs::read_to_string(tree.join(log4j.template())).map_err(|_| {
             AssembleError::NoLog4jTemplate {
                 template: log4j.template(),
@@ -702,12 +668,9 @@ pub fn plan_tree_patches(
     config: &Config,
     tree: &Path,
     facts: &DistributionFacts,
+    set: &PatchSet,
     certs: Vec<CertImport>,
-) -> Result<(PatchPlan, String), AssembleError> {
-    let mut set = PatchSet::builtin()?;
-    if let Some(dir) = &config.patches_dir {
-        set = set.with_user_dir(dir)?;
-    }
+) -> Result<PatchPlan, AssembleError> {
     let mut context = PatchContext::for_spark(&facts.spark_version, config.spark_image.java_major)?;
     // The tree, not the version number, decides the log4j flavour.
     context.java_options = facts.log4j.java_option();
@@ -716,6 +679,5 @@ pub fn plan_tree_patches(
     context.certs = certs;
     context.base_image = config.spark_image.base.clone();
     context.disable_cert_checking = config.s3a.disable_cert_checking;
-    let plan = crate::patch::plan_patches(tree, &set, &context)?;
-    Ok((plan, set.digest()))
+    Ok(crate::patch::plan_patches(tree, set, &context)?)
 }

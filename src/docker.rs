@@ -170,6 +170,34 @@ pub enum DockerError {
         #[source]
         source: Box<BollardError>,
     },
+    /// `spark-hs` was asked for alone and no `spark` image exists to build it on.
+    #[error(
+        "no spark image {reference} on the engine to build spark-hs on; build both with \
+         `imgforge build` (or `imgforge build spark` first)"
+    )]
+    NoSparkImage {
+        /// The reference looked for.
+        reference: String,
+    },
+    /// A step importing a CA certificate into an image's truststore failed: keytool refused
+    /// a certificate that passed imgforge's own checks.
+    #[error(
+        "the {image} image's truststore rejected CA certificate {} (alias {alias}); keytool \
+         cannot read it: export it again as an X.509 certificate Java supports (for EC keys, \
+         a named curve), or remove it from the certificate directory",
+        path.display()
+    )]
+    CertificateRejected {
+        /// The image being built.
+        image: String,
+        /// The certificate file as the user gave it.
+        path: std::path::PathBuf,
+        /// Its truststore alias.
+        alias: String,
+        /// The failed step, with keytool's output.
+        #[source]
+        source: Box<DockerError>,
+    },
 }
 
 fn format_tail(output: &[String]) -> String {

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use crate::assemble::AssembleError;
 use crate::cache::CacheError;
 use crate::certs::CertError;
-use crate::commands::build::BuildError;
 use crate::config::ConfigError;
 use crate::context::ContextError;
 use crate::docker::DockerError;
@@ -88,15 +87,12 @@ pub enum Error {
     /// Pushing images.
     #[error(transparent)]
     Push(#[from] PushError),
-    /// The build command's own checks.
-    #[error(transparent)]
-    Build(#[from] BuildError),
     /// The digests file.
     #[error(transparent)]
     Digests(#[from] crate::digests::DigestsError),
     /// An operator manifest.
     #[error(transparent)]
-    Manifest(#[from] crate::commands::manifest::ManifestError),
+    Manifest(#[from] crate::operator::ManifestError),
     /// The lock file.
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
@@ -153,7 +149,7 @@ impl Error {
             Error::Patch(_) => exit::CONFIG,
             Error::DamagedCache { .. } => exit::INTEGRITY,
             Error::Docker(DockerError::InvalidTag { .. }) => exit::CONFIG,
-            Error::Docker(_) | Error::Context(_) | Error::Build(_) => exit::BUILD,
+            Error::Docker(_) | Error::Context(_) => exit::BUILD,
             Error::Images(_) | Error::ImageData(_) => exit::CONFIG,
             Error::Metastore(MetastoreError::Assemble(inner)) => Error::assemble_exit_code(inner),
             Error::Metastore(MetastoreError::Extract(_)) => exit::INTEGRITY,
@@ -161,9 +157,7 @@ impl Error {
             Error::Outdated(_) => exit::NETWORK,
             Error::Digests(crate::digests::DigestsError::Write { .. }) => exit::STORAGE,
             Error::Digests(_) => exit::CONFIG,
-            Error::Manifest(crate::commands::manifest::ManifestError::Write { .. }) => {
-                exit::STORAGE
-            }
+            Error::Manifest(crate::operator::ManifestError::Write { .. }) => exit::STORAGE,
             Error::Manifest(_) => exit::INTERNAL,
             Error::Lock(crate::lock::LockError::Write { .. }) => exit::STORAGE,
             Error::Lock(_) => exit::CONFIG,
@@ -184,6 +178,9 @@ impl Error {
                 exit::INTEGRITY
             }
             AssembleError::Write { .. } => exit::STORAGE,
+            AssembleError::Inspect(crate::inspect::InspectError::Archive { .. }) => exit::INTEGRITY,
+            AssembleError::Inspect(crate::inspect::InspectError::Tree { .. }) => exit::STORAGE,
+            AssembleError::Inspect(_) => exit::CONFIG,
             AssembleError::Patch(_)
             | AssembleError::HadoopPin { .. }
             | AssembleError::HadoopConfigured { .. }

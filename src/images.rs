@@ -8,8 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use sha2::{Digest as _, Sha256};
-
+use crate::cli::BuildTarget;
 use crate::config::{Config, is_valid_tag, render_tag};
 
 /// One of the images.
@@ -38,6 +37,24 @@ impl ImageKind {
             ImageKind::SparkHs => &config.images.spark_hs_name,
             ImageKind::HiveMetastore => &config.images.hive_metastore_name,
         }
+    }
+
+    /// The images `targets` name, each once, in dependency order (spark, spark-hs,
+    /// hive-metastore) whatever order they were given in; none given means all.
+    pub fn wanted(targets: &[BuildTarget]) -> Vec<ImageKind> {
+        let named = |kind: ImageKind| {
+            targets.is_empty()
+                || targets.iter().any(|target| match target {
+                    BuildTarget::Spark => kind == ImageKind::Spark,
+                    BuildTarget::SparkHs => kind == ImageKind::SparkHs,
+                    BuildTarget::HiveMetastore => kind == ImageKind::HiveMetastore,
+                    BuildTarget::All => true,
+                })
+        };
+        ImageKind::ALL
+            .into_iter()
+            .filter(|kind| named(*kind))
+            .collect()
     }
 
     /// The name used on the command line and in reports.
@@ -98,24 +115,6 @@ pub struct Versions {
     pub aws_sdk: String,
 }
 
-impl Versions {
-    /// Versions good enough to validate names and tags before the real ones are read from
-    /// the distribution (tag templates only need their shape).
-    pub fn provisional(config: &Config) -> Versions {
-        Versions {
-            spark: config.spark.version.clone(),
-            scala: "2.12".into(),
-            hadoop: config
-                .hadoop
-                .version
-                .clone()
-                .unwrap_or_else(|| "3.2.0".into()),
-            hadoop_aws: String::new(),
-            aws_sdk: String::new(),
-        }
-    }
-}
-
 /// Check a registry prefix such as `registry.gitlab.com/gha1` or `127.0.0.1:5000/ns`.
 pub fn check_registry(registry: &str) -> Result<(), String> {
     let mut parts = registry.split('/');
@@ -148,6 +147,16 @@ pub fn check_registry(registry: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Check a registry given on the command line (`push --registry`) for `image`.
+pub fn check_registry_override(image: ImageKind, registry: &str) -> Result<(), ImagesError> {
+    let registry = registry.trim_end_matches('/');
+    check_registry(registry).map_err(|reason| ImagesError::Registry {
+        registry: registry.to_string(),
+        image,
+        reason,
+    })
+}
+
 /// Every full reference (`registry/name:tag`) of `image`, validated. `registry` overrides
 /// the configured one (`push --registry`).
 pub fn references(
@@ -159,11 +168,7 @@ pub fn references(
     let registry = registry
         .unwrap_or(&config.images.registry)
         .trim_end_matches('/');
-    check_registry(registry).map_err(|reason| ImagesError::Registry {
-        registry: registry.to_string(),
-        image,
-        reason,
-    })?;
+    check_registry_override(image, registry)?;
     let repository = format!("{registry}/{}", image.repository_name(config));
     config
         .images
@@ -296,53 +301,10 @@ impl ImageData {
         }
         Ok(data)
     }
-
-    /// Add every file of the definition to `fingerprint`.
-    pub fn fingerprint_into(&self, fingerprint: &mut Fingerprint) {
-        fingerprint.add("Dockerfile", self.dockerfile.as_bytes());
-        fingerprint.add(".dockerignore", self.dockerignore.as_bytes());
-        for (name, text) in &self.scripts {
-            fingerprint.add(name, text.as_bytes());
-        }
-    }
 }
 
 /// The label holding an image's input fingerprint.
 pub const FINGERPRINT_LABEL: &str = "imgforge.inputs.sha256";
-
-/// Accumulates the inputs of one image into a SHA-256, each as a named field so that two
-/// different input sets cannot produce the same byte stream.
-#[derive(Clone)]
-pub struct Fingerprint {
-    hasher: Sha256,
-}
-
-impl Fingerprint {
-    /// A fingerprint that already covers the imgforge version.
-    pub fn new(image: ImageKind) -> Self {
-        let mut fingerprint = Fingerprint {
-            hasher: Sha256::new(),
-        };
-        fingerprint.add("imgforge.version", env!("CARGO_PKG_VERSION").as_bytes());
-        fingerprint.add("image", image.label().as_bytes());
-        fingerprint
-    }
-
-    /// Add one named input.
-    pub fn add(&mut self, name: &str, value: &[u8]) -> &mut Self {
-        // Length-prefixed fields: no concatenation of names and values is ambiguous.
-        for part in [name.as_bytes(), value] {
-            self.hasher.update((part.len() as u64).to_be_bytes());
-            self.hasher.update(part);
-        }
-        self
-    }
-
-    /// The hex digest.
-    pub fn finish(self) -> String {
-        hex::encode(self.hasher.finalize())
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -413,16 +375,19 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_separate_fields() {
-        let mut a = Fingerprint::new(ImageKind::Spark);
-        a.add("ab", b"c");
-        let mut b = Fingerprint::new(ImageKind::Spark);
-        b.add("a", b"bc");
-        assert_ne!(a.finish(), b.finish());
-        assert_ne!(
-            Fingerprint::new(ImageKind::Spark).finish(),
-            Fingerprint::new(ImageKind::SparkHs).finish()
+    fn several_targets_come_once_each_in_dependency_order() {
+        use BuildTarget::{All, HiveMetastore, Spark, SparkHs};
+        assert_eq!(ImageKind::wanted(&[]), ImageKind::ALL);
+        assert_eq!(ImageKind::wanted(&[All]), ImageKind::ALL);
+        assert_eq!(
+            ImageKind::wanted(&[SparkHs, Spark, SparkHs]),
+            [ImageKind::Spark, ImageKind::SparkHs]
         );
+        assert_eq!(
+            ImageKind::wanted(&[HiveMetastore, Spark]),
+            [ImageKind::Spark, ImageKind::HiveMetastore]
+        );
+        assert_eq!(ImageKind::wanted(&[SparkHs, All]), ImageKind::ALL);
     }
 
     #[test]

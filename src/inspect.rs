@@ -234,9 +234,23 @@ pub fn spark_members(
     artifact: &CachedArtifact,
     limits: crate::extract::Limits,
 ) -> Result<Vec<String>, InspectError> {
+    cached_members(cache, artifact, limits, SPARK_MEMBERS, |member| {
+        member.starts_with("jars/") || member.starts_with("conf/")
+    })
+}
+
+/// The member paths of `artifact` that `keep` selects (relative to the archive's top
+/// directory), remembered in the cache under `derived_name`: an archive is listed once.
+pub fn cached_members(
+    cache: &Cache,
+    artifact: &CachedArtifact,
+    limits: crate::extract::Limits,
+    derived_name: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, InspectError> {
     let sha512 = &artifact.entry.sha512;
     if let Some(members) = cache
-        .derived(sha512, SPARK_MEMBERS)
+        .derived(sha512, derived_name)
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
     {
         return Ok(members);
@@ -248,11 +262,11 @@ pub fn spark_members(
                 source: Box::new(source),
             })?
             .into_iter()
-            .filter(|member| member.starts_with("jars/") || member.starts_with("conf/"))
+            .filter(|member| keep(member))
             .collect();
     // Remembering is an optimisation: a cache that cannot store it still gives the answer.
     if let Ok(bytes) = serde_json::to_vec(&members)
-        && let Err(error) = cache.store_derived(sha512, SPARK_MEMBERS, &bytes)
+        && let Err(error) = cache.store_derived(sha512, derived_name, &bytes)
     {
         tracing::debug!(
             "cannot remember the listing of {}: {error}",
@@ -310,34 +324,6 @@ pub fn spark_dockerfile(
         );
     }
     Ok(text)
-}
-
-/// The facts of an unpacked distribution: only `jars/` and `conf/` are listed. Errors name
-/// `source_name` (the tarball the tree came from), not `root`, which may be a staged
-/// temporary directory that is gone by the time the user reads the message.
-pub fn tree_facts(root: &Path, source_name: &str) -> Result<DistributionFacts, InspectError> {
-    let mut paths = Vec::new();
-    for dir in ["jars", "conf"] {
-        let listing = match std::fs::read_dir(root.join(dir)) {
-            Ok(listing) => listing,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(InspectError::Tree {
-                    path: root.join(dir),
-                    source,
-                });
-            }
-        };
-        for entry in listing {
-            let entry = entry.map_err(|source| InspectError::Tree {
-                path: root.join(dir),
-                source,
-            })?;
-            paths.push(format!("{dir}/{}", entry.file_name().to_string_lossy()));
-        }
-    }
-    paths.sort();
-    distribution_facts(&paths, source_name)
 }
 
 #[cfg(test)]

@@ -49,6 +49,20 @@ pub mod operator;
 pub mod lock;
 pub mod outdated;
 
+// The pipeline the commands drive, each fact computed once and flowing one way:
+// Config → Resolved → PreparedTree → BuildContext → BuiltImage → PushedImage.
+// (every fact a run needs: artifacts, listing facts, S3A jars, certificates, patches,
+// base images, names)
+pub mod resolve;
+// (each image's input fingerprint, from the resolved inputs alone)
+pub mod fingerprint;
+// (the patched Spark tree on disk)
+pub mod prepare;
+// (images through the Engine API; `--if-changed`; `--push`)
+pub mod build;
+// (pushing built images, the spark image's digest, newer base tags)
+pub mod publish;
+
 // The commands that drive the stages, and how results reach the user.
 pub mod commands;
 // (signals end a run like Ctrl-C; what a dead run left behind is swept by the next)

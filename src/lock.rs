@@ -17,9 +17,23 @@ pub const LOCK_VERSION: u32 = 1;
 /// The lock file looked for next to the configuration.
 pub const LOCK_FILE: &str = "imgforge.lock";
 
+/// Where the lock lives: next to the configuration file, else in the working directory.
+pub fn lock_path(config_file: Option<&Path>) -> PathBuf {
+    config_file
+        .and_then(Path::parent)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from(LOCK_FILE), |dir| dir.join(LOCK_FILE))
+}
+
 /// Why a lock file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    /// The lock cannot be rendered as TOML (an internal error: nothing is written).
+    #[error("cannot render the lock as TOML: {message}")]
+    Render {
+        /// What the TOML writer said.
+        message: String,
+    },
     /// The file cannot be read.
     #[error("cannot read the lock file {path}")]
     Read {
@@ -141,15 +155,18 @@ pub struct Lock {
 
 impl Lock {
     /// Render the lock as its file text: a header, then TOML with sorted contents.
-    pub fn to_text(&self) -> String {
+    pub fn to_text(&self) -> Result<String, LockError> {
         let mut lock = self.clone();
         lock.artifacts
             .sort_by(|a, b| (&a.role, &a.file).cmp(&(&b.role, &b.file)));
-        let body = toml::to_string_pretty(&lock).unwrap_or_default();
-        format!(
+        // Never a lock holding only its header: a value TOML cannot hold is an error.
+        let body = toml::to_string_pretty(&lock).map_err(|error| LockError::Render {
+            message: error.to_string(),
+        })?;
+        Ok(format!(
             "# imgforge.lock — written by `imgforge lock`. Commit it next to imgforge.toml;\n\
              # `imgforge build --locked` refuses to build anything that differs from it.\n\n{body}"
-        )
+        ))
     }
 
     /// Parse lock file text; `path` names the file in errors.
@@ -204,7 +221,8 @@ impl Lock {
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        crate::cache::write_atomically(dir, path, self.to_text().as_bytes()).map_err(|source| {
+        let text = self.to_text()?;
+        crate::cache::write_atomically(dir, path, text.as_bytes()).map_err(|source| {
             LockError::Write {
                 path: path.to_path_buf(),
                 source,
@@ -323,7 +341,7 @@ mod tests {
     #[test]
     fn text_round_trips_and_is_stable() {
         let lock = sample();
-        let text = lock.to_text();
+        let text = lock.to_text().expect("render");
         assert_eq!(
             Lock::parse(&text, Path::new("imgforge.lock")).expect("parses"),
             lock
@@ -333,6 +351,7 @@ mod tests {
             Lock::parse(&text, Path::new("x"))
                 .expect("parses")
                 .to_text()
+                .expect("render")
         );
         assert!(text.contains("[[artifact]]"), "{text}");
     }
@@ -360,6 +379,7 @@ mod tests {
     fn a_hand_broken_lock_names_line_and_column() {
         let text = sample()
             .to_text()
+            .expect("render")
             .replace("lock_version = 1", "lock_version = \"one\"");
         let error = Lock::parse(&text, Path::new("imgforge.lock")).expect_err("invalid");
         assert!(matches!(error, LockError::Invalid { .. }), "{error}");
@@ -373,6 +393,7 @@ mod tests {
     fn a_lock_from_a_newer_imgforge_says_so() {
         let text = sample()
             .to_text()
+            .expect("render")
             .replace("lock_version = 1", "lock_version = 7")
             .replace("[versions]", "[versions]\nfuture = 1");
         let error = Lock::parse(&text, Path::new("imgforge.lock")).expect_err("too new");

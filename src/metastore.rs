@@ -75,12 +75,7 @@ pub async fn assemble_context(
         source: std::io::Error::other(join),
     })??;
 
-    // `installed` speaks of the Spark tree; this context needs its own copies.
-    let s3a = S3aSelection {
-        installed: false,
-        ..inputs.s3a.clone()
-    };
-    assemble::add_jars(fetcher, &s3a, &root).await?;
+    assemble::add_jars(fetcher, inputs.s3a, &root).await?;
     assemble::copy_into(
         &inputs.jdbc.artifact,
         &root.join("jars").join(&inputs.jdbc.spec.file_name),

@@ -9,10 +9,12 @@
 //! (`secretKeyRef`), never written.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::cli::ManifestArgs;
+use crate::config::{Config, ConfigError, check_kubernetes_name};
 
 /// The API group and version of the Spark operator's resources.
 pub const API_VERSION: &str = "sparkoperator.k8s.io/v1beta2";
@@ -293,6 +295,75 @@ pub fn check_schedule(schedule: &str) -> Result<(), String> {
 /// Render `resource` as YAML.
 pub fn to_yaml<T: Serialize>(resource: &T) -> Result<String, serde_norway::Error> {
     serde_norway::to_string(resource)
+}
+
+/// Why a manifest could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Writing `--out` failed.
+    #[error("cannot write the manifest {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The resource could not be rendered as YAML.
+    #[error("cannot render the {kind} as YAML")]
+    Render {
+        /// The resource kind.
+        kind: &'static str,
+        /// Why.
+        #[source]
+        source: serde_norway::Error,
+    },
+}
+
+impl Job {
+    /// The job from the flags, its names checked as Kubernetes checks them.
+    pub fn from_flags(args: &ManifestArgs) -> Result<Job, ConfigError> {
+        // Pod names derive from the application's name, and those are DNS labels.
+        check_kubernetes_name(&args.name, 63).map_err(|message| ConfigError::Flag {
+            flag: "--name",
+            message,
+        })?;
+        if args.namespace.contains('.') {
+            return Err(ConfigError::Flag {
+                flag: "--namespace",
+                message: format!(
+                    "{:?} is not a namespace name: no '.' allowed",
+                    args.namespace
+                ),
+            });
+        }
+        check_kubernetes_name(&args.namespace, 63).map_err(|message| ConfigError::Flag {
+            flag: "--namespace",
+            message,
+        })?;
+        if args.main_application_file.trim().is_empty() {
+            return Err(ConfigError::Flag {
+                flag: "--main-application-file",
+                message:
+                    "empty; give the jar or script, e.g. local:///opt/spark/examples/jars/app.jar"
+                        .into(),
+            });
+        }
+        if let Some(class) = &args.main_class
+            && class.trim().is_empty()
+        {
+            return Err(ConfigError::Flag {
+                flag: "--main-class",
+                message: "empty; leave it out for Python and R applications".into(),
+            });
+        }
+        Ok(Job {
+            name: args.name.clone(),
+            namespace: args.namespace.clone(),
+            main_class: args.main_class.clone(),
+            main_application_file: args.main_application_file.clone(),
+        })
+    }
 }
 
 #[cfg(test)]

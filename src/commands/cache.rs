@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::output;
 use crate::progress::{Phase, Reporter};
 
-use super::{blocking, open_cache};
+use crate::resolve::{blocking, open_cache};
 
 /// Run `imgforge cache <action>`.
 pub async fn run(

@@ -19,7 +19,7 @@ use crate::output;
 use crate::plan::{self, ArtifactSpec};
 use crate::progress::Reporter;
 
-use super::{blocking, open_fetcher};
+use crate::resolve::{blocking, open_fetcher};
 
 /// What `fetch` produced.
 #[derive(Debug, Clone)]

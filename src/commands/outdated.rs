@@ -6,28 +6,16 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::credentials::CredentialInputs;
 use crate::error::Error;
 use crate::outdated;
 use crate::output;
 use crate::progress::Reporter;
-use crate::push::{self, PushOptions};
-
-use super::build::{connect, spark_base_image};
-use super::open_fetcher;
-
-/// What was found for one base image.
-struct BaseReport {
-    image: String,
-    newer: Vec<String>,
-    /// Why it could not be checked (reported, never skipped silently).
-    error: Option<String>,
-}
+use crate::publish;
 
 /// Run `imgforge outdated`.
 pub async fn run(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Error> {
     let updates = outdated::spark_updates(config).await?;
-    let bases = base_updates(config, reporter).await;
+    let bases = publish::base_updates(config, reporter).await;
     let patches: Vec<String> = updates
         .newer_patches
         .iter()
@@ -85,76 +73,4 @@ pub async fn run(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Err
     });
     output::result(&config.output, &human, &json);
     Ok(())
-}
-
-/// Newer tags of the Spark and metastore base images, from their registries' tag lists.
-async fn base_updates(config: &Config, reporter: Arc<dyn Reporter>) -> Vec<BaseReport> {
-    let failed = |image: &str, error: &dyn std::fmt::Display| BaseReport {
-        image: image.to_string(),
-        newer: Vec::new(),
-        error: Some(error.to_string()),
-    };
-    let spark_base = match open_fetcher(config, reporter).await {
-        Ok(fetcher) => match fetcher.fetch(&crate::plan::spark(config)).await {
-            Ok(spark) => spark_base_image(config, &fetcher, &spark)
-                .await
-                .map_err(|error| error.to_string()),
-            Err(error) => Err(error.to_string()),
-        },
-        Err(error) => Err(error.to_string()),
-    };
-    let mut images = vec![config.images.hive_metastore_base.clone()];
-    let mut reports = Vec::new();
-    match spark_base {
-        Ok(image) => images.insert(0, image),
-        Err(error) => reports.push(failed("(spark base image)", &error)),
-    }
-    images.dedup();
-    let engine = match connect(config).await {
-        Ok(engine) => engine,
-        Err(error) => {
-            reports.extend(images.iter().map(|image| failed(image, &error)));
-            return reports;
-        }
-    };
-    let options = PushOptions {
-        credentials: CredentialInputs {
-            flags: None,
-            environment: config.push.environment_credentials.clone(),
-            docker_config_dir: config.push.docker_config_dir.clone(),
-        },
-        registry_ca: config.push.registry_ca.clone(),
-        timeout: config.network.timeout,
-        ..PushOptions::default()
-    };
-    for image in images {
-        let Some(reference) = push::split_reference(&image) else {
-            reports.push(failed(&image, &"not a name:tag reference"));
-            continue;
-        };
-        // Docker Hub's API is served from another host than its name.
-        let api_host = if reference.host == "docker.io" {
-            "registry-1.docker.io".to_string()
-        } else {
-            reference.host.clone()
-        };
-        let tags = async {
-            let credentials = push::credentials_for(&options, &reference.host).await?;
-            let client = push::registry_client(&engine, &api_host, &options, credentials).await?;
-            client
-                .tags(&reference.repository)
-                .await
-                .map_err(push::PushError::from)
-        }
-        .await;
-        match tags {
-            Ok(tags) => reports.push(BaseReport {
-                newer: outdated::newer_tags(&reference.tag, &tags),
-                image,
-                error: None,
-            }),
-            Err(error) => reports.push(failed(&image, &error)),
-        }
-    }
-    reports
 }

@@ -1,0 +1,445 @@
+//! `resolve`: every fact a run needs, computed once and handed to every stage after it.
+//!
+//! From the configuration and the cache (downloading only what is missing), [`resolve`]
+//! works out what the Spark tarball is (Spark, Scala, Hadoop, log4j — read from its cached
+//! listing, not unpacked), which S3A jars make it talk to S3, the CA certificates and
+//! patches to apply, the image definitions, the names every image gets, and — when the run
+//! builds or locks — the Hive metastore inputs and the base images with their engine IDs.
+//! `prepare`, `build`, `push`, `lock`, `outdated` and `--if-changed` consume the
+//! [`Resolved`] value; none of them works a fact out again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures_util::future::try_join3;
+
+use crate::assemble::{self, JarOrigin, S3aSelection};
+use crate::cache::Cache;
+use crate::certs::{self, CaSet};
+use crate::config::Config;
+use crate::docker::{self, Engine, EngineEndpoint};
+use crate::error::Error;
+use crate::fetch::{Fetched, Fetcher};
+use crate::images::{self, ImageData, ImageKind, Versions};
+use crate::inspect::{self, DistributionFacts};
+use crate::lock::{LOCK_VERSION, Lock, LockedArtifact, LockedVersions};
+use crate::patch::PatchSet;
+use crate::plan;
+use crate::progress::Reporter;
+
+/// The folder looked for when neither `--certs` nor `[certs] dir` names one.
+pub const DEFAULT_CERTS_DIR: &str = "certs";
+
+/// What a run asks [`resolve`] for beyond the facts every run needs.
+#[derive(Clone, Copy, Default)]
+pub struct Needs<'a> {
+    /// The hive-metastore inputs (its three tarballs, fetched through the cache).
+    pub hive: bool,
+    /// The base images and their IDs on this engine (for fingerprints and the lock).
+    pub engine: Option<&'a Engine>,
+    /// `prepare --certs`: the certificate folder named on the command line.
+    pub certs_dir: Option<&'a Path>,
+}
+
+/// Everything a run needs, resolved once.
+pub struct Resolved {
+    /// The Spark tarball, verified in the cache.
+    pub spark: Fetched,
+    /// What the distribution is, read from its listing.
+    pub facts: DistributionFacts,
+    /// The S3A jars for its Hadoop.
+    pub s3a: S3aSelection,
+    /// The CA certificates the images trust.
+    pub certs: CaSet,
+    /// The patch set (built-in plus the user's directory).
+    pub patches: PatchSet,
+    /// The content of `[spark] log4j_file`, when one is configured.
+    pub log4j_file: Option<String>,
+    /// The spark-hs image definition.
+    pub spark_hs: ImageData,
+    /// The hive-metastore inputs, when asked for.
+    pub hive: Option<HiveInputs>,
+    /// The base images, when an engine was given.
+    pub bases: Option<BaseImages>,
+    /// The versions that name and label the images.
+    pub versions: Versions,
+    /// Every image's full references, the first one the image is looked up by.
+    pub references: BTreeMap<ImageKind, Vec<String>>,
+}
+
+/// The hive-metastore image's inputs.
+pub struct HiveInputs {
+    /// The standalone metastore tarball.
+    pub metastore: Fetched,
+    /// The Hadoop tarball of the version Spark bundles.
+    pub hadoop: Fetched,
+    /// The PostgreSQL JDBC driver.
+    pub jdbc: Fetched,
+    /// Dockerfile, `.dockerignore` and scripts.
+    pub data: ImageData,
+}
+
+/// One base image: the reference an image is built `FROM`, and its ID on the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseImage {
+    /// The reference.
+    pub reference: String,
+    /// The engine's image ID, `absent` when the engine does not have it: a new build of the
+    /// same tag (security fixes) changes the fingerprint of every image on it.
+    pub id: String,
+}
+
+/// The base images of the images imgforge builds.
+#[derive(Debug, Clone)]
+pub struct BaseImages {
+    /// What the Spark image is built on.
+    pub spark: BaseImage,
+    /// What the hive-metastore image is built on.
+    pub hive_metastore: BaseImage,
+}
+
+/// Resolve everything a run needs (fetching what the cache lacks).
+pub async fn resolve(
+    config: &Config,
+    fetcher: &Fetcher,
+    needs: Needs<'_>,
+    reporter: &dyn Reporter,
+) -> Result<Resolved, Error> {
+    let certs = certificates(config, needs.certs_dir, reporter)?;
+    let patches = patch_set(config)?;
+    let log4j_file = log4j_file(config)?;
+    let spark_hs = ImageData::load(ImageKind::SparkHs, config.images.dockerfiles.as_deref())?;
+    let (spark, members, facts) = spark_listing(config, fetcher).await?;
+    let s3a = s3a_selection(config, fetcher, &facts, &members).await?;
+    let versions = Versions {
+        spark: facts.spark_version.clone(),
+        scala: facts.scala_version.clone(),
+        hadoop: facts.hadoop.version.clone(),
+        hadoop_aws: s3a.hadoop_aws_version.clone(),
+        aws_sdk: s3a.sdk_version.clone(),
+    };
+    let mut references = BTreeMap::new();
+    for kind in ImageKind::ALL {
+        references.insert(kind, images::references(config, kind, &versions, None)?);
+    }
+    let hive = match needs.hive {
+        true => Some(hive_inputs(config, fetcher, &facts).await?),
+        false => None,
+    };
+    let bases = match needs.engine {
+        Some(engine) => {
+            let spark_base = spark_base_image(config, fetcher, &spark).await?;
+            let hive_base = config.images.hive_metastore_base.clone();
+            Some(BaseImages {
+                spark: BaseImage {
+                    id: base_image_id(engine, &spark_base).await?,
+                    reference: spark_base,
+                },
+                hive_metastore: BaseImage {
+                    id: base_image_id(engine, &hive_base).await?,
+                    reference: hive_base,
+                },
+            })
+        }
+        None => None,
+    };
+    Ok(Resolved {
+        spark,
+        facts,
+        s3a,
+        certs,
+        patches,
+        log4j_file,
+        spark_hs,
+        hive,
+        bases,
+        versions,
+        references,
+    })
+}
+
+impl Resolved {
+    /// The lock of this resolution: versions, every artifact with its URL and SHA-512 (the
+    /// Maven S3A jars are fetched for theirs), the base images' IDs and the digests of
+    /// imgforge's own inputs. Needs the hive inputs and the base images.
+    pub async fn lock(&self, config: &Config, fetcher: &Fetcher) -> Result<Lock, Error> {
+        let (Some(hive), Some(bases)) = (&self.hive, &self.bases) else {
+            return Err(Error::Runtime(
+                "a lock needs the hive-metastore inputs and the base images resolved".into(),
+            ));
+        };
+        let jars = fetch_maven_jars(fetcher, &self.s3a).await?;
+        let mut artifacts: Vec<LockedArtifact> =
+            [&self.spark, &hive.metastore, &hive.hadoop, &hive.jdbc]
+                .into_iter()
+                .chain(jars.iter())
+                .map(locked)
+                .collect();
+        artifacts.sort_by(|a, b| (&a.role, &a.file).cmp(&(&b.role, &b.file)));
+        artifacts.dedup();
+        let base_images = BTreeMap::from([
+            (bases.spark.reference.clone(), bases.spark.id.clone()),
+            (
+                bases.hive_metastore.reference.clone(),
+                bases.hive_metastore.id.clone(),
+            ),
+        ]);
+        let mut inputs = BTreeMap::from([("patches".to_string(), self.patches.digest())]);
+        for (kind, data) in [
+            (ImageKind::SparkHs, &self.spark_hs),
+            (ImageKind::HiveMetastore, &hive.data),
+        ] {
+            inputs.insert(
+                format!("dockerfiles/{}", kind.label()),
+                crate::fingerprint::definition(kind, data),
+            );
+        }
+        Ok(Lock {
+            lock_version: LOCK_VERSION,
+            imgforge: env!("CARGO_PKG_VERSION").to_string(),
+            versions: LockedVersions {
+                spark: self.facts.spark_version.clone(),
+                spark_package: config.spark.package.clone(),
+                scala: self.facts.scala_version.clone(),
+                hadoop: self.facts.hadoop.version.clone(),
+                hadoop_aws: self.s3a.hadoop_aws_version.clone(),
+                aws_sdk: self.s3a.sdk_version.clone(),
+                hive_metastore: config.hive.metastore_version.clone(),
+                postgresql_jdbc: config.hive.postgresql_jdbc_version.clone(),
+            },
+            base_images,
+            inputs,
+            artifacts,
+        })
+    }
+}
+
+/// `imgforge lock`: resolve everything a full build uses (fetching what the cache lacks) and
+/// write it to the lock file next to the configuration. Returns where, and what.
+pub async fn write_lock(
+    config: &Config,
+    reporter: Arc<dyn Reporter>,
+) -> Result<(PathBuf, Lock), Error> {
+    let engine = connect(config).await?;
+    let fetcher = open_fetcher(config, Arc::clone(&reporter)).await?;
+    let needs = Needs {
+        hive: true,
+        engine: Some(&engine),
+        certs_dir: None,
+    };
+    let resolved = resolve(config, &fetcher, needs, reporter.as_ref()).await?;
+    let lock = resolved.lock(config, &fetcher).await?;
+    let path = crate::lock::lock_path(config.config_file.as_deref());
+    lock.write(&path)?;
+    Ok((path, lock))
+}
+
+fn locked(fetched: &Fetched) -> LockedArtifact {
+    LockedArtifact {
+        role: fetched.spec.role.to_string(),
+        file: fetched.spec.file_name.clone(),
+        url: crate::redact::strip_url_text(&fetched.artifact.entry.url),
+        sha512: fetched.artifact.entry.sha512.clone(),
+    }
+}
+
+/// The Maven jars of an S3A selection, fetched through the cache.
+pub async fn fetch_maven_jars(
+    fetcher: &Fetcher,
+    s3a: &S3aSelection,
+) -> Result<Vec<Fetched>, Error> {
+    let specs: Vec<_> = s3a
+        .jars
+        .iter()
+        .filter_map(|jar| match &jar.origin {
+            JarOrigin::Maven(spec) => Some(spec),
+            JarOrigin::HadoopDist { .. } => None,
+        })
+        .collect();
+    Ok(
+        futures_util::future::try_join_all(specs.into_iter().map(|spec| fetcher.fetch(spec)))
+            .await?,
+    )
+}
+
+/// Open the cache (waiting while `cache clean` runs) and a fetcher storing into it.
+pub async fn open_fetcher(config: &Config, reporter: Arc<dyn Reporter>) -> Result<Fetcher, Error> {
+    let cache = open_cache(config).await?;
+    Ok(Fetcher::new(config, Arc::new(cache), reporter)?)
+}
+
+/// Open the cache off the async threads: taking its shared lock may block.
+pub async fn open_cache(config: &Config) -> Result<Cache, Error> {
+    let root = config.cache_dir.clone();
+    blocking(move || Cache::open(&root).map_err(Error::from)).await
+}
+
+/// Connect to the engine the configuration names.
+pub async fn connect(config: &Config) -> Result<Engine, Error> {
+    let endpoint = EngineEndpoint::from_env_values(
+        config.engine.host.clone(),
+        config.engine.tls_verify.clone(),
+        config.engine.cert_path.clone(),
+    )?;
+    Ok(docker::connect(&endpoint).await?)
+}
+
+/// Run blocking work (archive reads, locks, hashing whole files) on the blocking pool.
+pub async fn blocking<T, F>(work: F) -> Result<T, Error>
+where
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|join| Error::Runtime(format!("a background task failed: {join}")))?
+}
+
+/// The Spark tarball (fetched through the cache), the member paths facts are read from
+/// (remembered in the cache), and those facts.
+pub async fn spark_listing(
+    config: &Config,
+    fetcher: &Fetcher,
+) -> Result<(Fetched, Vec<String>, DistributionFacts), Error> {
+    let spark = fetcher.fetch(&plan::spark(config)).await?;
+    let cache = Arc::clone(fetcher.cache());
+    let artifact = spark.artifact.clone();
+    let limits = config.extract;
+    let members = blocking(move || Ok(inspect::spark_members(&cache, &artifact, limits)?)).await?;
+    let facts = inspect::distribution_facts(&members, &spark.spec.file_name)?;
+    Ok((spark, members, facts))
+}
+
+/// The S3A jars for the distribution whose members are `members`.
+async fn s3a_selection(
+    config: &Config,
+    fetcher: &Fetcher,
+    facts: &DistributionFacts,
+    members: &[String],
+) -> Result<S3aSelection, Error> {
+    let present: BTreeSet<String> = members
+        .iter()
+        .filter_map(|member| member.strip_prefix("jars/"))
+        .map(str::to_string)
+        .collect();
+    Ok(assemble::select_s3a_jars(config, fetcher, facts, &present).await?)
+}
+
+/// Check the certificates to import: `explicit` (a flag), else `[certs] dir`, else `./certs`
+/// when present. An explicitly named folder must exist. Warnings go to `reporter`.
+pub fn certificates(
+    config: &Config,
+    explicit: Option<&Path>,
+    reporter: &dyn Reporter,
+) -> Result<CaSet, Error> {
+    let (dir, required): (PathBuf, bool) = match (explicit, &config.certs_dir) {
+        (Some(dir), _) => (dir.to_path_buf(), true),
+        (None, Some(dir)) => (dir.clone(), true),
+        (None, None) => (PathBuf::from(DEFAULT_CERTS_DIR), false),
+    };
+    let mut set = certs::load_ca_dir(&dir, SystemTime::now(), required, &config.certs_aliases)?;
+    for file in config.certs_aliases.keys() {
+        if !set.certs.iter().any(|cert| &cert.file_name == file) {
+            set.warnings.push(format!(
+                "[certs] aliases names {file}, which is not a certificate in {}",
+                dir.display()
+            ));
+        }
+    }
+    for warning in &set.warnings {
+        reporter.warn(warning);
+    }
+    Ok(set)
+}
+
+/// The built-in patches plus the user's patches directory.
+pub fn patch_set(config: &Config) -> Result<PatchSet, Error> {
+    let mut set = PatchSet::builtin()?;
+    if let Some(dir) = &config.patches_dir {
+        set = set.with_user_dir(dir)?;
+    }
+    Ok(set)
+}
+
+/// The configured log4j file's text: unreadable is an error, never an empty input.
+fn log4j_file(config: &Config) -> Result<Option<String>, Error> {
+    let Some(path) = &config.spark.log4j_file else {
+        return Ok(None);
+    };
+    std::fs::read_to_string(path).map(Some).map_err(|source| {
+        assemble::AssembleError::Log4jFile {
+            path: path.clone(),
+            source,
+        }
+        .into()
+    })
+}
+
+/// Fetch the metastore's three tarballs (from the cache when present).
+async fn hive_inputs(
+    config: &Config,
+    fetcher: &Fetcher,
+    facts: &DistributionFacts,
+) -> Result<HiveInputs, Error> {
+    let data = ImageData::load(
+        ImageKind::HiveMetastore,
+        config.images.dockerfiles.as_deref(),
+    )?;
+    let (metastore, hadoop, jdbc) = try_join3(
+        fetcher.fetch(&plan::hive_metastore(config)),
+        fetcher.fetch(&plan::hadoop(config, &facts.hadoop.version)),
+        fetcher.fetch(&plan::postgresql_jdbc(config)),
+    )
+    .await?;
+    Ok(HiveInputs {
+        metastore,
+        hadoop,
+        jdbc,
+        data,
+    })
+}
+
+/// The image the Spark image is built on: the configured base, else the distribution
+/// Dockerfile's FROM with the build arguments applied.
+pub async fn spark_base_image(
+    config: &Config,
+    fetcher: &Fetcher,
+    spark: &Fetched,
+) -> Result<String, Error> {
+    if let Some(base) = &config.spark_image.base {
+        return Ok(base.clone());
+    }
+    let cache = Arc::clone(fetcher.cache());
+    let artifact = spark.artifact.clone();
+    let limits = config.extract;
+    let text = blocking(move || Ok(inspect::spark_dockerfile(&cache, &artifact, limits)?)).await?;
+    let facts = crate::context::parse_dockerfile(inspect::SPARK_DOCKERFILE, &text)?;
+    Ok(facts
+        .base_images(&spark_build_args(config))
+        .into_iter()
+        .next()
+        .unwrap_or_default())
+}
+
+/// The Spark Dockerfile's build arguments. A configured base image is patched into the FROM
+/// line, not passed as an argument.
+pub fn spark_build_args(config: &Config) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "java_image_tag".to_string(),
+            config.spark_image.java_image_tag.clone(),
+        ),
+        ("spark_uid".to_string(), config.images.spark_uid.to_string()),
+    ])
+}
+
+/// The engine's ID of a base image; `absent` when the engine does not have it.
+async fn base_image_id(engine: &Engine, reference: &str) -> Result<String, Error> {
+    match docker::inspect(engine, reference).await {
+        Ok(image) => Ok(image.id.unwrap_or_default()),
+        Err(docker::DockerError::ImageNotFound { .. }) => Ok("absent".into()),
+        Err(error) => Err(error.into()),
+    }
+}
