@@ -67,34 +67,29 @@ pub enum BuildError {
 /// When `error` is a failed step that imported one of `certs`, say which certificate file it
 /// was: the step and the script name only the alias and the copy in the build context.
 fn name_rejected_certificate(kind: ImageKind, certs: &CaSet, error: Error) -> Error {
-    let Error::Docker(docker::DockerError::StepFailed { step, output, .. }) = &error else {
+    // import-certs.sh (both images) prints the alias it failed on as a marker line, which
+    // the docker module reads into the step failure.
+    let Error::Docker(docker::DockerError::StepFailed {
+        rejected_alias: Some(alias),
+        ..
+    }) = &error
+    else {
         return error;
     };
-    let rejected = certs.certs.iter().find(|cert| {
-        // import-certs.sh (both images) names the alias it failed on; a user patch may run
-        // keytool itself with the alias on the step's line.
-        step.contains(&format!("-alias {} ", cert.alias))
-            || output
-                .iter()
-                .any(|line| line.contains(&format!("(alias {})", cert.alias)))
-    });
-    match rejected {
-        Some(cert) => {
-            let path = cert.path.clone();
-            let alias = cert.alias.clone();
-            let Error::Docker(source) = error else {
-                unreachable!("matched as a Docker error above")
-            };
-            BuildError::CertificateRejected {
-                image: kind,
-                path,
-                alias,
-                source: Box::new(source),
-            }
-            .into()
-        }
-        None => error,
+    let Some(cert) = certs.certs.iter().find(|cert| cert.alias == *alias) else {
+        return error;
+    };
+    let (path, alias) = (cert.path.clone(), cert.alias.clone());
+    let Error::Docker(source) = error else {
+        unreachable!("matched as a Docker error above")
+    };
+    BuildError::CertificateRejected {
+        image: kind,
+        path,
+        alias,
+        source: Box::new(source),
     }
+    .into()
 }
 
 /// One image built.
