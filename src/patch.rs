@@ -6,13 +6,16 @@
 //! them to a prepared tree in memory and returns a [`PatchPlan`], which can show a unified
 //! diff and write the files, each through a temporary file and a rename.
 //!
+//! Whether a patch applies is a closed set of named conditions computed here from the
+//! [`PatchContext`] (`certs`, `java8`, `base_image`, `disable_cert_checking`), plus optional
+//! Spark version bounds; there is no expression language to learn or to get wrong.
+//!
 //! Applying is idempotent: before the patches apply, the lines each insert patch owns are
 //! removed from next to its anchor, so an already-patched tree plans to the same bytes as a
 //! pristine one, and a tree patched with other values is brought to the new values instead
 //! of receiving a second copy.
 
-use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::io::{self, Write as _};
@@ -21,6 +24,9 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use similar::TextDiff;
+
+use crate::config::JavaOptionsEnv;
+use crate::inspect::Log4j;
 
 /// The embedded patch files, applied in this order.
 const BUILTIN_PATCH_FILES: &[(&str, &str)] = &[
@@ -33,11 +39,6 @@ const BUILTIN_PATCH_FILES: &[(&str, &str)] = &[
         include_str!("../patches/dockerfile.toml"),
     ),
 ];
-
-/// The log4j option for Spark releases that ship log4j 1.x (before 3.3).
-const LOG4J1_JAVA_OPTION: &str = "-Dlog4j.configuration=file:///opt/spark/log4j.properties";
-/// The log4j option for Spark 3.3 and later, which ship log4j 2.
-const LOG4J2_JAVA_OPTION: &str = "-Dlog4j.configurationFile=file:///opt/spark/log4j2.properties";
 
 /// What can go wrong loading patches, planning them against a tree, or writing the result.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +59,7 @@ pub enum PatchError {
         source_name: String,
         /// The patch's id.
         id: String,
-        /// What is wrong with it.
+        /// What is wrong with it, and what to write instead where that is known.
         reason: String,
     },
     /// The user patch directory could not be listed.
@@ -119,37 +120,20 @@ pub enum PatchError {
         /// The Spark version being patched.
         spark_version: String,
     },
-    /// An `append_to_line` patch's anchor line does not end with its `before_suffix`.
+    /// The anchor line lacks what `replace_word` (the word) or `append_to_line` (the
+    /// `before_suffix`) needs.
     #[error(
-        "patch `{id}` cannot append to line {line_number} of {file} (Spark {spark_version}): \
-         the line does not end with `{suffix}`"
+        "patch `{id}` cannot change line {line_number} of {file} (Spark {spark_version}): {reason}"
     )]
-    SuffixMissing {
+    LineUnfit {
         /// The patch's id.
         id: String,
         /// The file, relative to the tree.
         file: String,
         /// The 1-based line number.
         line_number: usize,
-        /// The suffix the patch expects.
-        suffix: String,
-        /// The Spark version being patched.
-        spark_version: String,
-    },
-    /// A `replace_word` patch's anchor line has fewer words than the patch names.
-    #[error(
-        "patch `{id}` cannot replace word {word} of line {line_number} in {file} \
-         (Spark {spark_version}): the line has fewer words"
-    )]
-    WordMissing {
-        /// The patch's id.
-        id: String,
-        /// The file, relative to the tree.
-        file: String,
-        /// The 1-based line number.
-        line_number: usize,
-        /// The 1-based word number.
-        word: usize,
+        /// What the line lacks.
+        reason: String,
         /// The Spark version being patched.
         spark_version: String,
     },
@@ -159,7 +143,7 @@ pub enum PatchError {
         /// The patch's id.
         id: String,
         /// The placeholder's name.
-        name: &'static str,
+        name: String,
     },
     /// A value would break the file it goes into.
     #[error("{name} `{value}` cannot go into a patched file: {reason}")]
@@ -203,116 +187,83 @@ pub struct CertImport {
     pub file_name: String,
 }
 
-/// Values the templates need.
+/// The build's values: what the conditions are computed from and the templates render.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchContext {
-    /// The Spark version being patched, e.g. `3.5.4`; named in errors, compared in conditions.
+    /// The Spark version being patched, e.g. `3.5.4`: named in errors, compared with a
+    /// patch's `spark_min` / `spark_max`.
     pub spark_version: String,
-    /// The full value of the JVM options variable.
-    pub java_options: String,
-    /// The JVM options variable: `_JAVA_OPTIONS` or `JAVA_TOOL_OPTIONS`.
-    pub java_options_env: String,
-    /// The log4j configuration file name, e.g. `log4j.properties`.
-    pub log4j_file: String,
+    /// The distribution's log4j, as [`crate::inspect`] read it from the tree: it gives
+    /// `{java_options}` and `{log4j_file}`.
+    pub log4j: Log4j,
+    /// The variable the entrypoint exports the JVM options in.
+    pub java_options_env: JavaOptionsEnv,
+    /// The image's Java major version; `java8` holds for 8.
+    pub java_major: u32,
     /// The CA certificates to import, in order.
     pub certs: Vec<CertImport>,
-    /// The image's Java major version: 8 selects the keystore path, 9 and later `-cacerts`.
-    pub java_major: u32,
     /// A base image to use instead of the one in Spark's Dockerfile.
     pub base_image: Option<String>,
     /// Whether to switch the AWS SDK's certificate checks off (the plan then warns).
     pub disable_cert_checking: bool,
 }
 
-impl PatchContext {
-    /// A context for `spark_version` on Java `java_major` with the log4j flavour that
-    /// version ships (log4j 2 from Spark 3.3 on), no certificates and no overrides.
-    pub fn for_spark(spark_version: &str, java_major: u32) -> Result<PatchContext, PatchError> {
-        let version =
-            parse_version(spark_version).ok_or_else(|| PatchError::InvalidSparkVersion {
-                version: spark_version.to_string(),
-            })?;
-        let log4j2 = compare_versions(&version, &[3, 3]) != Ordering::Less;
-        let (java_options, log4j_file) = if log4j2 {
-            (LOG4J2_JAVA_OPTION, "log4j2.properties")
-        } else {
-            (LOG4J1_JAVA_OPTION, "log4j.properties")
-        };
-        Ok(PatchContext {
-            spark_version: spark_version.to_string(),
-            java_options: java_options.to_string(),
-            java_options_env: "_JAVA_OPTIONS".to_string(),
-            log4j_file: log4j_file.to_string(),
-            certs: Vec::new(),
-            java_major,
-            base_image: None,
-            disable_cert_checking: false,
-        })
-    }
+/// The placeholders a template may use.
+const PLACEHOLDERS: [&str; 8] = [
+    "spark_version",
+    "java_options",
+    "java_options_env",
+    "log4j_file",
+    "java_major",
+    "base_image",
+    "cert.alias",
+    "cert.file_name",
+];
 
-    /// Refuses values that would break the files they are written into.
-    fn validate(&self) -> Result<(), PatchError> {
-        let plain = [
-            ("Spark version", self.spark_version.as_str()),
-            ("_JAVA_OPTIONS value", self.java_options.as_str()),
-            ("log4j file name", self.log4j_file.as_str()),
-        ];
-        for (name, value) in plain {
-            refuse_line_breaks(name, value)?;
+impl PatchContext {
+    /// Refuses values that would break the files they are written into; the Spark version's
+    /// leading numbers, to compare with the bounds.
+    fn validate(&self) -> Result<Vec<u64>, PatchError> {
+        if self.spark_version.contains(['\n', '\r', '\0']) {
+            return Err(PatchError::UnsafeValue {
+                name: "Spark version",
+                value: self.spark_version.clone(),
+                reason: "it holds a line break or NUL",
+            });
         }
-        if let Some(bad) = self
-            .java_options
-            .chars()
-            .find(|c| matches!(c, '"' | '`' | '\\'))
+        if let Some(image) = &self.base_image
+            && (image.is_empty() || image.contains(|c: char| c.is_whitespace() || c == '\0'))
         {
             return Err(PatchError::UnsafeValue {
-                name: "_JAVA_OPTIONS value",
-                value: self.java_options.clone(),
-                reason: match bad {
-                    '"' => "it is written inside double quotes and holds `\"`",
-                    '`' => "it is written inside double quotes and holds a backquote",
-                    _ => "it is written inside double quotes and holds a backslash",
-                },
+                name: "base image",
+                value: image.clone(),
+                reason: "an image reference is one non-empty word",
             });
-        }
-        require_file_name("log4j file name", &self.log4j_file)?;
-        if !matches!(
-            self.java_options_env.as_str(),
-            "_JAVA_OPTIONS" | "JAVA_TOOL_OPTIONS"
-        ) {
-            return Err(PatchError::UnsafeValue {
-                name: "JVM options variable",
-                value: self.java_options_env.clone(),
-                reason: "it must be _JAVA_OPTIONS or JAVA_TOOL_OPTIONS",
-            });
-        }
-        if let Some(image) = &self.base_image {
-            refuse_line_breaks("base image", image)?;
-            if image.is_empty() || image.chars().any(char::is_whitespace) {
-                return Err(PatchError::UnsafeValue {
-                    name: "base image",
-                    value: image.clone(),
-                    reason: "an image reference is one non-empty word",
-                });
-            }
         }
         for cert in &self.certs {
             require_file_name("certificate alias", &cert.alias)?;
             require_file_name("certificate file name", &cert.file_name)?;
         }
-        Ok(())
+        parse_version(&self.spark_version).ok_or_else(|| PatchError::InvalidSparkVersion {
+            version: self.spark_version.clone(),
+        })
     }
-}
 
-fn refuse_line_breaks(name: &'static str, value: &str) -> Result<(), PatchError> {
-    if value.contains(['\n', '\r', '\0']) {
-        return Err(PatchError::UnsafeValue {
-            name,
-            value: value.to_string(),
-            reason: "it holds a line break or NUL",
-        });
+    /// The value of placeholder `name` (one of [`PLACEHOLDERS`]), `None` when this build
+    /// does not set it; `cert` is the certificate a `for_each` template is rendered for.
+    fn value(&self, name: &str, cert: Option<&CertImport>) -> Option<String> {
+        match name {
+            "spark_version" => Some(self.spark_version.clone()),
+            "java_options" => Some(self.log4j.java_option()),
+            "java_options_env" => Some(self.java_options_env.name().to_string()),
+            "log4j_file" => Some(self.log4j.config_file().to_string()),
+            "java_major" => Some(self.java_major.to_string()),
+            "base_image" => self.base_image.clone(),
+            "cert.alias" => cert.map(|cert| cert.alias.clone()),
+            "cert.file_name" => cert.map(|cert| cert.file_name.clone()),
+            _ => None,
+        }
     }
-    Ok(())
 }
 
 /// Names that become file names and shell words: letters, digits, `.`, `_`, `-`, not
@@ -353,12 +304,11 @@ impl PatchSet {
             patches: Vec::new(),
         };
         for (name, text) in BUILTIN_PATCH_FILES {
-            let patches = parse_patch_file(name, text)?;
-            for patch in patches {
+            for patch in parse_patch_file(name, text)? {
                 if set.patches.iter().any(|existing| existing.id == patch.id) {
                     return Err(PatchError::InvalidPatch {
-                        source_name: patch.source_name.clone(),
-                        id: patch.id.clone(),
+                        source_name: patch.source_name,
+                        id: patch.id,
                         reason: "another built-in patch has the same id".to_string(),
                     });
                 }
@@ -395,11 +345,6 @@ impl PatchSet {
                 source,
             })?;
             let name = path.display().to_string();
-            // The digest names the file, not where the directory happens to live.
-            let digest_name = format!(
-                "user/{}",
-                path.file_name().unwrap_or_default().to_string_lossy()
-            );
             for patch in parse_patch_file(&name, &text)? {
                 if !user_ids.insert(patch.id.clone()) {
                     return Err(PatchError::InvalidPatch {
@@ -417,7 +362,9 @@ impl PatchSet {
                     None => self.patches.push(patch),
                 }
             }
-            self.sources.push((digest_name, text));
+            // The digest names the file, not where the directory happens to live.
+            let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+            self.sources.push((format!("user/{file_name}"), text));
         }
         Ok(self)
     }
@@ -435,13 +382,6 @@ impl PatchSet {
         }
         hex::encode(hasher.finalize())
     }
-
-    /// Each patch's id and description, in the order they apply.
-    pub fn patches(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.patches
-            .iter()
-            .map(|patch| (patch.id.as_str(), patch.description.as_str()))
-    }
 }
 
 /// Apply every patch to the tree in memory and return the new contents (nothing written).
@@ -454,12 +394,7 @@ pub fn plan_patches(
     set: &PatchSet,
     context: &PatchContext,
 ) -> Result<PatchPlan, PatchError> {
-    context.validate()?;
-    let spark_version =
-        parse_version(&context.spark_version).ok_or_else(|| PatchError::InvalidSparkVersion {
-            version: context.spark_version.clone(),
-        })?;
-
+    let spark_version = context.validate()?;
     // Group by target file, keeping the order in which files first appear.
     let mut targets: Vec<(&str, Vec<&Patch>)> = Vec::new();
     for patch in &set.patches {
@@ -468,26 +403,26 @@ pub fn plan_patches(
             None => targets.push((patch.file.as_str(), vec![patch])),
         }
     }
-
     let mut plan = PatchPlan {
         files: Vec::new(),
         warnings: Vec::new(),
     };
     for (file, patches) in targets {
         let path = tree.join(file);
-        let any_applies = patches
+        let applying: Vec<&Patch> = patches
             .iter()
-            .any(|patch| patch.holds(context, &spark_version));
+            .copied()
+            .filter(|patch| patch.applies(context, &spark_version))
+            .collect();
         let original = match fs::read_to_string(&path) {
             Ok(original) => original,
             // Nothing to do in a file no applicable patch changes, so it may be absent.
-            Err(error) if error.kind() == io::ErrorKind::NotFound && !any_applies => continue,
+            Err(error) if error.kind() == io::ErrorKind::NotFound && applying.is_empty() => {
+                continue;
+            }
             Err(source) => {
-                return Err(PatchError::ReadTarget {
-                    path,
-                    id: patches[0].id.clone(),
-                    source,
-                });
+                let id = patches[0].id.clone();
+                return Err(PatchError::ReadTarget { path, id, source });
             }
         };
         let target = Target {
@@ -495,19 +430,11 @@ pub fn plan_patches(
             spark_version: &context.spark_version,
         };
         let mut text = LineText::parse(&original);
-        remove_owned_lines(&patches, &mut text.lines, context);
-        for patch in patches {
-            if patch.holds(context, &spark_version) {
-                patch.apply(&mut text.lines, context, &target)?;
-                if let Some(warning) = &patch.warning {
-                    plan.warnings
-                        .push(warning.render(context, None).map_err(|name| {
-                            PatchError::MissingValue {
-                                id: patch.id.clone(),
-                                name,
-                            }
-                        })?);
-                }
+        remove_owned_lines(&patches, &mut text.lines, context, &target);
+        for patch in applying {
+            patch.apply(&mut text.lines, context, &target)?;
+            if let Some(warning) = &patch.warning {
+                plan.warnings.push(patch.render(warning, context, None)?);
             }
         }
         plan.files.push(PlannedFile {
@@ -541,27 +468,23 @@ struct PlannedFile {
     patched: String,
 }
 
-impl PlannedFile {
-    fn changed(&self) -> bool {
-        self.original != self.patched
-    }
-}
-
 impl PatchPlan {
+    fn changed(&self) -> impl Iterator<Item = &PlannedFile> {
+        self.files
+            .iter()
+            .filter(|file| file.original != file.patched)
+    }
+
     /// A unified diff of every changed file, with paths `a/…` and `b/…` relative to the tree.
     pub fn unified_diff(&self) -> String {
         let mut diff = String::new();
-        for file in self.files.iter().filter(|file| file.changed()) {
+        for file in self.changed() {
             let text_diff = TextDiff::from_lines(&file.original, &file.patched);
-            diff.push_str(
-                &text_diff
-                    .unified_diff()
-                    .header(
-                        &format!("a/{}", file.relative),
-                        &format!("b/{}", file.relative),
-                    )
-                    .to_string(),
+            let (old, new) = (
+                format!("a/{}", file.relative),
+                format!("b/{}", file.relative),
             );
+            diff.push_str(&text_diff.unified_diff().header(&old, &new).to_string());
         }
         diff
     }
@@ -569,7 +492,7 @@ impl PatchPlan {
     /// Writes every changed file through a temporary file in its directory and a rename,
     /// keeping its permissions. Refuses a file that changed since it was planned.
     pub fn write(&self) -> Result<(), PatchError> {
-        for file in self.files.iter().filter(|file| file.changed()) {
+        for file in self.changed() {
             let write_error = |source| PatchError::Write {
                 path: file.path.clone(),
                 source,
@@ -605,18 +528,7 @@ impl PatchPlan {
 
     /// The files the plan changes, relative to the tree, `/`-separated.
     pub fn changed_files(&self) -> impl Iterator<Item = &str> {
-        self.files
-            .iter()
-            .filter(|file| file.changed())
-            .map(|file| file.relative.as_str())
-    }
-
-    /// The planned contents of a target file (relative, `/`-separated), changed or not.
-    pub fn patched_contents(&self, relative: &str) -> Option<&str> {
-        self.files
-            .iter()
-            .find(|file| file.relative == relative)
-            .map(|file| file.patched.as_str())
+        self.changed().map(|file| file.relative.as_str())
     }
 }
 
@@ -635,20 +547,17 @@ struct LineText {
 
 impl LineText {
     fn parse(text: &str) -> LineText {
-        let line_ending = if text.contains("\r\n") { "\r\n" } else { "\n" };
-        let final_newline = text.ends_with('\n');
         let body = text.strip_suffix('\n').unwrap_or(text);
-        let lines = if text.is_empty() {
-            Vec::new()
-        } else {
-            body.split('\n')
-                .map(|line| line.strip_suffix('\r').unwrap_or(line).to_string())
-                .collect()
-        };
         LineText {
-            lines,
-            line_ending,
-            final_newline,
+            lines: match text {
+                "" => Vec::new(),
+                _ => body
+                    .split('\n')
+                    .map(|line| line.strip_suffix('\r').unwrap_or(line).to_string())
+                    .collect(),
+            },
+            line_ending: if text.contains("\r\n") { "\r\n" } else { "\n" },
+            final_newline: text.ends_with('\n'),
         }
     }
 
@@ -662,71 +571,65 @@ impl LineText {
 }
 
 // ---------------------------------------------------------------------------------------
-// The patch format as written in TOML.
+// A patch: one `[[patch]]` table as written, checked when loaded.
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PatchFileSpec {
-    #[serde(default)]
-    patch: Vec<PatchSpec>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PatchSpec {
+struct Patch {
     id: String,
+    /// For whoever reads the patch file.
     #[serde(default)]
+    #[expect(dead_code, reason = "documents the patch file; the engine has no use for it")]
     description: String,
+    /// Relative to the tree, `/`-separated.
     file: String,
     #[serde(default)]
     when: Vec<String>,
-    within: Option<RegionSpec>,
-    anchor: MatcherSpec,
+    spark_min: Option<String>,
+    spark_max: Option<String>,
+    within: Option<Region>,
+    anchor: Matcher,
+    /// Anchors tried in order when `anchor` matches no line.
     #[serde(default)]
-    otherwise: Vec<MatcherSpec>,
+    otherwise: Vec<Matcher>,
     #[serde(default)]
     all: bool,
+    /// With several matching lines, use the last one.
     #[serde(default)]
     last: bool,
+    /// When no anchor matches, insert at the end of the file (or region).
     #[serde(default)]
     or_at_end: bool,
-    operation: OperationSpec,
+    operation: Operation,
     template: String,
     for_each: Option<String>,
     indent: Option<String>,
-    owned: Option<MatcherSpec>,
+    owned: Option<Matcher>,
     before_suffix: Option<String>,
     word: Option<usize>,
     skip_prefix: Option<String>,
     warning: Option<String>,
+    /// The patch file it came from.
+    #[serde(skip)]
+    source_name: String,
+    /// `when`, parsed: each condition and whether it is negated.
+    #[serde(skip)]
+    conditions: Vec<(Condition, bool)>,
+    /// `spark_min` and `spark_max`, parsed.
+    #[serde(skip)]
+    bounds: [Option<Vec<u64>>; 2],
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RegionSpec {
-    start: MatcherSpec,
-    end: MatcherSpec,
+struct Region {
+    start: Matcher,
+    end: Matcher,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MatcherSpec {
-    equals: Option<OneOrMany>,
-    starts_with: Option<OneOrMany>,
-    ends_with: Option<OneOrMany>,
-    contains: Option<OneOrMany>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum OperationSpec {
+enum Operation {
     InsertBefore,
     InsertAfter,
     Replace,
@@ -735,229 +638,179 @@ enum OperationSpec {
 }
 
 fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchError> {
-    let spec: PatchFileSpec = toml::from_str(text).map_err(|source| PatchError::Parse {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PatchFile {
+        #[serde(default)]
+        patch: Vec<Patch>,
+    }
+    let file: PatchFile = toml::from_str(text).map_err(|source| PatchError::Parse {
         source_name: source_name.to_string(),
         source,
     })?;
-    let mut patches: Vec<Patch> = Vec::new();
-    for patch_spec in spec.patch {
-        let id = patch_spec.id.clone();
-        let patch =
-            Patch::compile(source_name, patch_spec).map_err(|reason| PatchError::InvalidPatch {
-                source_name: source_name.to_string(),
-                id: id.clone(),
-                reason,
-            })?;
-        if patches.iter().any(|existing| existing.id == patch.id) {
-            return Err(PatchError::InvalidPatch {
-                source_name: source_name.to_string(),
-                id,
-                reason: "the file holds another patch with the same id".to_string(),
-            });
+    let mut ids = BTreeSet::new();
+    let mut patches = file.patch;
+    for patch in &mut patches {
+        patch.source_name = source_name.to_string();
+        let mut checked = patch.check();
+        if checked.is_ok() && !ids.insert(patch.id.clone()) {
+            checked = Err("the file holds another patch with the same id".to_string());
         }
-        patches.push(patch);
+        checked.map_err(|reason| PatchError::InvalidPatch {
+            source_name: source_name.to_string(),
+            id: patch.id.clone(),
+            reason,
+        })?;
     }
     Ok(patches)
 }
 
-// ---------------------------------------------------------------------------------------
-// Patches, checked and ready to apply.
-
-#[derive(Debug, Clone)]
-struct Patch {
-    id: String,
-    description: String,
-    source_name: String,
-    /// Relative to the tree, `/`-separated.
-    file: String,
-    conditions: Vec<Condition>,
-    region: Option<Region>,
-    anchor: Matcher,
-    /// Anchors tried in order when `anchor` matches no line.
-    otherwise: Vec<Matcher>,
-    all: bool,
-    /// With several matching lines, use the last one.
-    last: bool,
-    /// When no anchor matches, insert at the end of the file (or region).
-    or_at_end: bool,
-    action: Action,
-    template: Template,
-    for_each_cert: bool,
-    indent: Indent,
-    owned: Option<Matcher>,
-    warning: Option<Template>,
-}
-
-#[derive(Debug, Clone)]
-struct Region {
-    start: Matcher,
-    end: Matcher,
-}
-
-#[derive(Debug, Clone)]
-enum Action {
-    Insert(Direction),
-    Replace,
-    ReplaceWord {
-        word: usize,
-        skip_prefix: Option<String>,
-    },
-    AppendToLine {
-        before_suffix: Option<String>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Direction {
-    Before,
-    After,
-}
-
-#[derive(Debug, Clone)]
-enum Indent {
-    Anchor,
-    Literal(String),
-}
-
 impl Patch {
-    fn compile(source_name: &str, spec: PatchSpec) -> Result<Patch, String> {
-        if spec.id.trim().is_empty() {
+    /// Checks what the TOML types cannot say, and parses `when` and the version bounds.
+    fn check(&mut self) -> Result<(), String> {
+        if self.id.trim().is_empty() {
             return Err("the id is empty".to_string());
         }
-        check_relative_file(&spec.file)?;
-        let for_each_cert = match spec.for_each.as_deref() {
-            None => false,
-            Some("certs") => true,
-            Some(other) => {
-                return Err(format!(
-                    "`for_each = \"{other}\"` is unknown; the only list is `certs`"
-                ));
-            }
-        };
-        let action = match spec.operation {
-            OperationSpec::InsertBefore => Action::Insert(Direction::Before),
-            OperationSpec::InsertAfter => Action::Insert(Direction::After),
-            OperationSpec::Replace => Action::Replace,
-            OperationSpec::ReplaceWord => Action::ReplaceWord {
-                word: match spec.word {
-                    Some(word) if word >= 1 => word,
-                    _ => return Err("`replace_word` needs `word`, counted from 1".to_string()),
-                },
-                skip_prefix: non_empty(spec.skip_prefix.clone(), "skip_prefix")?,
-            },
-            OperationSpec::AppendToLine => Action::AppendToLine {
-                before_suffix: non_empty(spec.before_suffix.clone(), "before_suffix")?,
-            },
-        };
-        let is_replace_word = matches!(action, Action::ReplaceWord { .. });
-        let is_append = matches!(action, Action::AppendToLine { .. });
-        if !is_replace_word && (spec.word.is_some() || spec.skip_prefix.is_some()) {
-            return Err("`word` and `skip_prefix` belong to `replace_word`".to_string());
+        check_relative_file(&self.file)?;
+        self.conditions = self
+            .when
+            .iter()
+            .map(|text| Condition::parse(text))
+            .collect::<Result<_, _>>()?;
+        self.bounds = [
+            parse_bound("spark_min", self.spark_min.as_deref())?,
+            parse_bound("spark_max", self.spark_max.as_deref())?,
+        ];
+        let region = self
+            .within
+            .iter()
+            .flat_map(|region| [("within.start", &region.start), ("within.end", &region.end)]);
+        let others = self.otherwise.iter().map(|matcher| ("otherwise", matcher));
+        let owned = self.owned.iter().map(|matcher| ("owned", matcher));
+        for (key, matcher) in region
+            .chain([("anchor", &self.anchor)])
+            .chain(others)
+            .chain(owned)
+        {
+            matcher.check(key)?;
         }
-        if !is_append && spec.before_suffix.is_some() {
-            return Err("`before_suffix` belongs to `append_to_line`".to_string());
+        let insert = matches!(
+            self.operation,
+            Operation::InsertBefore | Operation::InsertAfter
+        );
+        let rules = [
+            (
+                !matches!(self.for_each.as_deref(), None | Some("certs")),
+                "`for_each` takes only \"certs\", the one list there is",
+            ),
+            (
+                self.operation == Operation::ReplaceWord
+                    && !self.word.is_some_and(|word| word >= 1),
+                "`replace_word` needs `word`, counted from 1",
+            ),
+            (
+                self.operation != Operation::ReplaceWord
+                    && (self.word.is_some() || self.skip_prefix.is_some()),
+                "`word` and `skip_prefix` belong to `replace_word`",
+            ),
+            (
+                self.operation != Operation::AppendToLine && self.before_suffix.is_some(),
+                "`before_suffix` belongs to `append_to_line`",
+            ),
+            (
+                [&self.skip_prefix, &self.before_suffix].contains(&&Some(String::new())),
+                "`skip_prefix` and `before_suffix` cannot be empty",
+            ),
+            (
+                !insert && self.for_each.is_some(),
+                "only insert operations take `for_each`",
+            ),
+            (
+                !insert && self.or_at_end,
+                "only insert operations take `or_at_end`",
+            ),
+            (
+                !insert && self.template.trim_end_matches('\n').contains('\n'),
+                "this operation takes a one-line template",
+            ),
+            (self.all && self.last, "`all` and `last` exclude each other"),
+            (
+                !matches!(self.indent.as_deref(), None | Some("anchor"))
+                    && !self
+                        .indent
+                        .iter()
+                        .flat_map(|indent| indent.chars())
+                        .all(|c| c == ' ' || c == '\t'),
+                "`indent` is neither \"anchor\" nor spaces and tabs",
+            ),
+        ];
+        if let Some((_, reason)) = rules.iter().find(|(broken, _)| *broken) {
+            return Err(reason.to_string());
         }
-        let template = Template::parse(&spec.template)?;
-        if template.uses_cert() && !for_each_cert {
+        let mut uses_cert = false;
+        expand(&self.template, |name| {
+            uses_cert |= name.starts_with("cert.");
+            known_placeholder(name)
+        })?;
+        if uses_cert && self.for_each.is_none() {
             return Err("`{cert.…}` placeholders need `for_each = \"certs\"`".to_string());
         }
-        if !matches!(action, Action::Insert(_)) {
-            if for_each_cert {
-                return Err("only insert operations take `for_each`".to_string());
-            }
-            if template.has_line_break() {
-                return Err("this operation takes a one-line template".to_string());
-            }
+        if let Some(warning) = &self.warning {
+            expand(warning, |name| match name.starts_with("cert.") {
+                true => Err("a warning cannot use `{cert.…}` placeholders".to_string()),
+                false => known_placeholder(name),
+            })?;
         }
-        if spec.all && spec.last {
-            return Err("`all` and `last` exclude each other".to_string());
-        }
-        if spec.or_at_end && !matches!(action, Action::Insert(_)) {
-            return Err("only insert operations take `or_at_end`".to_string());
-        }
-        let warning = spec.warning.as_deref().map(Template::parse).transpose()?;
-        if warning.as_ref().is_some_and(Template::uses_cert) {
-            return Err("a warning cannot use `{cert.…}` placeholders".to_string());
-        }
-        let indent = match spec.indent.as_deref() {
-            None | Some("anchor") => Indent::Anchor,
-            Some(literal) if literal.chars().all(|c| c == ' ' || c == '\t') => {
-                Indent::Literal(literal.to_string())
-            }
-            Some(other) => {
-                return Err(format!(
-                    "`indent = \"{other}\"` is neither \"anchor\" nor spaces and tabs"
-                ));
-            }
-        };
-        Ok(Patch {
-            id: spec.id,
-            description: spec.description,
-            source_name: source_name.to_string(),
-            file: spec.file,
-            conditions: spec
-                .when
-                .iter()
-                .map(|text| Condition::parse(text))
-                .collect::<Result<_, _>>()?,
-            region: spec
-                .within
-                .map(|region| -> Result<Region, String> {
-                    Ok(Region {
-                        start: Matcher::compile(region.start, "within.start")?,
-                        end: Matcher::compile(region.end, "within.end")?,
-                    })
-                })
-                .transpose()?,
-            anchor: Matcher::compile(spec.anchor, "anchor")?,
-            otherwise: spec
-                .otherwise
-                .into_iter()
-                .map(|matcher| Matcher::compile(matcher, "otherwise"))
-                .collect::<Result<_, _>>()?,
-            all: spec.all,
-            last: spec.last,
-            or_at_end: spec.or_at_end,
-            action,
-            template,
-            for_each_cert,
-            indent,
-            owned: spec
-                .owned
-                .map(|owned| Matcher::compile(owned, "owned"))
-                .transpose()?,
-            warning,
-        })
+        Ok(())
     }
 
-    fn holds(&self, context: &PatchContext, spark_version: &[u64]) -> bool {
+    fn applies(&self, context: &PatchContext, spark_version: &[u64]) -> bool {
+        // A bound covers its whole line: `spark_max = "3.2"` includes 3.2.4.
+        let line = |bound: &Vec<u64>| -> Vec<u64> {
+            (0..bound.len())
+                .map(|index| spark_version.get(index).copied().unwrap_or(0))
+                .collect()
+        };
+        let [min, max] = &self.bounds;
         self.conditions
             .iter()
-            .all(|condition| condition.holds(context, spark_version))
+            .all(|(condition, negated)| condition.holds(context) != *negated)
+            && min.as_ref().is_none_or(|min| line(min) >= *min)
+            && max.as_ref().is_none_or(|max| line(max) <= *max)
+    }
+
+    /// `template` rendered with `context` (and `cert` inside `for_each`).
+    fn render(
+        &self,
+        template: &str,
+        context: &PatchContext,
+        cert: Option<&CertImport>,
+    ) -> Result<String, PatchError> {
+        // The template was checked when loaded, so the only failure left is an unset value.
+        expand(template, |name| {
+            context.value(name, cert).ok_or(name.to_string())
+        })
+        .map_err(|name| PatchError::MissingValue {
+            id: self.id.clone(),
+            name,
+        })
     }
 
     /// The lines the patch writes with these values (before indentation).
     fn render_lines(&self, context: &PatchContext) -> Result<Vec<String>, PatchError> {
-        let missing = |name| PatchError::MissingValue {
-            id: self.id.clone(),
-            name,
-        };
-        let texts = if self.for_each_cert {
-            context
+        let texts = match self.for_each {
+            Some(_) => context
                 .certs
                 .iter()
-                .map(|cert| self.template.render(context, Some(cert)))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(missing)?
-        } else {
-            vec![self.template.render(context, None).map_err(missing)?]
+                .map(|cert| self.render(&self.template, context, Some(cert)))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![self.render(&self.template, context, None)?],
         };
-        let mut lines = Vec::new();
-        for text in texts {
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            lines.extend(text.split('\n').map(str::to_string));
-        }
-        Ok(lines)
+        Ok(texts
+            .iter()
+            .flat_map(|text| text.strip_suffix('\n').unwrap_or(text).split('\n'))
+            .map(str::to_string)
+            .collect())
     }
 
     /// What counts as a line this patch wrote, for idempotency.
@@ -965,48 +818,54 @@ impl Patch {
         match &self.owned {
             Some(matcher) => Some(Owned::Matcher(matcher)),
             None => match self.render_lines(context) {
-                Ok(lines) if !lines.is_empty() => Some(Owned::Exact(
-                    lines.iter().map(|line| line.trim().to_string()).collect(),
-                )),
+                Ok(lines) if !lines.is_empty() => Some(Owned::exact(&lines)),
                 _ => None,
             },
         }
     }
 
-    /// The anchor lines, or why there are none (or too many).
-    fn locate(&self, lines: &[String], also: Option<&Owned<'_>>) -> Result<Vec<usize>, Miss> {
-        let (from, to) = match &self.region {
+    /// The anchor lines: in the region, the first of `anchor` (or a line `also` owns) and
+    /// `otherwise` that matches.
+    fn locate(
+        &self,
+        lines: &[String],
+        also: Option<&Owned<'_>>,
+        target: &Target<'_>,
+    ) -> Result<Vec<usize>, PatchError> {
+        let not_found = |anchor| PatchError::AnchorNotFound {
+            id: self.id.clone(),
+            file: target.file.to_string(),
+            anchor,
+            spark_version: target.spark_version.to_string(),
+        };
+        let ambiguous = |anchor, count| PatchError::AmbiguousAnchor {
+            id: self.id.clone(),
+            file: target.file.to_string(),
+            anchor,
+            count,
+            spark_version: target.spark_version.to_string(),
+        };
+        let (from, to) = match &self.within {
             None => (0, lines.len()),
             Some(region) => {
+                let what = format!("{} (the start of the region to search)", region.start);
                 let starts: Vec<usize> = (0..lines.len())
                     .filter(|&index| region.start.matches(&lines[index]))
                     .collect();
                 let start = match starts.as_slice() {
-                    [] => {
-                        return Err(Miss::NotFound {
-                            anchor: format!("{} (the start of the region to search)", region.start),
-                        });
-                    }
+                    [] => return Err(not_found(what)),
                     [start] => *start,
-                    _ => {
-                        return Err(Miss::Ambiguous {
-                            anchor: format!("{} (the start of the region to search)", region.start),
-                            count: starts.len(),
-                        });
-                    }
+                    _ => return Err(ambiguous(what, starts.len())),
                 };
                 let end = (start + 1..lines.len())
                     .find(|&index| region.end.matches(&lines[index]))
-                    .ok_or_else(|| Miss::NotFound {
-                        anchor: format!(
-                            "{} (the end of the region opened by {})",
-                            region.end, region.start
-                        ),
+                    .ok_or_else(|| {
+                        let (end, start) = (&region.end, &region.start);
+                        not_found(format!("{end} (the end of the region opened by {start})"))
                     })?;
                 (start + 1, end)
             }
         };
-        // The anchor, then each fallback in turn: the first that matches a line is used.
         let mut found: Vec<usize> = Vec::new();
         for (position, matcher) in std::iter::once(&self.anchor)
             .chain(&self.otherwise)
@@ -1022,30 +881,24 @@ impl Patch {
                 break;
             }
         }
-        let mut anchor = self.anchor.to_string();
-        for fallback in &self.otherwise {
-            anchor.push_str(&format!(", else {fallback}"));
-        }
-        if let Some(region) = &self.region {
-            anchor = format!("{anchor} between {} and {}", region.start, region.end);
-        }
+        let described = || {
+            let mut anchor = self.anchor.to_string();
+            for fallback in &self.otherwise {
+                anchor.push_str(&format!(", else {fallback}"));
+            }
+            match &self.within {
+                Some(region) => format!("{anchor} between {} and {}", region.start, region.end),
+                None => anchor,
+            }
+        };
         match found.len() {
             // The end of the file (or region) stands in as the anchor.
             0 if self.or_at_end => Ok(vec![to]),
-            0 => Err(Miss::NotFound { anchor }),
+            0 => Err(not_found(described())),
             1 => Ok(found),
             _ if self.all => Ok(found),
             _ if self.last => Ok(found.split_off(found.len() - 1)),
-            count => Err(Miss::Ambiguous { anchor, count }),
-        }
-    }
-
-    fn indent_for(&self, anchor_line: &str) -> String {
-        match &self.indent {
-            Indent::Anchor => {
-                anchor_line[..anchor_line.len() - anchor_line.trim_start().len()].to_string()
-            }
-            Indent::Literal(literal) => literal.clone(),
+            count => Err(ambiguous(described(), count)),
         }
     }
 
@@ -1068,107 +921,67 @@ impl Patch {
                 ),
             });
         }
-        let also = match (&self.action, &self.owned) {
-            (Action::Insert(_), _) => None,
+        // A line replace_word/append_to_line/replace already changed is its anchor too.
+        let also = match (self.operation, &self.owned) {
+            (Operation::InsertBefore | Operation::InsertAfter, _) => None,
             (_, Some(owned)) => Some(Owned::Matcher(owned)),
-            (Action::Replace, None) => Some(Owned::Exact(
-                rendered
-                    .iter()
-                    .map(|line| line.trim().to_string())
-                    .collect(),
-            )),
+            (Operation::Replace, None) => Some(Owned::exact(&rendered)),
             (_, None) => None,
         };
-        let anchors = self
-            .locate(lines, also.as_ref())
-            .map_err(|miss| miss.into_error(self, target))?;
+        let anchors = self.locate(lines, also.as_ref(), target)?;
+        let text = rendered.concat();
+        let unfit = |index: usize, reason| PatchError::LineUnfit {
+            id: self.id.clone(),
+            file: target.file.to_string(),
+            line_number: index + 1,
+            reason,
+            spark_version: target.spark_version.to_string(),
+        };
         // From the bottom up, so insertions do not move the anchors still to come.
         for &index in anchors.iter().rev() {
             // `or_at_end` anchors at one past the last line: no anchor line to indent like.
-            let indent = lines
-                .get(index)
-                .map(|line| self.indent_for(line))
-                .unwrap_or_default();
-            let line_number = index + 1;
-            match &self.action {
-                Action::Insert(direction) => {
-                    let at = match direction {
-                        Direction::Before => index,
-                        Direction::After => (index + 1).min(lines.len()),
+            let indent = match (lines.get(index), self.indent.as_deref()) {
+                (None, _) => "",
+                (Some(line), None | Some("anchor")) => {
+                    &line[..line.len() - line.trim_start().len()]
+                }
+                (Some(_), Some(literal)) => literal,
+            }
+            .to_string();
+            match self.operation {
+                Operation::InsertBefore | Operation::InsertAfter => {
+                    let at = match self.operation {
+                        Operation::InsertBefore => index,
+                        _ => (index + 1).min(lines.len()),
                     };
-                    let block = rendered.iter().map(|line| format!("{indent}{line}"));
-                    lines.splice(at..at, block);
+                    lines.splice(
+                        at..at,
+                        rendered.iter().map(|line| format!("{indent}{line}")),
+                    );
                 }
-                Action::Replace => {
-                    lines[index] = format!("{indent}{}", rendered.concat());
+                Operation::Replace => lines[index] = format!("{indent}{text}"),
+                Operation::ReplaceWord => {
+                    // `word` is checked when the patch is loaded.
+                    let word = self.word.unwrap_or(0);
+                    lines[index] =
+                        replace_word(&lines[index], word, self.skip_prefix.as_deref(), &text)
+                            .ok_or_else(|| {
+                                unfit(index, format!("it has fewer than {word} words"))
+                            })?;
                 }
-                Action::ReplaceWord { word, skip_prefix } => {
-                    let replaced = replace_word(
-                        &lines[index],
-                        *word,
-                        skip_prefix.as_deref(),
-                        &rendered.concat(),
-                    )
-                    .ok_or_else(|| PatchError::WordMissing {
-                        id: self.id.clone(),
-                        file: target.file.to_string(),
-                        line_number,
-                        word: *word,
-                        spark_version: target.spark_version.to_string(),
-                    })?;
-                    lines[index] = replaced;
-                }
-                Action::AppendToLine { before_suffix } => {
-                    let addition = rendered.concat();
-                    let line = &lines[index];
-                    let (body, suffix) = match before_suffix {
-                        None => (line.as_str(), ""),
-                        Some(suffix) => match line.strip_suffix(suffix.as_str()) {
-                            Some(body) => (body, suffix.as_str()),
-                            None => {
-                                return Err(PatchError::SuffixMissing {
-                                    id: self.id.clone(),
-                                    file: target.file.to_string(),
-                                    line_number,
-                                    suffix: suffix.clone(),
-                                    spark_version: target.spark_version.to_string(),
-                                });
-                            }
-                        },
-                    };
-                    if !body.ends_with(&addition) {
-                        lines[index] = format!("{body}{addition}{suffix}");
+                Operation::AppendToLine => {
+                    let suffix = self.before_suffix.as_deref().unwrap_or("");
+                    let body = lines[index]
+                        .strip_suffix(suffix)
+                        .ok_or_else(|| unfit(index, format!("it does not end with `{suffix}`")))?
+                        .to_string();
+                    if !body.ends_with(&text) {
+                        lines[index] = format!("{body}{text}{suffix}");
                     }
                 }
             }
         }
         Ok(())
-    }
-}
-
-/// Why an anchor could not be used, before the file and version are known.
-enum Miss {
-    NotFound { anchor: String },
-    Ambiguous { anchor: String, count: usize },
-}
-
-impl Miss {
-    fn into_error(self, patch: &Patch, target: &Target<'_>) -> PatchError {
-        match self {
-            Miss::NotFound { anchor } => PatchError::AnchorNotFound {
-                id: patch.id.clone(),
-                file: target.file.to_string(),
-                anchor,
-                spark_version: target.spark_version.to_string(),
-            },
-            Miss::Ambiguous { anchor, count } => PatchError::AmbiguousAnchor {
-                id: patch.id.clone(),
-                file: target.file.to_string(),
-                anchor,
-                count,
-                spark_version: target.spark_version.to_string(),
-            },
-        }
     }
 }
 
@@ -1181,6 +994,10 @@ enum Owned<'a> {
 }
 
 impl Owned<'_> {
+    fn exact(lines: &[String]) -> Owned<'static> {
+        Owned::Exact(lines.iter().map(|line| line.trim().to_string()).collect())
+    }
+
     fn matches(&self, line: &str) -> bool {
         match self {
             Owned::Matcher(matcher) => matcher.matches(line),
@@ -1193,39 +1010,47 @@ impl Owned<'_> {
 /// insert there, so that applying afterwards yields the same text on a pristine and on an
 /// already-patched file. Patches whose anchor cannot be found are skipped: if they apply,
 /// the apply step reports it.
-fn remove_owned_lines(patches: &[&Patch], lines: &mut Vec<String>, context: &PatchContext) {
-    let mut inserts: Vec<(usize, Direction, Owned<'_>)> = Vec::new();
+fn remove_owned_lines(
+    patches: &[&Patch],
+    lines: &mut Vec<String>,
+    context: &PatchContext,
+    target: &Target<'_>,
+) {
+    let mut inserts: Vec<(usize, Operation, Owned<'_>)> = Vec::new();
     for patch in patches {
-        let Action::Insert(direction) = patch.action else {
+        if !matches!(
+            patch.operation,
+            Operation::InsertBefore | Operation::InsertAfter
+        ) {
             continue;
-        };
+        }
         let Some(owned) = patch.ownership(context) else {
             continue;
         };
-        let Ok(anchors) = patch.locate(lines, None) else {
+        let Ok(anchors) = patch.locate(lines, None, target) else {
             continue;
         };
         for index in anchors {
-            inserts.push((index, direction, owned.clone()));
+            inserts.push((index, patch.operation, owned.clone()));
         }
     }
     let anchors: BTreeSet<usize> = inserts.iter().map(|(index, _, _)| *index).collect();
-    let mut doomed: BTreeSet<usize> = BTreeSet::new();
-    let places: BTreeSet<(usize, Direction)> = inserts
+    let places: BTreeSet<(usize, Operation)> = inserts
         .iter()
-        .map(|(index, direction, _)| (*index, *direction))
+        .map(|(index, operation, _)| (*index, *operation))
         .collect();
-    for (anchor, direction) in places {
+    let mut doomed: BTreeSet<usize> = BTreeSet::new();
+    for (anchor, operation) in places {
         let owners: Vec<&Owned<'_>> = inserts
             .iter()
-            .filter(|(index, dir, _)| *index == anchor && *dir == direction)
+            .filter(|(index, other, _)| *index == anchor && *other == operation)
             .map(|(_, _, owned)| owned)
             .collect();
         let mut index = anchor;
         loop {
-            let next = match direction {
-                Direction::Before => index.checked_sub(1),
-                Direction::After => Some(index + 1).filter(|&next| next < lines.len()),
+            let next = match operation {
+                Operation::InsertBefore => index.checked_sub(1),
+                _ => Some(index + 1).filter(|&next| next < lines.len()),
             };
             let Some(next) = next else { break };
             if anchors.contains(&next) || !owners.iter().any(|owned| owned.matches(&lines[next])) {
@@ -1237,9 +1062,8 @@ fn remove_owned_lines(patches: &[&Patch], lines: &mut Vec<String>, context: &Pat
     }
     let mut index = 0;
     lines.retain(|_| {
-        let keep = !doomed.contains(&index);
         index += 1;
-        keep
+        !doomed.contains(&(index - 1))
     });
 }
 
@@ -1271,32 +1095,24 @@ fn replace_word(line: &str, word: usize, skip_prefix: Option<&str>, new: &str) -
 }
 
 fn check_relative_file(file: &str) -> Result<(), String> {
-    let path = Path::new(file);
     let plain = !file.is_empty()
         && !file.contains('\\')
-        && path
+        && Path::new(file)
             .components()
             .all(|component| matches!(component, Component::Normal(_)));
-    if plain {
-        Ok(())
-    } else {
-        Err(format!(
+    match plain {
+        true => Ok(()),
+        false => Err(format!(
             "`file = \"{file}\"` must be a relative path of plain names inside the Spark tree"
-        ))
-    }
-}
-
-fn non_empty(value: Option<String>, key: &str) -> Result<Option<String>, String> {
-    match value {
-        Some(text) if text.is_empty() => Err(format!("`{key}` is empty")),
-        other => Ok(other),
+        )),
     }
 }
 
 // ---------------------------------------------------------------------------------------
 // Matchers.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum MatchKind {
     Equals,
     StartsWith,
@@ -1315,26 +1131,27 @@ impl MatchKind {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
 /// Matches a line (trimmed) against any of several literal alternatives.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "BTreeMap<MatchKind, OneOrMany>")]
 struct Matcher {
     alternatives: Vec<(MatchKind, String)>,
 }
 
-impl Matcher {
-    fn compile(spec: MatcherSpec, key: &str) -> Result<Matcher, String> {
+impl From<BTreeMap<MatchKind, OneOrMany>> for Matcher {
+    fn from(keyed: BTreeMap<MatchKind, OneOrMany>) -> Matcher {
         let mut alternatives = Vec::new();
-        let keyed = [
-            (MatchKind::Equals, spec.equals),
-            (MatchKind::StartsWith, spec.starts_with),
-            (MatchKind::EndsWith, spec.ends_with),
-            (MatchKind::Contains, spec.contains),
-        ];
         for (kind, texts) in keyed {
             let texts = match texts {
-                None => continue,
-                Some(OneOrMany::One(text)) => vec![text],
-                Some(OneOrMany::Many(texts)) => texts,
+                OneOrMany::One(text) => vec![text],
+                OneOrMany::Many(texts) => texts,
             };
             for text in texts {
                 // The line is trimmed before matching, so the pattern is trimmed on the
@@ -1344,23 +1161,32 @@ impl Matcher {
                     MatchKind::StartsWith => text.trim_start(),
                     MatchKind::EndsWith => text.trim_end(),
                     MatchKind::Contains => text.as_str(),
-                }
-                .to_string();
-                if text.is_empty() || text.contains(['\n', '\r']) {
-                    return Err(format!(
-                        "`{key}.{}` needs non-empty, single-line text",
-                        kind.key()
-                    ));
-                }
-                alternatives.push((kind, text));
+                };
+                alternatives.push((kind, text.to_string()));
             }
         }
-        if alternatives.is_empty() {
+        Matcher { alternatives }
+    }
+}
+
+impl Matcher {
+    fn check(&self, key: &str) -> Result<(), String> {
+        if self.alternatives.is_empty() {
             return Err(format!(
                 "`{key}` needs one of `equals`, `starts_with`, `ends_with`, `contains`"
             ));
         }
-        Ok(Matcher { alternatives })
+        match self
+            .alternatives
+            .iter()
+            .find(|(_, text)| text.is_empty() || text.contains(['\n', '\r']))
+        {
+            Some((kind, _)) => Err(format!(
+                "`{key}.{}` needs non-empty, single-line text",
+                kind.key()
+            )),
+            None => Ok(()),
+        }
     }
 
     fn matches(&self, line: &str) -> bool {
@@ -1387,295 +1213,157 @@ impl fmt::Display for Matcher {
 }
 
 // ---------------------------------------------------------------------------------------
-// Templates.
+// Templates and conditions.
 
-/// A value a template or condition can name.
+/// Expands the `{name}` placeholders of `template` through `value` (`{{` and `}}` are
+/// literal braces); an error is a malformed template's reason or what `value` returned.
+fn expand(
+    template: &str,
+    mut value: impl FnMut(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    let mut text = String::new();
+    let mut rest = template;
+    while let Some(at) = rest.find(['{', '}']) {
+        text.push_str(&rest[..at]);
+        let brace = &rest[at..=at];
+        if rest[at + 1..].starts_with(brace) {
+            text.push_str(brace);
+            rest = &rest[at + 2..];
+        } else if brace == "}" {
+            return Err("a lone `}` (write `}}` for a literal brace)".to_string());
+        } else {
+            let Some(length) = rest[at..].find('}') else {
+                let unclosed = &rest[at..];
+                return Err(format!(
+                    "`{unclosed}` is not closed (write `{{{{` for a literal brace)"
+                ));
+            };
+            text.push_str(&value(rest[at + 1..at + length].trim())?);
+            rest = &rest[at + length + 1..];
+        }
+    }
+    text.push_str(rest);
+    Ok(text)
+}
+
+fn known_placeholder(name: &str) -> Result<String, String> {
+    match PLACEHOLDERS.contains(&name) {
+        true => Ok(String::new()),
+        false => Err(format!("`{{{name}}}` is not a known placeholder")),
+    }
+}
+
+/// A condition `when` can name; each is computed from the [`PatchContext`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Placeholder {
-    SparkVersion,
-    JavaOptions,
-    JavaOptionsEnv,
-    Log4jFile,
-    JavaMajor,
-    BaseImage,
-    CertAlias,
-    CertFileName,
-}
-
-impl Placeholder {
-    const ALL: [Placeholder; 8] = [
-        Placeholder::SparkVersion,
-        Placeholder::JavaOptions,
-        Placeholder::JavaOptionsEnv,
-        Placeholder::Log4jFile,
-        Placeholder::JavaMajor,
-        Placeholder::BaseImage,
-        Placeholder::CertAlias,
-        Placeholder::CertFileName,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Placeholder::SparkVersion => "spark_version",
-            Placeholder::JavaOptions => "java_options",
-            Placeholder::JavaOptionsEnv => "java_options_env",
-            Placeholder::Log4jFile => "log4j_file",
-            Placeholder::JavaMajor => "java_major",
-            Placeholder::BaseImage => "base_image",
-            Placeholder::CertAlias => "cert.alias",
-            Placeholder::CertFileName => "cert.file_name",
-        }
-    }
-
-    fn is_cert(self) -> bool {
-        matches!(self, Placeholder::CertAlias | Placeholder::CertFileName)
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Segment {
-    Text(String),
-    Value(Placeholder),
-}
-
-#[derive(Debug, Clone)]
-struct Template {
-    segments: Vec<Segment>,
-}
-
-impl Template {
-    fn parse(text: &str) -> Result<Template, String> {
-        let mut segments = Vec::new();
-        let mut literal = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    literal.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    literal.push('}');
-                }
-                '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => {
-                                return Err(format!(
-                                    "`{{{name}` is not closed (write `{{{{` for a literal brace)"
-                                ));
-                            }
-                        }
-                    }
-                    let placeholder = Placeholder::ALL
-                        .into_iter()
-                        .find(|placeholder| placeholder.name() == name.trim())
-                        .ok_or_else(|| format!("`{{{name}}}` is not a known placeholder"))?;
-                    if !literal.is_empty() {
-                        segments.push(Segment::Text(std::mem::take(&mut literal)));
-                    }
-                    segments.push(Segment::Value(placeholder));
-                }
-                '}' => return Err("a lone `}` (write `}}` for a literal brace)".to_string()),
-                c => literal.push(c),
-            }
-        }
-        if !literal.is_empty() {
-            segments.push(Segment::Text(literal));
-        }
-        Ok(Template { segments })
-    }
-
-    fn uses_cert(&self) -> bool {
-        self.segments
-            .iter()
-            .any(|segment| matches!(segment, Segment::Value(placeholder) if placeholder.is_cert()))
-    }
-
-    fn has_line_break(&self) -> bool {
-        let mut text = String::new();
-        for segment in &self.segments {
-            if let Segment::Text(literal) = segment {
-                text.push_str(literal);
-            } else {
-                text.push('x');
-            }
-        }
-        text.strip_suffix('\n').unwrap_or(&text).contains('\n')
-    }
-
-    /// Renders with `context` (and `cert` inside `for_each`); on a value the build does not
-    /// set, returns that placeholder's name.
-    fn render(
-        &self,
-        context: &PatchContext,
-        cert: Option<&CertImport>,
-    ) -> Result<String, &'static str> {
-        let mut text = String::new();
-        for segment in &self.segments {
-            match segment {
-                Segment::Text(literal) => text.push_str(literal),
-                Segment::Value(placeholder) => {
-                    let missing = || placeholder.name();
-                    match placeholder {
-                        Placeholder::SparkVersion => text.push_str(&context.spark_version),
-                        Placeholder::JavaOptions => text.push_str(&context.java_options),
-                        Placeholder::JavaOptionsEnv => text.push_str(&context.java_options_env),
-                        Placeholder::Log4jFile => text.push_str(&context.log4j_file),
-                        Placeholder::JavaMajor => text.push_str(&context.java_major.to_string()),
-                        Placeholder::BaseImage => {
-                            text.push_str(context.base_image.as_deref().ok_or_else(missing)?)
-                        }
-                        Placeholder::CertAlias => text.push_str(&cert.ok_or_else(missing)?.alias),
-                        Placeholder::CertFileName => {
-                            text.push_str(&cert.ok_or_else(missing)?.file_name)
-                        }
-                    }
-                }
-            }
-        }
-        Ok(text)
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Conditions.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flag {
-    Certs,
-    BaseImage,
-    DisableCertChecking,
-    JavaOptions,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ordered {
-    JavaMajor,
-    SparkVersion,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Comparison {
-    Less,
-    LessOrEqual,
-    Greater,
-    GreaterOrEqual,
-    Equal,
-    NotEqual,
-}
-
-#[derive(Debug, Clone)]
 enum Condition {
-    Flag {
-        flag: Flag,
-        negated: bool,
-    },
-    Compare {
-        subject: Ordered,
-        comparison: Comparison,
-        value: Vec<u64>,
-    },
+    /// At least one CA certificate is to be imported.
+    Certs,
+    /// The image runs Java 8.
+    Java8,
+    /// A base image override is set.
+    BaseImage,
+    /// The AWS SDK's certificate checks are switched off.
+    DisableCertChecking,
 }
 
 impl Condition {
-    fn parse(text: &str) -> Result<Condition, String> {
-        let trimmed = text.trim();
-        let Some(operator_at) = trimmed.find(['<', '>', '=', '!']) else {
-            return Ok(Condition::Flag {
-                flag: parse_flag(trimmed)?,
-                negated: false,
-            });
+    const NAMES: [(&'static str, Condition); 4] = [
+        ("certs", Condition::Certs),
+        ("java8", Condition::Java8),
+        ("base_image", Condition::BaseImage),
+        ("disable_cert_checking", Condition::DisableCertChecking),
+    ];
+
+    /// `name` or `!name`: the condition and whether it is negated.
+    fn parse(text: &str) -> Result<(Condition, bool), String> {
+        let text = text.trim();
+        let (negated, name) = match text.strip_prefix('!') {
+            Some(name) => (true, name.trim()),
+            None => (false, text),
         };
-        if operator_at == 0 && trimmed.starts_with('!') && !trimmed.starts_with("!=") {
-            return Ok(Condition::Flag {
-                flag: parse_flag(trimmed[1..].trim())?,
-                negated: true,
-            });
+        match Condition::NAMES.iter().find(|(known, _)| *known == name) {
+            Some((_, condition)) => Ok((*condition, negated)),
+            None => Err(format!("`{text}` is not a condition; {}", instead_of(text))),
         }
-        let subject_text = trimmed[..operator_at].trim();
-        let rest = &trimmed[operator_at..];
-        let (comparison, length) = [
-            ("<=", Comparison::LessOrEqual),
-            (">=", Comparison::GreaterOrEqual),
-            ("==", Comparison::Equal),
-            ("!=", Comparison::NotEqual),
-            ("<", Comparison::Less),
-            (">", Comparison::Greater),
-        ]
-        .into_iter()
-        .find(|(operator, _)| rest.starts_with(operator))
-        .map(|(operator, comparison)| (comparison, operator.len()))
-        .ok_or_else(|| format!("`{trimmed}`: use one of < <= > >= == !="))?;
-        let subject = match subject_text {
-            "java_major" => Ordered::JavaMajor,
-            "spark_version" => Ordered::SparkVersion,
-            other => {
-                return Err(format!(
-                    "`{trimmed}`: only `java_major` and `spark_version` can be compared, not `{other}`"
-                ));
-            }
-        };
-        let value_text = rest[length..].trim();
-        let value = parse_version(value_text)
-            .ok_or_else(|| format!("`{trimmed}`: `{value_text}` is not a number or version"))?;
-        Ok(Condition::Compare {
-            subject,
-            comparison,
-            value,
-        })
     }
 
-    fn holds(&self, context: &PatchContext, spark_version: &[u64]) -> bool {
+    fn holds(self, context: &PatchContext) -> bool {
         match self {
-            Condition::Flag { flag, negated } => {
-                let set = match flag {
-                    Flag::Certs => !context.certs.is_empty(),
-                    Flag::BaseImage => context.base_image.is_some(),
-                    Flag::DisableCertChecking => context.disable_cert_checking,
-                    Flag::JavaOptions => !context.java_options.is_empty(),
-                };
-                set != *negated
-            }
-            Condition::Compare {
-                subject,
-                comparison,
-                value,
-            } => {
-                let java_major = [u64::from(context.java_major)];
-                let actual: &[u64] = match subject {
-                    Ordered::JavaMajor => &java_major,
-                    Ordered::SparkVersion => spark_version,
-                };
-                let ordering = compare_versions(actual, value);
-                match comparison {
-                    Comparison::Less => ordering == Ordering::Less,
-                    Comparison::LessOrEqual => ordering != Ordering::Greater,
-                    Comparison::Greater => ordering == Ordering::Greater,
-                    Comparison::GreaterOrEqual => ordering != Ordering::Less,
-                    Comparison::Equal => ordering == Ordering::Equal,
-                    Comparison::NotEqual => ordering != Ordering::Equal,
-                }
-            }
+            Condition::Certs => !context.certs.is_empty(),
+            Condition::Java8 => context.java_major == 8,
+            Condition::BaseImage => context.base_image.is_some(),
+            Condition::DisableCertChecking => context.disable_cert_checking,
         }
     }
 }
 
-fn parse_flag(name: &str) -> Result<Flag, String> {
-    match name {
-        "certs" => Ok(Flag::Certs),
-        "base_image" => Ok(Flag::BaseImage),
-        "disable_cert_checking" => Ok(Flag::DisableCertChecking),
-        "java_options" => Ok(Flag::JavaOptions),
-        other => Err(format!(
-            "`{other}` is not a condition; use certs, base_image, disable_cert_checking, \
-             java_options, or compare java_major / spark_version"
-        )),
+/// What to write instead of `condition`, which is not one: earlier versions compared
+/// `java_major` and `spark_version` and tested `java_options`.
+fn instead_of(condition: &str) -> String {
+    let compact: String = condition.split_whitespace().collect();
+    let comparison = |subject: &str| {
+        let rest = compact.strip_prefix(subject)?;
+        let at = rest.find(|c: char| !matches!(c, '<' | '>' | '=' | '!'))?;
+        Some((rest[..at].to_string(), rest[at..].to_string()))
+    };
+    if let Some((operator, value)) = comparison("java_major") {
+        return match (operator.as_str(), value.as_str()) {
+            ("<=" | "==", "8") | ("<", "9") => "write `\"java8\"` instead".to_string(),
+            (">=", "9") | (">" | "!=", "8") => "write `\"!java8\"` instead".to_string(),
+            _ => {
+                "Java is told apart only as 8 or not: write `\"java8\"` or `\"!java8\"`".to_string()
+            }
+        };
     }
+    if let Some((operator, value)) = comparison("spark_version") {
+        // `< 3.3` is `spark_max = "3.2"`, as a bound covers its whole line.
+        let before = parse_bound("", Some(&value))
+            .ok()
+            .flatten()
+            .and_then(|mut parts| {
+                let last = parts.last_mut()?;
+                *last = last.checked_sub(1)?;
+                Some(
+                    parts
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join("."),
+                )
+            });
+        let keys = match (operator.as_str(), before) {
+            (">=", _) => format!("spark_min = \"{value}\""),
+            ("<=", _) => format!("spark_max = \"{value}\""),
+            ("==", _) => format!("spark_min = \"{value}\"` and `spark_max = \"{value}\""),
+            ("<", Some(before)) => format!("spark_max = \"{before}\""),
+            _ => "spark_min = \"X.Y\"` and/or `spark_max = \"X.Y\"".to_string(),
+        };
+        return format!(
+            "drop it from `when` and write `{keys}` beside it (inclusive bounds; \
+             `spark_max = \"3.2\"` covers every 3.2.x)"
+        );
+    }
+    match condition.trim_start_matches('!').trim() {
+        "java_options" => "the JVM options are always set: drop it from `when`".to_string(),
+        _ => "use certs, java8, base_image or disable_cert_checking, or `!` before one, and \
+              spark_min / spark_max for Spark versions"
+            .to_string(),
+    }
+}
+
+/// A version bound: dotted numbers only, e.g. `3.3` or `3.5.1`.
+fn parse_bound(key: &str, text: Option<&str>) -> Result<Option<Vec<u64>>, String> {
+    let Some(text) = text else { return Ok(None) };
+    text.trim()
+        .split('.')
+        .map(|part| {
+            part.parse::<u64>()
+                .ok()
+                .filter(|_| part.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect::<Option<Vec<u64>>>()
+        .map(Some)
+        .ok_or_else(|| format!("`{key} = \"{text}\"` is not a version such as \"3.3\""))
 }
 
 /// The leading numbers of a dotted version: `3.5.0-preview1` is `[3, 5, 0]`. `None` if
@@ -1693,21 +1381,6 @@ fn parse_version(text: &str) -> Option<Vec<u64>> {
         }
     }
     (!components.is_empty()).then_some(components)
-}
-
-/// Compares component by component, missing components counting as 0.
-fn compare_versions(left: &[u64], right: &[u64]) -> Ordering {
-    let length = left.len().max(right.len());
-    for index in 0..length {
-        let ordering = left
-            .get(index)
-            .unwrap_or(&0)
-            .cmp(right.get(index).unwrap_or(&0));
-        if ordering != Ordering::Equal {
-            return ordering;
-        }
-    }
-    Ordering::Equal
 }
 
 #[cfg(test)]
@@ -1758,24 +1431,47 @@ mod tests {
         ]
     }
 
+    /// Spark `version` on Java `java_major` with `log4j`, no certificates and no overrides.
+    fn context(version: &str, java_major: u32, log4j: Log4j) -> PatchContext {
+        PatchContext {
+            spark_version: version.to_string(),
+            log4j,
+            java_options_env: JavaOptionsEnv::UnderscoreJavaOptions,
+            java_major,
+            certs: Vec::new(),
+            base_image: None,
+            disable_cert_checking: false,
+        }
+    }
+
+    /// The planned contents of a target file (relative, `/`-separated), changed or not.
+    impl PatchPlan {
+        fn patched_contents(&self, relative: &str) -> Option<&str> {
+            self.files
+                .iter()
+                .find(|file| file.relative == relative)
+                .map(|file| file.patched.as_str())
+        }
+    }
+
     fn families() -> Vec<Family> {
         let spark31 = PatchContext {
             certs: vec![cert("corp-root-ca", "corp-root-ca.pem")],
-            ..PatchContext::for_spark("3.1.3", 11).unwrap()
+            ..context("3.1.3", 11, Log4j::V1)
         };
         let spark33 = PatchContext {
             certs: two_certs(),
             base_image: Some("registry.example.com/base/java:8-jre".to_string()),
-            ..PatchContext::for_spark("3.3.4", 8).unwrap()
+            ..context("3.3.4", 8, Log4j::V2)
         };
         let spark35 = PatchContext {
             certs: two_certs(),
             disable_cert_checking: true,
-            ..PatchContext::for_spark("3.5.4", 17).unwrap()
+            ..context("3.5.4", 17, Log4j::V2)
         };
         let spark4 = PatchContext {
             base_image: Some("eclipse-temurin:21-jre-noble".to_string()),
-            ..PatchContext::for_spark("4.0.1", 21).unwrap()
+            ..context("4.0.1", 21, Log4j::V2)
         };
         vec![
             Family {
@@ -2262,7 +1958,7 @@ template = "--conf spark.ui.showConsoleProgress=false"
         let set = builtin.with_user_dir(user.path()).unwrap();
         assert_ne!(set.digest(), builtin_digest);
         assert_eq!(set.digest(), set.clone().digest());
-        let ids: Vec<&str> = set.patches().map(|(id, _)| id).collect();
+        let ids: Vec<&str> = set.patches.iter().map(|patch| patch.id.as_str()).collect();
         assert_eq!(ids.last(), Some(&"label-spark-version"));
         assert_eq!(
             ids.iter()
@@ -2292,7 +1988,7 @@ template = "--conf spark.ui.showConsoleProgress=false"
 [[patch]]
 id = "pyspark-only"
 file = "kubernetes/dockerfiles/spark/bindings/python/Dockerfile"
-when = ["spark_version < 3.0"]
+spark_max = "2"
 anchor = { starts_with = "USER " }
 operation = "insert_before"
 template = "RUN true"
@@ -2493,7 +2189,7 @@ owned = { starts_with = "LABEL c=" }
                 ..spark35.context.clone()
             },
             PatchContext {
-                java_options: "-Dx=\"quoted\"".to_string(),
+                spark_version: "3.5.4\nRUN evil".to_string(),
                 ..spark35.context.clone()
             },
             PatchContext {
@@ -2519,52 +2215,127 @@ owned = { starts_with = "LABEL c=" }
     }
 
     #[test]
-    fn the_log4j_flavour_follows_the_spark_version() {
-        let old = PatchContext::for_spark("3.2.4", 11).unwrap();
-        assert_eq!(old.java_options, LOG4J1_JAVA_OPTION);
-        assert_eq!(old.log4j_file, "log4j.properties");
-        for version in ["3.3.0", "3.5.4", "4.0.0-preview2"] {
-            let new = PatchContext::for_spark(version, 17).unwrap();
-            assert_eq!(new.java_options, LOG4J2_JAVA_OPTION, "{version}");
-            assert_eq!(new.log4j_file, "log4j2.properties", "{version}");
-        }
-        assert!(PatchContext::for_spark("main", 17).is_err());
+    fn the_log4j_option_and_file_come_from_the_distribution_not_the_version() {
+        // A 3.5 tree that still ships log4j 1 (say, a vendor build) keeps log4j 1.
+        let spark35 = family("spark-3.5");
+        let context = PatchContext {
+            log4j: Log4j::V1,
+            ..spark35.context.clone()
+        };
+        let plan = plan(spark35.entrypoint, spark35.dockerfile, &context);
+        let option = format!("export _JAVA_OPTIONS=\"{} ", Log4j::V1.java_option());
+        assert!(entrypoint_of(&plan).contains(&option), "{option}");
+        assert!(dockerfile_of(&plan).contains("\nCOPY conf/log4j.properties /opt/spark/\n"));
     }
 
     #[test]
-    fn conditions_compare_versions_component_by_component() {
-        let context = PatchContext::for_spark("3.3.0-preview1", 11).unwrap();
-        let version = parse_version(&context.spark_version).unwrap();
+    fn named_conditions_and_spark_bounds_decide_what_applies() {
+        let base = context("3.3.0-preview1", 11, Log4j::V2);
+        let with_all = PatchContext {
+            certs: vec![cert("ca", "ca.pem")],
+            base_image: Some("jre:8".to_string()),
+            disable_cert_checking: true,
+            java_major: 8,
+            ..base.clone()
+        };
+        // (when, spark_min, spark_max, holds for `base`, holds for `with_all`)
+        let cases: [(&[&str], Option<&str>, Option<&str>, bool, bool); 14] = [
+            (&[], None, None, true, true),
+            (&["certs"], None, None, false, true),
+            (&["!certs"], None, None, true, false),
+            (&["java8"], None, None, false, true),
+            (&["! java8"], None, None, true, false),
+            (&["base_image"], None, None, false, true),
+            (&["disable_cert_checking"], None, None, false, true),
+            (&["certs", "!java8"], None, None, false, false),
+            (&[], Some("3.3"), None, true, true),
+            (&[], Some("3.3.1"), None, false, false),
+            (&[], None, Some("3.3"), true, true),
+            (&[], None, Some("3.2"), false, false),
+            (&[], Some("3"), Some("3"), true, true),
+            (&[], None, Some("3.10"), true, true),
+        ];
+        let version = parse_version(&base.spark_version).unwrap();
         assert_eq!(version, [3, 3, 0]);
-        let holds = |text: &str| Condition::parse(text).unwrap().holds(&context, &version);
-        assert!(holds("spark_version >= 3.3"));
-        assert!(holds("spark_version == 3.3.0"));
-        assert!(holds("spark_version<3.10"));
-        assert!(!holds("spark_version > 3.3"));
-        assert!(holds("java_major >= 9"));
-        assert!(holds("java_major != 8"));
-        assert!(!holds("java_major <= 8"));
-        assert!(holds("!certs"));
-        assert!(!holds("certs"));
-        assert!(holds("java_options"));
-        assert!(!holds("base_image"));
-        assert!(Condition::parse("java_major => 9").is_err());
-        assert!(Condition::parse("hadoop_version >= 3").is_err());
-        assert!(Condition::parse("java_major >= x").is_err());
+        for (when, spark_min, spark_max, for_base, for_all) in cases {
+            let mut text = format!(
+                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nwhen = {when:?}\n\
+                 anchor = {{ equals = \"A\" }}\noperation = \"insert_after\"\ntemplate = \"B\"\n"
+            );
+            for (key, bound) in [("spark_min", spark_min), ("spark_max", spark_max)] {
+                if let Some(bound) = bound {
+                    text.push_str(&format!("{key} = \"{bound}\"\n"));
+                }
+            }
+            let patches = parse_patch_file("case.toml", &text).unwrap();
+            let case = format!("{when:?} {spark_min:?} {spark_max:?}");
+            assert_eq!(patches[0].applies(&base, &version), for_base, "{case}");
+            assert_eq!(patches[0].applies(&with_all, &version), for_all, "{case}");
+        }
+    }
+
+    #[test]
+    fn old_comparisons_fail_at_load_naming_file_patch_and_what_to_write() {
+        let cases = [
+            ("java_major >= 9", "write `\"!java8\"` instead"),
+            ("java_major<=8", "write `\"java8\"` instead"),
+            ("java_major >= 11", "`\"java8\"` or `\"!java8\"`"),
+            ("spark_version >= 3.3", "`spark_min = \"3.3\"`"),
+            ("spark_version < 3.3", "`spark_max = \"3.2\"`"),
+            ("spark_version <= 3.2", "`spark_max = \"3.2\"`"),
+            (
+                "spark_version == 3.5",
+                "`spark_min = \"3.5\"` and `spark_max = \"3.5\"`",
+            ),
+            (
+                "spark_version < 3.0",
+                "`spark_min = \"X.Y\"` and/or `spark_max = \"X.Y\"`",
+            ),
+            ("java_options", "always set"),
+            (
+                "hadoop_version >= 3",
+                "use certs, java8, base_image or disable_cert_checking",
+            ),
+        ];
+        for (condition, instead) in cases {
+            let text = format!(
+                "[[patch]]\nid = \"old-style\"\nfile = \"Dockerfile\"\nwhen = [\"{condition}\"]\n\
+                 anchor = {{ equals = \"A\" }}\noperation = \"insert_after\"\ntemplate = \"B\"\n"
+            );
+            let user = user_dir(&[("50-old.toml", &text)]);
+            let error = PatchSet::builtin()
+                .unwrap()
+                .with_user_dir(user.path())
+                .unwrap_err();
+            let message = error.to_string();
+            for needle in ["50-old.toml", "`old-style`", "is not a condition", instead] {
+                assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+            }
+        }
+        for (key, bound) in [("spark_min", "3.x"), ("spark_max", "")] {
+            let text = format!(
+                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\n{key} = \"{bound}\"\n\
+                 anchor = {{ equals = \"A\" }}\noperation = \"insert_after\"\ntemplate = \"B\"\n"
+            );
+            let error = parse_patch_file("bad.toml", &text).unwrap_err().to_string();
+            assert!(error.contains("is not a version"), "{error}");
+        }
     }
 
     #[test]
     fn templates_escape_braces_and_reject_strays() {
-        let context = PatchContext::for_spark("3.5.4", 17).unwrap();
-        let template = Template::parse("ENV A=${{spark_uid}} V={spark_version}").unwrap();
+        let context = context("3.5.4", 17, Log4j::V2);
+        let lookup = |name: &str| context.value(name, None).ok_or(name.to_string());
         assert_eq!(
-            template.render(&context, None).unwrap(),
+            expand("ENV A=${{spark_uid}} V={spark_version}", lookup).unwrap(),
             "ENV A=${spark_uid} V=3.5.4"
         );
-        assert!(Template::parse("a } b").is_err());
-        assert!(Template::parse("a {spark_version").is_err());
-        let image = Template::parse("{base_image}").unwrap();
-        assert_eq!(image.render(&context, None), Err("base_image"));
+        assert!(expand("a } b", lookup).is_err());
+        assert!(expand("a {spark_version", lookup).is_err());
+        assert_eq!(
+            expand("{base_image}", lookup),
+            Err("base_image".to_string())
+        );
     }
 
     #[test]
@@ -2662,7 +2433,7 @@ owned = { starts_with = "LABEL c=" }
         assert_eq!(
             printed,
             [
-                format!("_JAVA_OPTIONS={LOG4J1_JAVA_OPTION}"),
+                format!("_JAVA_OPTIONS={}", Log4j::V1.java_option()),
                 "-s".to_string(),
                 "--".to_string(),
                 format!("{spark_home}/bin/spark-submit"),
@@ -2688,7 +2459,8 @@ owned = { starts_with = "LABEL c=" }
             printed,
             [
                 format!(
-                    "_JAVA_OPTIONS={LOG4J2_JAVA_OPTION} -Dcom.amazonaws.sdk.disableCertChecking=true"
+                    "_JAVA_OPTIONS={} -Dcom.amazonaws.sdk.disableCertChecking=true",
+                    Log4j::V2.java_option()
                 ),
                 "-s".to_string(),
                 "--".to_string(),
