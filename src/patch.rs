@@ -6,16 +6,16 @@
 //! them to a prepared tree in memory and returns a [`PatchPlan`], which can show a unified
 //! diff and write the files, each through a temporary file and a rename.
 //!
-//! Whether a patch applies is a closed set of named conditions computed here from the
-//! [`PatchContext`] (`certs`, `java8`, `base_image`, `disable_cert_checking`), plus optional
-//! Spark version bounds; there is no expression language to learn or to get wrong.
+//! Whether a patch applies is decided by a closed set of named conditions computed here
+//! from the [`PatchContext`] (`certs`, `java8`, `base_image`, `disable_cert_checking`) and
+//! optional Spark version bounds, not by an expression language.
 //!
 //! Applying is idempotent: before the patches apply, the lines each insert patch owns are
 //! removed from next to its anchor, so an already-patched tree plans to the same bytes as a
 //! pristine one, and a tree patched with other values is brought to the new values instead
 //! of receiving a second copy.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write as _};
@@ -29,7 +29,7 @@ use crate::config::JavaOptionsEnv;
 use crate::inspect::Log4j;
 
 /// The embedded patch files, applied in this order.
-const BUILTIN_PATCH_FILES: &[(&str, &str)] = &[
+const BUILTIN_PATCH_FILES: [(&str, &str); 2] = [
     (
         "entrypoint.toml",
         include_str!("../patches/entrypoint.toml"),
@@ -38,6 +38,18 @@ const BUILTIN_PATCH_FILES: &[(&str, &str)] = &[
         "dockerfile.toml",
         include_str!("../patches/dockerfile.toml"),
     ),
+];
+
+/// The placeholders a template may use; [`PatchContext::value`] gives their values.
+const PLACEHOLDERS: [&str; 8] = [
+    "spark_version",
+    "java_options",
+    "java_options_env",
+    "log4j_file",
+    "java_major",
+    "base_image",
+    "cert.alias",
+    "cert.file_name",
 ];
 
 /// What can go wrong loading patches, planning them against a tree, or writing the result.
@@ -52,7 +64,7 @@ pub enum PatchError {
         #[source]
         source: toml::de::Error,
     },
-    /// A patch parsed but says something the engine cannot do.
+    /// A patch says something the engine cannot do, or uses a value the build does not set.
     #[error("patch `{id}` in {source_name} is invalid: {reason}")]
     InvalidPatch {
         /// The patch file it came from.
@@ -62,19 +74,10 @@ pub enum PatchError {
         /// What is wrong with it, and what to write instead where that is known.
         reason: String,
     },
-    /// The user patch directory could not be listed.
-    #[error("cannot read the user patch directory {path}")]
+    /// The user patch directory, or a file in it, could not be read.
+    #[error("cannot read user patches from {path}")]
     ReadUserDir {
-        /// The directory.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
-    /// A user patch file could not be read.
-    #[error("cannot read user patch file {path}")]
-    ReadUserPatch {
-        /// The file.
+        /// The directory or file.
         path: PathBuf,
         /// The I/O error.
         #[source]
@@ -120,30 +123,20 @@ pub enum PatchError {
         /// The Spark version being patched.
         spark_version: String,
     },
-    /// The anchor line lacks what `replace_word` (the word) or `append_to_line` (the
-    /// `before_suffix`) needs.
-    #[error(
-        "patch `{id}` cannot change line {line_number} of {file} (Spark {spark_version}): {reason}"
-    )]
+    /// The anchor line lacks the word `replace_word` replaces or the suffix `append_to_line`
+    /// appends before.
+    #[error("patch `{id}` cannot change line {line} of {file} (Spark {spark_version}): {reason}")]
     LineUnfit {
         /// The patch's id.
         id: String,
         /// The file, relative to the tree.
         file: String,
         /// The 1-based line number.
-        line_number: usize,
+        line: usize,
         /// What the line lacks.
         reason: String,
         /// The Spark version being patched.
         spark_version: String,
-    },
-    /// A patch that applies uses a value this build does not set.
-    #[error("patch `{id}` uses `{{{name}}}`, which this build does not set")]
-    MissingValue {
-        /// The patch's id.
-        id: String,
-        /// The placeholder's name.
-        name: String,
     },
     /// A value would break the file it goes into.
     #[error("{name} `{value}` cannot go into a patched file: {reason}")]
@@ -154,12 +147,6 @@ pub enum PatchError {
         value: String,
         /// Why it is refused.
         reason: &'static str,
-    },
-    /// The Spark version cannot be compared.
-    #[error("Spark version `{version}` does not start with a number")]
-    InvalidSparkVersion {
-        /// The version as given.
-        version: String,
     },
     /// A file changed between planning and writing, so the plan no longer fits it.
     #[error("{path} changed after the patches were planned")]
@@ -193,7 +180,7 @@ pub struct PatchContext {
     /// The Spark version being patched, e.g. `3.5.4`: named in errors, compared with a
     /// patch's `spark_min` / `spark_max`.
     pub spark_version: String,
-    /// The distribution's log4j, as [`crate::inspect`] read it from the tree: it gives
+    /// The distribution's log4j as [`crate::inspect`] read it from the tree: it gives
     /// `{java_options}` and `{log4j_file}`.
     pub log4j: Log4j,
     /// The variable the entrypoint exports the JVM options in.
@@ -208,45 +195,43 @@ pub struct PatchContext {
     pub disable_cert_checking: bool,
 }
 
-/// The placeholders a template may use.
-const PLACEHOLDERS: [&str; 8] = [
-    "spark_version",
-    "java_options",
-    "java_options_env",
-    "log4j_file",
-    "java_major",
-    "base_image",
-    "cert.alias",
-    "cert.file_name",
-];
-
 impl PatchContext {
-    /// Refuses values that would break the files they are written into; the Spark version's
-    /// leading numbers, to compare with the bounds.
+    /// Refuses values that would break the files they are written into; returns the Spark
+    /// version's leading numbers, which the bounds are compared with.
     fn validate(&self) -> Result<Vec<u64>, PatchError> {
-        if self.spark_version.contains(['\n', '\r', '\0']) {
-            return Err(PatchError::UnsafeValue {
-                name: "Spark version",
-                value: self.spark_version.clone(),
-                reason: "it holds a line break or NUL",
-            });
-        }
+        let refuse = |name, value: &str, reason| PatchError::UnsafeValue {
+            name,
+            value: value.to_string(),
+            reason,
+        };
+        let version = parse_version(&self.spark_version)
+            .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']))
+            .ok_or_else(|| {
+                let reason = "it must start with a number and hold no line break";
+                refuse("Spark version", &self.spark_version, reason)
+            })?;
         if let Some(image) = &self.base_image
             && (image.is_empty() || image.contains(|c: char| c.is_whitespace() || c == '\0'))
         {
-            return Err(PatchError::UnsafeValue {
-                name: "base image",
-                value: image.clone(),
-                reason: "an image reference is one non-empty word",
-            });
+            let reason = "an image reference is one non-empty word";
+            return Err(refuse("base image", image, reason));
         }
+        // Aliases and file names become file names and shell words.
         for cert in &self.certs {
-            require_file_name("certificate alias", &cert.alias)?;
-            require_file_name("certificate file name", &cert.file_name)?;
+            for (name, value) in [
+                ("certificate alias", &cert.alias),
+                ("certificate file name", &cert.file_name),
+            ] {
+                let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+                if !value.chars().all(allowed)
+                    || !value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    let reason = "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`";
+                    return Err(refuse(name, value, reason));
+                }
+            }
         }
-        parse_version(&self.spark_version).ok_or_else(|| PatchError::InvalidSparkVersion {
-            version: self.spark_version.clone(),
-        })
+        Ok(version)
     }
 
     /// The value of placeholder `name` (one of [`PLACEHOLDERS`]), `None` when this build
@@ -266,27 +251,6 @@ impl PatchContext {
     }
 }
 
-/// Names that become file names and shell words: letters, digits, `.`, `_`, `-`, not
-/// starting with `.` or `-`.
-fn require_file_name(name: &'static str, value: &str) -> Result<(), PatchError> {
-    let allowed = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    let starts_well = value
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    if allowed && starts_well {
-        Ok(())
-    } else {
-        Err(PatchError::UnsafeValue {
-            name,
-            value: value.to_string(),
-            reason: "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`",
-        })
-    }
-}
-
 /// A patch set loaded from embedded data plus an optional user directory.
 #[derive(Debug, Clone)]
 pub struct PatchSet {
@@ -299,58 +263,64 @@ pub struct PatchSet {
 impl PatchSet {
     /// The patches embedded in the binary.
     pub fn builtin() -> Result<PatchSet, PatchError> {
-        let mut set = PatchSet {
+        let files = BUILTIN_PATCH_FILES
+            .iter()
+            .map(|(name, text)| (name.to_string(), name.to_string(), text.to_string()));
+        let empty = PatchSet {
             sources: Vec::new(),
             patches: Vec::new(),
         };
-        for (name, text) in BUILTIN_PATCH_FILES {
-            for patch in parse_patch_file(name, text)? {
-                if set.patches.iter().any(|existing| existing.id == patch.id) {
-                    return Err(PatchError::InvalidPatch {
-                        source_name: patch.source_name,
-                        id: patch.id,
-                        reason: "another built-in patch has the same id".to_string(),
-                    });
-                }
-                set.patches.push(patch);
-            }
-            set.sources.push((name.to_string(), text.to_string()));
-        }
-        Ok(set)
+        empty.add(files.collect(), "built-in")
     }
 
     /// Adds every `*.toml` file in `dir`, in file-name order. A patch whose id is already
     /// in the set replaces that patch in place; any other is appended.
-    pub fn with_user_dir(mut self, dir: &Path) -> Result<PatchSet, PatchError> {
-        let read_dir_error = |source| PatchError::ReadUserDir {
-            path: dir.to_path_buf(),
-            source,
+    pub fn with_user_dir(self, dir: &Path) -> Result<PatchSet, PatchError> {
+        let read_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| PatchError::ReadUserDir { path, source }
         };
-        let mut files = Vec::new();
-        for entry in fs::read_dir(dir).map_err(read_dir_error)? {
-            let path = entry.map_err(read_dir_error)?.path();
+        let mut paths = Vec::new();
+        for entry in fs::read_dir(dir).map_err(read_error(dir))? {
+            let path = entry.map_err(read_error(dir))?.path();
             if path
                 .extension()
                 .is_some_and(|extension| extension == "toml")
                 && path.is_file()
             {
-                files.push(path);
+                paths.push(path);
             }
         }
-        files.sort();
-        let mut user_ids: BTreeSet<String> = BTreeSet::new();
-        for path in files {
-            let text = fs::read_to_string(&path).map_err(|source| PatchError::ReadUserPatch {
-                path: path.clone(),
-                source,
-            })?;
-            let name = path.display().to_string();
+        paths.sort();
+        let mut files = Vec::new();
+        for path in paths {
+            let text = fs::read_to_string(&path).map_err(read_error(&path))?;
+            // The digest names the file, not where the directory happens to live.
+            let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+            files.push((
+                path.display().to_string(),
+                format!("user/{file_name}"),
+                text,
+            ));
+        }
+        self.add(files, "user")
+    }
+
+    /// Adds `(name, name in the digest, contents)` files of one `kind`, whose patch ids must
+    /// differ; a patch replaces the one with its id already in the set.
+    fn add(
+        mut self,
+        files: Vec<(String, String, String)>,
+        kind: &str,
+    ) -> Result<PatchSet, PatchError> {
+        let mut ids = BTreeSet::new();
+        for (name, digest_name, text) in files {
             for patch in parse_patch_file(&name, &text)? {
-                if !user_ids.insert(patch.id.clone()) {
+                if !ids.insert(patch.id.clone()) {
                     return Err(PatchError::InvalidPatch {
                         source_name: name,
                         id: patch.id,
-                        reason: "another user patch has the same id".to_string(),
+                        reason: format!("another {kind} patch has the same id"),
                     });
                 }
                 match self
@@ -362,9 +332,7 @@ impl PatchSet {
                     None => self.patches.push(patch),
                 }
             }
-            // The digest names the file, not where the directory happens to live.
-            let file_name = path.file_name().unwrap_or_default().to_string_lossy();
-            self.sources.push((format!("user/{file_name}"), text));
+            self.sources.push((digest_name, text));
         }
         Ok(self)
     }
@@ -395,25 +363,29 @@ pub fn plan_patches(
     context: &PatchContext,
 ) -> Result<PatchPlan, PatchError> {
     let spark_version = context.validate()?;
-    // Group by target file, keeping the order in which files first appear.
-    let mut targets: Vec<(&str, Vec<&Patch>)> = Vec::new();
-    for patch in &set.patches {
-        match targets.iter_mut().find(|(file, _)| *file == patch.file) {
-            Some((_, patches)) => patches.push(patch),
-            None => targets.push((patch.file.as_str(), vec![patch])),
-        }
-    }
     let mut plan = PatchPlan {
         files: Vec::new(),
         warnings: Vec::new(),
     };
-    for (file, patches) in targets {
-        let path = tree.join(file);
+    // Each target file once, in the order the patches first name it.
+    let mut files: Vec<&str> = Vec::new();
+    for patch in &set.patches {
+        if !files.contains(&patch.file.as_str()) {
+            files.push(&patch.file);
+        }
+    }
+    for file in files {
+        let patches: Vec<&Patch> = set
+            .patches
+            .iter()
+            .filter(|patch| patch.file == file)
+            .collect();
         let applying: Vec<&Patch> = patches
             .iter()
             .copied()
             .filter(|patch| patch.applies(context, &spark_version))
             .collect();
+        let path = tree.join(file);
         let original = match fs::read_to_string(&path) {
             Ok(original) => original,
             // Nothing to do in a file no applicable patch changes, so it may be absent.
@@ -429,19 +401,29 @@ pub fn plan_patches(
             file,
             spark_version: &context.spark_version,
         };
-        let mut text = LineText::parse(&original);
-        remove_owned_lines(&patches, &mut text.lines, context, &target);
+        let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
+        remove_owned_lines(&patches, &mut lines, context, &target);
         for patch in applying {
-            patch.apply(&mut text.lines, context, &target)?;
+            patch.apply(&mut lines, context, &target)?;
             if let Some(warning) = &patch.warning {
                 plan.warnings.push(patch.render(warning, context, None)?);
             }
         }
+        let ending = if original.contains("\r\n") {
+            "\r\n"
+        } else {
+            "\n"
+        };
+        let mut patched = lines.join(ending);
+        if original.ends_with('\n') && !lines.is_empty() {
+            patched.push_str(ending);
+        }
+        let relative = file.to_string();
         plan.files.push(PlannedFile {
             path,
-            relative: file.to_string(),
-            patched: text.join(),
+            relative,
             original,
+            patched,
         });
     }
     Ok(plan)
@@ -538,40 +520,31 @@ struct Target<'a> {
     spark_version: &'a str,
 }
 
-/// A file as lines without their terminators, remembering how to put it back together.
-struct LineText {
-    lines: Vec<String>,
-    line_ending: &'static str,
-    final_newline: bool,
-}
-
-impl LineText {
-    fn parse(text: &str) -> LineText {
-        let body = text.strip_suffix('\n').unwrap_or(text);
-        LineText {
-            lines: match text {
-                "" => Vec::new(),
-                _ => body
-                    .split('\n')
-                    .map(|line| line.strip_suffix('\r').unwrap_or(line).to_string())
-                    .collect(),
+impl Target<'_> {
+    /// No line (`count` 0) or several lines match `anchor`, as `patch` states it.
+    fn anchor_error(&self, patch: &Patch, anchor: String, count: usize) -> PatchError {
+        let (id, file) = (patch.id.clone(), self.file.to_string());
+        let spark_version = self.spark_version.to_string();
+        match count {
+            0 => PatchError::AnchorNotFound {
+                id,
+                file,
+                anchor,
+                spark_version,
             },
-            line_ending: if text.contains("\r\n") { "\r\n" } else { "\n" },
-            final_newline: text.ends_with('\n'),
+            _ => PatchError::AmbiguousAnchor {
+                id,
+                file,
+                anchor,
+                count,
+                spark_version,
+            },
         }
-    }
-
-    fn join(&self) -> String {
-        let mut text = self.lines.join(self.line_ending);
-        if self.final_newline && !self.lines.is_empty() {
-            text.push_str(self.line_ending);
-        }
-        text
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// A patch: one `[[patch]]` table as written, checked when loaded.
+// A patch: one `[[patch]]` table as written, checked when it is loaded.
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -579,7 +552,10 @@ struct Patch {
     id: String,
     /// For whoever reads the patch file.
     #[serde(default)]
-    #[expect(dead_code, reason = "documents the patch file; the engine has no use for it")]
+    #[expect(
+        dead_code,
+        reason = "documents the patch file; the engine has no use for it"
+    )]
     description: String,
     /// Relative to the tree, `/`-separated.
     file: String,
@@ -627,7 +603,7 @@ struct Region {
     end: Matcher,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Operation {
     InsertBefore,
@@ -648,19 +624,10 @@ fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchEr
         source_name: source_name.to_string(),
         source,
     })?;
-    let mut ids = BTreeSet::new();
     let mut patches = file.patch;
     for patch in &mut patches {
         patch.source_name = source_name.to_string();
-        let mut checked = patch.check();
-        if checked.is_ok() && !ids.insert(patch.id.clone()) {
-            checked = Err("the file holds another patch with the same id".to_string());
-        }
-        checked.map_err(|reason| PatchError::InvalidPatch {
-            source_name: source_name.to_string(),
-            id: patch.id.clone(),
-            reason,
-        })?;
+        patch.check().map_err(|reason| patch.invalid(reason))?;
     }
     Ok(patches)
 }
@@ -668,49 +635,29 @@ fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchEr
 impl Patch {
     /// Checks what the TOML types cannot say, and parses `when` and the version bounds.
     fn check(&mut self) -> Result<(), String> {
-        if self.id.trim().is_empty() {
-            return Err("the id is empty".to_string());
-        }
-        check_relative_file(&self.file)?;
-        self.conditions = self
-            .when
-            .iter()
-            .map(|text| Condition::parse(text))
-            .collect::<Result<_, _>>()?;
-        self.bounds = [
-            parse_bound("spark_min", self.spark_min.as_deref())?,
-            parse_bound("spark_max", self.spark_max.as_deref())?,
-        ];
-        let region = self
-            .within
-            .iter()
-            .flat_map(|region| [("within.start", &region.start), ("within.end", &region.end)]);
-        let others = self.otherwise.iter().map(|matcher| ("otherwise", matcher));
-        let owned = self.owned.iter().map(|matcher| ("owned", matcher));
-        for (key, matcher) in region
-            .chain([("anchor", &self.anchor)])
-            .chain(others)
-            .chain(owned)
-        {
-            matcher.check(key)?;
-        }
-        let insert = matches!(
-            self.operation,
-            Operation::InsertBefore | Operation::InsertAfter
-        );
+        let insert = self.inserts();
+        let replace_word = self.operation == Operation::ReplaceWord;
+        let one_line = self.template.strip_suffix('\n').unwrap_or(&self.template);
+        let plain_path = Path::new(&self.file)
+            .components()
+            .all(|component| matches!(component, Component::Normal(_)));
+        let indent = self.indent.as_deref().unwrap_or("anchor");
         let rules = [
+            (self.id.trim().is_empty(), "the id is empty"),
             (
-                !matches!(self.for_each.as_deref(), None | Some("certs")),
-                "`for_each` takes only \"certs\", the one list there is",
+                self.file.is_empty() || self.file.contains('\\') || !plain_path,
+                "`file` must be a relative path of plain names inside the Spark tree",
             ),
             (
-                self.operation == Operation::ReplaceWord
-                    && !self.word.is_some_and(|word| word >= 1),
+                !matches!(self.for_each.as_deref(), None | Some("certs")),
+                "`for_each` takes \"certs\", the one list there is",
+            ),
+            (
+                replace_word && self.word.is_none_or(|word| word == 0),
                 "`replace_word` needs `word`, counted from 1",
             ),
             (
-                self.operation != Operation::ReplaceWord
-                    && (self.word.is_some() || self.skip_prefix.is_some()),
+                !replace_word && (self.word.is_some() || self.skip_prefix.is_some()),
                 "`word` and `skip_prefix` belong to `replace_word`",
             ),
             (
@@ -722,30 +669,34 @@ impl Patch {
                 "`skip_prefix` and `before_suffix` cannot be empty",
             ),
             (
-                !insert && self.for_each.is_some(),
-                "only insert operations take `for_each`",
+                !insert && (self.for_each.is_some() || self.or_at_end),
+                "only insert operations take `for_each` and `or_at_end`",
             ),
             (
-                !insert && self.or_at_end,
-                "only insert operations take `or_at_end`",
-            ),
-            (
-                !insert && self.template.trim_end_matches('\n').contains('\n'),
+                !insert && one_line.contains('\n'),
                 "this operation takes a one-line template",
             ),
             (self.all && self.last, "`all` and `last` exclude each other"),
             (
-                !matches!(self.indent.as_deref(), None | Some("anchor"))
-                    && !self
-                        .indent
-                        .iter()
-                        .flat_map(|indent| indent.chars())
-                        .all(|c| c == ' ' || c == '\t'),
+                indent != "anchor" && !indent.chars().all(|c| c == ' ' || c == '\t'),
                 "`indent` is neither \"anchor\" nor spaces and tabs",
             ),
         ];
         if let Some((_, reason)) = rules.iter().find(|(broken, _)| *broken) {
             return Err(reason.to_string());
+        }
+        let region = self
+            .within
+            .iter()
+            .flat_map(|region| [("within.start", &region.start), ("within.end", &region.end)]);
+        let otherwise = self.otherwise.iter().map(|matcher| ("otherwise", matcher));
+        let owned = self.owned.iter().map(|matcher| ("owned", matcher));
+        for (key, matcher) in region
+            .chain([("anchor", &self.anchor)])
+            .chain(otherwise)
+            .chain(owned)
+        {
+            matcher.check(key)?;
         }
         let mut uses_cert = false;
         expand(&self.template, |name| {
@@ -761,7 +712,36 @@ impl Patch {
                 false => known_placeholder(name),
             })?;
         }
+        self.conditions = self
+            .when
+            .iter()
+            .map(|text| Condition::parse(text))
+            .collect::<Result<_, _>>()?;
+        for (bound, (key, text)) in self.bounds.iter_mut().zip([
+            ("spark_min", &self.spark_min),
+            ("spark_max", &self.spark_max),
+        ]) {
+            if let Some(text) = text {
+                let error = || format!("`{key} = \"{text}\"` is not a version such as \"3.3\"");
+                *bound = Some(parse_bound(text).ok_or_else(error)?);
+            }
+        }
         Ok(())
+    }
+
+    fn invalid(&self, reason: String) -> PatchError {
+        PatchError::InvalidPatch {
+            source_name: self.source_name.clone(),
+            id: self.id.clone(),
+            reason,
+        }
+    }
+
+    fn inserts(&self) -> bool {
+        matches!(
+            self.operation,
+            Operation::InsertBefore | Operation::InsertAfter
+        )
     }
 
     fn applies(&self, context: &PatchContext, spark_version: &[u64]) -> bool {
@@ -786,13 +766,14 @@ impl Patch {
         context: &PatchContext,
         cert: Option<&CertImport>,
     ) -> Result<String, PatchError> {
-        // The template was checked when loaded, so the only failure left is an unset value.
+        // Checked when loaded, a template can only fail here on a value the build lacks.
         expand(template, |name| {
             context.value(name, cert).ok_or(name.to_string())
         })
-        .map_err(|name| PatchError::MissingValue {
-            id: self.id.clone(),
-            name,
+        .map_err(|name| {
+            self.invalid(format!(
+                "it uses `{{{name}}}`, which this build does not set"
+            ))
         })
     }
 
@@ -813,92 +794,78 @@ impl Patch {
             .collect())
     }
 
-    /// What counts as a line this patch wrote, for idempotency.
-    fn ownership(&self, context: &PatchContext) -> Option<Owned<'_>> {
+    /// What counts as a line this patch wrote: its `owned` matcher, else exactly what it
+    /// would write now.
+    fn ownership(&self, context: &PatchContext) -> Option<Matcher> {
         match &self.owned {
-            Some(matcher) => Some(Owned::Matcher(matcher)),
-            None => match self.render_lines(context) {
-                Ok(lines) if !lines.is_empty() => Some(Owned::exact(&lines)),
-                _ => None,
-            },
+            Some(owned) => Some(owned.clone()),
+            None => self
+                .render_lines(context)
+                .ok()
+                .filter(|lines| !lines.is_empty())
+                .map(|lines| Matcher {
+                    equals: lines,
+                    ..Matcher::default()
+                }),
         }
     }
 
     /// The anchor lines: in the region, the first of `anchor` (or a line `also` owns) and
-    /// `otherwise` that matches.
+    /// each of `otherwise` that matches.
     fn locate(
         &self,
         lines: &[String],
-        also: Option<&Owned<'_>>,
+        also: Option<&Matcher>,
         target: &Target<'_>,
     ) -> Result<Vec<usize>, PatchError> {
-        let not_found = |anchor| PatchError::AnchorNotFound {
-            id: self.id.clone(),
-            file: target.file.to_string(),
-            anchor,
-            spark_version: target.spark_version.to_string(),
-        };
-        let ambiguous = |anchor, count| PatchError::AmbiguousAnchor {
-            id: self.id.clone(),
-            file: target.file.to_string(),
-            anchor,
-            count,
-            spark_version: target.spark_version.to_string(),
+        let matching = |matcher: &Matcher, from: usize, to: usize| -> Vec<usize> {
+            (from..to)
+                .filter(|&index| matcher.matches(&lines[index]))
+                .collect()
         };
         let (from, to) = match &self.within {
             None => (0, lines.len()),
-            Some(region) => {
-                let what = format!("{} (the start of the region to search)", region.start);
-                let starts: Vec<usize> = (0..lines.len())
-                    .filter(|&index| region.start.matches(&lines[index]))
-                    .collect();
-                let start = match starts.as_slice() {
-                    [] => return Err(not_found(what)),
-                    [start] => *start,
-                    _ => return Err(ambiguous(what, starts.len())),
+            Some(Region { start, end }) => {
+                let starts = matching(start, 0, lines.len());
+                if starts.len() != 1 {
+                    let what = format!("{start} (the start of the region to search)");
+                    return Err(target.anchor_error(self, what, starts.len()));
+                }
+                let Some(&end_at) = matching(end, starts[0] + 1, lines.len()).first() else {
+                    let what = format!("{end} (the end of the region opened by {start})");
+                    return Err(target.anchor_error(self, what, 0));
                 };
-                let end = (start + 1..lines.len())
-                    .find(|&index| region.end.matches(&lines[index]))
-                    .ok_or_else(|| {
-                        let (end, start) = (&region.end, &region.start);
-                        not_found(format!("{end} (the end of the region opened by {start})"))
-                    })?;
-                (start + 1, end)
+                (starts[0] + 1, end_at)
             }
         };
-        let mut found: Vec<usize> = Vec::new();
-        for (position, matcher) in std::iter::once(&self.anchor)
-            .chain(&self.otherwise)
-            .enumerate()
-        {
-            found = (from..to)
-                .filter(|&index| {
-                    matcher.matches(&lines[index])
-                        || (position == 0 && also.is_some_and(|owned| owned.matches(&lines[index])))
-                })
-                .collect();
-            if !found.is_empty() {
-                break;
-            }
-        }
-        let described = || {
-            let mut anchor = self.anchor.to_string();
-            for fallback in &self.otherwise {
-                anchor.push_str(&format!(", else {fallback}"));
-            }
-            match &self.within {
-                Some(region) => format!("{anchor} between {} and {}", region.start, region.end),
-                None => anchor,
-            }
-        };
+        let first = (from..to).filter(|&index| {
+            self.anchor.matches(&lines[index])
+                || also.is_some_and(|also| also.matches(&lines[index]))
+        });
+        let mut found = std::iter::once(first.collect::<Vec<_>>())
+            .chain(
+                self.otherwise
+                    .iter()
+                    .map(|matcher| matching(matcher, from, to)),
+            )
+            .find(|found| !found.is_empty())
+            .unwrap_or_default();
         match found.len() {
             // The end of the file (or region) stands in as the anchor.
             0 if self.or_at_end => Ok(vec![to]),
-            0 => Err(not_found(described())),
             1 => Ok(found),
-            _ if self.all => Ok(found),
-            _ if self.last => Ok(found.split_off(found.len() - 1)),
-            count => Err(ambiguous(described(), count)),
+            count if count > 1 && self.all => Ok(found),
+            count if count > 1 && self.last => Ok(found.split_off(count - 1)),
+            count => {
+                let mut anchor = self.anchor.to_string();
+                for fallback in &self.otherwise {
+                    anchor.push_str(&format!(", else {fallback}"));
+                }
+                if let Some(Region { start, end }) = &self.within {
+                    anchor.push_str(&format!(" between {start} and {end}"));
+                }
+                Err(target.anchor_error(self, anchor, count))
+            }
         }
     }
 
@@ -912,42 +879,35 @@ impl Patch {
         if let Some(owned) = &self.owned
             && let Some(stray) = rendered.iter().find(|line| !owned.matches(line))
         {
-            return Err(PatchError::InvalidPatch {
-                source_name: self.source_name.clone(),
-                id: self.id.clone(),
-                reason: format!(
-                    "it writes `{stray}`, which its `owned` matcher ({owned}) does not match, \
-                     so applying it twice would write it twice"
-                ),
-            });
+            return Err(self.invalid(format!(
+                "it writes `{stray}`, which its `owned` matcher ({owned}) does not match, \
+                 so applying it twice would write it twice"
+            )));
         }
-        // A line replace_word/append_to_line/replace already changed is its anchor too.
-        let also = match (self.operation, &self.owned) {
-            (Operation::InsertBefore | Operation::InsertAfter, _) => None,
-            (_, Some(owned)) => Some(Owned::Matcher(owned)),
-            (Operation::Replace, None) => Some(Owned::exact(&rendered)),
-            (_, None) => None,
+        // A line an earlier run replaced or appended to is found again as the anchor.
+        let also = match self.operation {
+            Operation::InsertBefore | Operation::InsertAfter => None,
+            Operation::Replace => self.ownership(context),
+            Operation::ReplaceWord | Operation::AppendToLine => self.owned.clone(),
         };
-        let anchors = self.locate(lines, also.as_ref(), target)?;
         let text = rendered.concat();
         let unfit = |index: usize, reason| PatchError::LineUnfit {
             id: self.id.clone(),
             file: target.file.to_string(),
-            line_number: index + 1,
+            line: index + 1,
             reason,
             spark_version: target.spark_version.to_string(),
         };
         // From the bottom up, so insertions do not move the anchors still to come.
-        for &index in anchors.iter().rev() {
+        for index in self.locate(lines, also.as_ref(), target)?.into_iter().rev() {
             // `or_at_end` anchors at one past the last line: no anchor line to indent like.
             let indent = match (lines.get(index), self.indent.as_deref()) {
-                (None, _) => "",
+                (None, _) => String::new(),
                 (Some(line), None | Some("anchor")) => {
-                    &line[..line.len() - line.trim_start().len()]
+                    line[..line.len() - line.trim_start().len()].to_string()
                 }
-                (Some(_), Some(literal)) => literal,
-            }
-            .to_string();
+                (Some(_), Some(literal)) => literal.to_string(),
+            };
             match self.operation {
                 Operation::InsertBefore | Operation::InsertAfter => {
                     let at = match self.operation {
@@ -961,20 +921,17 @@ impl Patch {
                 }
                 Operation::Replace => lines[index] = format!("{indent}{text}"),
                 Operation::ReplaceWord => {
-                    // `word` is checked when the patch is loaded.
+                    // `word` is there: checked when the patch was loaded.
                     let word = self.word.unwrap_or(0);
-                    lines[index] =
-                        replace_word(&lines[index], word, self.skip_prefix.as_deref(), &text)
-                            .ok_or_else(|| {
-                                unfit(index, format!("it has fewer than {word} words"))
-                            })?;
+                    let skip_prefix = self.skip_prefix.as_deref();
+                    lines[index] = replace_word(&lines[index], word, skip_prefix, &text)
+                        .ok_or_else(|| unfit(index, format!("it has fewer than {word} words")))?;
                 }
                 Operation::AppendToLine => {
                     let suffix = self.before_suffix.as_deref().unwrap_or("");
                     let body = lines[index]
                         .strip_suffix(suffix)
-                        .ok_or_else(|| unfit(index, format!("it does not end with `{suffix}`")))?
-                        .to_string();
+                        .ok_or_else(|| unfit(index, format!("it does not end with `{suffix}`")))?;
                     if !body.ends_with(&text) {
                         lines[index] = format!("{body}{text}{suffix}");
                     }
@@ -982,27 +939,6 @@ impl Patch {
             }
         }
         Ok(())
-    }
-}
-
-/// Lines a patch counts as its own.
-#[derive(Debug, Clone)]
-enum Owned<'a> {
-    Matcher(&'a Matcher),
-    /// Exactly these lines (trimmed), as the patch would write them now.
-    Exact(Vec<String>),
-}
-
-impl Owned<'_> {
-    fn exact(lines: &[String]) -> Owned<'static> {
-        Owned::Exact(lines.iter().map(|line| line.trim().to_string()).collect())
-    }
-
-    fn matches(&self, line: &str) -> bool {
-        match self {
-            Owned::Matcher(matcher) => matcher.matches(line),
-            Owned::Exact(lines) => lines.iter().any(|owned| owned == line.trim()),
-        }
     }
 }
 
@@ -1016,48 +952,42 @@ fn remove_owned_lines(
     context: &PatchContext,
     target: &Target<'_>,
 ) {
-    let mut inserts: Vec<(usize, Operation, Owned<'_>)> = Vec::new();
-    for patch in patches {
-        if !matches!(
-            patch.operation,
-            Operation::InsertBefore | Operation::InsertAfter
-        ) {
-            continue;
-        }
-        let Some(owned) = patch.ownership(context) else {
-            continue;
-        };
-        let Ok(anchors) = patch.locate(lines, None, target) else {
-            continue;
-        };
-        for index in anchors {
-            inserts.push((index, patch.operation, owned.clone()));
+    let mut inserts: Vec<(usize, Operation, Matcher)> = Vec::new();
+    for patch in patches.iter().filter(|patch| patch.inserts()) {
+        if let (Some(owned), Ok(anchors)) =
+            (patch.ownership(context), patch.locate(lines, None, target))
+        {
+            inserts.extend(
+                anchors
+                    .into_iter()
+                    .map(|index| (index, patch.operation, owned.clone())),
+            );
         }
     }
     let anchors: BTreeSet<usize> = inserts.iter().map(|(index, _, _)| *index).collect();
-    let places: BTreeSet<(usize, Operation)> = inserts
-        .iter()
-        .map(|(index, operation, _)| (*index, *operation))
-        .collect();
     let mut doomed: BTreeSet<usize> = BTreeSet::new();
-    for (anchor, operation) in places {
-        let owners: Vec<&Owned<'_>> = inserts
+    for (anchor, operation, _) in &inserts {
+        let owners: Vec<&Matcher> = inserts
             .iter()
-            .filter(|(index, other, _)| *index == anchor && *other == operation)
+            .filter(|(index, other, _)| index == anchor && other == operation)
             .map(|(_, _, owned)| owned)
             .collect();
-        let mut index = anchor;
+        let mut index = *anchor;
         loop {
             let next = match operation {
                 Operation::InsertBefore => index.checked_sub(1),
                 _ => Some(index + 1).filter(|&next| next < lines.len()),
             };
-            let Some(next) = next else { break };
-            if anchors.contains(&next) || !owners.iter().any(|owned| owned.matches(&lines[next])) {
-                break;
+            match next {
+                Some(next)
+                    if !anchors.contains(&next)
+                        && owners.iter().any(|owned| owned.matches(&lines[next])) =>
+                {
+                    doomed.insert(next);
+                    index = next;
+                }
+                _ => break,
             }
-            doomed.insert(next);
-            index = next;
         }
     }
     let mut index = 0;
@@ -1094,126 +1024,91 @@ fn replace_word(line: &str, word: usize, skip_prefix: Option<&str>, new: &str) -
     None
 }
 
-fn check_relative_file(file: &str) -> Result<(), String> {
-    let plain = !file.is_empty()
-        && !file.contains('\\')
-        && Path::new(file)
-            .components()
-            .all(|component| matches!(component, Component::Normal(_)));
-    match plain {
-        true => Ok(()),
-        false => Err(format!(
-            "`file = \"{file}\"` must be a relative path of plain names inside the Spark tree"
-        )),
-    }
-}
-
 // ---------------------------------------------------------------------------------------
-// Matchers.
+// Matchers, templates and conditions.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum MatchKind {
-    Equals,
-    StartsWith,
-    EndsWith,
-    Contains,
-}
-
-impl MatchKind {
-    fn key(self) -> &'static str {
-        match self {
-            MatchKind::Equals => "equals",
-            MatchKind::StartsWith => "starts_with",
-            MatchKind::EndsWith => "ends_with",
-            MatchKind::Contains => "contains",
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// Matches a line (trimmed) against any of several literal alternatives.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(from = "BTreeMap<MatchKind, OneOrMany>")]
+/// Matches a line, trimmed, when any alternative does; each key takes a string or a list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Matcher {
-    alternatives: Vec<(MatchKind, String)>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    equals: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    starts_with: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    ends_with: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    contains: Vec<String>,
 }
 
-impl From<BTreeMap<MatchKind, OneOrMany>> for Matcher {
-    fn from(keyed: BTreeMap<MatchKind, OneOrMany>) -> Matcher {
-        let mut alternatives = Vec::new();
-        for (kind, texts) in keyed {
-            let texts = match texts {
-                OneOrMany::One(text) => vec![text],
-                OneOrMany::Many(texts) => texts,
-            };
-            for text in texts {
-                // The line is trimmed before matching, so the pattern is trimmed on the
-                // side(s) it is compared at: `starts_with = "FROM "` keeps its space.
-                let text = match kind {
-                    MatchKind::Equals => text.trim(),
-                    MatchKind::StartsWith => text.trim_start(),
-                    MatchKind::EndsWith => text.trim_end(),
-                    MatchKind::Contains => text.as_str(),
-                };
-                alternatives.push((kind, text.to_string()));
-            }
-        }
-        Matcher { alternatives }
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
     }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(text) => vec![text],
+        OneOrMany::Many(texts) => texts,
+    })
 }
 
 impl Matcher {
+    /// Each alternative as `(key, text)`, the text trimmed on the side(s) the trimmed line
+    /// is compared at: `starts_with = "FROM "` keeps its space.
+    fn alternatives(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let keyed = [
+            ("equals", &self.equals),
+            ("starts_with", &self.starts_with),
+            ("ends_with", &self.ends_with),
+            ("contains", &self.contains),
+        ];
+        keyed.into_iter().flat_map(|(key, texts)| {
+            texts.iter().map(move |text| match key {
+                "equals" => (key, text.trim()),
+                "starts_with" => (key, text.trim_start()),
+                "ends_with" => (key, text.trim_end()),
+                _ => (key, text.as_str()),
+            })
+        })
+    }
+
     fn check(&self, key: &str) -> Result<(), String> {
-        if self.alternatives.is_empty() {
+        if self.alternatives().next().is_none() {
             return Err(format!(
                 "`{key}` needs one of `equals`, `starts_with`, `ends_with`, `contains`"
             ));
         }
         match self
-            .alternatives
-            .iter()
+            .alternatives()
             .find(|(_, text)| text.is_empty() || text.contains(['\n', '\r']))
         {
-            Some((kind, _)) => Err(format!(
-                "`{key}.{}` needs non-empty, single-line text",
-                kind.key()
-            )),
+            Some((kind, _)) => Err(format!("`{key}.{kind}` needs non-empty, single-line text")),
             None => Ok(()),
         }
     }
 
     fn matches(&self, line: &str) -> bool {
         let line = line.trim();
-        self.alternatives.iter().any(|(kind, text)| match kind {
-            MatchKind::Equals => line == text,
-            MatchKind::StartsWith => line.starts_with(text.as_str()),
-            MatchKind::EndsWith => line.ends_with(text.as_str()),
-            MatchKind::Contains => line.contains(text.as_str()),
+        self.alternatives().any(|(key, text)| match key {
+            "equals" => line == text,
+            "starts_with" => line.starts_with(text),
+            "ends_with" => line.ends_with(text),
+            _ => line.contains(text),
         })
     }
 }
 
 impl fmt::Display for Matcher {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (position, (kind, text)) in self.alternatives.iter().enumerate() {
-            if position > 0 {
-                formatter.write_str(" or ")?;
-            }
-            write!(formatter, "{} `{text}`", kind.key())?;
+        for (position, (key, text)) in self.alternatives().enumerate() {
+            let or = if position > 0 { " or " } else { "" };
+            write!(formatter, "{or}{key} `{text}`")?;
         }
         Ok(())
     }
 }
-
-// ---------------------------------------------------------------------------------------
-// Templates and conditions.
 
 /// Expands the `{name}` placeholders of `template` through `value` (`{{` and `}}` are
 /// literal braces); an error is a malformed template's reason or what `value` returned.
@@ -1253,7 +1148,7 @@ fn known_placeholder(name: &str) -> Result<String, String> {
     }
 }
 
-/// A condition `when` can name; each is computed from the [`PatchContext`].
+/// A condition `when` can name, computed from the [`PatchContext`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Condition {
     /// At least one CA certificate is to be imported.
@@ -1267,13 +1162,6 @@ enum Condition {
 }
 
 impl Condition {
-    const NAMES: [(&'static str, Condition); 4] = [
-        ("certs", Condition::Certs),
-        ("java8", Condition::Java8),
-        ("base_image", Condition::BaseImage),
-        ("disable_cert_checking", Condition::DisableCertChecking),
-    ];
-
     /// `name` or `!name`: the condition and whether it is negated.
     fn parse(text: &str) -> Result<(Condition, bool), String> {
         let text = text.trim();
@@ -1281,10 +1169,14 @@ impl Condition {
             Some(name) => (true, name.trim()),
             None => (false, text),
         };
-        match Condition::NAMES.iter().find(|(known, _)| *known == name) {
-            Some((_, condition)) => Ok((*condition, negated)),
-            None => Err(format!("`{text}` is not a condition; {}", instead_of(text))),
-        }
+        let condition = match name {
+            "certs" => Condition::Certs,
+            "java8" => Condition::Java8,
+            "base_image" => Condition::BaseImage,
+            "disable_cert_checking" => Condition::DisableCertChecking,
+            _ => return Err(format!("`{text}` is not a condition; {}", instead_of(name))),
+        };
+        Ok((condition, negated))
     }
 
     fn holds(self, context: &PatchContext) -> bool {
@@ -1297,73 +1189,54 @@ impl Condition {
     }
 }
 
-/// What to write instead of `condition`, which is not one: earlier versions compared
-/// `java_major` and `spark_version` and tested `java_options`.
+/// What to write instead of `condition`: earlier versions compared `java_major` and
+/// `spark_version`, and tested `java_options`, which is always set.
 fn instead_of(condition: &str) -> String {
     let compact: String = condition.split_whitespace().collect();
-    let comparison = |subject: &str| {
-        let rest = compact.strip_prefix(subject)?;
-        let at = rest.find(|c: char| !matches!(c, '<' | '>' | '=' | '!'))?;
-        Some((rest[..at].to_string(), rest[at..].to_string()))
-    };
-    if let Some((operator, value)) = comparison("java_major") {
-        return match (operator.as_str(), value.as_str()) {
-            ("<=" | "==", "8") | ("<", "9") => "write `\"java8\"` instead".to_string(),
-            (">=", "9") | (">" | "!=", "8") => "write `\"!java8\"` instead".to_string(),
-            _ => {
-                "Java is told apart only as 8 or not: write `\"java8\"` or `\"!java8\"`".to_string()
-            }
-        };
-    }
-    if let Some((operator, value)) = comparison("spark_version") {
-        // `< 3.3` is `spark_max = "3.2"`, as a bound covers its whole line.
-        let before = parse_bound("", Some(&value))
-            .ok()
-            .flatten()
-            .and_then(|mut parts| {
-                let last = parts.last_mut()?;
-                *last = last.checked_sub(1)?;
-                Some(
-                    parts
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join("."),
-                )
-            });
-        let keys = match (operator.as_str(), before) {
-            (">=", _) => format!("spark_min = \"{value}\""),
-            ("<=", _) => format!("spark_max = \"{value}\""),
-            ("==", _) => format!("spark_min = \"{value}\"` and `spark_max = \"{value}\""),
-            ("<", Some(before)) => format!("spark_max = \"{before}\""),
-            _ => "spark_min = \"X.Y\"` and/or `spark_max = \"X.Y\"".to_string(),
-        };
-        return format!(
-            "drop it from `when` and write `{keys}` beside it (inclusive bounds; \
+    let operator_at = compact.find(['<', '>', '=', '!']).unwrap_or(compact.len());
+    let value_at = compact[operator_at..]
+        .find(|c: char| !matches!(c, '<' | '>' | '=' | '!'))
+        .map_or(compact.len(), |at| operator_at + at);
+    let (subject, operator) = (&compact[..operator_at], &compact[operator_at..value_at]);
+    let value = &compact[value_at..];
+    // `< 3.3` is `spark_max = "3.2"`, as a bound covers its whole line.
+    let before = parse_bound(value).and_then(|mut parts| {
+        let last = parts.last_mut()?;
+        *last = last.checked_sub(1)?;
+        Some(dotted(&parts))
+    });
+    let spark = |keys: String| {
+        format!(
+            "drop it from `when` and write `{keys}` beside it (inclusive bounds: \
              `spark_max = \"3.2\"` covers every 3.2.x)"
-        );
-    }
-    match condition.trim_start_matches('!').trim() {
-        "java_options" => "the JVM options are always set: drop it from `when`".to_string(),
-        _ => "use certs, java8, base_image or disable_cert_checking, or `!` before one, and \
-              spark_min / spark_max for Spark versions"
+        )
+    };
+    match (subject, operator, value, before) {
+        ("java_major", "<=" | "==", "8", _) | ("java_major", "<", "9", _) => {
+            "write `\"java8\"` instead".to_string()
+        }
+        ("java_major", ">" | "!=", "8", _) | ("java_major", ">=", "9", _) => {
+            "write `\"!java8\"` instead".to_string()
+        }
+        ("java_major", ..) => {
+            "Java is told apart only as 8 or not: write `\"java8\"` or `\"!java8\"`".to_string()
+        }
+        ("spark_version", ">=", ..) => spark(format!("spark_min = \"{value}\"")),
+        ("spark_version", "<=", ..) => spark(format!("spark_max = \"{value}\"")),
+        ("spark_version", "==", ..) => spark(format!(
+            "spark_min = \"{value}\"` and `spark_max = \"{value}\""
+        )),
+        ("spark_version", "<", _, Some(before)) => spark(format!("spark_max = \"{before}\"")),
+        ("spark_version", ..) => {
+            spark("spark_min = \"X.Y\"` and/or `spark_max = \"X.Y\"".to_string())
+        }
+        ("java_options", "", ..) => {
+            "the JVM options are always set: drop it from `when`".to_string()
+        }
+        _ => "use certs, java8, base_image or disable_cert_checking, `!` before one to negate \
+              it, and spark_min / spark_max for Spark versions"
             .to_string(),
     }
-}
-
-/// A version bound: dotted numbers only, e.g. `3.3` or `3.5.1`.
-fn parse_bound(key: &str, text: Option<&str>) -> Result<Option<Vec<u64>>, String> {
-    let Some(text) = text else { return Ok(None) };
-    text.trim()
-        .split('.')
-        .map(|part| {
-            part.parse::<u64>()
-                .ok()
-                .filter(|_| part.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .collect::<Option<Vec<u64>>>()
-        .map(Some)
-        .ok_or_else(|| format!("`{key} = \"{text}\"` is not a version such as \"3.3\""))
 }
 
 /// The leading numbers of a dotted version: `3.5.0-preview1` is `[3, 5, 0]`. `None` if
@@ -1381,6 +1254,19 @@ fn parse_version(text: &str) -> Option<Vec<u64>> {
         }
     }
     (!components.is_empty()).then_some(components)
+}
+
+/// A version bound: dotted numbers and nothing else, such as `3.3`.
+fn parse_bound(text: &str) -> Option<Vec<u64>> {
+    parse_version(text).filter(|parts| dotted(parts) == text.trim())
+}
+
+fn dotted(parts: &[u64]) -> String {
+    parts
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 #[cfg(test)]
@@ -2203,13 +2089,7 @@ owned = { starts_with = "LABEL c=" }
         ];
         for context in bad_contexts {
             let error = plan_patches(tree.path(), &set, &context).unwrap_err();
-            assert!(
-                matches!(
-                    error,
-                    PatchError::UnsafeValue { .. } | PatchError::InvalidSparkVersion { .. }
-                ),
-                "{error:?}"
-            );
+            assert!(matches!(error, PatchError::UnsafeValue { .. }), "{error:?}");
         }
         assert_eq!(read(&tree, DOCKERFILE), spark35.dockerfile);
     }
@@ -2238,26 +2118,27 @@ owned = { starts_with = "LABEL c=" }
             java_major: 8,
             ..base.clone()
         };
-        // (when, spark_min, spark_max, holds for `base`, holds for `with_all`)
-        let cases: [(&[&str], Option<&str>, Option<&str>, bool, bool); 14] = [
-            (&[], None, None, true, true),
-            (&["certs"], None, None, false, true),
-            (&["!certs"], None, None, true, false),
-            (&["java8"], None, None, false, true),
-            (&["! java8"], None, None, true, false),
-            (&["base_image"], None, None, false, true),
-            (&["disable_cert_checking"], None, None, false, true),
-            (&["certs", "!java8"], None, None, false, false),
-            (&[], Some("3.3"), None, true, true),
-            (&[], Some("3.3.1"), None, false, false),
-            (&[], None, Some("3.3"), true, true),
-            (&[], None, Some("3.2"), false, false),
-            (&[], Some("3"), Some("3"), true, true),
-            (&[], None, Some("3.10"), true, true),
+        // (when, comma-separated; spark_min; spark_max; holds for `base`; for `with_all`)
+        let cases = [
+            ("", None, None, true, true),
+            ("certs", None, None, false, true),
+            ("!certs", None, None, true, false),
+            ("java8", None, None, false, true),
+            ("! java8", None, None, true, false),
+            ("base_image", None, None, false, true),
+            ("disable_cert_checking", None, None, false, true),
+            ("certs,!java8", None, None, false, false),
+            ("", Some("3.3"), None, true, true),
+            ("", Some("3.3.1"), None, false, false),
+            ("", None, Some("3.3"), true, true),
+            ("", None, Some("3.2"), false, false),
+            ("", Some("3"), Some("3"), true, true),
+            ("", None, Some("3.10"), true, true),
         ];
         let version = parse_version(&base.spark_version).unwrap();
         assert_eq!(version, [3, 3, 0]);
         for (when, spark_min, spark_max, for_base, for_all) in cases {
+            let when: Vec<&str> = when.split(',').filter(|name| !name.is_empty()).collect();
             let mut text = format!(
                 "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nwhen = {when:?}\n\
                  anchor = {{ equals = \"A\" }}\noperation = \"insert_after\"\ntemplate = \"B\"\n"
