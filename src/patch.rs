@@ -1292,6 +1292,20 @@ mod tests {
         };
     }
 
+    /// The family named `$name`, its files read from its golden directory.
+    macro_rules! family {
+        ($name:literal, $context:expr) => {
+            Family {
+                name: $name,
+                entrypoint: golden!($name, "input", "entrypoint.sh"),
+                dockerfile: golden!($name, "input", "Dockerfile"),
+                expected_entrypoint: golden!($name, "expected", "entrypoint.sh"),
+                expected_dockerfile: golden!($name, "expected", "Dockerfile"),
+                context: $context,
+            }
+        };
+    }
+
     /// One family of Spark's Kubernetes files: the fixture, the values the golden output was
     /// made with, and the golden output.
     struct Family {
@@ -1360,38 +1374,10 @@ mod tests {
             ..context("4.0.1", 21, Log4j::V2)
         };
         vec![
-            Family {
-                name: "spark-3.1",
-                entrypoint: golden!("spark-3.1", "input", "entrypoint.sh"),
-                dockerfile: golden!("spark-3.1", "input", "Dockerfile"),
-                expected_entrypoint: golden!("spark-3.1", "expected", "entrypoint.sh"),
-                expected_dockerfile: golden!("spark-3.1", "expected", "Dockerfile"),
-                context: spark31,
-            },
-            Family {
-                name: "spark-3.3",
-                entrypoint: golden!("spark-3.3", "input", "entrypoint.sh"),
-                dockerfile: golden!("spark-3.3", "input", "Dockerfile"),
-                expected_entrypoint: golden!("spark-3.3", "expected", "entrypoint.sh"),
-                expected_dockerfile: golden!("spark-3.3", "expected", "Dockerfile"),
-                context: spark33,
-            },
-            Family {
-                name: "spark-3.5",
-                entrypoint: golden!("spark-3.5", "input", "entrypoint.sh"),
-                dockerfile: golden!("spark-3.5", "input", "Dockerfile"),
-                expected_entrypoint: golden!("spark-3.5", "expected", "entrypoint.sh"),
-                expected_dockerfile: golden!("spark-3.5", "expected", "Dockerfile"),
-                context: spark35,
-            },
-            Family {
-                name: "spark-4.x",
-                entrypoint: golden!("spark-4.x", "input", "entrypoint.sh"),
-                dockerfile: golden!("spark-4.x", "input", "Dockerfile"),
-                expected_entrypoint: golden!("spark-4.x", "expected", "entrypoint.sh"),
-                expected_dockerfile: golden!("spark-4.x", "expected", "Dockerfile"),
-                context: spark4,
-            },
+            family!("spark-3.1", spark31),
+            family!("spark-3.3", spark33),
+            family!("spark-3.5", spark35),
+            family!("spark-4.x", spark4),
         ]
     }
 
