@@ -1000,28 +1000,22 @@ fn remove_owned_lines(
 /// Replaces word `word` (1-based) of `line`, not counting words after the first that start
 /// with `skip_prefix`; keeps every other character. `None` if the line is shorter.
 fn replace_word(line: &str, word: usize, skip_prefix: Option<&str>, new: &str) -> Option<String> {
-    let mut count = 0;
-    let mut position = 0;
-    while position < line.len() {
-        let rest = &line[position..];
-        let start = position + (rest.len() - rest.trim_start().len());
-        if start >= line.len() {
-            break;
-        }
-        let end = line[start..]
-            .find(char::is_whitespace)
-            .map_or(line.len(), |offset| start + offset);
-        let text = &line[start..end];
-        let skipped = count > 0 && skip_prefix.is_some_and(|prefix| text.starts_with(prefix));
-        if !skipped {
-            count += 1;
-            if count == word {
-                return Some(format!("{}{new}{}", &line[..start], &line[end..]));
-            }
-        }
-        position = end;
-    }
-    None
+    let skipped = |position, text: &str| {
+        position > 0 && skip_prefix.is_some_and(|prefix| text.starts_with(prefix))
+    };
+    let old = line
+        .split_whitespace()
+        .enumerate()
+        .filter(|&(position, text)| !skipped(position, text))
+        .nth(word.checked_sub(1)?)?
+        .1;
+    // `old` is a slice of `line`: its offset says where it starts.
+    let start = old.as_ptr() as usize - line.as_ptr() as usize;
+    Some(format!(
+        "{}{new}{}",
+        &line[..start],
+        &line[start + old.len()..]
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
