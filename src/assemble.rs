@@ -671,13 +671,15 @@ pub fn plan_tree_patches(
     set: &PatchSet,
     certs: Vec<CertImport>,
 ) -> Result<PatchPlan, AssembleError> {
-    let mut context = PatchContext::for_spark(&facts.spark_version, config.spark_image.java_major)?;
-    // The tree, not the version number, decides the log4j flavour.
-    context.java_options = facts.log4j.java_option();
-    context.java_options_env = config.spark.java_options_env.name().to_string();
-    context.log4j_file = facts.log4j.config_file().to_string();
-    context.certs = certs;
-    context.base_image = config.spark_image.base.clone();
-    context.disable_cert_checking = config.s3a.disable_cert_checking;
+    let context = PatchContext {
+        spark_version: facts.spark_version.clone(),
+        // The tree, not the version number, decides the log4j flavour.
+        log4j: facts.log4j,
+        java_options_env: config.spark.java_options_env,
+        java_major: config.spark_image.java_major,
+        certs,
+        base_image: config.spark_image.base.clone(),
+        disable_cert_checking: config.s3a.disable_cert_checking,
+    };
     Ok(crate::patch::plan_patches(tree, set, &context)?)
 }

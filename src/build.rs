@@ -321,26 +321,28 @@ pub async fn write_digests(path: &Path, pushed: &[PushedImage]) -> Result<(), Er
 /// When `error` is a failed step that imported one of `certs`, say which certificate file it
 /// was: the step and the script name only the alias and the copy in the build context.
 fn name_rejected_certificate(kind: ImageKind, certs: &CaSet, error: Error) -> Error {
-    let Error::Docker(DockerError::StepFailed { step, output, .. }) = &error else {
+    // import-certs.sh (both images) prints the alias it failed on as a marker line, which
+    // the docker module reads into the step failure.
+    let Error::Docker(DockerError::StepFailed {
+        rejected_alias: Some(alias),
+        ..
+    }) = &error
+    else {
         return error;
     };
-    let rejected = certs.certs.iter().find(|cert| {
-        // import-certs.sh (both images) names the alias it failed on; a user patch may run
-        // keytool itself with the alias on the step's line.
-        step.contains(&format!("-alias {} ", cert.alias))
-            || output
-                .iter()
-                .any(|line| line.contains(&format!("(alias {})", cert.alias)))
-    });
-    match (rejected, error) {
-        (Some(cert), Error::Docker(source)) => DockerError::CertificateRejected {
+    let Some(cert) = certs.certs.iter().find(|cert| cert.alias == *alias) else {
+        return error;
+    };
+    let (path, alias) = (cert.path.clone(), cert.alias.clone());
+    match error {
+        Error::Docker(source) => DockerError::CertificateRejected {
             image: kind.label().to_string(),
-            path: cert.path.clone(),
-            alias: cert.alias.clone(),
+            path,
+            alias,
             source: Box::new(source),
         }
         .into(),
-        (_, error) => error,
+        error => error,
     }
 }
 

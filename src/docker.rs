@@ -29,6 +29,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const REQUEST_TIMEOUT_SECONDS: u64 = 3600;
 /// Output lines kept for the error message of a failed step.
 const OUTPUT_TAIL_LINES: usize = 20;
+/// The line `import-certs.sh` (`dockerfiles/common/import-certs.sh`) prints, followed by the
+/// alias, when the truststore rejects a certificate: `imgforge-cert-rejected alias=<alias>`.
+pub const CERT_REJECTED_MARKER: &str = "imgforge-cert-rejected alias=";
 
 /// What can go wrong talking to the engine.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +120,9 @@ pub enum DockerError {
         message: String,
         /// The step's last output lines.
         output: Vec<String>,
+        /// The alias of the CA certificate the step's truststore rejected, read from the
+        /// [`CERT_REJECTED_MARKER`] line `import-certs.sh` prints.
+        rejected_alias: Option<String>,
     },
     /// The build context could not be produced.
     #[error("building {image}: the build context could not be sent")]
@@ -507,12 +513,14 @@ fn strip_terminal_codes(line: &str) -> String {
     out
 }
 
-/// Tracks the build output: steps, cache hits and the current step's last lines.
+/// Tracks the build output: steps, cache hits, the current step's last lines and the
+/// certificate it says was rejected.
 struct OutputTracker {
     steps: Vec<BuildStep>,
     tail: VecDeque<String>,
     partial: String,
     image_id: Option<String>,
+    rejected_alias: Option<String>,
 }
 
 impl OutputTracker {
@@ -522,6 +530,7 @@ impl OutputTracker {
             tail: VecDeque::new(),
             partial: String::new(),
             image_id: None,
+            rejected_alias: None,
         }
     }
 
@@ -561,6 +570,7 @@ impl OutputTracker {
                 cached: false,
             });
             self.tail.clear();
+            self.rejected_alias = None;
             reporter.phase(
                 task,
                 Phase::Building {
@@ -580,9 +590,16 @@ impl OutputTracker {
         if trimmed.is_empty() {
             return;
         }
-        // The builder's own bookkeeping says nothing about why a step failed.
-        let bookkeeping =
-            trimmed.starts_with("--->") || trimmed.starts_with("Removing intermediate container");
+        // Read anywhere in the step, not only in the tail: keytool may print more after it.
+        let marker = trimmed.strip_prefix(CERT_REJECTED_MARKER);
+        if let Some(alias) = marker.filter(|alias| !alias.trim().is_empty()) {
+            self.rejected_alias = Some(alias.trim().to_string());
+        }
+        // The builder's own bookkeeping (and the marker, which is for imgforge) says nothing
+        // the user needs about why a step failed.
+        let bookkeeping = marker.is_some()
+            || trimmed.starts_with("--->")
+            || trimmed.starts_with("Removing intermediate container");
         if !bookkeeping && self.tail.len() == OUTPUT_TAIL_LINES {
             self.tail.pop_front();
         }
@@ -718,6 +735,7 @@ pub async fn build_image(
             step,
             message: engine_error.trim().to_string(),
             output: output.tail(),
+            rejected_alias: output.rejected_alias.clone(),
         }));
     }
     output.finish(reporter, task);
@@ -1003,5 +1021,30 @@ mod tests {
             task,
         );
         assert_eq!(tracker.tail(), vec!["err line", "out line"]);
+    }
+
+    #[test]
+    fn the_rejected_certificate_marker_names_the_alias_of_its_step_only() {
+        let reporter = crate::progress::QuietReporter;
+        let task = reporter.task("x");
+        let mut tracker = OutputTracker::new();
+        tracker.feed(
+            "Step 1/2 : RUN sh import-certs.sh\nkeytool error: bad key\n\u{1b}[91mimgforge-cert-rejected alias=corp-root\r\n",
+            &reporter,
+            task,
+        );
+        assert_eq!(tracker.rejected_alias.as_deref(), Some("corp-root"));
+        assert_eq!(tracker.tail(), vec!["keytool error: bad key"]);
+        tracker.feed("Step 2/2 : RUN false\n", &reporter, task);
+        assert_eq!(tracker.rejected_alias, None);
+    }
+
+    #[test]
+    fn import_certs_prints_the_marker_docker_reads() {
+        let script = crate::assemble::IMPORT_CERTS_SCRIPT;
+        assert!(
+            script.contains(&format!("echo \"{CERT_REJECTED_MARKER}$alias\" >&2")),
+            "{script}"
+        );
     }
 }

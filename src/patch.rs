@@ -6,12 +6,15 @@
 //! them to a prepared tree in memory and returns a [`PatchPlan`], which can show a unified
 //! diff and write the files, each through a temporary file and a rename.
 //!
+//! Whether a patch applies is decided by a closed set of named conditions computed here
+//! from the [`PatchContext`] (`certs`, `java8`, `base_image`, `disable_cert_checking`) and
+//! optional Spark version bounds, not by an expression language.
+//!
 //! Applying is idempotent: before the patches apply, the lines each insert patch owns are
 //! removed from next to its anchor, so an already-patched tree plans to the same bytes as a
 //! pristine one, and a tree patched with other values is brought to the new values instead
 //! of receiving a second copy.
 
-use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
@@ -22,8 +25,11 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use similar::TextDiff;
 
+use crate::config::JavaOptionsEnv;
+use crate::inspect::Log4j;
+
 /// The embedded patch files, applied in this order.
-const BUILTIN_PATCH_FILES: &[(&str, &str)] = &[
+const BUILTIN_PATCH_FILES: [(&str, &str); 2] = [
     (
         "entrypoint.toml",
         include_str!("../patches/entrypoint.toml"),
@@ -34,10 +40,17 @@ const BUILTIN_PATCH_FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The log4j option for Spark releases that ship log4j 1.x (before 3.3).
-const LOG4J1_JAVA_OPTION: &str = "-Dlog4j.configuration=file:///opt/spark/log4j.properties";
-/// The log4j option for Spark 3.3 and later, which ship log4j 2.
-const LOG4J2_JAVA_OPTION: &str = "-Dlog4j.configurationFile=file:///opt/spark/log4j2.properties";
+/// The placeholders a template may use; [`PatchContext::value`] gives their values.
+const PLACEHOLDERS: [&str; 8] = [
+    "spark_version",
+    "java_options",
+    "java_options_env",
+    "log4j_file",
+    "java_major",
+    "base_image",
+    "cert.alias",
+    "cert.file_name",
+];
 
 /// What can go wrong loading patches, planning them against a tree, or writing the result.
 #[derive(Debug, thiserror::Error)]
@@ -51,29 +64,20 @@ pub enum PatchError {
         #[source]
         source: toml::de::Error,
     },
-    /// A patch parsed but says something the engine cannot do.
+    /// A patch says something the engine cannot do, or uses a value the build does not set.
     #[error("patch `{id}` in {source_name} is invalid: {reason}")]
     InvalidPatch {
         /// The patch file it came from.
         source_name: String,
         /// The patch's id.
         id: String,
-        /// What is wrong with it.
+        /// What is wrong with it, and what to write instead where that is known.
         reason: String,
     },
-    /// The user patch directory could not be listed.
-    #[error("cannot read the user patch directory {path}")]
+    /// The user patch directory, or a file in it, could not be read.
+    #[error("cannot read user patches from {path}")]
     ReadUserDir {
-        /// The directory.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
-    /// A user patch file could not be read.
-    #[error("cannot read user patch file {path}")]
-    ReadUserPatch {
-        /// The file.
+        /// The directory or file.
         path: PathBuf,
         /// The I/O error.
         #[source]
@@ -119,47 +123,20 @@ pub enum PatchError {
         /// The Spark version being patched.
         spark_version: String,
     },
-    /// An `append_to_line` patch's anchor line does not end with its `before_suffix`.
-    #[error(
-        "patch `{id}` cannot append to line {line_number} of {file} (Spark {spark_version}): \
-         the line does not end with `{suffix}`"
-    )]
-    SuffixMissing {
+    /// The anchor line lacks the word `replace_word` replaces or the suffix `append_to_line`
+    /// appends before.
+    #[error("patch `{id}` cannot change line {line} of {file} (Spark {spark_version}): {reason}")]
+    LineUnfit {
         /// The patch's id.
         id: String,
         /// The file, relative to the tree.
         file: String,
         /// The 1-based line number.
-        line_number: usize,
-        /// The suffix the patch expects.
-        suffix: String,
+        line: usize,
+        /// What the line lacks.
+        reason: String,
         /// The Spark version being patched.
         spark_version: String,
-    },
-    /// A `replace_word` patch's anchor line has fewer words than the patch names.
-    #[error(
-        "patch `{id}` cannot replace word {word} of line {line_number} in {file} \
-         (Spark {spark_version}): the line has fewer words"
-    )]
-    WordMissing {
-        /// The patch's id.
-        id: String,
-        /// The file, relative to the tree.
-        file: String,
-        /// The 1-based line number.
-        line_number: usize,
-        /// The 1-based word number.
-        word: usize,
-        /// The Spark version being patched.
-        spark_version: String,
-    },
-    /// A patch that applies uses a value this build does not set.
-    #[error("patch `{id}` uses `{{{name}}}`, which this build does not set")]
-    MissingValue {
-        /// The patch's id.
-        id: String,
-        /// The placeholder's name.
-        name: &'static str,
     },
     /// A value would break the file it goes into.
     #[error("{name} `{value}` cannot go into a patched file: {reason}")]
@@ -170,12 +147,6 @@ pub enum PatchError {
         value: String,
         /// Why it is refused.
         reason: &'static str,
-    },
-    /// The Spark version cannot be compared.
-    #[error("Spark version `{version}` does not start with a number")]
-    InvalidSparkVersion {
-        /// The version as given.
-        version: String,
     },
     /// A file changed between planning and writing, so the plan no longer fits it.
     #[error("{path} changed after the patches were planned")]
@@ -203,21 +174,21 @@ pub struct CertImport {
     pub file_name: String,
 }
 
-/// Values the templates need.
+/// The build's values: what the conditions are computed from and the templates render.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchContext {
-    /// The Spark version being patched, e.g. `3.5.4`; named in errors, compared in conditions.
+    /// The Spark version being patched, e.g. `3.5.4`: named in errors, compared with a
+    /// patch's `spark_min` / `spark_max`.
     pub spark_version: String,
-    /// The full value of the JVM options variable.
-    pub java_options: String,
-    /// The JVM options variable: `_JAVA_OPTIONS` or `JAVA_TOOL_OPTIONS`.
-    pub java_options_env: String,
-    /// The log4j configuration file name, e.g. `log4j.properties`.
-    pub log4j_file: String,
+    /// The distribution's log4j as [`crate::inspect`] read it from the tree: it gives
+    /// `{java_options}` and `{log4j_file}`.
+    pub log4j: Log4j,
+    /// The variable the entrypoint exports the JVM options in.
+    pub java_options_env: JavaOptionsEnv,
+    /// The image's Java major version; `java8` holds for 8.
+    pub java_major: u32,
     /// The CA certificates to import, in order.
     pub certs: Vec<CertImport>,
-    /// The image's Java major version: 8 selects the keystore path, 9 and later `-cacerts`.
-    pub java_major: u32,
     /// A base image to use instead of the one in Spark's Dockerfile.
     pub base_image: Option<String>,
     /// Whether to switch the AWS SDK's certificate checks off (the plan then warns).
@@ -225,114 +196,58 @@ pub struct PatchContext {
 }
 
 impl PatchContext {
-    /// A context for `spark_version` on Java `java_major` with the log4j flavour that
-    /// version ships (log4j 2 from Spark 3.3 on), no certificates and no overrides.
-    pub fn for_spark(spark_version: &str, java_major: u32) -> Result<PatchContext, PatchError> {
-        let version =
-            parse_version(spark_version).ok_or_else(|| PatchError::InvalidSparkVersion {
-                version: spark_version.to_string(),
-            })?;
-        let log4j2 = compare_versions(&version, &[3, 3]) != Ordering::Less;
-        let (java_options, log4j_file) = if log4j2 {
-            (LOG4J2_JAVA_OPTION, "log4j2.properties")
-        } else {
-            (LOG4J1_JAVA_OPTION, "log4j.properties")
+    /// Refuses values that would break the files they are written into; returns the Spark
+    /// version's leading numbers, which the bounds are compared with.
+    fn validate(&self) -> Result<Vec<u64>, PatchError> {
+        let refuse = |name, value: &str, reason| PatchError::UnsafeValue {
+            name,
+            value: value.to_string(),
+            reason,
         };
-        Ok(PatchContext {
-            spark_version: spark_version.to_string(),
-            java_options: java_options.to_string(),
-            java_options_env: "_JAVA_OPTIONS".to_string(),
-            log4j_file: log4j_file.to_string(),
-            certs: Vec::new(),
-            java_major,
-            base_image: None,
-            disable_cert_checking: false,
-        })
-    }
-
-    /// Refuses values that would break the files they are written into.
-    fn validate(&self) -> Result<(), PatchError> {
-        let plain = [
-            ("Spark version", self.spark_version.as_str()),
-            ("_JAVA_OPTIONS value", self.java_options.as_str()),
-            ("log4j file name", self.log4j_file.as_str()),
-        ];
-        for (name, value) in plain {
-            refuse_line_breaks(name, value)?;
-        }
-        if let Some(bad) = self
-            .java_options
-            .chars()
-            .find(|c| matches!(c, '"' | '`' | '\\'))
+        let version = parse_version(&self.spark_version)
+            .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']))
+            .ok_or_else(|| {
+                let reason = "it must start with a number and hold no line break";
+                refuse("Spark version", &self.spark_version, reason)
+            })?;
+        if let Some(image) = &self.base_image
+            && (image.is_empty() || image.contains(|c: char| c.is_whitespace() || c == '\0'))
         {
-            return Err(PatchError::UnsafeValue {
-                name: "_JAVA_OPTIONS value",
-                value: self.java_options.clone(),
-                reason: match bad {
-                    '"' => "it is written inside double quotes and holds `\"`",
-                    '`' => "it is written inside double quotes and holds a backquote",
-                    _ => "it is written inside double quotes and holds a backslash",
-                },
-            });
+            let reason = "an image reference is one non-empty word";
+            return Err(refuse("base image", image, reason));
         }
-        require_file_name("log4j file name", &self.log4j_file)?;
-        if !matches!(
-            self.java_options_env.as_str(),
-            "_JAVA_OPTIONS" | "JAVA_TOOL_OPTIONS"
-        ) {
-            return Err(PatchError::UnsafeValue {
-                name: "JVM options variable",
-                value: self.java_options_env.clone(),
-                reason: "it must be _JAVA_OPTIONS or JAVA_TOOL_OPTIONS",
-            });
-        }
-        if let Some(image) = &self.base_image {
-            refuse_line_breaks("base image", image)?;
-            if image.is_empty() || image.chars().any(char::is_whitespace) {
-                return Err(PatchError::UnsafeValue {
-                    name: "base image",
-                    value: image.clone(),
-                    reason: "an image reference is one non-empty word",
-                });
+        // Aliases and file names become file names and shell words.
+        for cert in &self.certs {
+            for (name, value) in [
+                ("certificate alias", &cert.alias),
+                ("certificate file name", &cert.file_name),
+            ] {
+                let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+                if !value.chars().all(allowed)
+                    || !value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    let reason = "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`";
+                    return Err(refuse(name, value, reason));
+                }
             }
         }
-        for cert in &self.certs {
-            require_file_name("certificate alias", &cert.alias)?;
-            require_file_name("certificate file name", &cert.file_name)?;
+        Ok(version)
+    }
+
+    /// The value of placeholder `name` (one of [`PLACEHOLDERS`]), `None` when this build
+    /// does not set it; `cert` is the certificate a `for_each` template is rendered for.
+    fn value(&self, name: &str, cert: Option<&CertImport>) -> Option<String> {
+        match name {
+            "spark_version" => Some(self.spark_version.clone()),
+            "java_options" => Some(self.log4j.java_option()),
+            "java_options_env" => Some(self.java_options_env.name().to_string()),
+            "log4j_file" => Some(self.log4j.config_file().to_string()),
+            "java_major" => Some(self.java_major.to_string()),
+            "base_image" => self.base_image.clone(),
+            "cert.alias" => cert.map(|cert| cert.alias.clone()),
+            "cert.file_name" => cert.map(|cert| cert.file_name.clone()),
+            _ => None,
         }
-        Ok(())
-    }
-}
-
-fn refuse_line_breaks(name: &'static str, value: &str) -> Result<(), PatchError> {
-    if value.contains(['\n', '\r', '\0']) {
-        return Err(PatchError::UnsafeValue {
-            name,
-            value: value.to_string(),
-            reason: "it holds a line break or NUL",
-        });
-    }
-    Ok(())
-}
-
-/// Names that become file names and shell words: letters, digits, `.`, `_`, `-`, not
-/// starting with `.` or `-`.
-fn require_file_name(name: &'static str, value: &str) -> Result<(), PatchError> {
-    let allowed = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    let starts_well = value
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    if allowed && starts_well {
-        Ok(())
-    } else {
-        Err(PatchError::UnsafeValue {
-            name,
-            value: value.to_string(),
-            reason: "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`",
-        })
     }
 }
 
@@ -348,64 +263,64 @@ pub struct PatchSet {
 impl PatchSet {
     /// The patches embedded in the binary.
     pub fn builtin() -> Result<PatchSet, PatchError> {
-        let mut set = PatchSet {
+        let files = BUILTIN_PATCH_FILES
+            .iter()
+            .map(|(name, text)| (name.to_string(), name.to_string(), text.to_string()));
+        let empty = PatchSet {
             sources: Vec::new(),
             patches: Vec::new(),
         };
-        for (name, text) in BUILTIN_PATCH_FILES {
-            let patches = parse_patch_file(name, text)?;
-            for patch in patches {
-                if set.patches.iter().any(|existing| existing.id == patch.id) {
-                    return Err(PatchError::InvalidPatch {
-                        source_name: patch.source_name.clone(),
-                        id: patch.id.clone(),
-                        reason: "another built-in patch has the same id".to_string(),
-                    });
-                }
-                set.patches.push(patch);
-            }
-            set.sources.push((name.to_string(), text.to_string()));
-        }
-        Ok(set)
+        empty.add(files.collect(), "built-in")
     }
 
     /// Adds every `*.toml` file in `dir`, in file-name order. A patch whose id is already
     /// in the set replaces that patch in place; any other is appended.
-    pub fn with_user_dir(mut self, dir: &Path) -> Result<PatchSet, PatchError> {
-        let read_dir_error = |source| PatchError::ReadUserDir {
-            path: dir.to_path_buf(),
-            source,
+    pub fn with_user_dir(self, dir: &Path) -> Result<PatchSet, PatchError> {
+        let read_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| PatchError::ReadUserDir { path, source }
         };
-        let mut files = Vec::new();
-        for entry in fs::read_dir(dir).map_err(read_dir_error)? {
-            let path = entry.map_err(read_dir_error)?.path();
+        let mut paths = Vec::new();
+        for entry in fs::read_dir(dir).map_err(read_error(dir))? {
+            let path = entry.map_err(read_error(dir))?.path();
             if path
                 .extension()
                 .is_some_and(|extension| extension == "toml")
                 && path.is_file()
             {
-                files.push(path);
+                paths.push(path);
             }
         }
-        files.sort();
-        let mut user_ids: BTreeSet<String> = BTreeSet::new();
-        for path in files {
-            let text = fs::read_to_string(&path).map_err(|source| PatchError::ReadUserPatch {
-                path: path.clone(),
-                source,
-            })?;
-            let name = path.display().to_string();
+        paths.sort();
+        let mut files = Vec::new();
+        for path in paths {
+            let text = fs::read_to_string(&path).map_err(read_error(&path))?;
             // The digest names the file, not where the directory happens to live.
-            let digest_name = format!(
-                "user/{}",
-                path.file_name().unwrap_or_default().to_string_lossy()
-            );
+            let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+            files.push((
+                path.display().to_string(),
+                format!("user/{file_name}"),
+                text,
+            ));
+        }
+        self.add(files, "user")
+    }
+
+    /// Adds `(name, name in the digest, contents)` files of one `kind`, whose patch ids must
+    /// differ; a patch replaces the one with its id already in the set.
+    fn add(
+        mut self,
+        files: Vec<(String, String, String)>,
+        kind: &str,
+    ) -> Result<PatchSet, PatchError> {
+        let mut ids = BTreeSet::new();
+        for (name, digest_name, text) in files {
             for patch in parse_patch_file(&name, &text)? {
-                if !user_ids.insert(patch.id.clone()) {
+                if !ids.insert(patch.id.clone()) {
                     return Err(PatchError::InvalidPatch {
                         source_name: name,
                         id: patch.id,
-                        reason: "another user patch has the same id".to_string(),
+                        reason: format!("another {kind} patch has the same id"),
                     });
                 }
                 match self
@@ -435,13 +350,6 @@ impl PatchSet {
         }
         hex::encode(hasher.finalize())
     }
-
-    /// Each patch's id and description, in the order they apply.
-    pub fn patches(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.patches
-            .iter()
-            .map(|patch| (patch.id.as_str(), patch.description.as_str()))
-    }
 }
 
 /// Apply every patch to the tree in memory and return the new contents (nothing written).
@@ -454,67 +362,68 @@ pub fn plan_patches(
     set: &PatchSet,
     context: &PatchContext,
 ) -> Result<PatchPlan, PatchError> {
-    context.validate()?;
-    let spark_version =
-        parse_version(&context.spark_version).ok_or_else(|| PatchError::InvalidSparkVersion {
-            version: context.spark_version.clone(),
-        })?;
-
-    // Group by target file, keeping the order in which files first appear.
-    let mut targets: Vec<(&str, Vec<&Patch>)> = Vec::new();
-    for patch in &set.patches {
-        match targets.iter_mut().find(|(file, _)| *file == patch.file) {
-            Some((_, patches)) => patches.push(patch),
-            None => targets.push((patch.file.as_str(), vec![patch])),
-        }
-    }
-
+    let spark_version = context.validate()?;
     let mut plan = PatchPlan {
         files: Vec::new(),
         warnings: Vec::new(),
     };
-    for (file, patches) in targets {
-        let path = tree.join(file);
-        let any_applies = patches
+    // Each target file once, in the order the patches first name it.
+    let mut files: Vec<&str> = Vec::new();
+    for patch in &set.patches {
+        if !files.contains(&patch.file.as_str()) {
+            files.push(&patch.file);
+        }
+    }
+    for file in files {
+        let patches: Vec<&Patch> = set
+            .patches
             .iter()
-            .any(|patch| patch.holds(context, &spark_version));
+            .filter(|patch| patch.file == file)
+            .collect();
+        let applying: Vec<&Patch> = patches
+            .iter()
+            .copied()
+            .filter(|patch| patch.applies(context, &spark_version))
+            .collect();
+        let path = tree.join(file);
         let original = match fs::read_to_string(&path) {
             Ok(original) => original,
             // Nothing to do in a file no applicable patch changes, so it may be absent.
-            Err(error) if error.kind() == io::ErrorKind::NotFound && !any_applies => continue,
+            Err(error) if error.kind() == io::ErrorKind::NotFound && applying.is_empty() => {
+                continue;
+            }
             Err(source) => {
-                return Err(PatchError::ReadTarget {
-                    path,
-                    id: patches[0].id.clone(),
-                    source,
-                });
+                let id = patches[0].id.clone();
+                return Err(PatchError::ReadTarget { path, id, source });
             }
         };
         let target = Target {
             file,
             spark_version: &context.spark_version,
         };
-        let mut text = LineText::parse(&original);
-        remove_owned_lines(&patches, &mut text.lines, context);
-        for patch in patches {
-            if patch.holds(context, &spark_version) {
-                patch.apply(&mut text.lines, context, &target)?;
-                if let Some(warning) = &patch.warning {
-                    plan.warnings
-                        .push(warning.render(context, None).map_err(|name| {
-                            PatchError::MissingValue {
-                                id: patch.id.clone(),
-                                name,
-                            }
-                        })?);
-                }
+        let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
+        remove_owned_lines(&patches, &mut lines, context, &target);
+        for patch in applying {
+            patch.apply(&mut lines, context, &target)?;
+            if let Some(warning) = &patch.warning {
+                plan.warnings.push(patch.render(warning, context, None)?);
             }
         }
+        let ending = if original.contains("\r\n") {
+            "\r\n"
+        } else {
+            "\n"
+        };
+        let mut patched = lines.join(ending);
+        if original.ends_with('\n') && !lines.is_empty() {
+            patched.push_str(ending);
+        }
+        let relative = file.to_string();
         plan.files.push(PlannedFile {
             path,
-            relative: file.to_string(),
-            patched: text.join(),
+            relative,
             original,
+            patched,
         });
     }
     Ok(plan)
@@ -541,27 +450,23 @@ struct PlannedFile {
     patched: String,
 }
 
-impl PlannedFile {
-    fn changed(&self) -> bool {
-        self.original != self.patched
-    }
-}
-
 impl PatchPlan {
+    fn changed(&self) -> impl Iterator<Item = &PlannedFile> {
+        self.files
+            .iter()
+            .filter(|file| file.original != file.patched)
+    }
+
     /// A unified diff of every changed file, with paths `a/…` and `b/…` relative to the tree.
     pub fn unified_diff(&self) -> String {
         let mut diff = String::new();
-        for file in self.files.iter().filter(|file| file.changed()) {
+        for file in self.changed() {
             let text_diff = TextDiff::from_lines(&file.original, &file.patched);
-            diff.push_str(
-                &text_diff
-                    .unified_diff()
-                    .header(
-                        &format!("a/{}", file.relative),
-                        &format!("b/{}", file.relative),
-                    )
-                    .to_string(),
+            let (old, new) = (
+                format!("a/{}", file.relative),
+                format!("b/{}", file.relative),
             );
+            diff.push_str(&text_diff.unified_diff().header(&old, &new).to_string());
         }
         diff
     }
@@ -569,7 +474,7 @@ impl PatchPlan {
     /// Writes every changed file through a temporary file in its directory and a rename,
     /// keeping its permissions. Refuses a file that changed since it was planned.
     pub fn write(&self) -> Result<(), PatchError> {
-        for file in self.files.iter().filter(|file| file.changed()) {
+        for file in self.changed() {
             let write_error = |source| PatchError::Write {
                 path: file.path.clone(),
                 source,
@@ -605,18 +510,7 @@ impl PatchPlan {
 
     /// The files the plan changes, relative to the tree, `/`-separated.
     pub fn changed_files(&self) -> impl Iterator<Item = &str> {
-        self.files
-            .iter()
-            .filter(|file| file.changed())
-            .map(|file| file.relative.as_str())
-    }
-
-    /// The planned contents of a target file (relative, `/`-separated), changed or not.
-    pub fn patched_contents(&self, relative: &str) -> Option<&str> {
-        self.files
-            .iter()
-            .find(|file| file.relative == relative)
-            .map(|file| file.patched.as_str())
+        self.changed().map(|file| file.relative.as_str())
     }
 }
 
@@ -626,107 +520,92 @@ struct Target<'a> {
     spark_version: &'a str,
 }
 
-/// A file as lines without their terminators, remembering how to put it back together.
-struct LineText {
-    lines: Vec<String>,
-    line_ending: &'static str,
-    final_newline: bool,
-}
-
-impl LineText {
-    fn parse(text: &str) -> LineText {
-        let line_ending = if text.contains("\r\n") { "\r\n" } else { "\n" };
-        let final_newline = text.ends_with('\n');
-        let body = text.strip_suffix('\n').unwrap_or(text);
-        let lines = if text.is_empty() {
-            Vec::new()
-        } else {
-            body.split('\n')
-                .map(|line| line.strip_suffix('\r').unwrap_or(line).to_string())
-                .collect()
-        };
-        LineText {
-            lines,
-            line_ending,
-            final_newline,
+impl Target<'_> {
+    /// No line (`count` 0) or several lines match `anchor`, as `patch` states it.
+    fn anchor_error(&self, patch: &Patch, anchor: String, count: usize) -> PatchError {
+        let (id, file) = (patch.id.clone(), self.file.to_string());
+        let spark_version = self.spark_version.to_string();
+        match count {
+            0 => PatchError::AnchorNotFound {
+                id,
+                file,
+                anchor,
+                spark_version,
+            },
+            _ => PatchError::AmbiguousAnchor {
+                id,
+                file,
+                anchor,
+                count,
+                spark_version,
+            },
         }
-    }
-
-    fn join(&self) -> String {
-        let mut text = self.lines.join(self.line_ending);
-        if self.final_newline && !self.lines.is_empty() {
-            text.push_str(self.line_ending);
-        }
-        text
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// The patch format as written in TOML.
+// A patch: one `[[patch]]` table as written, checked when it is loaded.
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PatchFileSpec {
-    #[serde(default)]
-    patch: Vec<PatchSpec>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PatchSpec {
+struct Patch {
     id: String,
+    /// For whoever reads the patch file.
     #[serde(default)]
+    #[expect(
+        dead_code,
+        reason = "documents the patch file; the engine has no use for it"
+    )]
     description: String,
+    /// Relative to the tree, `/`-separated.
     file: String,
     #[serde(default)]
     when: Vec<String>,
-    within: Option<RegionSpec>,
-    anchor: MatcherSpec,
+    spark_min: Option<String>,
+    spark_max: Option<String>,
+    within: Option<Region>,
+    anchor: Matcher,
+    /// Anchors tried in order when `anchor` matches no line.
     #[serde(default)]
-    otherwise: Vec<MatcherSpec>,
+    otherwise: Vec<Matcher>,
     #[serde(default)]
     all: bool,
+    /// With several matching lines, use the last one.
     #[serde(default)]
     last: bool,
+    /// When no anchor matches, insert at the end of the file (or region).
     #[serde(default)]
     or_at_end: bool,
-    operation: OperationSpec,
+    operation: Operation,
     template: String,
     for_each: Option<String>,
     indent: Option<String>,
-    owned: Option<MatcherSpec>,
+    owned: Option<Matcher>,
     before_suffix: Option<String>,
     word: Option<usize>,
     skip_prefix: Option<String>,
     warning: Option<String>,
+    /// The patch file it came from.
+    #[serde(skip)]
+    source_name: String,
+    /// `when`, parsed: each condition and whether it is negated.
+    #[serde(skip)]
+    conditions: Vec<(Condition, bool)>,
+    /// `spark_min` and `spark_max`, parsed.
+    #[serde(skip)]
+    bounds: [Option<Vec<u64>>; 2],
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RegionSpec {
-    start: MatcherSpec,
-    end: MatcherSpec,
+struct Region {
+    start: Matcher,
+    end: Matcher,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MatcherSpec {
-    equals: Option<OneOrMany>,
-    starts_with: Option<OneOrMany>,
-    ends_with: Option<OneOrMany>,
-    contains: Option<OneOrMany>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum OperationSpec {
+enum Operation {
     InsertBefore,
     InsertAfter,
     Replace,
@@ -735,317 +614,258 @@ enum OperationSpec {
 }
 
 fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchError> {
-    let spec: PatchFileSpec = toml::from_str(text).map_err(|source| PatchError::Parse {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PatchFile {
+        #[serde(default)]
+        patch: Vec<Patch>,
+    }
+    let file: PatchFile = toml::from_str(text).map_err(|source| PatchError::Parse {
         source_name: source_name.to_string(),
         source,
     })?;
-    let mut patches: Vec<Patch> = Vec::new();
-    for patch_spec in spec.patch {
-        let id = patch_spec.id.clone();
-        let patch =
-            Patch::compile(source_name, patch_spec).map_err(|reason| PatchError::InvalidPatch {
-                source_name: source_name.to_string(),
-                id: id.clone(),
-                reason,
-            })?;
-        if patches.iter().any(|existing| existing.id == patch.id) {
-            return Err(PatchError::InvalidPatch {
-                source_name: source_name.to_string(),
-                id,
-                reason: "the file holds another patch with the same id".to_string(),
-            });
-        }
-        patches.push(patch);
+    let mut patches = file.patch;
+    for patch in &mut patches {
+        patch.source_name = source_name.to_string();
+        patch.check().map_err(|reason| patch.invalid(reason))?;
     }
     Ok(patches)
 }
 
-// ---------------------------------------------------------------------------------------
-// Patches, checked and ready to apply.
-
-#[derive(Debug, Clone)]
-struct Patch {
-    id: String,
-    description: String,
-    source_name: String,
-    /// Relative to the tree, `/`-separated.
-    file: String,
-    conditions: Vec<Condition>,
-    region: Option<Region>,
-    anchor: Matcher,
-    /// Anchors tried in order when `anchor` matches no line.
-    otherwise: Vec<Matcher>,
-    all: bool,
-    /// With several matching lines, use the last one.
-    last: bool,
-    /// When no anchor matches, insert at the end of the file (or region).
-    or_at_end: bool,
-    action: Action,
-    template: Template,
-    for_each_cert: bool,
-    indent: Indent,
-    owned: Option<Matcher>,
-    warning: Option<Template>,
-}
-
-#[derive(Debug, Clone)]
-struct Region {
-    start: Matcher,
-    end: Matcher,
-}
-
-#[derive(Debug, Clone)]
-enum Action {
-    Insert(Direction),
-    Replace,
-    ReplaceWord {
-        word: usize,
-        skip_prefix: Option<String>,
-    },
-    AppendToLine {
-        before_suffix: Option<String>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Direction {
-    Before,
-    After,
-}
-
-#[derive(Debug, Clone)]
-enum Indent {
-    Anchor,
-    Literal(String),
-}
-
 impl Patch {
-    fn compile(source_name: &str, spec: PatchSpec) -> Result<Patch, String> {
-        if spec.id.trim().is_empty() {
-            return Err("the id is empty".to_string());
+    /// Checks what the TOML types cannot say, and parses `when` and the version bounds.
+    fn check(&mut self) -> Result<(), String> {
+        let insert = self.inserts();
+        let replace_word = self.operation == Operation::ReplaceWord;
+        let one_line = self.template.strip_suffix('\n').unwrap_or(&self.template);
+        let plain_path = Path::new(&self.file)
+            .components()
+            .all(|component| matches!(component, Component::Normal(_)));
+        let indent = self.indent.as_deref().unwrap_or("anchor");
+        let rules = [
+            (self.id.trim().is_empty(), "the id is empty"),
+            (
+                self.file.is_empty() || self.file.contains('\\') || !plain_path,
+                "`file` must be a relative path of plain names inside the Spark tree",
+            ),
+            (
+                !matches!(self.for_each.as_deref(), None | Some("certs")),
+                "`for_each` takes \"certs\", the one list there is",
+            ),
+            (
+                replace_word && self.word.is_none_or(|word| word == 0),
+                "`replace_word` needs `word`, counted from 1",
+            ),
+            (
+                !replace_word && (self.word.is_some() || self.skip_prefix.is_some()),
+                "`word` and `skip_prefix` belong to `replace_word`",
+            ),
+            (
+                self.operation != Operation::AppendToLine && self.before_suffix.is_some(),
+                "`before_suffix` belongs to `append_to_line`",
+            ),
+            (
+                [&self.skip_prefix, &self.before_suffix].contains(&&Some(String::new())),
+                "`skip_prefix` and `before_suffix` cannot be empty",
+            ),
+            (
+                !insert && (self.for_each.is_some() || self.or_at_end),
+                "only insert operations take `for_each` and `or_at_end`",
+            ),
+            (
+                !insert && one_line.contains('\n'),
+                "this operation takes a one-line template",
+            ),
+            (self.all && self.last, "`all` and `last` exclude each other"),
+            (
+                indent != "anchor" && !indent.chars().all(|c| c == ' ' || c == '\t'),
+                "`indent` is neither \"anchor\" nor spaces and tabs",
+            ),
+        ];
+        if let Some((_, reason)) = rules.iter().find(|(broken, _)| *broken) {
+            return Err(reason.to_string());
         }
-        check_relative_file(&spec.file)?;
-        let for_each_cert = match spec.for_each.as_deref() {
-            None => false,
-            Some("certs") => true,
-            Some(other) => {
-                return Err(format!(
-                    "`for_each = \"{other}\"` is unknown; the only list is `certs`"
-                ));
-            }
-        };
-        let action = match spec.operation {
-            OperationSpec::InsertBefore => Action::Insert(Direction::Before),
-            OperationSpec::InsertAfter => Action::Insert(Direction::After),
-            OperationSpec::Replace => Action::Replace,
-            OperationSpec::ReplaceWord => Action::ReplaceWord {
-                word: match spec.word {
-                    Some(word) if word >= 1 => word,
-                    _ => return Err("`replace_word` needs `word`, counted from 1".to_string()),
-                },
-                skip_prefix: non_empty(spec.skip_prefix.clone(), "skip_prefix")?,
-            },
-            OperationSpec::AppendToLine => Action::AppendToLine {
-                before_suffix: non_empty(spec.before_suffix.clone(), "before_suffix")?,
-            },
-        };
-        let is_replace_word = matches!(action, Action::ReplaceWord { .. });
-        let is_append = matches!(action, Action::AppendToLine { .. });
-        if !is_replace_word && (spec.word.is_some() || spec.skip_prefix.is_some()) {
-            return Err("`word` and `skip_prefix` belong to `replace_word`".to_string());
+        let region = self
+            .within
+            .iter()
+            .flat_map(|region| [("within.start", &region.start), ("within.end", &region.end)]);
+        let otherwise = self.otherwise.iter().map(|matcher| ("otherwise", matcher));
+        let owned = self.owned.iter().map(|matcher| ("owned", matcher));
+        for (key, matcher) in region
+            .chain([("anchor", &self.anchor)])
+            .chain(otherwise)
+            .chain(owned)
+        {
+            matcher.check(key)?;
         }
-        if !is_append && spec.before_suffix.is_some() {
-            return Err("`before_suffix` belongs to `append_to_line`".to_string());
-        }
-        let template = Template::parse(&spec.template)?;
-        if template.uses_cert() && !for_each_cert {
+        let mut uses_cert = false;
+        expand(&self.template, |name| {
+            uses_cert |= name.starts_with("cert.");
+            known_placeholder(name)
+        })?;
+        if uses_cert && self.for_each.is_none() {
             return Err("`{cert.…}` placeholders need `for_each = \"certs\"`".to_string());
         }
-        if !matches!(action, Action::Insert(_)) {
-            if for_each_cert {
-                return Err("only insert operations take `for_each`".to_string());
-            }
-            if template.has_line_break() {
-                return Err("this operation takes a one-line template".to_string());
+        if let Some(warning) = &self.warning {
+            expand(warning, |name| match name.starts_with("cert.") {
+                true => Err("a warning cannot use `{cert.…}` placeholders".to_string()),
+                false => known_placeholder(name),
+            })?;
+        }
+        self.conditions = self
+            .when
+            .iter()
+            .map(|text| Condition::parse(text))
+            .collect::<Result<_, _>>()?;
+        for (bound, (key, text)) in self.bounds.iter_mut().zip([
+            ("spark_min", &self.spark_min),
+            ("spark_max", &self.spark_max),
+        ]) {
+            if let Some(text) = text {
+                let error = || format!("`{key} = \"{text}\"` is not a version such as \"3.3\"");
+                *bound = Some(parse_bound(text).ok_or_else(error)?);
             }
         }
-        if spec.all && spec.last {
-            return Err("`all` and `last` exclude each other".to_string());
-        }
-        if spec.or_at_end && !matches!(action, Action::Insert(_)) {
-            return Err("only insert operations take `or_at_end`".to_string());
-        }
-        let warning = spec.warning.as_deref().map(Template::parse).transpose()?;
-        if warning.as_ref().is_some_and(Template::uses_cert) {
-            return Err("a warning cannot use `{cert.…}` placeholders".to_string());
-        }
-        let indent = match spec.indent.as_deref() {
-            None | Some("anchor") => Indent::Anchor,
-            Some(literal) if literal.chars().all(|c| c == ' ' || c == '\t') => {
-                Indent::Literal(literal.to_string())
-            }
-            Some(other) => {
-                return Err(format!(
-                    "`indent = \"{other}\"` is neither \"anchor\" nor spaces and tabs"
-                ));
-            }
-        };
-        Ok(Patch {
-            id: spec.id,
-            description: spec.description,
-            source_name: source_name.to_string(),
-            file: spec.file,
-            conditions: spec
-                .when
-                .iter()
-                .map(|text| Condition::parse(text))
-                .collect::<Result<_, _>>()?,
-            region: spec
-                .within
-                .map(|region| -> Result<Region, String> {
-                    Ok(Region {
-                        start: Matcher::compile(region.start, "within.start")?,
-                        end: Matcher::compile(region.end, "within.end")?,
-                    })
-                })
-                .transpose()?,
-            anchor: Matcher::compile(spec.anchor, "anchor")?,
-            otherwise: spec
-                .otherwise
-                .into_iter()
-                .map(|matcher| Matcher::compile(matcher, "otherwise"))
-                .collect::<Result<_, _>>()?,
-            all: spec.all,
-            last: spec.last,
-            or_at_end: spec.or_at_end,
-            action,
-            template,
-            for_each_cert,
-            indent,
-            owned: spec
-                .owned
-                .map(|owned| Matcher::compile(owned, "owned"))
-                .transpose()?,
-            warning,
-        })
+        Ok(())
     }
 
-    fn holds(&self, context: &PatchContext, spark_version: &[u64]) -> bool {
+    fn invalid(&self, reason: String) -> PatchError {
+        PatchError::InvalidPatch {
+            source_name: self.source_name.clone(),
+            id: self.id.clone(),
+            reason,
+        }
+    }
+
+    fn inserts(&self) -> bool {
+        matches!(
+            self.operation,
+            Operation::InsertBefore | Operation::InsertAfter
+        )
+    }
+
+    fn applies(&self, context: &PatchContext, spark_version: &[u64]) -> bool {
+        // A bound covers its whole line: `spark_max = "3.2"` includes 3.2.4.
+        let line = |bound: &Vec<u64>| -> Vec<u64> {
+            (0..bound.len())
+                .map(|index| spark_version.get(index).copied().unwrap_or(0))
+                .collect()
+        };
+        let [min, max] = &self.bounds;
         self.conditions
             .iter()
-            .all(|condition| condition.holds(context, spark_version))
+            .all(|(condition, negated)| condition.holds(context) != *negated)
+            && min.as_ref().is_none_or(|min| line(min) >= *min)
+            && max.as_ref().is_none_or(|max| line(max) <= *max)
+    }
+
+    /// `template` rendered with `context` (and `cert` inside `for_each`).
+    fn render(
+        &self,
+        template: &str,
+        context: &PatchContext,
+        cert: Option<&CertImport>,
+    ) -> Result<String, PatchError> {
+        // Checked when loaded, a template can only fail here on a value the build lacks.
+        expand(template, |name| {
+            context.value(name, cert).ok_or(name.to_string())
+        })
+        .map_err(|name| {
+            self.invalid(format!(
+                "it uses `{{{name}}}`, which this build does not set"
+            ))
+        })
     }
 
     /// The lines the patch writes with these values (before indentation).
     fn render_lines(&self, context: &PatchContext) -> Result<Vec<String>, PatchError> {
-        let missing = |name| PatchError::MissingValue {
-            id: self.id.clone(),
-            name,
-        };
-        let texts = if self.for_each_cert {
-            context
+        let texts = match self.for_each {
+            Some(_) => context
                 .certs
                 .iter()
-                .map(|cert| self.template.render(context, Some(cert)))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(missing)?
-        } else {
-            vec![self.template.render(context, None).map_err(missing)?]
+                .map(|cert| self.render(&self.template, context, Some(cert)))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![self.render(&self.template, context, None)?],
         };
-        let mut lines = Vec::new();
-        for text in texts {
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            lines.extend(text.split('\n').map(str::to_string));
-        }
-        Ok(lines)
+        Ok(texts
+            .iter()
+            .flat_map(|text| text.strip_suffix('\n').unwrap_or(text).split('\n'))
+            .map(str::to_string)
+            .collect())
     }
 
-    /// What counts as a line this patch wrote, for idempotency.
-    fn ownership(&self, context: &PatchContext) -> Option<Owned<'_>> {
+    /// What counts as a line this patch wrote: its `owned` matcher, else exactly what it
+    /// would write now.
+    fn ownership(&self, context: &PatchContext) -> Option<Matcher> {
         match &self.owned {
-            Some(matcher) => Some(Owned::Matcher(matcher)),
-            None => match self.render_lines(context) {
-                Ok(lines) if !lines.is_empty() => Some(Owned::Exact(
-                    lines.iter().map(|line| line.trim().to_string()).collect(),
-                )),
-                _ => None,
-            },
+            Some(owned) => Some(owned.clone()),
+            None => self
+                .render_lines(context)
+                .ok()
+                .filter(|lines| !lines.is_empty())
+                .map(|lines| Matcher {
+                    equals: lines,
+                    ..Matcher::default()
+                }),
         }
     }
 
-    /// The anchor lines, or why there are none (or too many).
-    fn locate(&self, lines: &[String], also: Option<&Owned<'_>>) -> Result<Vec<usize>, Miss> {
-        let (from, to) = match &self.region {
+    /// The anchor lines: in the region, the first of `anchor` (or a line `also` owns) and
+    /// each of `otherwise` that matches.
+    fn locate(
+        &self,
+        lines: &[String],
+        also: Option<&Matcher>,
+        target: &Target<'_>,
+    ) -> Result<Vec<usize>, PatchError> {
+        let matching = |matcher: &Matcher, from: usize, to: usize| -> Vec<usize> {
+            (from..to)
+                .filter(|&index| matcher.matches(&lines[index]))
+                .collect()
+        };
+        let (from, to) = match &self.within {
             None => (0, lines.len()),
-            Some(region) => {
-                let starts: Vec<usize> = (0..lines.len())
-                    .filter(|&index| region.start.matches(&lines[index]))
-                    .collect();
-                let start = match starts.as_slice() {
-                    [] => {
-                        return Err(Miss::NotFound {
-                            anchor: format!("{} (the start of the region to search)", region.start),
-                        });
-                    }
-                    [start] => *start,
-                    _ => {
-                        return Err(Miss::Ambiguous {
-                            anchor: format!("{} (the start of the region to search)", region.start),
-                            count: starts.len(),
-                        });
-                    }
+            Some(Region { start, end }) => {
+                let starts = matching(start, 0, lines.len());
+                if starts.len() != 1 {
+                    let what = format!("{start} (the start of the region to search)");
+                    return Err(target.anchor_error(self, what, starts.len()));
+                }
+                let Some(&end_at) = matching(end, starts[0] + 1, lines.len()).first() else {
+                    let what = format!("{end} (the end of the region opened by {start})");
+                    return Err(target.anchor_error(self, what, 0));
                 };
-                let end = (start + 1..lines.len())
-                    .find(|&index| region.end.matches(&lines[index]))
-                    .ok_or_else(|| Miss::NotFound {
-                        anchor: format!(
-                            "{} (the end of the region opened by {})",
-                            region.end, region.start
-                        ),
-                    })?;
-                (start + 1, end)
+                (starts[0] + 1, end_at)
             }
         };
-        // The anchor, then each fallback in turn: the first that matches a line is used.
-        let mut found: Vec<usize> = Vec::new();
-        for (position, matcher) in std::iter::once(&self.anchor)
-            .chain(&self.otherwise)
-            .enumerate()
-        {
-            found = (from..to)
-                .filter(|&index| {
-                    matcher.matches(&lines[index])
-                        || (position == 0 && also.is_some_and(|owned| owned.matches(&lines[index])))
-                })
-                .collect();
-            if !found.is_empty() {
-                break;
-            }
-        }
-        let mut anchor = self.anchor.to_string();
-        for fallback in &self.otherwise {
-            anchor.push_str(&format!(", else {fallback}"));
-        }
-        if let Some(region) = &self.region {
-            anchor = format!("{anchor} between {} and {}", region.start, region.end);
-        }
+        let first = (from..to).filter(|&index| {
+            self.anchor.matches(&lines[index])
+                || also.is_some_and(|also| also.matches(&lines[index]))
+        });
+        let mut found = std::iter::once(first.collect::<Vec<_>>())
+            .chain(
+                self.otherwise
+                    .iter()
+                    .map(|matcher| matching(matcher, from, to)),
+            )
+            .find(|found| !found.is_empty())
+            .unwrap_or_default();
         match found.len() {
             // The end of the file (or region) stands in as the anchor.
             0 if self.or_at_end => Ok(vec![to]),
-            0 => Err(Miss::NotFound { anchor }),
             1 => Ok(found),
-            _ if self.all => Ok(found),
-            _ if self.last => Ok(found.split_off(found.len() - 1)),
-            count => Err(Miss::Ambiguous { anchor, count }),
-        }
-    }
-
-    fn indent_for(&self, anchor_line: &str) -> String {
-        match &self.indent {
-            Indent::Anchor => {
-                anchor_line[..anchor_line.len() - anchor_line.trim_start().len()].to_string()
+            count if count > 1 && self.all => Ok(found),
+            count if count > 1 && self.last => Ok(found.split_off(count - 1)),
+            count => {
+                let mut anchor = self.anchor.to_string();
+                for fallback in &self.otherwise {
+                    anchor.push_str(&format!(", else {fallback}"));
+                }
+                if let Some(Region { start, end }) = &self.within {
+                    anchor.push_str(&format!(" between {start} and {end}"));
+                }
+                Err(target.anchor_error(self, anchor, count))
             }
-            Indent::Literal(literal) => literal.clone(),
         }
     }
 
@@ -1059,133 +879,66 @@ impl Patch {
         if let Some(owned) = &self.owned
             && let Some(stray) = rendered.iter().find(|line| !owned.matches(line))
         {
-            return Err(PatchError::InvalidPatch {
-                source_name: self.source_name.clone(),
-                id: self.id.clone(),
-                reason: format!(
-                    "it writes `{stray}`, which its `owned` matcher ({owned}) does not match, \
-                     so applying it twice would write it twice"
-                ),
-            });
+            return Err(self.invalid(format!(
+                "it writes `{stray}`, which its `owned` matcher ({owned}) does not match, \
+                 so applying it twice would write it twice"
+            )));
         }
-        let also = match (&self.action, &self.owned) {
-            (Action::Insert(_), _) => None,
-            (_, Some(owned)) => Some(Owned::Matcher(owned)),
-            (Action::Replace, None) => Some(Owned::Exact(
-                rendered
-                    .iter()
-                    .map(|line| line.trim().to_string())
-                    .collect(),
-            )),
-            (_, None) => None,
+        // A line an earlier run replaced or appended to is found again as the anchor.
+        let also = match self.operation {
+            Operation::InsertBefore | Operation::InsertAfter => None,
+            Operation::Replace => self.ownership(context),
+            Operation::ReplaceWord | Operation::AppendToLine => self.owned.clone(),
         };
-        let anchors = self
-            .locate(lines, also.as_ref())
-            .map_err(|miss| miss.into_error(self, target))?;
+        let text = rendered.concat();
+        let unfit = |index: usize, reason| PatchError::LineUnfit {
+            id: self.id.clone(),
+            file: target.file.to_string(),
+            line: index + 1,
+            reason,
+            spark_version: target.spark_version.to_string(),
+        };
         // From the bottom up, so insertions do not move the anchors still to come.
-        for &index in anchors.iter().rev() {
+        for index in self.locate(lines, also.as_ref(), target)?.into_iter().rev() {
             // `or_at_end` anchors at one past the last line: no anchor line to indent like.
-            let indent = lines
-                .get(index)
-                .map(|line| self.indent_for(line))
-                .unwrap_or_default();
-            let line_number = index + 1;
-            match &self.action {
-                Action::Insert(direction) => {
-                    let at = match direction {
-                        Direction::Before => index,
-                        Direction::After => (index + 1).min(lines.len()),
+            let indent = match (lines.get(index), self.indent.as_deref()) {
+                (None, _) => String::new(),
+                (Some(line), None | Some("anchor")) => {
+                    line[..line.len() - line.trim_start().len()].to_string()
+                }
+                (Some(_), Some(literal)) => literal.to_string(),
+            };
+            match self.operation {
+                Operation::InsertBefore | Operation::InsertAfter => {
+                    let at = match self.operation {
+                        Operation::InsertBefore => index,
+                        _ => (index + 1).min(lines.len()),
                     };
-                    let block = rendered.iter().map(|line| format!("{indent}{line}"));
-                    lines.splice(at..at, block);
+                    lines.splice(
+                        at..at,
+                        rendered.iter().map(|line| format!("{indent}{line}")),
+                    );
                 }
-                Action::Replace => {
-                    lines[index] = format!("{indent}{}", rendered.concat());
+                Operation::Replace => lines[index] = format!("{indent}{text}"),
+                Operation::ReplaceWord => {
+                    // `word` is there: checked when the patch was loaded.
+                    let word = self.word.unwrap_or(0);
+                    let skip_prefix = self.skip_prefix.as_deref();
+                    lines[index] = replace_word(&lines[index], word, skip_prefix, &text)
+                        .ok_or_else(|| unfit(index, format!("it has fewer than {word} words")))?;
                 }
-                Action::ReplaceWord { word, skip_prefix } => {
-                    let replaced = replace_word(
-                        &lines[index],
-                        *word,
-                        skip_prefix.as_deref(),
-                        &rendered.concat(),
-                    )
-                    .ok_or_else(|| PatchError::WordMissing {
-                        id: self.id.clone(),
-                        file: target.file.to_string(),
-                        line_number,
-                        word: *word,
-                        spark_version: target.spark_version.to_string(),
-                    })?;
-                    lines[index] = replaced;
-                }
-                Action::AppendToLine { before_suffix } => {
-                    let addition = rendered.concat();
-                    let line = &lines[index];
-                    let (body, suffix) = match before_suffix {
-                        None => (line.as_str(), ""),
-                        Some(suffix) => match line.strip_suffix(suffix.as_str()) {
-                            Some(body) => (body, suffix.as_str()),
-                            None => {
-                                return Err(PatchError::SuffixMissing {
-                                    id: self.id.clone(),
-                                    file: target.file.to_string(),
-                                    line_number,
-                                    suffix: suffix.clone(),
-                                    spark_version: target.spark_version.to_string(),
-                                });
-                            }
-                        },
-                    };
-                    if !body.ends_with(&addition) {
-                        lines[index] = format!("{body}{addition}{suffix}");
+                Operation::AppendToLine => {
+                    let suffix = self.before_suffix.as_deref().unwrap_or("");
+                    let body = lines[index]
+                        .strip_suffix(suffix)
+                        .ok_or_else(|| unfit(index, format!("it does not end with `{suffix}`")))?;
+                    if !body.ends_with(&text) {
+                        lines[index] = format!("{body}{text}{suffix}");
                     }
                 }
             }
         }
         Ok(())
-    }
-}
-
-/// Why an anchor could not be used, before the file and version are known.
-enum Miss {
-    NotFound { anchor: String },
-    Ambiguous { anchor: String, count: usize },
-}
-
-impl Miss {
-    fn into_error(self, patch: &Patch, target: &Target<'_>) -> PatchError {
-        match self {
-            Miss::NotFound { anchor } => PatchError::AnchorNotFound {
-                id: patch.id.clone(),
-                file: target.file.to_string(),
-                anchor,
-                spark_version: target.spark_version.to_string(),
-            },
-            Miss::Ambiguous { anchor, count } => PatchError::AmbiguousAnchor {
-                id: patch.id.clone(),
-                file: target.file.to_string(),
-                anchor,
-                count,
-                spark_version: target.spark_version.to_string(),
-            },
-        }
-    }
-}
-
-/// Lines a patch counts as its own.
-#[derive(Debug, Clone)]
-enum Owned<'a> {
-    Matcher(&'a Matcher),
-    /// Exactly these lines (trimmed), as the patch would write them now.
-    Exact(Vec<String>),
-}
-
-impl Owned<'_> {
-    fn matches(&self, line: &str) -> bool {
-        match self {
-            Owned::Matcher(matcher) => matcher.matches(line),
-            Owned::Exact(lines) => lines.iter().any(|owned| owned == line.trim()),
-        }
     }
 }
 
@@ -1193,488 +946,290 @@ impl Owned<'_> {
 /// insert there, so that applying afterwards yields the same text on a pristine and on an
 /// already-patched file. Patches whose anchor cannot be found are skipped: if they apply,
 /// the apply step reports it.
-fn remove_owned_lines(patches: &[&Patch], lines: &mut Vec<String>, context: &PatchContext) {
-    let mut inserts: Vec<(usize, Direction, Owned<'_>)> = Vec::new();
-    for patch in patches {
-        let Action::Insert(direction) = patch.action else {
-            continue;
-        };
-        let Some(owned) = patch.ownership(context) else {
-            continue;
-        };
-        let Ok(anchors) = patch.locate(lines, None) else {
-            continue;
-        };
-        for index in anchors {
-            inserts.push((index, direction, owned.clone()));
+fn remove_owned_lines(
+    patches: &[&Patch],
+    lines: &mut Vec<String>,
+    context: &PatchContext,
+    target: &Target<'_>,
+) {
+    let mut inserts: Vec<(usize, Operation, Matcher)> = Vec::new();
+    for patch in patches.iter().filter(|patch| patch.inserts()) {
+        if let (Some(owned), Ok(anchors)) =
+            (patch.ownership(context), patch.locate(lines, None, target))
+        {
+            inserts.extend(
+                anchors
+                    .into_iter()
+                    .map(|index| (index, patch.operation, owned.clone())),
+            );
         }
     }
     let anchors: BTreeSet<usize> = inserts.iter().map(|(index, _, _)| *index).collect();
     let mut doomed: BTreeSet<usize> = BTreeSet::new();
-    let places: BTreeSet<(usize, Direction)> = inserts
-        .iter()
-        .map(|(index, direction, _)| (*index, *direction))
-        .collect();
-    for (anchor, direction) in places {
-        let owners: Vec<&Owned<'_>> = inserts
+    for (anchor, operation, _) in &inserts {
+        let owners: Vec<&Matcher> = inserts
             .iter()
-            .filter(|(index, dir, _)| *index == anchor && *dir == direction)
+            .filter(|(index, other, _)| index == anchor && other == operation)
             .map(|(_, _, owned)| owned)
             .collect();
-        let mut index = anchor;
+        let mut index = *anchor;
         loop {
-            let next = match direction {
-                Direction::Before => index.checked_sub(1),
-                Direction::After => Some(index + 1).filter(|&next| next < lines.len()),
+            let next = match operation {
+                Operation::InsertBefore => index.checked_sub(1),
+                _ => Some(index + 1).filter(|&next| next < lines.len()),
             };
-            let Some(next) = next else { break };
-            if anchors.contains(&next) || !owners.iter().any(|owned| owned.matches(&lines[next])) {
-                break;
+            match next {
+                Some(next)
+                    if !anchors.contains(&next)
+                        && owners.iter().any(|owned| owned.matches(&lines[next])) =>
+                {
+                    doomed.insert(next);
+                    index = next;
+                }
+                _ => break,
             }
-            doomed.insert(next);
-            index = next;
         }
     }
     let mut index = 0;
     lines.retain(|_| {
-        let keep = !doomed.contains(&index);
         index += 1;
-        keep
+        !doomed.contains(&(index - 1))
     });
 }
 
 /// Replaces word `word` (1-based) of `line`, not counting words after the first that start
 /// with `skip_prefix`; keeps every other character. `None` if the line is shorter.
 fn replace_word(line: &str, word: usize, skip_prefix: Option<&str>, new: &str) -> Option<String> {
-    let mut count = 0;
-    let mut position = 0;
-    while position < line.len() {
-        let rest = &line[position..];
-        let start = position + (rest.len() - rest.trim_start().len());
-        if start >= line.len() {
-            break;
-        }
-        let end = line[start..]
-            .find(char::is_whitespace)
-            .map_or(line.len(), |offset| start + offset);
-        let text = &line[start..end];
-        let skipped = count > 0 && skip_prefix.is_some_and(|prefix| text.starts_with(prefix));
-        if !skipped {
-            count += 1;
-            if count == word {
-                return Some(format!("{}{new}{}", &line[..start], &line[end..]));
-            }
-        }
-        position = end;
-    }
-    None
-}
-
-fn check_relative_file(file: &str) -> Result<(), String> {
-    let path = Path::new(file);
-    let plain = !file.is_empty()
-        && !file.contains('\\')
-        && path
-            .components()
-            .all(|component| matches!(component, Component::Normal(_)));
-    if plain {
-        Ok(())
-    } else {
-        Err(format!(
-            "`file = \"{file}\"` must be a relative path of plain names inside the Spark tree"
-        ))
-    }
-}
-
-fn non_empty(value: Option<String>, key: &str) -> Result<Option<String>, String> {
-    match value {
-        Some(text) if text.is_empty() => Err(format!("`{key}` is empty")),
-        other => Ok(other),
-    }
+    let skipped = |position, text: &str| {
+        position > 0 && skip_prefix.is_some_and(|prefix| text.starts_with(prefix))
+    };
+    let old = line
+        .split_whitespace()
+        .enumerate()
+        .filter(|&(position, text)| !skipped(position, text))
+        .nth(word.checked_sub(1)?)?
+        .1;
+    // `old` is a slice of `line`: its offset says where it starts.
+    let start = old.as_ptr() as usize - line.as_ptr() as usize;
+    Some(format!(
+        "{}{new}{}",
+        &line[..start],
+        &line[start + old.len()..]
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
-// Matchers.
+// Matchers, templates and conditions.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MatchKind {
-    Equals,
-    StartsWith,
-    EndsWith,
-    Contains,
-}
-
-impl MatchKind {
-    fn key(self) -> &'static str {
-        match self {
-            MatchKind::Equals => "equals",
-            MatchKind::StartsWith => "starts_with",
-            MatchKind::EndsWith => "ends_with",
-            MatchKind::Contains => "contains",
-        }
-    }
-}
-
-/// Matches a line (trimmed) against any of several literal alternatives.
-#[derive(Debug, Clone)]
+/// Matches a line, trimmed, when any alternative does; each key takes a string or a list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Matcher {
-    alternatives: Vec<(MatchKind, String)>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    equals: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    starts_with: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    ends_with: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    contains: Vec<String>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(text) => vec![text],
+        OneOrMany::Many(texts) => texts,
+    })
 }
 
 impl Matcher {
-    fn compile(spec: MatcherSpec, key: &str) -> Result<Matcher, String> {
-        let mut alternatives = Vec::new();
+    /// Each alternative as `(key, text)`, the text trimmed on the side(s) the trimmed line
+    /// is compared at: `starts_with = "FROM "` keeps its space.
+    fn alternatives(&self) -> impl Iterator<Item = (&'static str, &str)> {
         let keyed = [
-            (MatchKind::Equals, spec.equals),
-            (MatchKind::StartsWith, spec.starts_with),
-            (MatchKind::EndsWith, spec.ends_with),
-            (MatchKind::Contains, spec.contains),
+            ("equals", &self.equals),
+            ("starts_with", &self.starts_with),
+            ("ends_with", &self.ends_with),
+            ("contains", &self.contains),
         ];
-        for (kind, texts) in keyed {
-            let texts = match texts {
-                None => continue,
-                Some(OneOrMany::One(text)) => vec![text],
-                Some(OneOrMany::Many(texts)) => texts,
-            };
-            for text in texts {
-                // The line is trimmed before matching, so the pattern is trimmed on the
-                // side(s) it is compared at: `starts_with = "FROM "` keeps its space.
-                let text = match kind {
-                    MatchKind::Equals => text.trim(),
-                    MatchKind::StartsWith => text.trim_start(),
-                    MatchKind::EndsWith => text.trim_end(),
-                    MatchKind::Contains => text.as_str(),
-                }
-                .to_string();
-                if text.is_empty() || text.contains(['\n', '\r']) {
-                    return Err(format!(
-                        "`{key}.{}` needs non-empty, single-line text",
-                        kind.key()
-                    ));
-                }
-                alternatives.push((kind, text));
-            }
-        }
-        if alternatives.is_empty() {
+        keyed.into_iter().flat_map(|(key, texts)| {
+            texts.iter().map(move |text| match key {
+                "equals" => (key, text.trim()),
+                "starts_with" => (key, text.trim_start()),
+                "ends_with" => (key, text.trim_end()),
+                _ => (key, text.as_str()),
+            })
+        })
+    }
+
+    fn check(&self, key: &str) -> Result<(), String> {
+        if self.alternatives().next().is_none() {
             return Err(format!(
                 "`{key}` needs one of `equals`, `starts_with`, `ends_with`, `contains`"
             ));
         }
-        Ok(Matcher { alternatives })
+        match self
+            .alternatives()
+            .find(|(_, text)| text.is_empty() || text.contains(['\n', '\r']))
+        {
+            Some((kind, _)) => Err(format!("`{key}.{kind}` needs non-empty, single-line text")),
+            None => Ok(()),
+        }
     }
 
     fn matches(&self, line: &str) -> bool {
         let line = line.trim();
-        self.alternatives.iter().any(|(kind, text)| match kind {
-            MatchKind::Equals => line == text,
-            MatchKind::StartsWith => line.starts_with(text.as_str()),
-            MatchKind::EndsWith => line.ends_with(text.as_str()),
-            MatchKind::Contains => line.contains(text.as_str()),
+        self.alternatives().any(|(key, text)| match key {
+            "equals" => line == text,
+            "starts_with" => line.starts_with(text),
+            "ends_with" => line.ends_with(text),
+            _ => line.contains(text),
         })
     }
 }
 
 impl fmt::Display for Matcher {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (position, (kind, text)) in self.alternatives.iter().enumerate() {
-            if position > 0 {
-                formatter.write_str(" or ")?;
-            }
-            write!(formatter, "{} `{text}`", kind.key())?;
+        for (position, (key, text)) in self.alternatives().enumerate() {
+            let or = if position > 0 { " or " } else { "" };
+            write!(formatter, "{or}{key} `{text}`")?;
         }
         Ok(())
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Templates.
+/// Expands the `{name}` placeholders of `template` through `value` (`{{` and `}}` are
+/// literal braces); an error is a malformed template's reason or what `value` returned.
+fn expand(
+    template: &str,
+    mut value: impl FnMut(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    let mut text = String::new();
+    let mut rest = template;
+    while let Some(at) = rest.find(['{', '}']) {
+        text.push_str(&rest[..at]);
+        let brace = &rest[at..=at];
+        if rest[at + 1..].starts_with(brace) {
+            text.push_str(brace);
+            rest = &rest[at + 2..];
+        } else if brace == "}" {
+            return Err("a lone `}` (write `}}` for a literal brace)".to_string());
+        } else {
+            let Some(length) = rest[at..].find('}') else {
+                let unclosed = &rest[at..];
+                return Err(format!(
+                    "`{unclosed}` is not closed (write `{{{{` for a literal brace)"
+                ));
+            };
+            text.push_str(&value(rest[at + 1..at + length].trim())?);
+            rest = &rest[at + length + 1..];
+        }
+    }
+    text.push_str(rest);
+    Ok(text)
+}
 
-/// A value a template or condition can name.
+fn known_placeholder(name: &str) -> Result<String, String> {
+    match PLACEHOLDERS.contains(&name) {
+        true => Ok(String::new()),
+        false => Err(format!("`{{{name}}}` is not a known placeholder")),
+    }
+}
+
+/// A condition `when` can name, computed from the [`PatchContext`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Placeholder {
-    SparkVersion,
-    JavaOptions,
-    JavaOptionsEnv,
-    Log4jFile,
-    JavaMajor,
-    BaseImage,
-    CertAlias,
-    CertFileName,
-}
-
-impl Placeholder {
-    const ALL: [Placeholder; 8] = [
-        Placeholder::SparkVersion,
-        Placeholder::JavaOptions,
-        Placeholder::JavaOptionsEnv,
-        Placeholder::Log4jFile,
-        Placeholder::JavaMajor,
-        Placeholder::BaseImage,
-        Placeholder::CertAlias,
-        Placeholder::CertFileName,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Placeholder::SparkVersion => "spark_version",
-            Placeholder::JavaOptions => "java_options",
-            Placeholder::JavaOptionsEnv => "java_options_env",
-            Placeholder::Log4jFile => "log4j_file",
-            Placeholder::JavaMajor => "java_major",
-            Placeholder::BaseImage => "base_image",
-            Placeholder::CertAlias => "cert.alias",
-            Placeholder::CertFileName => "cert.file_name",
-        }
-    }
-
-    fn is_cert(self) -> bool {
-        matches!(self, Placeholder::CertAlias | Placeholder::CertFileName)
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Segment {
-    Text(String),
-    Value(Placeholder),
-}
-
-#[derive(Debug, Clone)]
-struct Template {
-    segments: Vec<Segment>,
-}
-
-impl Template {
-    fn parse(text: &str) -> Result<Template, String> {
-        let mut segments = Vec::new();
-        let mut literal = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    literal.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    literal.push('}');
-                }
-                '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => {
-                                return Err(format!(
-                                    "`{{{name}` is not closed (write `{{{{` for a literal brace)"
-                                ));
-                            }
-                        }
-                    }
-                    let placeholder = Placeholder::ALL
-                        .into_iter()
-                        .find(|placeholder| placeholder.name() == name.trim())
-                        .ok_or_else(|| format!("`{{{name}}}` is not a known placeholder"))?;
-                    if !literal.is_empty() {
-                        segments.push(Segment::Text(std::mem::take(&mut literal)));
-                    }
-                    segments.push(Segment::Value(placeholder));
-                }
-                '}' => return Err("a lone `}` (write `}}` for a literal brace)".to_string()),
-                c => literal.push(c),
-            }
-        }
-        if !literal.is_empty() {
-            segments.push(Segment::Text(literal));
-        }
-        Ok(Template { segments })
-    }
-
-    fn uses_cert(&self) -> bool {
-        self.segments
-            .iter()
-            .any(|segment| matches!(segment, Segment::Value(placeholder) if placeholder.is_cert()))
-    }
-
-    fn has_line_break(&self) -> bool {
-        let mut text = String::new();
-        for segment in &self.segments {
-            if let Segment::Text(literal) = segment {
-                text.push_str(literal);
-            } else {
-                text.push('x');
-            }
-        }
-        text.strip_suffix('\n').unwrap_or(&text).contains('\n')
-    }
-
-    /// Renders with `context` (and `cert` inside `for_each`); on a value the build does not
-    /// set, returns that placeholder's name.
-    fn render(
-        &self,
-        context: &PatchContext,
-        cert: Option<&CertImport>,
-    ) -> Result<String, &'static str> {
-        let mut text = String::new();
-        for segment in &self.segments {
-            match segment {
-                Segment::Text(literal) => text.push_str(literal),
-                Segment::Value(placeholder) => {
-                    let missing = || placeholder.name();
-                    match placeholder {
-                        Placeholder::SparkVersion => text.push_str(&context.spark_version),
-                        Placeholder::JavaOptions => text.push_str(&context.java_options),
-                        Placeholder::JavaOptionsEnv => text.push_str(&context.java_options_env),
-                        Placeholder::Log4jFile => text.push_str(&context.log4j_file),
-                        Placeholder::JavaMajor => text.push_str(&context.java_major.to_string()),
-                        Placeholder::BaseImage => {
-                            text.push_str(context.base_image.as_deref().ok_or_else(missing)?)
-                        }
-                        Placeholder::CertAlias => text.push_str(&cert.ok_or_else(missing)?.alias),
-                        Placeholder::CertFileName => {
-                            text.push_str(&cert.ok_or_else(missing)?.file_name)
-                        }
-                    }
-                }
-            }
-        }
-        Ok(text)
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Conditions.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flag {
-    Certs,
-    BaseImage,
-    DisableCertChecking,
-    JavaOptions,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ordered {
-    JavaMajor,
-    SparkVersion,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Comparison {
-    Less,
-    LessOrEqual,
-    Greater,
-    GreaterOrEqual,
-    Equal,
-    NotEqual,
-}
-
-#[derive(Debug, Clone)]
 enum Condition {
-    Flag {
-        flag: Flag,
-        negated: bool,
-    },
-    Compare {
-        subject: Ordered,
-        comparison: Comparison,
-        value: Vec<u64>,
-    },
+    /// At least one CA certificate is to be imported.
+    Certs,
+    /// The image runs Java 8.
+    Java8,
+    /// A base image override is set.
+    BaseImage,
+    /// The AWS SDK's certificate checks are switched off.
+    DisableCertChecking,
 }
 
 impl Condition {
-    fn parse(text: &str) -> Result<Condition, String> {
-        let trimmed = text.trim();
-        let Some(operator_at) = trimmed.find(['<', '>', '=', '!']) else {
-            return Ok(Condition::Flag {
-                flag: parse_flag(trimmed)?,
-                negated: false,
-            });
+    /// `name` or `!name`: the condition and whether it is negated.
+    fn parse(text: &str) -> Result<(Condition, bool), String> {
+        let text = text.trim();
+        let (negated, name) = match text.strip_prefix('!') {
+            Some(name) => (true, name.trim()),
+            None => (false, text),
         };
-        if operator_at == 0 && trimmed.starts_with('!') && !trimmed.starts_with("!=") {
-            return Ok(Condition::Flag {
-                flag: parse_flag(trimmed[1..].trim())?,
-                negated: true,
-            });
-        }
-        let subject_text = trimmed[..operator_at].trim();
-        let rest = &trimmed[operator_at..];
-        let (comparison, length) = [
-            ("<=", Comparison::LessOrEqual),
-            (">=", Comparison::GreaterOrEqual),
-            ("==", Comparison::Equal),
-            ("!=", Comparison::NotEqual),
-            ("<", Comparison::Less),
-            (">", Comparison::Greater),
-        ]
-        .into_iter()
-        .find(|(operator, _)| rest.starts_with(operator))
-        .map(|(operator, comparison)| (comparison, operator.len()))
-        .ok_or_else(|| format!("`{trimmed}`: use one of < <= > >= == !="))?;
-        let subject = match subject_text {
-            "java_major" => Ordered::JavaMajor,
-            "spark_version" => Ordered::SparkVersion,
-            other => {
-                return Err(format!(
-                    "`{trimmed}`: only `java_major` and `spark_version` can be compared, not `{other}`"
-                ));
-            }
+        let condition = match name {
+            "certs" => Condition::Certs,
+            "java8" => Condition::Java8,
+            "base_image" => Condition::BaseImage,
+            "disable_cert_checking" => Condition::DisableCertChecking,
+            _ => return Err(format!("`{text}` is not a condition; {}", instead_of(name))),
         };
-        let value_text = rest[length..].trim();
-        let value = parse_version(value_text)
-            .ok_or_else(|| format!("`{trimmed}`: `{value_text}` is not a number or version"))?;
-        Ok(Condition::Compare {
-            subject,
-            comparison,
-            value,
-        })
+        Ok((condition, negated))
     }
 
-    fn holds(&self, context: &PatchContext, spark_version: &[u64]) -> bool {
+    fn holds(self, context: &PatchContext) -> bool {
         match self {
-            Condition::Flag { flag, negated } => {
-                let set = match flag {
-                    Flag::Certs => !context.certs.is_empty(),
-                    Flag::BaseImage => context.base_image.is_some(),
-                    Flag::DisableCertChecking => context.disable_cert_checking,
-                    Flag::JavaOptions => !context.java_options.is_empty(),
-                };
-                set != *negated
-            }
-            Condition::Compare {
-                subject,
-                comparison,
-                value,
-            } => {
-                let java_major = [u64::from(context.java_major)];
-                let actual: &[u64] = match subject {
-                    Ordered::JavaMajor => &java_major,
-                    Ordered::SparkVersion => spark_version,
-                };
-                let ordering = compare_versions(actual, value);
-                match comparison {
-                    Comparison::Less => ordering == Ordering::Less,
-                    Comparison::LessOrEqual => ordering != Ordering::Greater,
-                    Comparison::Greater => ordering == Ordering::Greater,
-                    Comparison::GreaterOrEqual => ordering != Ordering::Less,
-                    Comparison::Equal => ordering == Ordering::Equal,
-                    Comparison::NotEqual => ordering != Ordering::Equal,
-                }
-            }
+            Condition::Certs => !context.certs.is_empty(),
+            Condition::Java8 => context.java_major == 8,
+            Condition::BaseImage => context.base_image.is_some(),
+            Condition::DisableCertChecking => context.disable_cert_checking,
         }
     }
 }
 
-fn parse_flag(name: &str) -> Result<Flag, String> {
-    match name {
-        "certs" => Ok(Flag::Certs),
-        "base_image" => Ok(Flag::BaseImage),
-        "disable_cert_checking" => Ok(Flag::DisableCertChecking),
-        "java_options" => Ok(Flag::JavaOptions),
-        other => Err(format!(
-            "`{other}` is not a condition; use certs, base_image, disable_cert_checking, \
-             java_options, or compare java_major / spark_version"
+/// What to write instead of `condition`: earlier versions compared `java_major` and
+/// `spark_version`, and tested `java_options`, which is always set.
+fn instead_of(condition: &str) -> String {
+    let compact: String = condition.split_whitespace().collect();
+    let operator_at = compact.find(['<', '>', '=', '!']).unwrap_or(compact.len());
+    let value_at = compact[operator_at..]
+        .find(|c: char| !matches!(c, '<' | '>' | '=' | '!'))
+        .map_or(compact.len(), |at| operator_at + at);
+    let (subject, operator) = (&compact[..operator_at], &compact[operator_at..value_at]);
+    let value = &compact[value_at..];
+    // `< 3.3` is `spark_max = "3.2"`, as a bound covers its whole line.
+    let before = parse_bound(value).and_then(|mut parts| {
+        let last = parts.last_mut()?;
+        *last = last.checked_sub(1)?;
+        Some(dotted(&parts))
+    });
+    let spark = |keys: String| {
+        format!(
+            "drop it from `when` and write `{keys}` beside it (inclusive bounds: \
+             `spark_max = \"3.2\"` covers every 3.2.x)"
+        )
+    };
+    match (subject, operator, value, before) {
+        ("java_major", "<=" | "==", "8", _) | ("java_major", "<", "9", _) => {
+            "write `\"java8\"` instead".to_string()
+        }
+        ("java_major", ">" | "!=", "8", _) | ("java_major", ">=", "9", _) => {
+            "write `\"!java8\"` instead".to_string()
+        }
+        ("java_major", ..) => {
+            "Java is told apart only as 8 or not: write `\"java8\"` or `\"!java8\"`".to_string()
+        }
+        ("spark_version", ">=", ..) => spark(format!("spark_min = \"{value}\"")),
+        ("spark_version", "<=", ..) => spark(format!("spark_max = \"{value}\"")),
+        ("spark_version", "==", ..) => spark(format!(
+            "spark_min = \"{value}\"` and `spark_max = \"{value}\""
         )),
+        ("spark_version", "<", _, Some(before)) => spark(format!("spark_max = \"{before}\"")),
+        ("spark_version", ..) => {
+            spark("spark_min = \"X.Y\"` and/or `spark_max = \"X.Y\"".to_string())
+        }
+        ("java_options", "", ..) => {
+            "the JVM options are always set: drop it from `when`".to_string()
+        }
+        _ => "use certs, java8, base_image or disable_cert_checking, `!` before one to negate \
+              it, and spark_min / spark_max for Spark versions"
+            .to_string(),
     }
 }
 
@@ -1695,19 +1250,17 @@ fn parse_version(text: &str) -> Option<Vec<u64>> {
     (!components.is_empty()).then_some(components)
 }
 
-/// Compares component by component, missing components counting as 0.
-fn compare_versions(left: &[u64], right: &[u64]) -> Ordering {
-    let length = left.len().max(right.len());
-    for index in 0..length {
-        let ordering = left
-            .get(index)
-            .unwrap_or(&0)
-            .cmp(right.get(index).unwrap_or(&0));
-        if ordering != Ordering::Equal {
-            return ordering;
-        }
-    }
-    Ordering::Equal
+/// A version bound: dotted numbers and nothing else, such as `3.3`.
+fn parse_bound(text: &str) -> Option<Vec<u64>> {
+    parse_version(text).filter(|parts| dotted(parts) == text.trim())
+}
+
+fn dotted(parts: &[u64]) -> String {
+    parts
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 #[cfg(test)]
@@ -1730,6 +1283,20 @@ mod tests {
                 "/",
                 $file
             ))
+        };
+    }
+
+    /// The family named `$name`, its files read from its golden directory.
+    macro_rules! family {
+        ($name:literal, $context:expr) => {
+            Family {
+                name: $name,
+                entrypoint: golden!($name, "input", "entrypoint.sh"),
+                dockerfile: golden!($name, "input", "Dockerfile"),
+                expected_entrypoint: golden!($name, "expected", "entrypoint.sh"),
+                expected_dockerfile: golden!($name, "expected", "Dockerfile"),
+                context: $context,
+            }
         };
     }
 
@@ -1758,58 +1325,53 @@ mod tests {
         ]
     }
 
+    /// Spark `version` on Java `java_major` with `log4j`, no certificates and no overrides.
+    fn context(version: &str, java_major: u32, log4j: Log4j) -> PatchContext {
+        PatchContext {
+            spark_version: version.to_string(),
+            log4j,
+            java_options_env: JavaOptionsEnv::UnderscoreJavaOptions,
+            java_major,
+            certs: Vec::new(),
+            base_image: None,
+            disable_cert_checking: false,
+        }
+    }
+
+    /// The planned contents of a target file (relative, `/`-separated), changed or not.
+    impl PatchPlan {
+        fn patched_contents(&self, relative: &str) -> Option<&str> {
+            self.files
+                .iter()
+                .find(|file| file.relative == relative)
+                .map(|file| file.patched.as_str())
+        }
+    }
+
     fn families() -> Vec<Family> {
         let spark31 = PatchContext {
             certs: vec![cert("corp-root-ca", "corp-root-ca.pem")],
-            ..PatchContext::for_spark("3.1.3", 11).unwrap()
+            ..context("3.1.3", 11, Log4j::V1)
         };
         let spark33 = PatchContext {
             certs: two_certs(),
             base_image: Some("registry.example.com/base/java:8-jre".to_string()),
-            ..PatchContext::for_spark("3.3.4", 8).unwrap()
+            ..context("3.3.4", 8, Log4j::V2)
         };
         let spark35 = PatchContext {
             certs: two_certs(),
             disable_cert_checking: true,
-            ..PatchContext::for_spark("3.5.4", 17).unwrap()
+            ..context("3.5.4", 17, Log4j::V2)
         };
         let spark4 = PatchContext {
             base_image: Some("eclipse-temurin:21-jre-noble".to_string()),
-            ..PatchContext::for_spark("4.0.1", 21).unwrap()
+            ..context("4.0.1", 21, Log4j::V2)
         };
         vec![
-            Family {
-                name: "spark-3.1",
-                entrypoint: golden!("spark-3.1", "input", "entrypoint.sh"),
-                dockerfile: golden!("spark-3.1", "input", "Dockerfile"),
-                expected_entrypoint: golden!("spark-3.1", "expected", "entrypoint.sh"),
-                expected_dockerfile: golden!("spark-3.1", "expected", "Dockerfile"),
-                context: spark31,
-            },
-            Family {
-                name: "spark-3.3",
-                entrypoint: golden!("spark-3.3", "input", "entrypoint.sh"),
-                dockerfile: golden!("spark-3.3", "input", "Dockerfile"),
-                expected_entrypoint: golden!("spark-3.3", "expected", "entrypoint.sh"),
-                expected_dockerfile: golden!("spark-3.3", "expected", "Dockerfile"),
-                context: spark33,
-            },
-            Family {
-                name: "spark-3.5",
-                entrypoint: golden!("spark-3.5", "input", "entrypoint.sh"),
-                dockerfile: golden!("spark-3.5", "input", "Dockerfile"),
-                expected_entrypoint: golden!("spark-3.5", "expected", "entrypoint.sh"),
-                expected_dockerfile: golden!("spark-3.5", "expected", "Dockerfile"),
-                context: spark35,
-            },
-            Family {
-                name: "spark-4.x",
-                entrypoint: golden!("spark-4.x", "input", "entrypoint.sh"),
-                dockerfile: golden!("spark-4.x", "input", "Dockerfile"),
-                expected_entrypoint: golden!("spark-4.x", "expected", "entrypoint.sh"),
-                expected_dockerfile: golden!("spark-4.x", "expected", "Dockerfile"),
-                context: spark4,
-            },
+            family!("spark-3.1", spark31),
+            family!("spark-3.3", spark33),
+            family!("spark-3.5", spark35),
+            family!("spark-4.x", spark4),
         ]
     }
 
@@ -2262,7 +1824,7 @@ template = "--conf spark.ui.showConsoleProgress=false"
         let set = builtin.with_user_dir(user.path()).unwrap();
         assert_ne!(set.digest(), builtin_digest);
         assert_eq!(set.digest(), set.clone().digest());
-        let ids: Vec<&str> = set.patches().map(|(id, _)| id).collect();
+        let ids: Vec<&str> = set.patches.iter().map(|patch| patch.id.as_str()).collect();
         assert_eq!(ids.last(), Some(&"label-spark-version"));
         assert_eq!(
             ids.iter()
@@ -2292,7 +1854,7 @@ template = "--conf spark.ui.showConsoleProgress=false"
 [[patch]]
 id = "pyspark-only"
 file = "kubernetes/dockerfiles/spark/bindings/python/Dockerfile"
-when = ["spark_version < 3.0"]
+spark_max = "2"
 anchor = { starts_with = "USER " }
 operation = "insert_before"
 template = "RUN true"
@@ -2493,7 +2055,7 @@ owned = { starts_with = "LABEL c=" }
                 ..spark35.context.clone()
             },
             PatchContext {
-                java_options: "-Dx=\"quoted\"".to_string(),
+                spark_version: "3.5.4\nRUN evil".to_string(),
                 ..spark35.context.clone()
             },
             PatchContext {
@@ -2507,64 +2069,134 @@ owned = { starts_with = "LABEL c=" }
         ];
         for context in bad_contexts {
             let error = plan_patches(tree.path(), &set, &context).unwrap_err();
-            assert!(
-                matches!(
-                    error,
-                    PatchError::UnsafeValue { .. } | PatchError::InvalidSparkVersion { .. }
-                ),
-                "{error:?}"
-            );
+            assert!(matches!(error, PatchError::UnsafeValue { .. }), "{error:?}");
         }
         assert_eq!(read(&tree, DOCKERFILE), spark35.dockerfile);
     }
 
     #[test]
-    fn the_log4j_flavour_follows_the_spark_version() {
-        let old = PatchContext::for_spark("3.2.4", 11).unwrap();
-        assert_eq!(old.java_options, LOG4J1_JAVA_OPTION);
-        assert_eq!(old.log4j_file, "log4j.properties");
-        for version in ["3.3.0", "3.5.4", "4.0.0-preview2"] {
-            let new = PatchContext::for_spark(version, 17).unwrap();
-            assert_eq!(new.java_options, LOG4J2_JAVA_OPTION, "{version}");
-            assert_eq!(new.log4j_file, "log4j2.properties", "{version}");
-        }
-        assert!(PatchContext::for_spark("main", 17).is_err());
+    fn the_log4j_option_and_file_come_from_the_distribution_not_the_version() {
+        // A 3.5 tree that still ships log4j 1 (say, a vendor build) keeps log4j 1.
+        let spark35 = family("spark-3.5");
+        let context = PatchContext {
+            log4j: Log4j::V1,
+            ..spark35.context.clone()
+        };
+        let plan = plan(spark35.entrypoint, spark35.dockerfile, &context);
+        let option = format!("export _JAVA_OPTIONS=\"{} ", Log4j::V1.java_option());
+        assert!(entrypoint_of(&plan).contains(&option), "{option}");
+        assert!(dockerfile_of(&plan).contains("\nCOPY conf/log4j.properties /opt/spark/\n"));
     }
 
     #[test]
-    fn conditions_compare_versions_component_by_component() {
-        let context = PatchContext::for_spark("3.3.0-preview1", 11).unwrap();
-        let version = parse_version(&context.spark_version).unwrap();
+    fn named_conditions_and_spark_bounds_decide_what_applies() {
+        let base = context("3.3.0-preview1", 11, Log4j::V2);
+        let with_all = PatchContext {
+            certs: vec![cert("ca", "ca.pem")],
+            base_image: Some("jre:8".to_string()),
+            disable_cert_checking: true,
+            java_major: 8,
+            ..base.clone()
+        };
+        // (when, comma-separated; spark_min; spark_max; holds for `base`; for `with_all`)
+        let cases = [
+            ("", None, None, true, true),
+            ("certs", None, None, false, true),
+            ("!certs", None, None, true, false),
+            ("java8", None, None, false, true),
+            ("! java8", None, None, true, false),
+            ("base_image", None, None, false, true),
+            ("disable_cert_checking", None, None, false, true),
+            ("certs,!java8", None, None, false, false),
+            ("", Some("3.3"), None, true, true),
+            ("", Some("3.3.1"), None, false, false),
+            ("", None, Some("3.3"), true, true),
+            ("", None, Some("3.2"), false, false),
+            ("", Some("3"), Some("3"), true, true),
+            ("", None, Some("3.10"), true, true),
+        ];
+        let version = parse_version(&base.spark_version).unwrap();
         assert_eq!(version, [3, 3, 0]);
-        let holds = |text: &str| Condition::parse(text).unwrap().holds(&context, &version);
-        assert!(holds("spark_version >= 3.3"));
-        assert!(holds("spark_version == 3.3.0"));
-        assert!(holds("spark_version<3.10"));
-        assert!(!holds("spark_version > 3.3"));
-        assert!(holds("java_major >= 9"));
-        assert!(holds("java_major != 8"));
-        assert!(!holds("java_major <= 8"));
-        assert!(holds("!certs"));
-        assert!(!holds("certs"));
-        assert!(holds("java_options"));
-        assert!(!holds("base_image"));
-        assert!(Condition::parse("java_major => 9").is_err());
-        assert!(Condition::parse("hadoop_version >= 3").is_err());
-        assert!(Condition::parse("java_major >= x").is_err());
+        for (when, spark_min, spark_max, for_base, for_all) in cases {
+            let when: Vec<&str> = when.split(',').filter(|name| !name.is_empty()).collect();
+            let mut text = format!(
+                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nwhen = {when:?}\n\
+                 anchor = {{ equals = \"A\" }}\noperation = \"insert_after\"\ntemplate = \"B\"\n"
+            );
+            for (key, bound) in [("spark_min", spark_min), ("spark_max", spark_max)] {
+                if let Some(bound) = bound {
+                    text.push_str(&format!("{key} = \"{bound}\"\n"));
+                }
+            }
+            let patches = parse_patch_file("case.toml", &text).unwrap();
+            let case = format!("{when:?} {spark_min:?} {spark_max:?}");
+            assert_eq!(patches[0].applies(&base, &version), for_base, "{case}");
+            assert_eq!(patches[0].applies(&with_all, &version), for_all, "{case}");
+        }
+    }
+
+    #[test]
+    fn old_comparisons_fail_at_load_naming_file_patch_and_what_to_write() {
+        let cases = [
+            ("java_major >= 9", "write `\"!java8\"` instead"),
+            ("java_major<=8", "write `\"java8\"` instead"),
+            ("java_major >= 11", "`\"java8\"` or `\"!java8\"`"),
+            ("spark_version >= 3.3", "`spark_min = \"3.3\"`"),
+            ("spark_version < 3.3", "`spark_max = \"3.2\"`"),
+            ("spark_version <= 3.2", "`spark_max = \"3.2\"`"),
+            (
+                "spark_version == 3.5",
+                "`spark_min = \"3.5\"` and `spark_max = \"3.5\"`",
+            ),
+            (
+                "spark_version < 3.0",
+                "`spark_min = \"X.Y\"` and/or `spark_max = \"X.Y\"`",
+            ),
+            ("java_options", "always set"),
+            (
+                "hadoop_version >= 3",
+                "use certs, java8, base_image or disable_cert_checking",
+            ),
+        ];
+        for (condition, instead) in cases {
+            let text = format!(
+                "[[patch]]\nid = \"old-style\"\nfile = \"Dockerfile\"\nwhen = [\"{condition}\"]\n\
+                 anchor = {{ equals = \"A\" }}\noperation = \"insert_after\"\ntemplate = \"B\"\n"
+            );
+            let user = user_dir(&[("50-old.toml", &text)]);
+            let error = PatchSet::builtin()
+                .unwrap()
+                .with_user_dir(user.path())
+                .unwrap_err();
+            let message = error.to_string();
+            for needle in ["50-old.toml", "`old-style`", "is not a condition", instead] {
+                assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+            }
+        }
+        for (key, bound) in [("spark_min", "3.x"), ("spark_max", "")] {
+            let text = format!(
+                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\n{key} = \"{bound}\"\n\
+                 anchor = {{ equals = \"A\" }}\noperation = \"insert_after\"\ntemplate = \"B\"\n"
+            );
+            let error = parse_patch_file("bad.toml", &text).unwrap_err().to_string();
+            assert!(error.contains("is not a version"), "{error}");
+        }
     }
 
     #[test]
     fn templates_escape_braces_and_reject_strays() {
-        let context = PatchContext::for_spark("3.5.4", 17).unwrap();
-        let template = Template::parse("ENV A=${{spark_uid}} V={spark_version}").unwrap();
+        let context = context("3.5.4", 17, Log4j::V2);
+        let lookup = |name: &str| context.value(name, None).ok_or(name.to_string());
         assert_eq!(
-            template.render(&context, None).unwrap(),
+            expand("ENV A=${{spark_uid}} V={spark_version}", lookup).unwrap(),
             "ENV A=${spark_uid} V=3.5.4"
         );
-        assert!(Template::parse("a } b").is_err());
-        assert!(Template::parse("a {spark_version").is_err());
-        let image = Template::parse("{base_image}").unwrap();
-        assert_eq!(image.render(&context, None), Err("base_image"));
+        assert!(expand("a } b", lookup).is_err());
+        assert!(expand("a {spark_version", lookup).is_err());
+        assert_eq!(
+            expand("{base_image}", lookup),
+            Err("base_image".to_string())
+        );
     }
 
     #[test]
@@ -2662,7 +2294,7 @@ owned = { starts_with = "LABEL c=" }
         assert_eq!(
             printed,
             [
-                format!("_JAVA_OPTIONS={LOG4J1_JAVA_OPTION}"),
+                format!("_JAVA_OPTIONS={}", Log4j::V1.java_option()),
                 "-s".to_string(),
                 "--".to_string(),
                 format!("{spark_home}/bin/spark-submit"),
@@ -2688,7 +2320,8 @@ owned = { starts_with = "LABEL c=" }
             printed,
             [
                 format!(
-                    "_JAVA_OPTIONS={LOG4J2_JAVA_OPTION} -Dcom.amazonaws.sdk.disableCertChecking=true"
+                    "_JAVA_OPTIONS={} -Dcom.amazonaws.sdk.disableCertChecking=true",
+                    Log4j::V2.java_option()
                 ),
                 "-s".to_string(),
                 "--".to_string(),

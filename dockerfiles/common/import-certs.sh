@@ -2,7 +2,8 @@
 # Imports CA certificates into the JRE's truststore at image build time; shared by the spark
 # and hive-metastore images. The directory given holds the certificate files and an
 # `aliases` file: one `<file> <alias>` pair per line (blank lines and lines starting with #
-# are ignored). Any failed import fails the build, naming the certificate file.
+# are ignored). Any failed import fails the build, naming the certificate file, and prints
+# `imgforge-cert-rejected alias=<alias>` as its last line for imgforge to read.
 #
 # The truststore is decided here, inside the image, not from a tag name: keytool's own
 # `-cacerts` where it has it (Java 9 and later), else the first of
@@ -59,6 +60,8 @@ while read -r file alias extra || [ -n "${file:-}" ]; do
     if ! keytool -importcert -noprompt -trustcacerts -storepass changeit "$@" \
         -alias "$alias" -file "$directory/$file"; then
         echo "import-certs.sh: the truststore ($store_description) rejected $file (alias $alias)" >&2
+        # A stable line for imgforge, which names the certificate from it (src/docker.rs).
+        echo "imgforge-cert-rejected alias=$alias" >&2
         exit 1
     fi
     count=$((count + 1))

@@ -198,6 +198,7 @@ async fn a_failing_run_step_names_the_step_and_shows_its_output() {
         step,
         message,
         output,
+        ..
     } = &error
     else {
         panic!("expected a failed step, got: {error}");
