@@ -3,6 +3,9 @@
 //! The modules are listed in pipeline order (rustfmt would sort one block alphabetically,
 //! so each stage is its own block).
 
+// The image-reference grammar everything below names images with (a leaf).
+pub mod reference;
+
 // What the user asked for.
 pub mod cli;
 pub mod config;
