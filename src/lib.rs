@@ -19,7 +19,9 @@ pub mod http;
 pub mod verify;
 // (release signatures against the project's KEYS file)
 pub mod signature;
-// (content-addressed store, locks, atomic persist)
+// (every file write: temp, fsync, rename, fsync the directory)
+pub mod persist;
+// (content-addressed store, locks)
 pub mod cache;
 
 // From verified archives to a prepared Spark tree.

@@ -200,15 +200,9 @@ impl Lock {
 
     /// Write the lock to `path` through a temp file and a rename.
     pub fn write(&self, path: &Path) -> Result<(), LockError> {
-        let dir = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        crate::cache::write_atomically(dir, path, self.to_text().as_bytes()).map_err(|source| {
-            LockError::Write {
-                path: path.to_path_buf(),
-                source,
-            }
+        crate::persist::write(path, self.to_text().as_bytes()).map_err(|error| LockError::Write {
+            path: error.path,
+            source: error.source,
         })
     }
 
