@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use sha2::Digest as _;
 
-use crate::cache::{CacheError, CachedArtifact, write_atomically};
+use crate::cache::{CacheError, CachedArtifact};
 use crate::certs::CaCert;
 use crate::config::{Config, JarsSource};
 use crate::fetch::{FetchError, Fetched, Fetcher};
@@ -449,7 +449,7 @@ pub fn copy_into(artifact: &CachedArtifact, target: &Path) -> Result<(), Assembl
     };
     let parent = target.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(write_error)?;
-    let mut temp = tempfile::NamedTempFile::new_in(parent).map_err(write_error)?;
+    let mut temp = crate::persist::temp_for(target).map_err(|error| write_error(error.source))?;
     let read_error = |source| {
         AssembleError::Fetch(FetchError::Cache(CacheError::Read {
             path: artifact.path.clone(),
@@ -497,8 +497,7 @@ pub fn copy_into(artifact: &CachedArtifact, target: &Path) -> Result<(), Assembl
         )));
     }
     set_mode(temp.path(), 0o644).map_err(write_error)?;
-    temp.persist(target)
-        .map_err(|error| write_error(error.error))?;
+    crate::persist::persist(temp, target).map_err(|error| write_error(error.source))?;
     Ok(())
 }
 
@@ -515,9 +514,9 @@ pub fn write_text(tree: &Path, relative: &str, text: &str) -> Result<PathBuf, As
         path: parent.clone(),
         source,
     })?;
-    write_atomically(&parent, &path, text.as_bytes()).map_err(|source| AssembleError::Write {
-        path: path.clone(),
-        source,
+    crate::persist::write(&path, text.as_bytes()).map_err(|error| AssembleError::Write {
+        path: error.path,
+        source: error.source,
     })?;
     set_mode(&path, 0o644).map_err(|source| AssembleError::Write {
         path: path.clone(),

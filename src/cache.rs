@@ -26,7 +26,7 @@
 //! and `extract::Archive::cached`).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -234,7 +234,7 @@ impl Cache {
         }
         let tag = root.join(CACHEDIR_TAG);
         if !tag.exists() {
-            write_atomically(&root.join(TMP), &tag, CACHEDIR_TAG_TEXT.as_bytes()).map_err(
+            write_through_tmp(&root.join(TMP), &tag, CACHEDIR_TAG_TEXT.as_bytes()).map_err(
                 |source| CacheError::Unusable {
                     path: tag.clone(),
                     source,
@@ -329,24 +329,14 @@ impl Cache {
         entry: IndexEntry,
     ) -> Result<CachedArtifact, CacheError> {
         let path = self.artifact_path(&entry.sha512, &entry.file_name);
-        temp.as_file()
-            .sync_all()
-            .map_err(|source| CacheError::Write {
-                path: temp.path().to_path_buf(),
-                source,
-            })?;
         let parent = path.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&parent).map_err(|source| CacheError::Write {
             path: parent.clone(),
             source,
         })?;
-        temp.persist(&path).map_err(|error| CacheError::Write {
-            path: path.clone(),
-            source: error.error,
-        })?;
-        sync_dir(&parent).map_err(|source| CacheError::Write {
-            path: parent,
-            source,
+        crate::persist::persist(temp, &path).map_err(|error| CacheError::Write {
+            path: error.path,
+            source: error.source,
         })?;
 
         let index = self.index_path(&entry.key);
@@ -354,7 +344,7 @@ impl Cache {
             path: index.clone(),
             source: io::Error::other(error),
         })?;
-        write_atomically(&self.root.join(TMP), &index, &json).map_err(|source| {
+        write_through_tmp(&self.root.join(TMP), &index, &json).map_err(|source| {
             CacheError::Write {
                 path: index,
                 source,
@@ -456,7 +446,7 @@ impl Cache {
             source,
         })?;
         let path = dir.join(name);
-        write_atomically(&self.root.join(TMP), &path, bytes)
+        write_through_tmp(&self.root.join(TMP), &path, bytes)
             .map_err(|source| CacheError::Write { path, source })
     }
 
@@ -643,19 +633,13 @@ fn open_lock_file(path: &Path) -> Result<File, CacheError> {
         })
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Write `bytes` to `path` through a temp file in `tmp_dir`, fsynced and renamed into place.
-pub fn write_atomically(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut temp = tempfile::Builder::new()
+/// Write `bytes` to `path` atomically through a temp file in the cache's `tmp_dir` (named
+/// after this run, so a later run sweeps it if this one is killed mid-write).
+fn write_through_tmp(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let temp = tempfile::Builder::new()
         .prefix(&format!(".{}", crate::leftovers::temp_prefix("write")))
         .tempfile_in(tmp_dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|error| error.error)?;
-    Ok(())
+    crate::persist::write_into(temp, path, bytes).map_err(|error| error.source)
 }
 
 /// Seconds since the Unix epoch.
@@ -667,6 +651,8 @@ pub fn now_unix() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write as _;
+
     use super::*;
 
     fn entry(key: &str, content: &[u8]) -> IndexEntry {

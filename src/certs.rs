@@ -531,23 +531,21 @@ pub fn init_dev_ca(
     // part-way leaves at most a set of renamed, complete files, never a truncated one.
     let mut staged = Vec::with_capacity(targets.len());
     for (target, (content, mode)) in targets.iter().zip(contents) {
-        staged.push(stage_file(out, target, content.as_bytes(), mode)?);
+        staged.push(stage_file(target, content.as_bytes(), mode)?);
     }
     for (target, temp) in targets.iter().zip(staged) {
         let persisted = if force {
-            temp.persist(target).map(drop)
+            crate::persist::persist(temp, target)
         } else {
-            temp.persist_noclobber(target).map(drop)
+            crate::persist::persist_new(temp, target)
         };
         persisted.map_err(|error| {
-            if error.error.kind() == io::ErrorKind::AlreadyExists {
-                CertError::Exists {
-                    path: target.clone(),
-                }
+            if error.source.kind() == io::ErrorKind::AlreadyExists {
+                CertError::Exists { path: error.path }
             } else {
                 CertError::Write {
-                    path: target.clone(),
-                    source: error.error,
+                    path: error.path,
+                    source: error.source,
                 }
             }
         })?;
@@ -560,9 +558,8 @@ const PUBLIC_MODE: u32 = 0o644;
 /// File mode of generated private keys.
 const SECRET_MODE: u32 = 0o600;
 
-/// Write `content` to a temporary file next to `target`, with `mode`, flushed to disk.
+/// Write `content` to a temporary file next to `target`, with `mode` set before any byte.
 fn stage_file(
-    out: &Path,
     target: &Path,
     content: &[u8],
     mode: u32,
@@ -571,18 +568,9 @@ fn stage_file(
         path: target.to_path_buf(),
         source,
     };
-    let name = target
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(out)
-        .map_err(write_error)?;
+    let mut temp = crate::persist::temp_for(target).map_err(|error| write_error(error.source))?;
     set_mode(temp.as_file(), mode).map_err(write_error)?;
     temp.write_all(content).map_err(write_error)?;
-    temp.as_file().sync_all().map_err(write_error)?;
     Ok(temp)
 }
 

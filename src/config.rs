@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::cli::GlobalArgs;
 use crate::credentials::Secret;
+use crate::reference::{ImageReference, Namespace, RepositoryPath, TagTemplate};
 use crate::verify::Digest;
 
 /// The names of every environment variable imgforge reads.
@@ -290,9 +291,9 @@ pub struct VerifyConfig {
 #[derive(Debug, Clone)]
 pub struct ImagesConfig {
     /// Registry and namespace the image names start with, e.g. `registry.gitlab.com/gha1`.
-    pub registry: String,
+    pub registry: Namespace,
     /// Tag templates: `{spark_version}`, `{hadoop_version}`, `{scala_version}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<TagTemplate>,
     /// `org.opencontainers.image.source`, when set.
     pub source: Option<String>,
     /// `org.opencontainers.image.revision`, when set.
@@ -300,15 +301,15 @@ pub struct ImagesConfig {
     /// A folder overriding the embedded `spark-hs/` and `hive-metastore/` definitions.
     pub dockerfiles: Option<PathBuf>,
     /// Repository name of the Spark image.
-    pub spark_name: String,
+    pub spark_name: RepositoryPath,
     /// The `spark_uid` build argument of Spark's Dockerfile.
     pub spark_uid: u32,
     /// Repository name of the history server image.
-    pub spark_hs_name: String,
+    pub spark_hs_name: RepositoryPath,
     /// Where the history server reads event logs.
     pub event_log_dir: String,
     /// Repository name of the metastore image.
-    pub hive_metastore_name: String,
+    pub hive_metastore_name: RepositoryPath,
     /// The JRE image the metastore image is built on.
     pub hive_metastore_base: String,
     /// Install sudo for the `hive` user (debugging only).
@@ -872,7 +873,7 @@ impl FromStr for CertAlias {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ImagesLayer {
-    registry: Option<Parsed<RegistryPrefix>>,
+    registry: Option<Parsed<Namespace>>,
     tags: Option<Vec<Parsed<TagTemplate>>>,
     source: Option<String>,
     revision: Option<String>,
@@ -888,108 +889,22 @@ struct ImagesLayer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SparkHsLayer {
-    name: Option<Parsed<RepositoryName>>,
+    name: Option<Parsed<RepositoryPath>>,
     event_log_dir: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HiveMetastoreLayer {
-    name: Option<Parsed<RepositoryName>>,
+    name: Option<Parsed<RepositoryPath>>,
     base: Option<Parsed<ImageReference>>,
     debug_sudo: Option<bool>,
-}
-
-/// A registry and namespace the image names start with, such as `registry.gitlab.com/gha1`.
-#[derive(Debug)]
-struct RegistryPrefix(String);
-
-impl FromStr for RegistryPrefix {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        crate::images::check_registry(text.trim_end_matches('/'))
-            .map(|()| RegistryPrefix(text.trim_end_matches('/').to_string()))
-            .map_err(|reason| {
-                format!("{text:?} is not a registry[:port]/namespace like \"registry.gitlab.com/gha1\": {reason}")
-            })
-    }
-}
-
-/// A tag template: after substitution it must be a valid Docker tag.
-#[derive(Debug)]
-struct TagTemplate(String);
-
-impl FromStr for TagTemplate {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let sample = render_tag(text, "3.1.1", "3.2.0", "2.12");
-        if is_valid_tag(&sample) {
-            Ok(TagTemplate(text.to_string()))
-        } else {
-            Err(format!(
-                "{text:?} does not make a valid tag (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-'); \
-                 placeholders are {{spark_version}}, {{hadoop_version}}, {{scala_version}}"
-            ))
-        }
-    }
-}
-
-/// Substitute the placeholders of a tag template.
-pub fn render_tag(
-    template: &str,
-    spark_version: &str,
-    hadoop_version: &str,
-    scala_version: &str,
-) -> String {
-    template
-        .replace("{spark_version}", spark_version)
-        .replace("{hadoop_version}", hadoop_version)
-        .replace("{scala_version}", scala_version)
-}
-
-/// Docker's tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub fn is_valid_tag(tag: &str) -> bool {
-    !tag.is_empty()
-        && tag.len() <= 128
-        && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
-/// A repository path component: lower-case letters, digits and separators.
-#[derive(Debug)]
-struct RepositoryName(String);
-
-impl FromStr for RepositoryName {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let valid = !text.is_empty()
-            && text.split('/').all(|part| {
-                !part.is_empty()
-                    && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                    && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                    && part.chars().all(|c| {
-                        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
-                    })
-            });
-        if valid {
-            Ok(RepositoryName(text.to_string()))
-        } else {
-            Err(format!(
-                "{text:?} is not a repository name: lower-case letters, digits, '.', '_', '-' and '/'"
-            ))
-        }
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SparkImageLayer {
-    name: Option<Parsed<RepositoryName>>,
+    name: Option<Parsed<RepositoryPath>>,
     base: Option<Parsed<ImageReference>>,
     java_image_tag: Option<Parsed<Version>>,
     java_major: Option<Parsed<Ranged<8, 99>>>,
@@ -999,24 +914,24 @@ struct SparkImageLayer {
 impl ImagesLayer {
     fn to_config(&self) -> Result<ImagesConfig, ConfigError> {
         let missing = |key: &str| ConfigError::Defaults(format!("no value for {key}"));
-        let name = |layer: &Option<Parsed<RepositoryName>>, key: &str| {
+        let name = |layer: &Option<Parsed<RepositoryPath>>, key: &str| {
             layer
                 .as_ref()
-                .map(|parsed| parsed.0.0.clone())
+                .map(|parsed| parsed.0.clone())
                 .ok_or_else(|| missing(key))
         };
         Ok(ImagesConfig {
             registry: self
                 .registry
                 .as_ref()
-                .map(|parsed| parsed.0.0.clone())
+                .map(|parsed| parsed.0.clone())
                 .ok_or_else(|| missing("images.registry"))?,
             tags: self
                 .tags
                 .as_ref()
                 .ok_or_else(|| missing("images.tags"))?
                 .iter()
-                .map(|parsed| parsed.0.0.clone())
+                .map(|parsed| parsed.0.clone())
                 .collect(),
             source: self.source.clone(),
             revision: self.revision.clone(),
@@ -1039,7 +954,7 @@ impl ImagesLayer {
                 .hive_metastore
                 .base
                 .as_ref()
-                .map(|parsed| parsed.0.0.clone())
+                .map(|parsed| parsed.0.to_string())
                 .ok_or_else(|| missing("images.hive-metastore.base"))?,
             hive_metastore_debug_sudo: self.hive_metastore.debug_sudo.unwrap_or(false),
         })
@@ -1067,7 +982,7 @@ impl SparkImageLayer {
             })?,
         };
         Ok(SparkImageConfig {
-            base: self.base.as_ref().map(|parsed| parsed.0.0.clone()),
+            base: self.base.as_ref().map(|parsed| parsed.0.to_string()),
             java_image_tag,
             java_major,
         })
@@ -1087,30 +1002,6 @@ impl<'de> Deserialize<'de> for Refused {
              the job its credentials through the environment (AWS_ACCESS_KEY_ID / \
              AWS_SECRET_ACCESS_KEY, or a Kubernetes secret)",
         ))
-    }
-}
-
-/// A Docker image reference such as `eclipse-temurin:17-jre` or `registry:5000/ns/jre@sha256:…`.
-#[derive(Debug)]
-struct ImageReference(String);
-
-impl FromStr for ImageReference {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let valid = !text.is_empty()
-            && text.len() <= 255
-            && text.chars().all(|c| {
-                c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | ':' | '@')
-            })
-            && !text.starts_with(['-', '.', '/', ':', '@']);
-        if valid {
-            Ok(ImageReference(text.to_string()))
-        } else {
-            Err(format!(
-                "{text:?} is not an image reference like \"eclipse-temurin:17-jre\""
-            ))
-        }
     }
 }
 

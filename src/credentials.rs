@@ -18,8 +18,10 @@ use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
+use crate::reference::Registry;
+
 /// The `auths` key the docker CLI uses for Docker Hub.
-pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
+pub use crate::reference::DOCKER_HUB_CREDENTIAL_KEY as DOCKER_HUB_AUTH_KEY;
 /// What a credential helper answers when it holds nothing for a server.
 const HELPER_NOT_FOUND: &str = "credentials not found in native keychain";
 /// The user name a helper returns for an identity token instead of a password.
@@ -228,23 +230,23 @@ struct HelperAnswer {
     secret: String,
 }
 
-/// The host part of a registry reference or an `auths` key: scheme and path dropped, so
-/// `https://127.0.0.1:5000/v2/` and `127.0.0.1:5000` both give `127.0.0.1:5000`.
-pub fn registry_host(address: &str) -> &str {
-    let address = address
-        .strip_prefix("https://")
-        .or_else(|| address.strip_prefix("http://"))
-        .unwrap_or(address);
-    address.split('/').next().unwrap_or(address)
+/// The server address the docker CLI hands helpers and uses as the `auths` key: the Hub's
+/// legacy URL for Docker Hub, the registry otherwise (an address that names no registry is
+/// passed on as given).
+pub fn server_address(registry: &str) -> String {
+    Registry::from_server_address(registry).map_or_else(
+        |_| registry.to_string(),
+        |parsed| parsed.credential_key().to_string(),
+    )
 }
 
-/// The server address the docker CLI hands helpers and uses as the `auths` key: the Hub's
-/// legacy URL for Docker Hub, the host otherwise.
-pub fn server_address(registry: &str) -> String {
-    match registry_host(registry) {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB_AUTH_KEY.into(),
-        host => host.to_string(),
-    }
+/// Whether a `config.json` key names `registry` (given as `address`, or parsed): keys may
+/// carry a scheme and a path (`https://127.0.0.1:5000/v2/`), and the Hub has several names.
+fn key_names(key: &str, address: &str, registry: Option<&Registry>) -> bool {
+    key == address
+        || registry.is_some_and(|registry| {
+            Registry::from_server_address(key).is_ok_and(|named| named == *registry)
+        })
 }
 
 /// The credentials for `registry` (a host such as `registry.gitlab.com` or `127.0.0.1:5000`)
@@ -280,12 +282,12 @@ pub fn lookup(
     let Some(file) = read_config(&path)? else {
         return Ok(None);
     };
-    let host = registry_host(registry);
+    let parsed = Registry::from_server_address(registry).ok();
     let address = server_address(registry);
     let helper = file
         .cred_helpers
         .iter()
-        .find(|(key, _)| registry_host(key) == host)
+        .find(|(key, _)| key_names(key, &address, parsed.as_ref()))
         .map(|(_, name)| name)
         .or(file.creds_store.as_ref())
         .filter(|name| !name.is_empty());
@@ -294,7 +296,7 @@ pub fn lookup(
     {
         return Ok(Some(credentials));
     }
-    from_auths(&file, &path, host, &address)
+    from_auths(&file, &path, parsed.as_ref(), &address)
 }
 
 fn read_config(path: &Path) -> Result<Option<DockerConfigFile>, CredentialError> {
@@ -320,13 +322,13 @@ fn read_config(path: &Path) -> Result<Option<DockerConfigFile>, CredentialError>
 fn from_auths(
     file: &DockerConfigFile,
     path: &Path,
-    host: &str,
+    registry: Option<&Registry>,
     address: &str,
 ) -> Result<Option<Credentials>, CredentialError> {
     let Some((key, entry)) = file
         .auths
         .iter()
-        .find(|(key, _)| key.as_str() == address || registry_host(key) == host)
+        .find(|(key, _)| key_names(key, address, registry))
     else {
         return Ok(None);
     };

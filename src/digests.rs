@@ -146,11 +146,7 @@ pub fn write(path: &Path, entries: &[DigestEntry]) -> Result<(), DigestsError> {
 /// Write `bytes` to `path` through a temp file in the same folder and a rename, so the file
 /// appears whole or not at all.
 pub fn write_beside(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    crate::cache::write_atomically(folder, path, bytes)
+    crate::persist::write(path, bytes).map_err(|error| error.source)
 }
 
 /// Read the entries of `path`.

@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 
 use crate::context::{BuildContext, ContextError, ContextSummary};
 use crate::progress::{Phase, Reporter};
+use crate::reference::{ImageReference, Tag};
 
 /// Where the docker CLI finds the engine when `DOCKER_HOST` is unset.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -439,56 +440,24 @@ pub struct BuiltImage {
     pub steps: Vec<BuildStep>,
 }
 
-/// Check that `tag` is a plausible `[registry[:port]/]path:tag` reference.
+/// Check that `tag` is a `[registry[:port]/]path:tag` reference.
 pub fn validate_tag(tag: &str) -> Result<(), DockerError> {
+    parse_tag(tag).map(|_| ())
+}
+
+/// `tag` as a reference that names a tag (a digest or a bare name cannot be a build tag).
+fn parse_tag(tag: &str) -> Result<(ImageReference, Tag), DockerError> {
     let invalid = || DockerError::InvalidTag {
         tag: tag.to_string(),
     };
-    let (repository, version) = split_tag(tag).ok_or_else(invalid)?;
-    let version_ok = !version.is_empty()
-        && version.len() <= 128
-        && version
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && version
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    let mut components = repository.split('/').collect::<Vec<_>>();
-    // A first component with a dot, a colon or `localhost` is a registry host.
-    if components.len() > 1 && (components[0].contains(['.', ':']) || components[0] == "localhost")
-    {
-        let registry = components.remove(0);
-        let (host, port) = registry.split_once(':').unwrap_or((registry, "0"));
-        let host_ok = !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
-        if !host_ok || port.parse::<u16>().is_err() {
-            return Err(invalid());
+    let reference = tag.parse::<ImageReference>().map_err(|_| invalid())?;
+    match (reference.tag(), reference.digest()) {
+        (Some(version), None) => {
+            let version = version.clone();
+            Ok((reference, version))
         }
+        _ => Err(invalid()),
     }
-    let path_ok = !components.is_empty()
-        && components.iter().all(|component| {
-            !component.is_empty()
-                && component.chars().all(|c| {
-                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
-                })
-                && component.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && component.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        });
-    if version_ok && path_ok {
-        Ok(())
-    } else {
-        Err(invalid())
-    }
-}
-
-/// Split `repository:tag` at the tag's colon (the last one after the last `/`).
-fn split_tag(reference: &str) -> Option<(&str, &str)> {
-    let slash = reference.rfind('/').map_or(0, |index| index + 1);
-    let colon = reference[slash..].rfind(':')? + slash;
-    Some((&reference[..colon], &reference[colon + 1..]))
 }
 
 /// Remove terminal control sequences (the engine colours a step's stderr red) so that
@@ -788,11 +757,9 @@ fn short_id(id: &str) -> &str {
 
 /// Give image `id` the extra reference `tag`.
 pub async fn tag_image(engine: &Engine, id: &str, tag: &str) -> Result<(), DockerError> {
-    let (repository, version) = split_tag(tag).ok_or_else(|| DockerError::InvalidTag {
-        tag: tag.to_string(),
-    })?;
+    let (reference, version) = parse_tag(tag)?;
     let options = TagImageOptions {
-        repo: Some(repository.to_string()),
+        repo: Some(reference.repository().to_string()),
         tag: Some(version.to_string()),
     };
     engine

@@ -691,12 +691,11 @@ fn extract_members_from(
                 name,
             });
         }
-        let temporary = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .tempfile_in(dest_dir)
-            .map_err(|source| ExtractError::Write {
+        let destination = dest_dir.join(&name);
+        let temporary =
+            crate::persist::temp_for(&destination).map_err(|error| ExtractError::Write {
                 path: dest_dir.to_path_buf(),
-                source,
+                source: error.source,
             })?;
         let file = temporary
             .as_file()
@@ -719,18 +718,16 @@ fn extract_members_from(
             },
         )?;
         chosen.insert(name.clone(), member.raw);
-        written.push((temporary, dest_dir.join(name)));
+        written.push((temporary, destination));
     }
     finish_stream(archive_source, tar, &validator)?;
 
     let mut persisted = Vec::with_capacity(written.len());
     for (temporary, destination) in written {
-        temporary
-            .persist(&destination)
-            .map_err(|error| ExtractError::Write {
-                path: destination.clone(),
-                source: error.error,
-            })?;
+        crate::persist::persist(temporary, &destination).map_err(|error| ExtractError::Write {
+            path: error.path,
+            source: error.source,
+        })?;
         persisted.push(destination);
     }
     Ok(persisted)

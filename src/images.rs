@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::cli::BuildTarget;
-use crate::config::{Config, is_valid_tag, render_tag};
+use crate::config::Config;
+use crate::reference::{ImageReference, Namespace, Tag, TagVersions};
 
 /// One of the images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -32,6 +33,11 @@ impl ImageKind {
 
     /// The repository name configured for this image.
     pub fn repository_name(self, config: &Config) -> &str {
+        self.repository_path(config).as_str()
+    }
+
+    /// The repository path configured for this image, without the registry.
+    pub fn repository_path(self, config: &Config) -> &crate::reference::RepositoryPath {
         match self {
             ImageKind::Spark => &config.images.spark_name,
             ImageKind::SparkHs => &config.images.spark_hs_name,
@@ -115,46 +121,15 @@ pub struct Versions {
     pub aws_sdk: String,
 }
 
-/// Check a registry prefix such as `registry.gitlab.com/gha1` or `127.0.0.1:5000/ns`.
-pub fn check_registry(registry: &str) -> Result<(), String> {
-    let mut parts = registry.split('/');
-    let host = parts.next().unwrap_or_default();
-    let (name, port) = host
-        .split_once(':')
-        .map_or((host, None), |(name, port)| (name, Some(port)));
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
-    {
-        return Err(format!("{host:?} is not a registry host"));
-    }
-    if let Some(port) = port
-        && (port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()))
-    {
-        return Err(format!("{port:?} is not a port"));
-    }
-    for part in parts {
-        let valid = !part.is_empty()
-            && part.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
-            })
-            && part.starts_with(|c: char| c.is_ascii_alphanumeric());
-        if !valid {
-            return Err(format!("{part:?} is not a lower-case path component"));
-        }
-    }
-    Ok(())
-}
-
 /// Check a registry given on the command line (`push --registry`) for `image`.
-pub fn check_registry_override(image: ImageKind, registry: &str) -> Result<(), ImagesError> {
-    let registry = registry.trim_end_matches('/');
-    check_registry(registry).map_err(|reason| ImagesError::Registry {
-        registry: registry.to_string(),
-        image,
-        reason,
-    })
+pub fn check_registry_override(image: ImageKind, registry: &str) -> Result<Namespace, ImagesError> {
+    registry
+        .parse::<Namespace>()
+        .map_err(|error| ImagesError::Registry {
+            registry: registry.to_string(),
+            image,
+            reason: error.invalid.to_string(),
+        })
 }
 
 /// Every full reference (`registry/name:tag`) of `image`, validated. `registry` overrides
@@ -165,25 +140,36 @@ pub fn references(
     versions: &Versions,
     registry: Option<&str>,
 ) -> Result<Vec<String>, ImagesError> {
-    let registry = registry
-        .unwrap_or(&config.images.registry)
-        .trim_end_matches('/');
-    check_registry_override(image, registry)?;
-    let repository = format!("{registry}/{}", image.repository_name(config));
+    let invalid_registry = |registry: &str, reason: String| ImagesError::Registry {
+        registry: registry.to_string(),
+        image,
+        reason,
+    };
+    let namespace = match registry {
+        Some(text) => check_registry_override(image, text)?,
+        None => config.images.registry.clone(),
+    };
+    let repository = namespace
+        .repository(image.repository_path(config))
+        .map_err(|error| invalid_registry(namespace.as_str(), error.invalid.to_string()))?;
+    let tag_versions = TagVersions {
+        spark: &versions.spark,
+        hadoop: &versions.hadoop,
+        scala: &versions.scala,
+    };
     config
         .images
         .tags
         .iter()
         .map(|template| {
-            let tag = render_tag(template, &versions.spark, &versions.hadoop, &versions.scala);
-            if is_valid_tag(&tag) {
-                Ok(format!("{repository}:{tag}"))
-            } else {
-                Err(ImagesError::Tag {
-                    template: template.clone(),
+            let tag = template.fill(tag_versions);
+            match tag.parse::<Tag>() {
+                Ok(tag) => Ok(ImageReference::tagged(repository.clone(), tag).to_string()),
+                Err(_) => Err(ImagesError::Tag {
+                    template: template.to_string(),
                     tag,
                     image,
-                })
+                }),
             }
         })
         .collect()

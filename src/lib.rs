@@ -3,6 +3,9 @@
 //! The modules are listed in pipeline order (rustfmt would sort one block alphabetically,
 //! so each stage is its own block).
 
+// The image-reference grammar everything below names images with (a leaf).
+pub mod reference;
+
 // What the user asked for.
 pub mod cli;
 pub mod config;
@@ -16,7 +19,9 @@ pub mod http;
 pub mod verify;
 // (release signatures against the project's KEYS file)
 pub mod signature;
-// (content-addressed store, locks, atomic persist)
+// (every file write: temp, fsync, rename, fsync the directory)
+pub mod persist;
+// (content-addressed store, locks)
 pub mod cache;
 
 // From verified archives to a prepared Spark tree.

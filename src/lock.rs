@@ -217,16 +217,10 @@ impl Lock {
 
     /// Write the lock to `path` through a temp file and a rename.
     pub fn write(&self, path: &Path) -> Result<(), LockError> {
-        let dir = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
         let text = self.to_text()?;
-        crate::cache::write_atomically(dir, path, text.as_bytes()).map_err(|source| {
-            LockError::Write {
-                path: path.to_path_buf(),
-                source,
-            }
+        crate::persist::write(path, text.as_bytes()).map_err(|error| LockError::Write {
+            path: error.path,
+            source: error.source,
         })
     }
 

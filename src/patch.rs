@@ -486,19 +486,14 @@ impl PatchPlan {
                 });
             }
             let permissions = fs::metadata(&file.path).map_err(write_error)?.permissions();
-            let directory = file.path.parent().unwrap_or(Path::new("."));
-            let mut temporary = tempfile::Builder::new()
-                .prefix(".imgforge-patch-")
-                .tempfile_in(directory)
-                .map_err(write_error)?;
+            let mut temporary =
+                crate::persist::temp_for(&file.path).map_err(|error| write_error(error.source))?;
             temporary
                 .write_all(file.patched.as_bytes())
                 .map_err(write_error)?;
-            temporary.as_file().sync_all().map_err(write_error)?;
             fs::set_permissions(temporary.path(), permissions).map_err(write_error)?;
-            temporary
-                .persist(&file.path)
-                .map_err(|error| write_error(error.error))?;
+            crate::persist::persist(temporary, &file.path)
+                .map_err(|error| write_error(error.source))?;
         }
         Ok(())
     }

@@ -174,15 +174,10 @@ pub async fn base_updates(config: &Config, reporter: Arc<dyn Reporter>) -> Vec<B
             reports.push(failed(&image, &"not a name:tag reference"));
             continue;
         };
-        // Docker Hub's API is served from another host than its name.
-        let api_host = if reference.host == "docker.io" {
-            "registry-1.docker.io".to_string()
-        } else {
-            reference.host.clone()
-        };
         let tags = async {
             let credentials = push::credentials_for(&options, &reference.host).await?;
-            let client = push::registry_client(&engine, &api_host, &options, credentials).await?;
+            let client =
+                push::registry_client(&engine, &reference.host, &options, credentials).await?;
             client
                 .tags(&reference.repository)
                 .await

@@ -22,10 +22,8 @@ use futures_util::StreamExt;
 use crate::credentials::{self, Credential, CredentialError, CredentialInputs, Credentials};
 use crate::docker::{self, DockerError, Engine};
 use crate::progress::{Phase, Reporter};
+use crate::reference::{ImageReference, Registry};
 use crate::registry::{RegistryClient, RegistryError, RegistryOptions};
-
-/// Docker Hub's registry host, for references without one.
-pub const DOCKER_HUB_HOST: &str = "docker.io";
 
 /// What can go wrong pushing.
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +193,8 @@ pub struct RegistryReference {
 }
 
 /// A registry client for `host` as the engine sees it: imgforge's CA option, plain HTTP only
-/// where the engine itself treats the registry as insecure.
+/// where the engine itself treats the registry as insecure, and the host that serves the
+/// registry's API (Docker Hub's is not `docker.io`).
 pub async fn registry_client(
     engine: &Engine,
     host: &str,
@@ -208,7 +207,13 @@ pub async fn registry_client(
         insecure,
         timeout: Some(options.timeout),
     };
-    Ok(RegistryClient::new(host, registry_options, credentials)?)
+    let registry = host.parse::<Registry>();
+    let api_host = registry.as_ref().map_or(host, Registry::api_host);
+    Ok(RegistryClient::new(
+        api_host,
+        registry_options,
+        credentials,
+    )?)
 }
 
 /// The credentials for `host`, looked up off the async threads (a helper may run).
@@ -229,26 +234,14 @@ pub async fn credentials_for(
     )
 }
 
-/// Split `registry/name:tag` into host, repository and tag.
+/// Split `registry/name:tag` into host, repository and tag, as the docker CLI normalizes
+/// them (`busybox:1` is `docker.io`, `library/busybox`, `1`); `None` without a tag.
 pub fn split_reference(reference: &str) -> Option<RegistryReference> {
-    let slash = reference.rfind('/').map_or(0, |index| index + 1);
-    let colon = reference[slash..].rfind(':')? + slash;
-    let (name, tag) = (&reference[..colon], &reference[colon + 1..]);
-    if name.is_empty() || tag.is_empty() {
-        return None;
-    }
-    let (host, repository) = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':']) || first == "localhost" || first.starts_with('[') =>
-        {
-            (first.to_string(), rest.to_string())
-        }
-        _ if name.contains('/') => (DOCKER_HUB_HOST.to_string(), name.to_string()),
-        _ => (DOCKER_HUB_HOST.to_string(), format!("library/{name}")),
-    };
+    let parsed = reference.parse::<ImageReference>().ok()?;
+    let tag = parsed.tag()?;
     Some(RegistryReference {
-        host,
-        repository,
+        host: parsed.registry().to_string(),
+        repository: parsed.repository().path().to_string(),
         tag: tag.to_string(),
     })
 }
@@ -284,7 +277,10 @@ pub async fn engine_treats_as_insecure(engine: &Engine, host: &str) -> Result<bo
     if cidrs.is_empty() {
         return Ok(false);
     }
-    let name = host_without_port(host);
+    let name = host
+        .parse::<Registry>()
+        .map_or_else(|_| host.to_string(), |registry| registry.host().to_string());
+    let name = name.as_str();
     let addresses: Vec<IpAddr> = match name.parse::<IpAddr>() {
         Ok(address) => vec![address],
         Err(_) => match tokio::net::lookup_host((name, 0)).await {
@@ -298,16 +294,6 @@ pub async fn engine_treats_as_insecure(engine: &Engine, host: &str) -> Result<bo
             .iter()
             .any(|(network, prefix)| in_network(*address, *network, *prefix))
     }))
-}
-
-fn host_without_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host,
-    }
 }
 
 fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
@@ -527,20 +513,21 @@ async fn push_once(
     reporter: &dyn Reporter,
     task: crate::progress::TaskId,
 ) -> Result<String, PushError> {
-    let split = reference
-        .rfind(':')
-        .filter(|colon| !reference[colon + 1..].contains('/'))
-        .ok_or_else(|| PushError::Reference {
-            reference: reference.to_string(),
-        })?;
-    let (repository, tag) = (&reference[..split], &reference[split + 1..]);
+    let not_tagged = || PushError::Reference {
+        reference: reference.to_string(),
+    };
+    let parsed = reference
+        .parse::<ImageReference>()
+        .map_err(|_| not_tagged())?;
+    let tag = parsed.tag().ok_or_else(not_tagged)?;
     let options = PushImageOptions {
         tag: Some(tag.to_string()),
         platform: None,
     };
+    let repository = parsed.repository().to_string();
     let mut stream = engine
         .client()
-        .push_image(repository, Some(options), Some(auth.clone()));
+        .push_image(&repository, Some(options), Some(auth.clone()));
     let mut digest = None;
     while let Some(item) = stream.next().await {
         match item {
@@ -644,9 +631,6 @@ mod tests {
         assert!(!in_network("10.0.0.1".parse().unwrap(), network, prefix));
         let (network, prefix) = parse_cidr("::1/128").unwrap();
         assert!(in_network("::1".parse().unwrap(), network, prefix));
-        assert_eq!(host_without_port("127.0.0.1:5000"), "127.0.0.1");
-        assert_eq!(host_without_port("[::1]:5000"), "::1");
-        assert_eq!(host_without_port("registry.example"), "registry.example");
     }
 
     #[test]

@@ -13,9 +13,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE};
-use tempfile::NamedTempFile;
 use url::Url;
 
+mod sink;
+
+use self::sink::{SignedBy, Sink, Written};
 use crate::cache::{Cache, CacheError, CachedArtifact, IndexEntry, now_unix};
 use crate::config::{Config, MirrorsConfig, NetworkConfig};
 use crate::http::{self, BoundedReadError, MinSpeed, SpeedWindow};
@@ -23,10 +25,8 @@ use crate::plan::{ArtifactSpec, Expected, Repository};
 use crate::progress::{Phase, Reporter, TaskId};
 use crate::redact::{redact_url, strip_url};
 use crate::signature::Keyring;
-use crate::verify::{self, Algorithm, ChecksumFormatError, Digest, MultiHasher};
+use crate::verify::{self, Algorithm, ChecksumFormatError, Digest};
 
-/// Write buffer between the network and the temp file: one write per 4 MiB.
-const WRITE_BUFFER: usize = 4 << 20;
 /// First pause before a retry; doubled each time up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
@@ -614,7 +614,7 @@ impl Fetcher {
             .temp_file()
             .map_err(|error| fatal(error.into()))?;
         let mut sink = Sink::new(temp, url, expected.algorithm()).map_err(fatal)?;
-        sink.signature_keys = signature_keys;
+        let mut signature_keys = signature_keys;
         let attempts = self.network.retries + 1;
         let mut attempt = 1;
         self.reporter.phase(
@@ -628,7 +628,10 @@ impl Fetcher {
             deadline: tokio::time::Instant::now() + self.network.artifact_deadline,
         };
         loop {
-            match self.transfer(url, &mut sink, &limits, task).await {
+            match self
+                .transfer(url, &mut sink, &mut signature_keys, &limits, task)
+                .await
+            {
                 Ok(()) => break,
                 Err(Transfer::Fatal(error)) => return Err(fatal(error)),
                 Err(Transfer::Missing) => return Err(Attempt::Missing),
@@ -649,7 +652,13 @@ impl Fetcher {
         }
 
         self.reporter.phase(task, Phase::Verifying);
-        let (temp, size, (hashes, sha256), signature_check) = sink.finish().await.map_err(fatal)?;
+        let Written {
+            temp,
+            size,
+            hashes,
+            sha256,
+            signature: signature_check,
+        } = sink.finish().await.map_err(fatal)?;
         if hashes.extra != *expected {
             return Err(fatal(FetchError::ChecksumMismatch {
                 url: redact_url(url),
@@ -721,15 +730,17 @@ impl Fetcher {
         }
     }
 
-    /// One request: continue from what `sink` already holds when it holds anything.
+    /// One request: continue from what `sink` already holds when it holds anything. The
+    /// signature inputs at `signature_keys` are fetched (once) when the artifact answers.
     async fn transfer(
         &self,
         url: &Url,
         sink: &mut Sink,
+        signature_keys: &mut Option<Url>,
         limits: &TransferLimits,
         task: TaskId,
     ) -> Result<(), Transfer> {
-        let offset = sink.written;
+        let offset = sink.written();
         let mut request = self.client.get(url.clone());
         if offset > 0 {
             request = request.header(RANGE, format!("bytes={offset}-"));
@@ -749,7 +760,7 @@ impl Fetcher {
         };
         let status = response.status();
         classify(url, status).map_err(Transfer::from)?;
-        if let (Some(keys_url), Some(policy)) = (sink.signature_keys.take(), &self.signatures) {
+        if let (Some(keys_url), Some(policy)) = (signature_keys.take(), &self.signatures) {
             let signed_by = self
                 .signature_inputs(policy, &keys_url, url, task)
                 .await
@@ -776,7 +787,7 @@ impl Fetcher {
             }
         }
         let remaining = response.content_length();
-        let expected_total = remaining.map(|length| sink.written + length);
+        let expected_total = remaining.map(|length| sink.written() + length);
         let too_large = || {
             Transfer::Fatal(FetchError::TooLarge {
                 url: redact_url(url),
@@ -809,11 +820,11 @@ impl Fetcher {
             let chunk = chunk.map_err(|error| Transfer::Transient(describe(&error)))?;
             let length = chunk.len() as u64;
             // Refused as it streams: memory and disk stay bounded whatever a server sends.
-            if sink.written + length > limits.body.bytes {
+            if sink.written() + length > limits.body.bytes {
                 return Err(too_large());
             }
             if let Some(total) = expected_total
-                && sink.written + length > total
+                && sink.written() + length > total
             {
                 return Err(Transfer::Fatal(FetchError::LongerThanAnnounced {
                     url: redact_url(url),
@@ -826,9 +837,9 @@ impl Fetcher {
             speed.check().map_err(Transfer::Transient)?;
         }
         match expected_total {
-            Some(total) if sink.written != total => Err(Transfer::Transient(format!(
+            Some(total) if sink.written() != total => Err(Transfer::Transient(format!(
                 "connection closed after {} of {total} bytes",
-                sink.written
+                sink.written()
             ))),
             _ => Ok(()),
         }
@@ -944,582 +955,6 @@ pub fn join(base: &Url, path: &str) -> Url {
     );
     url.set_path(&joined);
     url
-}
-
-/// The temp file a download streams into.
-///
-/// The network task only receives: every chunk goes, reference-counted, to a hashing thread
-/// and to a disk thread, so receiving, hashing and writing one download all overlap. The disk
-/// thread writes whole aligned blocks with `O_DIRECT` where the file system allows it: the
-/// data then goes from imgforge's buffer to the device without a page-cache copy and without
-/// the kernel's writeback work, which on these machines costs more CPU than hashing does.
-/// Elsewhere it falls back to buffered writes with early writeback.
-struct Sink {
-    temp: NamedTempFile,
-    hasher: Worker<Digests>,
-    writer: Worker<u64>,
-    /// With signatures checked: the verifier reading the same chunks, and what it needs to
-    /// start again when the transfer restarts.
-    verifier: Option<(Worker<SignatureOutcome>, SignedBy)>,
-    /// The project's KEYS, while the signature inputs are still to be fetched.
-    signature_keys: Option<Url>,
-    /// Bytes accepted so far; a resumed transfer starts here.
-    written: u64,
-    url: String,
-    /// The published checksum's algorithm, for a fresh hashing thread.
-    algorithm: Algorithm,
-}
-
-/// What the hashing and disk threads are told.
-enum Message {
-    Data(bytes::Bytes),
-    /// Forget everything received so far (the transfer restarts from byte 0).
-    Reset,
-    /// Disk thread only: write everything buffered, continue with buffered writes after it,
-    /// and answer with the file's size.
-    Settle(tokio::sync::oneshot::Sender<std::io::Result<u64>>),
-}
-
-/// How a pipeline thread stopped before it was told to finish.
-enum Stopped<T> {
-    /// It returned a result early: for the signature verifier, its verdict (the cause).
-    Finished(T),
-    /// It failed.
-    Failed(std::io::Error),
-}
-
-/// A blocking-pool thread consuming [`Message`]s and producing a `T` once the sender is dropped.
-struct Worker<T> {
-    sender: tokio::sync::mpsc::Sender<Message>,
-    handle: tokio::task::JoinHandle<std::io::Result<T>>,
-}
-
-/// Chunks in flight between the network task and each thread.
-const QUEUE: usize = 16;
-/// Block alignment for direct I/O; a multiple of every common logical block size.
-const DIRECT_ALIGN: usize = 4096;
-
-impl<T: Send + 'static> Worker<T> {
-    fn start(
-        work: impl FnOnce(tokio::sync::mpsc::Receiver<Message>) -> std::io::Result<T> + Send + 'static,
-    ) -> Self {
-        let (sender, receiver) = tokio::sync::mpsc::channel(QUEUE);
-        Worker {
-            sender,
-            handle: tokio::task::spawn_blocking(move || work(receiver)),
-        }
-    }
-
-    /// Send `message`; if the thread has stopped, return what it stopped with.
-    async fn send(&mut self, message: Message) -> Result<(), Stopped<T>> {
-        if self.sender.send(message).await.is_ok() {
-            return Ok(());
-        }
-        Err(match (&mut self.handle).await {
-            Ok(Ok(value)) => Stopped::Finished(value),
-            Ok(Err(error)) => Stopped::Failed(error),
-            Err(join) => Stopped::Failed(std::io::Error::other(join)),
-        })
-    }
-
-    async fn finish(self) -> std::io::Result<T> {
-        drop(self.sender);
-        self.handle.await.map_err(std::io::Error::other)?
-    }
-}
-
-/// The keyring and detached signature one download is checked against.
-#[derive(Clone)]
-struct SignedBy {
-    keyring: Arc<Keyring>,
-    signature: Arc<Vec<u8>>,
-}
-
-/// What the verifier thread concludes.
-type SignatureOutcome = Result<crate::signature::SignatureCheck, crate::signature::SignatureError>;
-
-impl SignedBy {
-    /// A verifier thread over the chunks it will be sent; `subject` names the file in errors.
-    fn start(&self, subject: std::path::PathBuf) -> Worker<SignatureOutcome> {
-        let signed_by = self.clone();
-        Worker::start(move |receiver| {
-            let content = ChunkReader {
-                receiver,
-                current: bytes::Bytes::new(),
-            };
-            Ok(crate::signature::verify_detached_reader(
-                &signed_by.keyring,
-                &signed_by.signature,
-                content,
-                &subject,
-            ))
-        })
-    }
-}
-
-/// The chunks sent to a worker, read as one byte stream (the verifier hashes it as it reads).
-struct ChunkReader {
-    receiver: tokio::sync::mpsc::Receiver<Message>,
-    current: bytes::Bytes,
-}
-
-impl std::io::Read for ChunkReader {
-    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.receiver.blocking_recv() {
-                Some(Message::Data(chunk)) => self.current = chunk,
-                // The verifier is replaced on a restart rather than told about it.
-                Some(Message::Reset) => {
-                    return Err(std::io::Error::other("the transfer restarted"));
-                }
-                Some(Message::Settle(_)) => {}
-                None => return Ok(0),
-            }
-        }
-        let length = buffer.len().min(self.current.len());
-        buffer[..length].copy_from_slice(&self.current[..length]);
-        let _ = self.current.split_to(length);
-        Ok(length)
-    }
-}
-
-impl Sink {
-    fn new(temp: NamedTempFile, url: &Url, algorithm: Algorithm) -> Result<Self, FetchError> {
-        let write_error = |source| FetchError::Write {
-            url: redact_url(url),
-            path: temp.path().display().to_string(),
-            source,
-        };
-        let (file, direct) = match open_direct(temp.path()) {
-            Some(file) => (file, true),
-            None => (temp.as_file().try_clone().map_err(write_error)?, false),
-        };
-        let writer = Worker::start(move |receiver| DiskWriter::new(file, direct).run(receiver));
-        let hasher = start_hasher(algorithm);
-        Ok(Sink {
-            temp,
-            hasher,
-            writer,
-            verifier: None,
-            signature_keys: None,
-            written: 0,
-            url: redact_url(url),
-            algorithm,
-        })
-    }
-
-    /// Check the signature over everything written from now on (called before any byte).
-    fn verify_with(&mut self, signed_by: SignedBy) {
-        self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
-    }
-
-    fn io_error(&self, source: std::io::Error) -> FetchError {
-        FetchError::Write {
-            url: self.url.clone(),
-            path: self.temp.path().display().to_string(),
-            source,
-        }
-    }
-
-    async fn send(&mut self, message: impl Fn() -> Message) -> Result<(), FetchError> {
-        // The verifier first: when it has stopped, its verdict is the cause of everything
-        // else (a signature refused before the body was read must be reported as such, never
-        // as the "stopped early" consequence the other threads would see).
-        if let Some((verifier, _)) = &mut self.verifier {
-            verifier
-                .send(message())
-                .await
-                .map_err(|stopped| self.verifier_stopped(stopped))?;
-        }
-        self.writer
-            .send(message())
-            .await
-            .map_err(|stopped| self.thread_stopped(stopped))?;
-        self.hasher
-            .send(message())
-            .await
-            .map_err(|stopped| self.thread_stopped(stopped))
-    }
-
-    fn verifier_stopped(&self, stopped: Stopped<SignatureOutcome>) -> FetchError {
-        match stopped {
-            Stopped::Finished(Err(source)) => FetchError::Signature {
-                url: self.url.clone(),
-                source: Box::new(source),
-            },
-            Stopped::Finished(Ok(_)) => self.io_error(std::io::Error::other(
-                "the signature check ended before the download did",
-            )),
-            Stopped::Failed(error) => self.io_error(error),
-        }
-    }
-
-    fn thread_stopped<T>(&self, stopped: Stopped<T>) -> FetchError {
-        self.io_error(match stopped {
-            Stopped::Finished(_) => std::io::Error::other("a download thread stopped early"),
-            Stopped::Failed(error) => error,
-        })
-    }
-
-    /// After a failed attempt: make the disk thread write everything it holds, so what a
-    /// resume continues from is exactly what is on disk.
-    async fn settle(&mut self) -> Result<(), FetchError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.writer
-            .send(Message::Settle(reply))
-            .await
-            .map_err(|stopped| self.thread_stopped(stopped))?;
-        let size = answer
-            .await
-            .map_err(|_| self.io_error(std::io::Error::other("the disk thread stopped")))?
-            .map_err(|source| self.io_error(source))?;
-        self.written = size;
-        Ok(())
-    }
-
-    /// Before a resumed transfer continues: start the hash (and the signature check) again
-    /// over the bytes of the `.partial` file as they are on disk now, rather than trusting
-    /// the state built from what was received.
-    async fn rehash_from_disk(&mut self) -> Result<(), FetchError> {
-        use tokio::io::AsyncReadExt;
-        // Dropping a worker closes its channel; its thread ends on its own.
-        self.hasher = start_hasher(self.algorithm);
-        if let Some((verifier, signed_by)) = self.verifier.take() {
-            drop(verifier);
-            self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
-        }
-        let mut file = tokio::fs::File::open(self.temp.path())
-            .await
-            .map_err(|source| self.io_error(source))?;
-        let mut remaining = self.written;
-        while remaining > 0 {
-            let mut buffer = vec![0u8; remaining.min(WRITE_BUFFER as u64) as usize];
-            let count = file
-                .read(&mut buffer)
-                .await
-                .map_err(|source| self.io_error(source))?;
-            if count == 0 {
-                return Err(self.io_error(std::io::Error::other(format!(
-                    "the partial download holds fewer bytes on disk than the {} received",
-                    self.written
-                ))));
-            }
-            buffer.truncate(count);
-            let chunk = bytes::Bytes::from(buffer);
-            if let Some((verifier, _)) = &mut self.verifier {
-                verifier
-                    .send(Message::Data(chunk.clone()))
-                    .await
-                    .map_err(|stopped| self.verifier_stopped(stopped))?;
-            }
-            self.hasher
-                .send(Message::Data(chunk))
-                .await
-                .map_err(|stopped| self.thread_stopped(stopped))?;
-            remaining -= count as u64;
-        }
-        Ok(())
-    }
-
-    async fn write(&mut self, chunk: bytes::Bytes) -> Result<(), FetchError> {
-        let length = chunk.len() as u64;
-        self.send(|| Message::Data(chunk.clone())).await?;
-        self.written += length;
-        Ok(())
-    }
-
-    /// Discard everything received so far: the server ignored the range request.
-    async fn restart(&mut self) -> Result<(), FetchError> {
-        // A verifier cannot rewind: the old one is dropped (its reader ends) and a new one
-        // reads the transfer from byte 0.
-        if let Some((verifier, signed_by)) = self.verifier.take() {
-            drop(verifier);
-            self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
-        }
-        self.writer
-            .send(Message::Reset)
-            .await
-            .map_err(|stopped| self.thread_stopped(stopped))?;
-        self.hasher
-            .send(Message::Reset)
-            .await
-            .map_err(|stopped| self.thread_stopped(stopped))?;
-        self.written = 0;
-        Ok(())
-    }
-
-    async fn finish(
-        self,
-    ) -> Result<(NamedTempFile, u64, Digests, Option<SignatureOutcome>), FetchError> {
-        let Sink {
-            temp,
-            hasher,
-            writer,
-            verifier,
-            url,
-            ..
-        } = self;
-        let outcome = match writer.finish().await {
-            Ok(size) => hasher.finish().await.map(|hashes| (size, hashes)),
-            Err(error) => Err(error),
-        };
-        let signature = match verifier {
-            Some((verifier, _)) => match verifier.finish().await {
-                Ok(check) => Some(check),
-                Err(source) => {
-                    return Err(FetchError::Write {
-                        url,
-                        path: temp.path().display().to_string(),
-                        source,
-                    });
-                }
-            },
-            None => None,
-        };
-        match outcome {
-            Ok((size, hashes)) => Ok((temp, size, hashes, signature)),
-            Err(source) => Err(FetchError::Write {
-                url,
-                path: temp.path().display().to_string(),
-                source,
-            }),
-        }
-    }
-}
-
-/// What the hashing thread computes: SHA-512 and the checksum's algorithm, and the SHA-256
-/// the cache index records for verify-on-use.
-type Digests = (verify::Hashes, String);
-
-/// The hashing thread of one download.
-fn start_hasher(algorithm: Algorithm) -> Worker<Digests> {
-    Worker::start(move |mut receiver| {
-        let fresh = || {
-            let sha256 = (algorithm != Algorithm::Sha256).then(<sha2::Sha256 as sha2::Digest>::new);
-            (MultiHasher::new(algorithm), sha256)
-        };
-        let (mut hasher, mut sha256) = fresh();
-        while let Some(message) = receiver.blocking_recv() {
-            match message {
-                Message::Data(chunk) => {
-                    hasher.update(&chunk);
-                    if let Some(sha256) = &mut sha256 {
-                        sha2::Digest::update(sha256, &chunk);
-                    }
-                }
-                Message::Reset => (hasher, sha256) = fresh(),
-                Message::Settle(_) => {}
-            }
-        }
-        let hashes = hasher.finish();
-        let sha256 = match sha256 {
-            Some(sha256) => hex::encode(sha2::Digest::finalize(sha256)),
-            None => hashes.extra.hex(),
-        };
-        Ok((hashes, sha256))
-    })
-}
-
-/// How a download is named in signature errors: its URL's file path.
-fn subject(url: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(url)
-}
-
-/// Open `path` for direct I/O, or `None` where the file system does not support it.
-fn open_direct(path: &std::path::Path) -> Option<std::fs::File> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-            .ok()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = path;
-        None
-    }
-}
-
-/// The disk thread's state: the file and a block-aligned buffer.
-struct DiskWriter {
-    file: std::fs::File,
-    direct: bool,
-    /// Backing storage; `start..start + WRITE_BUFFER` of it is the aligned buffer.
-    storage: Vec<u8>,
-    start: usize,
-    filled: usize,
-    /// Bytes already written to the file.
-    flushed: u64,
-}
-
-impl DiskWriter {
-    fn new(file: std::fs::File, direct: bool) -> Self {
-        let storage = vec![0u8; WRITE_BUFFER + DIRECT_ALIGN];
-        // Aligning a sub-slice of a plain Vec keeps this free of unsafe allocation code.
-        let start = storage
-            .as_ptr()
-            .align_offset(DIRECT_ALIGN)
-            .min(DIRECT_ALIGN);
-        DiskWriter {
-            file,
-            direct,
-            storage,
-            start,
-            filled: 0,
-            flushed: 0,
-        }
-    }
-
-    /// Write every chunk received; return the file's final size.
-    fn run(mut self, mut receiver: tokio::sync::mpsc::Receiver<Message>) -> std::io::Result<u64> {
-        while let Some(message) = receiver.blocking_recv() {
-            match message {
-                Message::Data(chunk) => self.accept(&chunk)?,
-                Message::Reset => self.reset()?,
-                Message::Settle(reply) => {
-                    let settled = self.settle();
-                    let failed = settled.as_ref().err().map(|error| error.kind());
-                    let _ = reply.send(settled);
-                    if let Some(kind) = failed {
-                        return Err(std::io::Error::new(
-                            kind,
-                            "cannot write the partial download",
-                        ));
-                    }
-                }
-            }
-        }
-        self.finish()
-    }
-
-    fn accept(&mut self, mut data: &[u8]) -> std::io::Result<()> {
-        while !data.is_empty() {
-            let room = WRITE_BUFFER - self.filled;
-            let take = room.min(data.len());
-            let at = self.start + self.filled;
-            self.storage[at..at + take].copy_from_slice(&data[..take]);
-            self.filled += take;
-            data = &data[take..];
-            if self.filled == WRITE_BUFFER {
-                self.flush_full()?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Write the full buffer at the current file offset.
-    fn flush_full(&mut self) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let block = &self.storage[self.start..self.start + self.filled];
-        self.file.write_all_at(block, self.flushed)?;
-        if !self.direct {
-            start_writeback(&self.file, self.flushed, self.filled as u64);
-        }
-        self.flushed += self.filled as u64;
-        self.filled = 0;
-        Ok(())
-    }
-
-    /// Write everything buffered and continue after it with buffered writes (direct I/O
-    /// needs aligned offsets, which a partial download's end rarely is); the file's size.
-    fn settle(&mut self) -> std::io::Result<u64> {
-        let size = self.write_tail()?;
-        if self.direct {
-            clear_direct(&self.file)?;
-            self.direct = false;
-        }
-        self.flushed = size;
-        self.filled = 0;
-        Ok(size)
-    }
-
-    fn reset(&mut self) -> std::io::Result<()> {
-        self.file.set_len(0)?;
-        self.filled = 0;
-        self.flushed = 0;
-        Ok(())
-    }
-
-    fn finish(mut self) -> std::io::Result<u64> {
-        self.write_tail()
-    }
-
-    /// Write the buffered tail at the end of the file; the file's size.
-    fn write_tail(&mut self) -> std::io::Result<u64> {
-        use std::os::unix::fs::FileExt;
-        let size = self.flushed + self.filled as u64;
-        if self.filled > 0 {
-            // Direct I/O writes whole blocks: pad the tail with zeros, then cut the file back.
-            let length = if self.direct {
-                self.filled.next_multiple_of(DIRECT_ALIGN)
-            } else {
-                self.filled
-            };
-            self.storage[self.start + self.filled..self.start + length].fill(0);
-            self.file
-                .write_all_at(&self.storage[self.start..self.start + length], self.flushed)?;
-            if length != self.filled {
-                self.file.set_len(size)?;
-            }
-        }
-        Ok(size)
-    }
-}
-
-/// Turn direct I/O off on `file`, so writes may start at any offset.
-fn clear_direct(file: &std::fs::File) -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor belongs to `file`, which is open for both calls; F_GETFL and
-        // F_SETFL only read and set the descriptor's status flags.
-        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
-        if flags < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: as above.
-        let result =
-            unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_DIRECT) };
-        if result < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = file;
-    Ok(())
-}
-
-/// Ask the kernel to start writing a range to disk without waiting, so the fsync before the
-/// commit waits only for the tail rather than the whole file (buffered fallback only).
-fn start_writeback(file: &std::fs::File, offset: u64, length: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let (Ok(offset), Ok(length)) = (i64::try_from(offset), i64::try_from(length)) else {
-            return;
-        };
-        // SAFETY: the descriptor belongs to `file`, which is open for the whole call.
-        let result = unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                offset,
-                length,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
-        };
-        if result != 0 {
-            // Only an optimisation: the fsync before the commit still makes the file durable.
-            tracing::debug!(
-                "sync_file_range failed: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, length);
 }
 
 #[cfg(test)]
