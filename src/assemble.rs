@@ -15,6 +15,7 @@ use sha2::Digest as _;
 use crate::cache::{CacheError, CachedArtifact};
 use crate::certs::CaCert;
 use crate::config::{Config, JarsSource};
+use crate::exit;
 use crate::fetch::{FetchError, Fetched, Fetcher};
 use crate::inspect::{DistributionFacts, Log4j};
 use crate::maven::{self, Coordinates, PomSource, SourceError};
@@ -127,6 +128,27 @@ pub enum AssembleError {
     /// Listing the Hadoop tarball failed.
     #[error(transparent)]
     Inspect(#[from] crate::inspect::InspectError),
+}
+
+impl AssembleError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AssembleError::Fetch(inner) => inner.exit_code(),
+            AssembleError::Inspect(inner) => inner.exit_code(),
+            AssembleError::Maven { .. } => exit::NETWORK,
+            AssembleError::Extract(_) | AssembleError::MissingInHadoopDist { .. } => {
+                exit::INTEGRITY
+            }
+            AssembleError::Write { .. } => exit::STORAGE,
+            AssembleError::Patch(_)
+            | AssembleError::HadoopPin { .. }
+            | AssembleError::HadoopConfigured { .. }
+            | AssembleError::SdkPin { .. }
+            | AssembleError::Log4jFile { .. }
+            | AssembleError::NoLog4jTemplate { .. } => exit::CONFIG,
+        }
+    }
 }
 
 /// Where one added jar comes from.

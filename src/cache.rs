@@ -30,6 +30,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::exit;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
@@ -108,6 +109,17 @@ pub enum CacheError {
         /// The directory.
         path: PathBuf,
     },
+}
+
+impl CacheError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CacheError::NotACache { .. } => exit::CONFIG,
+            CacheError::Damaged { .. } => exit::INTEGRITY,
+            _ => exit::STORAGE,
+        }
+    }
 }
 
 impl CacheError {

@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::exit;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -243,6 +244,16 @@ pub enum CertError {
         #[source]
         source: io::Error,
     },
+}
+
+impl CertError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CertError::Write { .. } | CertError::CreateDir { .. } => exit::STORAGE,
+            _ => exit::CONFIG,
+        }
+    }
 }
 
 /// One checked CA certificate ready to import.

@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::cli::GlobalArgs;
 use crate::credentials::Secret;
+use crate::exit;
 use crate::reference::{ImageReference, Namespace, RepositoryPath, TagTemplate};
 use crate::verify::Digest;
 
@@ -106,6 +107,13 @@ pub enum ConfigError {
     /// The embedded defaults do not parse: a bug in this build of imgforge.
     #[error("the embedded default configuration is invalid (a bug in imgforge): {0}")]
     Defaults(String),
+}
+
+impl ConfigError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        exit::CONFIG
+    }
 }
 
 /// Where a configuration value came from.

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use crate::exit;
 use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::mpsc;
@@ -120,6 +121,13 @@ pub enum ContextError {
     /// Streaming stopped before the tar was complete because the thread writing it died.
     #[error("the build context writer stopped unexpectedly")]
     WriterGone,
+}
+
+impl ContextError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        exit::BUILD
+    }
 }
 
 /// Sizes of a planned context, for reports and the benchmark.

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::exit;
 use crate::push::PushedImage;
 
 /// Why the digests file could not be written or read.
@@ -79,6 +80,16 @@ pub enum DigestsError {
         /// What it says.
         digest: String,
     },
+}
+
+impl DigestsError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DigestsError::Write { .. } => exit::STORAGE,
+            _ => exit::CONFIG,
+        }
+    }
 }
 
 /// One pushed tag.

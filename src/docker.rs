@@ -18,6 +18,7 @@ use bollard::query_parameters::{BuildImageOptionsBuilder, RemoveImageOptions, Ta
 use futures_util::StreamExt;
 
 use crate::context::{BuildContext, ContextError, ContextSummary};
+use crate::exit;
 use crate::progress::{Phase, Reporter};
 use crate::reference::{ImageReference, Tag};
 
@@ -205,6 +206,16 @@ pub enum DockerError {
         #[source]
         source: Box<DockerError>,
     },
+}
+
+impl DockerError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DockerError::InvalidTag { .. } => exit::CONFIG,
+            _ => exit::BUILD,
+        }
+    }
 }
 
 fn format_tail(output: &[String]) -> String {

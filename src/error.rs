@@ -18,29 +18,7 @@ use crate::metastore::MetastoreError;
 use crate::patch::PatchError;
 use crate::push::PushError;
 
-/// Exit codes, documented in the README. Scripts and CI branch on them.
-pub mod exit {
-    /// Success.
-    pub const SUCCESS: u8 = 0;
-    /// An unexpected internal failure.
-    pub const INTERNAL: u8 = 1;
-    /// Bad configuration or command-line input (clap also uses 2 for usage errors).
-    pub const CONFIG: u8 = 2;
-    /// A download failed: not found, unreachable, timed out, or not cached while offline.
-    pub const NETWORK: u8 = 3;
-    /// Integrity: checksum mismatch, unparsable checksum file, damaged cache entry.
-    pub const INTEGRITY: u8 = 4;
-    /// Local storage: cache directory unusable, disk full.
-    pub const STORAGE: u8 = 5;
-    /// An image build failed: a step, the engine, a base image, the context.
-    pub const BUILD: u8 = 6;
-    /// A push failed: registry unreachable or refusing the credentials, TLS, digest mismatch.
-    pub const PUSH: u8 = 7;
-    /// `build --if-changed`: every image was up to date; nothing was built or pushed.
-    pub const NOTHING_TO_DO: u8 = 8;
-    /// Interrupted by SIGINT (Ctrl-C); SIGTERM exits 143 and SIGHUP 129 (128 + the signal).
-    pub const INTERRUPTED: u8 = 130;
-}
+pub use crate::exit;
 
 /// Anything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -130,84 +108,28 @@ impl Error {
             return exit::INTEGRITY;
         }
         match self {
-            Error::Config(_) => exit::CONFIG,
-            Error::Fetch(error) => Error::fetch_exit_code(error),
-            Error::Cache(CacheError::NotACache { .. }) => exit::CONFIG,
-            Error::Cache(CacheError::Damaged { .. }) => exit::INTEGRITY,
-            Error::Cache(_) => exit::STORAGE,
-            Error::Inspect(InspectError::Archive { .. }) => exit::INTEGRITY,
-            Error::Inspect(InspectError::Tree { .. }) => exit::STORAGE,
-            Error::Inspect(_) => exit::CONFIG,
-            Error::Assemble(error) => Error::assemble_exit_code(error),
-            Error::Extract(ExtractError::Write { .. } | ExtractError::Replace { .. }) => {
-                exit::STORAGE
-            }
-            Error::Extract(_) => exit::INTEGRITY,
-            Error::Certs(CertError::Write { .. } | CertError::CreateDir { .. }) => exit::STORAGE,
-            Error::Certs(_) => exit::CONFIG,
-            Error::Patch(PatchError::Write { .. }) => exit::STORAGE,
-            Error::Patch(_) => exit::CONFIG,
+            Error::Config(error) => error.exit_code(),
+            Error::Fetch(error) => error.exit_code(),
+            Error::Cache(error) => error.exit_code(),
+            Error::Inspect(error) => error.exit_code(),
+            Error::Assemble(error) => error.exit_code(),
+            Error::Extract(error) => error.exit_code(),
+            Error::Certs(error) => error.exit_code(),
+            Error::Patch(error) => error.exit_code(),
+            Error::Docker(error) => error.exit_code(),
+            Error::Context(error) => error.exit_code(),
+            Error::Images(error) => error.exit_code(),
+            Error::ImageData(error) => error.exit_code(),
+            Error::Metastore(error) => error.exit_code(),
+            Error::Push(error) => error.exit_code(),
+            Error::Digests(error) => error.exit_code(),
+            Error::Manifest(error) => error.exit_code(),
+            Error::Lock(error) => error.exit_code(),
+            Error::OutDir(error) => error.exit_code(),
+            Error::Outdated(error) => error.exit_code(),
             Error::DamagedCache { .. } => exit::INTEGRITY,
-            Error::Docker(DockerError::InvalidTag { .. }) => exit::CONFIG,
-            Error::Docker(_) | Error::Context(_) => exit::BUILD,
-            Error::Images(_) | Error::ImageData(_) => exit::CONFIG,
-            Error::Metastore(MetastoreError::Assemble(inner)) => Error::assemble_exit_code(inner),
-            Error::Metastore(MetastoreError::Extract(_)) => exit::INTEGRITY,
-            Error::Metastore(MetastoreError::Ignore(_)) => exit::CONFIG,
-            Error::Outdated(_) => exit::NETWORK,
-            Error::Digests(crate::digests::DigestsError::Write { .. }) => exit::STORAGE,
-            Error::Digests(_) => exit::CONFIG,
-            Error::Manifest(crate::operator::ManifestError::Write { .. }) => exit::STORAGE,
-            Error::Manifest(_) => exit::INTERNAL,
-            Error::Lock(crate::lock::LockError::Write { .. }) => exit::STORAGE,
-            Error::Lock(_) => exit::CONFIG,
-            Error::OutDir(_) => exit::CONFIG,
-            Error::Push(PushError::Credentials(_) | PushError::Reference { .. }) => exit::CONFIG,
-            Error::Push(PushError::NotBuilt { .. }) => exit::BUILD,
-            Error::Push(_) => exit::PUSH,
             Error::Runtime(_) => exit::INTERNAL,
             Error::Interrupted { signal } => signal.exit_code(),
-        }
-    }
-
-    fn assemble_exit_code(error: &AssembleError) -> u8 {
-        match error {
-            AssembleError::Fetch(inner) => Error::fetch_exit_code(inner),
-            AssembleError::Maven { .. } => exit::NETWORK,
-            AssembleError::Extract(_) | AssembleError::MissingInHadoopDist { .. } => {
-                exit::INTEGRITY
-            }
-            AssembleError::Write { .. } => exit::STORAGE,
-            AssembleError::Inspect(crate::inspect::InspectError::Archive { .. }) => exit::INTEGRITY,
-            AssembleError::Inspect(crate::inspect::InspectError::Tree { .. }) => exit::STORAGE,
-            AssembleError::Inspect(_) => exit::CONFIG,
-            AssembleError::Patch(_)
-            | AssembleError::HadoopPin { .. }
-            | AssembleError::HadoopConfigured { .. }
-            | AssembleError::SdkPin { .. }
-            | AssembleError::Log4jFile { .. }
-            | AssembleError::NoLog4jTemplate { .. } => exit::CONFIG,
-        }
-    }
-
-    fn fetch_exit_code(error: &FetchError) -> u8 {
-        match error {
-            FetchError::ChecksumMismatch { .. } | FetchError::ChecksumFormat { .. } => {
-                exit::INTEGRITY
-            }
-            FetchError::Cache(CacheError::Damaged { .. }) => exit::INTEGRITY,
-            FetchError::Cache(_) | FetchError::Write { .. } => exit::STORAGE,
-            FetchError::SignatureMissing { .. } | FetchError::Signature { .. } => exit::INTEGRITY,
-            FetchError::Keys { .. } => exit::NETWORK,
-            // A body longer than a limit, a refused redirect: the download failed.
-            FetchError::TooLarge { .. } | FetchError::Redirect { .. } => exit::NETWORK,
-            // More bytes than announced: the content is not what the server said it was.
-            FetchError::LongerThanAnnounced { .. } => exit::INTEGRITY,
-            FetchError::Client(_) => exit::INTERNAL,
-            FetchError::Offline { .. }
-            | FetchError::NotFound { .. }
-            | FetchError::Unavailable { .. }
-            | FetchError::Status { .. } => exit::NETWORK,
         }
     }
 

@@ -44,6 +44,7 @@ use sha2::Digest as _;
 use tempfile::TempDir;
 
 use crate::cache::CachedArtifact;
+use crate::exit;
 
 /// Size of the write buffer of each file.
 const BUFFER_SIZE: usize = 256 * 1024;
@@ -537,6 +538,16 @@ pub enum ExtractError {
         #[source]
         source: io::Error,
     },
+}
+
+impl ExtractError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ExtractError::Write { .. } | ExtractError::Replace { .. } => exit::STORAGE,
+            _ => exit::INTEGRITY,
+        }
+    }
 }
 
 /// An unpacked tree waiting next to its destination; see [`unpack_staged`].

@@ -10,6 +10,7 @@ use std::fmt;
 
 use crate::cli::BuildTarget;
 use crate::config::Config;
+use crate::exit;
 use crate::reference::{ImageReference, Namespace, Tag, TagVersions};
 
 /// One of the images.
@@ -104,6 +105,13 @@ pub enum ImagesError {
         /// Which image.
         image: ImageKind,
     },
+}
+
+impl ImagesError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        exit::CONFIG
+    }
 }
 
 /// The versions that name and label the images.
@@ -228,6 +236,13 @@ pub struct ImageDataError {
     /// Why.
     #[source]
     pub source: std::io::Error,
+}
+
+impl ImageDataError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        exit::CONFIG
+    }
 }
 
 impl ImageData {

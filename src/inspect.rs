@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::cache::{Cache, CachedArtifact};
+use crate::exit;
 
 /// Why a fact could not be established.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,17 @@ pub enum InspectError {
         /// Every version found.
         versions: Vec<String>,
     },
+}
+
+impl InspectError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            InspectError::Archive { .. } => exit::INTEGRITY,
+            InspectError::Tree { .. } => exit::STORAGE,
+            _ => exit::CONFIG,
+        }
+    }
 }
 
 /// The Hadoop version bundled in a Spark distribution, with the jar that told it.

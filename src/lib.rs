@@ -1,83 +1,87 @@
 //! imgforge: a native Spark image and artifact builder.
 //!
-//! The modules are listed in pipeline order (rustfmt would sort one block alphabetically,
-//! so each stage is its own block).
+//! The modules are listed in pipeline order — config → resolve → fingerprint →
+//! fetch/verify/cache → assemble → context → docker → registry/push — and the values that
+//! flow between the stages are `Config → Resolved → PreparedTree → BuildContext →
+//! BuiltImage → PushedImage`. Each fact is computed once and flows one way: no stage imports
+//! a command, and `error` imports only the stages' error types. (rustfmt would sort one block
+//! alphabetically, so each stage is its own block.)
 
-// The image-reference grammar everything below names images with (a leaf).
+// Leaves every stage uses: the image-reference grammar, the exit codes, every file write
+// (temp, fsync, rename, fsync the directory), credentials masked in URLs and other
+// programs' output.
 pub mod reference;
+// (exit codes; each stage error knows its own)
+pub mod exit;
+pub mod persist;
+// (redaction)
+pub mod redact;
 
-// What the user asked for.
+// 1. config — what the user asked for.
 pub mod cli;
 pub mod config;
 
-// What a build needs, and getting it onto disk, verified.
+// 2. resolve — every fact a run needs, computed once: the artifacts (`plan`), the listing
+// facts, the S3A jars, certificates, patches, base images and names.
+pub mod resolve;
+// (where each artifact is and how it is checked)
 pub mod plan;
-// (fetch streams into the cache and verifies while it does)
+
+// 3. fingerprint — each image's input fingerprint, from the resolved inputs alone.
+pub mod fingerprint;
+
+// 4. fetch / verify / cache — getting the artifacts onto disk, verified as they stream.
 pub mod fetch;
 // (size caps and the redirect policy for everything read over HTTP)
 pub mod http;
 pub mod verify;
 // (release signatures against the project's KEYS file)
 pub mod signature;
-// (every file write: temp, fsync, rename, fsync the directory)
-pub mod persist;
 // (content-addressed store, locks)
 pub mod cache;
 
-// From verified archives to a prepared Spark tree.
+// 5. assemble — from verified archives to a prepared Spark tree.
 pub mod inspect;
-// (safe extraction, then jars, conf files, certificates and patches)
+// (safe extraction; the S3A jars matching the bundled Hadoop)
 pub mod extract;
 pub mod maven;
 // (certificates and anchored patches feed the assembly)
+pub mod assemble;
 pub mod certs;
 pub mod patch;
-// (the assembly itself)
-pub mod assemble;
+// (the patched tree on disk, and the marker that says imgforge made it)
+pub mod outdir;
+pub mod prepare;
 
-// From prepared trees to images.
+// 6. context — what each image is built from.
 pub mod images;
 // (the hive-metastore context is assembled on disk, like the Spark tree)
 pub mod metastore;
-// (a deterministic streamed build context, then the Engine API)
+// (a deterministic streamed build context)
 pub mod context;
+
+// 7. docker — the Engine API, and the builds in dependency order.
+pub mod build;
 pub mod docker;
-// (pushing: credentials, the engine's push, digests read back over the Registry API)
+
+// 8. registry / push — credentials, the engine's push, digests read back over the Registry
+// API, and the Spark operator manifests pinned to them.
 pub mod credentials;
-pub mod push;
-pub mod registry;
-// (what was pushed, by digest, and the Spark operator manifests pinned to it)
 pub mod digests;
 pub mod operator;
+pub mod publish;
+pub mod push;
+pub mod registry;
 
-// Scheduled rebuilds: what a build resolved, pinned for review.
+// Scheduled rebuilds: what a build resolved, pinned for review; newer upstream releases.
 pub mod lock;
 pub mod outdated;
 
-// The pipeline the commands drive, each fact computed once and flowing one way:
-// Config → Resolved → PreparedTree → BuildContext → BuiltImage → PushedImage.
-// (every fact a run needs: artifacts, listing facts, S3A jars, certificates, patches,
-// base images, names)
-pub mod resolve;
-// (each image's input fingerprint, from the resolved inputs alone)
-pub mod fingerprint;
-// (the patched Spark tree on disk)
-pub mod prepare;
-// (images through the Engine API; `--if-changed`; `--push`)
-pub mod build;
-// (pushing built images, the spark image's digest, newer base tags)
-pub mod publish;
-
-// The commands that drive the stages, and how results reach the user.
+// The user's view: one thin command per subcommand, the top-level error with its hints,
+// results and progress, signals and what a dead run left behind.
 pub mod commands;
-// (signals end a run like Ctrl-C; what a dead run left behind is swept by the next)
+pub mod error;
 pub mod interrupt;
 pub mod leftovers;
-// (where a prepared tree may go, and the marker that says imgforge made it)
-pub mod outdir;
-// (the reporter trait and its terminal and plain implementations)
-pub mod error;
 pub mod output;
 pub mod progress;
-// (credentials in URLs and other programs' output, masked on every way out)
-pub mod redact;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::exit;
 use serde::{Deserialize, Serialize};
 
 /// The lock format this imgforge writes and reads.
@@ -92,6 +93,17 @@ pub enum LockError {
         /// Each difference, as `key: locked → now`.
         differences: Vec<String>,
     },
+}
+
+impl LockError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LockError::Write { .. } => exit::STORAGE,
+            LockError::Render { .. } => exit::INTERNAL,
+            _ => exit::CONFIG,
+        }
+    }
 }
 
 fn list(items: &[String]) -> String {

@@ -28,8 +28,7 @@ fn main() -> ExitCode {
         }
     }));
     // Unwinding drops the command's state, which removes its temp files and staging trees.
-    std::panic::catch_unwind(run)
-        .unwrap_or_else(|_| ExitCode::from(imgforge::error::exit::INTERNAL))
+    std::panic::catch_unwind(run).unwrap_or_else(|_| ExitCode::from(imgforge::exit::INTERNAL))
 }
 
 fn run() -> ExitCode {
@@ -69,9 +68,7 @@ fn run() -> ExitCode {
     imgforge::leftovers::release();
     match result {
         Ok(commands::Completion::Done) => ExitCode::SUCCESS,
-        Ok(commands::Completion::NothingToDo) => {
-            ExitCode::from(imgforge::error::exit::NOTHING_TO_DO)
-        }
+        Ok(commands::Completion::NothingToDo) => ExitCode::from(imgforge::exit::NOTHING_TO_DO),
         Err(error) => fail(error),
     }
 }
@@ -79,7 +76,7 @@ fn run() -> ExitCode {
 fn fail(error: Error) -> ExitCode {
     if PANICKED.load(Ordering::SeqCst) {
         // Already reported by the panic hook, without the assertion text the error holds.
-        return ExitCode::from(imgforge::error::exit::INTERNAL);
+        return ExitCode::from(imgforge::exit::INTERNAL);
     }
     output::error(&error);
     error.exit()

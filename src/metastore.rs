@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::assemble::{self, AssembleError, S3aSelection};
 use crate::certs::CaCert;
 use crate::context::IgnoreRules;
+use crate::exit;
 use crate::extract::{self, ExtractError};
 use crate::fetch::{Fetched, Fetcher};
 use crate::images::ImageData;
@@ -28,6 +29,17 @@ pub enum MetastoreError {
     /// The `.dockerignore` of the metastore image does not parse.
     #[error("the hive-metastore .dockerignore is invalid")]
     Ignore(#[source] crate::context::ContextError),
+}
+
+impl MetastoreError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            MetastoreError::Assemble(inner) => inner.exit_code(),
+            MetastoreError::Extract(_) => exit::INTEGRITY,
+            MetastoreError::Ignore(_) => exit::CONFIG,
+        }
+    }
 }
 
 /// The inputs of the metastore context.

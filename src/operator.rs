@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::ManifestArgs;
 use crate::config::{Config, ConfigError, check_kubernetes_name};
+use crate::exit;
 
 /// The API group and version of the Spark operator's resources.
 pub const API_VERSION: &str = "sparkoperator.k8s.io/v1beta2";
@@ -318,6 +319,16 @@ pub enum ManifestError {
         #[source]
         source: serde_norway::Error,
     },
+}
+
+impl ManifestError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ManifestError::Write { .. } => exit::STORAGE,
+            ManifestError::Render { .. } => exit::INTERNAL,
+        }
+    }
 }
 
 impl Job {

@@ -8,6 +8,7 @@ use std::fmt;
 use url::Url;
 
 use crate::config::Config;
+use crate::exit;
 
 /// Why the listing could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,13 @@ pub enum OutdatedError {
     /// The HTTP client could not be set up.
     #[error("cannot set up the HTTP client")]
     Client(#[source] reqwest::Error),
+}
+
+impl OutdatedError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        exit::NETWORK
+    }
 }
 
 /// A dotted numeric release version such as `3.1.2`.

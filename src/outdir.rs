@@ -15,6 +15,7 @@ use std::io::{self, Read as _};
 use std::path::{Component, Path, PathBuf};
 
 use crate::config::Config;
+use crate::exit;
 
 /// The file imgforge writes at the root of every tree it produces.
 pub const MARKER: &str = ".imgforge-tree";
@@ -73,6 +74,13 @@ pub enum OutDirError {
         /// The resolved path.
         path: PathBuf,
     },
+}
+
+impl OutDirError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        exit::CONFIG
+    }
 }
 
 /// The paths an output directory must never be, contain or lie inside (the cache).

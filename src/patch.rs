@@ -26,6 +26,7 @@ use sha2::{Digest as _, Sha256};
 use similar::TextDiff;
 
 use crate::config::JavaOptionsEnv;
+use crate::exit;
 use crate::inspect::Log4j;
 
 /// The embedded patch files, applied in this order.
@@ -163,6 +164,16 @@ pub enum PatchError {
         #[source]
         source: io::Error,
     },
+}
+
+impl PatchError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PatchError::Write { .. } => exit::STORAGE,
+            _ => exit::CONFIG,
+        }
+    }
 }
 
 /// One CA certificate to copy into the image and import into the JVM trust store.

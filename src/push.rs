@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 
 use crate::credentials::{self, Credential, CredentialError, CredentialInputs, Credentials};
 use crate::docker::{self, DockerError, Engine};
+use crate::exit;
 use crate::progress::{Phase, Reporter};
 use crate::reference::{ImageReference, Registry};
 use crate::registry::{RegistryClient, RegistryError, RegistryOptions};
@@ -113,6 +114,17 @@ pub enum PushError {
         /// The registry's digest.
         registry_digest: String,
     },
+}
+
+impl PushError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PushError::Credentials(_) | PushError::Reference { .. } => exit::CONFIG,
+            PushError::NotBuilt { .. } => exit::BUILD,
+            _ => exit::PUSH,
+        }
+    }
 }
 
 /// One image to push: the local image and every reference it must be pushed as.

@@ -20,6 +20,7 @@ mod sink;
 use self::sink::{SignedBy, Sink, Written};
 use crate::cache::{Cache, CacheError, CachedArtifact, IndexEntry, now_unix};
 use crate::config::{Config, MirrorsConfig, NetworkConfig};
+use crate::exit;
 use crate::http::{self, BoundedReadError, MinSpeed, SpeedWindow};
 use crate::plan::{ArtifactSpec, Expected, Repository};
 use crate::progress::{Phase, Reporter, TaskId};
@@ -155,6 +156,30 @@ pub enum FetchError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl FetchError {
+    /// The exit code a run ends with when it fails with this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            FetchError::ChecksumMismatch { .. } | FetchError::ChecksumFormat { .. } => {
+                exit::INTEGRITY
+            }
+            FetchError::Cache(CacheError::Damaged { .. }) => exit::INTEGRITY,
+            FetchError::Cache(_) | FetchError::Write { .. } => exit::STORAGE,
+            FetchError::SignatureMissing { .. } | FetchError::Signature { .. } => exit::INTEGRITY,
+            FetchError::Keys { .. } => exit::NETWORK,
+            // A body longer than a limit, a refused redirect: the download failed.
+            FetchError::TooLarge { .. } | FetchError::Redirect { .. } => exit::NETWORK,
+            // More bytes than announced: the content is not what the server said it was.
+            FetchError::LongerThanAnnounced { .. } => exit::INTEGRITY,
+            FetchError::Client(_) => exit::INTERNAL,
+            FetchError::Offline { .. }
+            | FetchError::NotFound { .. }
+            | FetchError::Unavailable { .. }
+            | FetchError::Status { .. } => exit::NETWORK,
+        }
+    }
 }
 
 impl FetchError {
