@@ -280,7 +280,7 @@ async fn check_lock(
     path: &Path,
     locked: &Lock,
 ) -> Result<(), Error> {
-    let now = resolved.lock(config, fetcher).await?;
+    let now = crate::fingerprint::lock(resolved, config, fetcher).await?;
     let differences = locked.differences(&now);
     if differences.is_empty() {
         Ok(())

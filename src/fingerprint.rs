@@ -1,20 +1,27 @@
-//! Input fingerprints: a SHA-256 over everything that goes into an image — artifact
+//! What identifies a build's inputs. Input fingerprints: a SHA-256 over everything that goes into an image — artifact
 //! digests, patches, Dockerfiles, certificates, the configuration that shapes the build and
 //! the imgforge version — computed from the [`Resolved`] inputs alone.
 //!
 //! An image's fingerprint is recorded in its `imgforge.inputs.sha256` label so a later run
 //! can tell whether it needs rebuilding without building it; a prepared tree's is recorded
-//! in its marker file.
+//! in its marker file. And the lock (`imgforge.lock`): the same resolution written out for
+//! review — versions, every artifact's URL and SHA-512, the base images' IDs.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
 use crate::assemble::{self, JarOrigin, S3aSelection};
 use crate::certs::CaSet;
 use crate::config::Config;
+use crate::error::Error;
+use crate::fetch::{Fetched, Fetcher};
 use crate::images::{ImageData, ImageKind};
-use crate::resolve::{BaseImages, Resolved};
+use crate::lock::{LOCK_VERSION, Lock, LockedArtifact, LockedVersions};
+use crate::progress::Reporter;
+use crate::resolve::{self, BaseImages, Needs, Resolved};
 
 /// Accumulates the inputs of one image into a SHA-256, each as a named field so that two
 /// different input sets cannot produce the same byte stream.
@@ -212,6 +219,108 @@ fn add_certs(fingerprint: &mut Fingerprint, certs: &CaSet) {
             format!("{} {}", cert.alias, cert.sha256_fingerprint).as_bytes(),
         );
     }
+}
+
+/// The lock of a resolution: versions, every artifact with its URL and SHA-512 (the
+/// Maven S3A jars are fetched for theirs), the base images' IDs and the digests of
+/// imgforge's own inputs. Needs the hive inputs and the base images.
+pub async fn lock(resolved: &Resolved, config: &Config, fetcher: &Fetcher) -> Result<Lock, Error> {
+    let (Some(hive), Some(bases)) = (&resolved.hive, &resolved.bases) else {
+        return Err(Error::Runtime(
+            "a lock needs the hive-metastore inputs and the base images resolved".into(),
+        ));
+    };
+    let jars = fetch_maven_jars(fetcher, &resolved.s3a).await?;
+    let mut artifacts: Vec<LockedArtifact> =
+        [&resolved.spark, &hive.metastore, &hive.hadoop, &hive.jdbc]
+            .into_iter()
+            .chain(jars.iter())
+            .map(locked)
+            .collect();
+    artifacts.sort_by(|a, b| (&a.role, &a.file).cmp(&(&b.role, &b.file)));
+    artifacts.dedup();
+    let base_images = BTreeMap::from([
+        (bases.spark.reference.clone(), bases.spark.id.clone()),
+        (
+            bases.hive_metastore.reference.clone(),
+            bases.hive_metastore.id.clone(),
+        ),
+    ]);
+    let mut inputs = BTreeMap::from([("patches".to_string(), resolved.patches.digest())]);
+    for (kind, data) in [
+        (ImageKind::SparkHs, &resolved.spark_hs),
+        (ImageKind::HiveMetastore, &hive.data),
+    ] {
+        inputs.insert(
+            format!("dockerfiles/{}", kind.label()),
+            definition(kind, data),
+        );
+    }
+    Ok(Lock {
+        lock_version: LOCK_VERSION,
+        imgforge: env!("CARGO_PKG_VERSION").to_string(),
+        versions: LockedVersions {
+            spark: resolved.facts.spark_version.clone(),
+            spark_package: config.spark.package.clone(),
+            scala: resolved.facts.scala_version.clone(),
+            hadoop: resolved.facts.hadoop.version.clone(),
+            hadoop_aws: resolved.s3a.hadoop_aws_version.clone(),
+            aws_sdk: resolved.s3a.sdk_version.clone(),
+            hive_metastore: config.hive.metastore_version.clone(),
+            postgresql_jdbc: config.hive.postgresql_jdbc_version.clone(),
+        },
+        base_images,
+        inputs,
+        artifacts,
+    })
+}
+
+/// `imgforge lock`: resolve everything a full build uses (fetching what the cache lacks) and
+/// write it to the lock file next to the configuration. Returns where, and what.
+pub async fn write_lock(
+    config: &Config,
+    reporter: Arc<dyn Reporter>,
+) -> Result<(PathBuf, Lock), Error> {
+    let engine = resolve::connect(config).await?;
+    let fetcher = resolve::open_fetcher(config, Arc::clone(&reporter)).await?;
+    let needs = Needs {
+        hive: true,
+        engine: Some(&engine),
+        certs_dir: None,
+    };
+    let resolved = resolve::resolve(config, &fetcher, needs, reporter.as_ref()).await?;
+    let lock = lock(&resolved, config, &fetcher).await?;
+    let path = crate::lock::lock_path(config.config_file.as_deref());
+    lock.write(&path)?;
+    Ok((path, lock))
+}
+
+fn locked(fetched: &Fetched) -> LockedArtifact {
+    LockedArtifact {
+        role: fetched.spec.role.to_string(),
+        file: fetched.spec.file_name.clone(),
+        url: crate::redact::strip_url_text(&fetched.artifact.entry.url),
+        sha512: fetched.artifact.entry.sha512.clone(),
+    }
+}
+
+/// The Maven jars of an S3A selection, fetched through the cache.
+pub async fn fetch_maven_jars(
+    fetcher: &Fetcher,
+    s3a: &S3aSelection,
+) -> Result<Vec<Fetched>, Error> {
+    let specs: Vec<_> = s3a
+        .jars
+        .iter()
+        .filter_map(|jar| match &jar.origin {
+            JarOrigin::Maven(spec) => Some(spec),
+            JarOrigin::HadoopDist { .. } => None,
+        })
+        .collect();
+    Ok(
+        futures_util::future::try_join_all(specs.into_iter().map(|spec| fetcher.fetch(spec)))
+            .await?,
+    )
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ pub const MAX_REDIRECTS: usize = 10;
 #[derive(Debug, thiserror::Error)]
 pub enum BoundedReadError {
     /// The body is longer than the cap (announced or as it streamed).
-    #[error("{url} sent more than {} ({cap} bytes), the limit for {what}", crate::output::bytes(*cap))]
+    #[error("{url} sent more than {} ({cap} bytes), the limit for {what}", crate::progress::bytes(*cap))]
     TooLarge {
         /// The URL (credentials masked).
         url: String,

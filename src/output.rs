@@ -75,19 +75,3 @@ pub fn internal_error(location: Option<(&str, u32)>) {
          something you did. Temporary files were removed. Please report it with the command you ran."
     );
 }
-
-/// Human-readable byte count.
-pub fn bytes(count: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = count as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{count} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}

@@ -128,7 +128,7 @@ pub enum RegistryError {
         message: String,
     },
     /// A response body is longer than imgforge reads from a registry.
-    #[error("registry {registry} sent more than {} for {url}; imgforge reads at most that", crate::output::bytes(*cap))]
+    #[error("registry {registry} sent more than {} for {url}; imgforge reads at most that", crate::progress::bytes(*cap))]
     TooLarge {
         /// The registry.
         registry: String,

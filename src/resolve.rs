@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use futures_util::future::try_join3;
 
-use crate::assemble::{self, JarOrigin, S3aSelection};
+use crate::assemble::{self, S3aSelection};
 use crate::cache::Cache;
 use crate::certs::{self, CaSet};
 use crate::config::Config;
@@ -24,7 +24,6 @@ use crate::error::Error;
 use crate::fetch::{Fetched, Fetcher};
 use crate::images::{self, ImageData, ImageKind, Versions};
 use crate::inspect::{self, DistributionFacts};
-use crate::lock::{LOCK_VERSION, Lock, LockedArtifact, LockedVersions};
 use crate::patch::PatchSet;
 use crate::plan;
 use crate::progress::Reporter;
@@ -158,110 +157,6 @@ pub async fn resolve(
         versions,
         references,
     })
-}
-
-impl Resolved {
-    /// The lock of this resolution: versions, every artifact with its URL and SHA-512 (the
-    /// Maven S3A jars are fetched for theirs), the base images' IDs and the digests of
-    /// imgforge's own inputs. Needs the hive inputs and the base images.
-    pub async fn lock(&self, config: &Config, fetcher: &Fetcher) -> Result<Lock, Error> {
-        let (Some(hive), Some(bases)) = (&self.hive, &self.bases) else {
-            return Err(Error::Runtime(
-                "a lock needs the hive-metastore inputs and the base images resolved".into(),
-            ));
-        };
-        let jars = fetch_maven_jars(fetcher, &self.s3a).await?;
-        let mut artifacts: Vec<LockedArtifact> =
-            [&self.spark, &hive.metastore, &hive.hadoop, &hive.jdbc]
-                .into_iter()
-                .chain(jars.iter())
-                .map(locked)
-                .collect();
-        artifacts.sort_by(|a, b| (&a.role, &a.file).cmp(&(&b.role, &b.file)));
-        artifacts.dedup();
-        let base_images = BTreeMap::from([
-            (bases.spark.reference.clone(), bases.spark.id.clone()),
-            (
-                bases.hive_metastore.reference.clone(),
-                bases.hive_metastore.id.clone(),
-            ),
-        ]);
-        let mut inputs = BTreeMap::from([("patches".to_string(), self.patches.digest())]);
-        for (kind, data) in [
-            (ImageKind::SparkHs, &self.spark_hs),
-            (ImageKind::HiveMetastore, &hive.data),
-        ] {
-            inputs.insert(
-                format!("dockerfiles/{}", kind.label()),
-                crate::fingerprint::definition(kind, data),
-            );
-        }
-        Ok(Lock {
-            lock_version: LOCK_VERSION,
-            imgforge: env!("CARGO_PKG_VERSION").to_string(),
-            versions: LockedVersions {
-                spark: self.facts.spark_version.clone(),
-                spark_package: config.spark.package.clone(),
-                scala: self.facts.scala_version.clone(),
-                hadoop: self.facts.hadoop.version.clone(),
-                hadoop_aws: self.s3a.hadoop_aws_version.clone(),
-                aws_sdk: self.s3a.sdk_version.clone(),
-                hive_metastore: config.hive.metastore_version.clone(),
-                postgresql_jdbc: config.hive.postgresql_jdbc_version.clone(),
-            },
-            base_images,
-            inputs,
-            artifacts,
-        })
-    }
-}
-
-/// `imgforge lock`: resolve everything a full build uses (fetching what the cache lacks) and
-/// write it to the lock file next to the configuration. Returns where, and what.
-pub async fn write_lock(
-    config: &Config,
-    reporter: Arc<dyn Reporter>,
-) -> Result<(PathBuf, Lock), Error> {
-    let engine = connect(config).await?;
-    let fetcher = open_fetcher(config, Arc::clone(&reporter)).await?;
-    let needs = Needs {
-        hive: true,
-        engine: Some(&engine),
-        certs_dir: None,
-    };
-    let resolved = resolve(config, &fetcher, needs, reporter.as_ref()).await?;
-    let lock = resolved.lock(config, &fetcher).await?;
-    let path = crate::lock::lock_path(config.config_file.as_deref());
-    lock.write(&path)?;
-    Ok((path, lock))
-}
-
-fn locked(fetched: &Fetched) -> LockedArtifact {
-    LockedArtifact {
-        role: fetched.spec.role.to_string(),
-        file: fetched.spec.file_name.clone(),
-        url: crate::redact::strip_url_text(&fetched.artifact.entry.url),
-        sha512: fetched.artifact.entry.sha512.clone(),
-    }
-}
-
-/// The Maven jars of an S3A selection, fetched through the cache.
-pub async fn fetch_maven_jars(
-    fetcher: &Fetcher,
-    s3a: &S3aSelection,
-) -> Result<Vec<Fetched>, Error> {
-    let specs: Vec<_> = s3a
-        .jars
-        .iter()
-        .filter_map(|jar| match &jar.origin {
-            JarOrigin::Maven(spec) => Some(spec),
-            JarOrigin::HadoopDist { .. } => None,
-        })
-        .collect();
-    Ok(
-        futures_util::future::try_join_all(specs.into_iter().map(|spec| fetcher.fetch(spec)))
-            .await?,
-    )
 }
 
 /// Open the cache (waiting while `cache clean` runs) and a fetcher storing into it.

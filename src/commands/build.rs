@@ -60,8 +60,8 @@ fn print(config: &Config, outcome: &BuildOutcome) {
             "{:<15} {}  {:>10}  context {}  {}/{} steps from cache\n",
             report.kind.label(),
             report.image.id,
-            output::bytes(report.image.size),
-            output::bytes(report.image.context_bytes),
+            crate::progress::bytes(report.image.size),
+            crate::progress::bytes(report.image.context_bytes),
             cached,
             cacheable,
         ));

@@ -43,7 +43,7 @@ async fn list(config: &Config) -> Result<(), Error> {
         let entry = &artifact.entry;
         human.push_str(&format!(
             "{:<10} sha512:{}…  {}\n",
-            output::bytes(entry.size),
+            crate::progress::bytes(entry.size),
             &entry.sha512[..16],
             entry.key
         ));
@@ -52,7 +52,7 @@ async fn list(config: &Config) -> Result<(), Error> {
     human.push_str(&format!(
         "{} artifact(s), {}\n",
         entries.len(),
-        output::bytes(total)
+        crate::progress::bytes(total)
     ));
     let json = json!({
         "command": "cache ls",
@@ -140,7 +140,7 @@ async fn clean(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Error
     let human = format!(
         "removed {} file(s), {}\n",
         report.files,
-        output::bytes(report.bytes)
+        crate::progress::bytes(report.bytes)
     );
     output::result(
         &config.output,

@@ -165,7 +165,7 @@ fn print(config: &Config, report: &FetchReport) {
             "{:<16} {:<48} {:>10}  sha512:{}…{}\n",
             fetched.spec.role,
             fetched.spec.file_name,
-            output::bytes(entry.size),
+            crate::progress::bytes(entry.size),
             &entry.sha512[..16],
             if fetched.cached { "  (cached)" } else { "" }
         ));

@@ -10,11 +10,10 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::output;
 use crate::progress::Reporter;
-use crate::resolve;
 
 /// Run `imgforge lock`: resolve and write the lock.
 pub async fn run(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Error> {
-    let (path, lock) = resolve::write_lock(config, reporter).await?;
+    let (path, lock) = crate::fingerprint::write_lock(config, reporter).await?;
     let human = format!(
         "wrote {}: Spark {} (Hadoop {}, hadoop-aws {}, SDK {}), {} artifacts, {} base images\n",
         path.display(),

@@ -115,7 +115,7 @@ pub enum FetchError {
         source: Box<crate::signature::SignatureError>,
     },
     /// A body is longer than a limit allows.
-    #[error("{url} is larger than {}, the limit for {what} ({setting})", crate::output::bytes(*limit))]
+    #[error("{url} is larger than {}, the limit for {what} ({setting})", crate::progress::bytes(*limit))]
     TooLarge {
         /// The URL (credentials masked).
         url: String,
