@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit;
 use crate::push::PushedImage;
+use crate::reference::ImageReference;
 
 /// Why the digests file could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +123,8 @@ pub fn entries(pushed: &[PushedImage]) -> Vec<DigestEntry> {
             let (repository, tag_name) = split_tag(&tag.reference);
             entries.push(DigestEntry {
                 name: image.image.clone(),
-                image: repository.to_string(),
-                tag: tag_name.to_string(),
+                image: repository,
+                tag: tag_name,
                 digest: tag.digest.clone(),
                 platform: image.platform.clone(),
             });
@@ -132,12 +133,15 @@ pub fn entries(pushed: &[PushedImage]) -> Vec<DigestEntry> {
     entries
 }
 
-/// `registry/name:tag` split at the tag's colon (a port's colon comes before a `/`).
-pub fn split_tag(reference: &str) -> (&str, &str) {
-    let slash = reference.rfind('/').map_or(0, |index| index + 1);
-    match reference[slash..].rfind(':') {
-        Some(colon) => (&reference[..slash + colon], &reference[slash + colon + 1..]),
-        None => (reference, ""),
+/// `registry/name:tag` as its repository (as written) and tag, by the one reference grammar
+/// ([`crate::reference`]); a reference that does not parse stays whole, with no tag.
+pub fn split_tag(reference: &str) -> (String, String) {
+    match reference.parse::<ImageReference>() {
+        Ok(parsed) => (
+            parsed.repository().to_string(),
+            parsed.tag().map(ToString::to_string).unwrap_or_default(),
+        ),
+        Err(_) => (reference.to_string(), String::new()),
     }
 }
 
