@@ -519,7 +519,7 @@ pub fn copy_into(artifact: &CachedArtifact, target: &Path) -> Result<(), Assembl
         )));
     }
     set_mode(temp.path(), 0o644).map_err(write_error)?;
-    crate::persist::persist(temp, target).map_err(|error| write_error(error.source))?;
+    crate::persist::persist_staged(temp, target).map_err(|error| write_error(error.source))?;
     Ok(())
 }
 
@@ -536,7 +536,7 @@ pub fn write_text(tree: &Path, relative: &str, text: &str) -> Result<PathBuf, As
         path: parent.clone(),
         source,
     })?;
-    crate::persist::write(&path, text.as_bytes()).map_err(|error| AssembleError::Write {
+    crate::persist::write_staged(&path, text.as_bytes()).map_err(|error| AssembleError::Write {
         path: error.path,
         source: error.source,
     })?;

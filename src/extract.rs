@@ -735,9 +735,11 @@ fn extract_members_from(
 
     let mut persisted = Vec::with_capacity(written.len());
     for (temporary, destination) in written {
-        crate::persist::persist(temporary, &destination).map_err(|error| ExtractError::Write {
-            path: error.path,
-            source: error.source,
+        crate::persist::persist_staged(temporary, &destination).map_err(|error| {
+            ExtractError::Write {
+                path: error.path,
+                source: error.source,
+            }
         })?;
         persisted.push(destination);
     }

@@ -13,6 +13,12 @@
 //! whose temp files live in its own `tmp/` so a later run can sweep what a killed run left,
 //! writes into a temp file of its own through [`write_into`].
 //!
+//! Files written *into a staged tree* (a prepared Spark distribution or an image context being
+//! assembled beside its destination) go through [`write_staged`] / [`persist_staged`]:
+//! atomic, but not fsynced one by one — nothing outside sees them until the whole tree
+//! replaces its destination by one rename, and a tree a crash interrupted is a leftover the
+//! next run removes, never a tree in use. Per-file fsyncs there would only cost time.
+//!
 //! This module is a leaf: it imports nothing from the rest of imgforge.
 
 use std::fs::File;
@@ -86,6 +92,21 @@ pub fn persist_new(temp: NamedTempFile, path: &Path) -> Result<File, PersistErro
     finish(temp, path, false)
 }
 
+/// Write `bytes` to `path` inside a staged tree: atomic (temp file, rename), not fsynced.
+pub fn write_staged(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
+    let mut temp = temp_for(path)?;
+    temp.write_all(bytes)
+        .map_err(|source| PersistError::new(path, source))?;
+    persist_staged(temp, path).map(drop)
+}
+
+/// Make the complete `temp` visible as `path` inside a staged tree: a rename, without the
+/// fsyncs of [`persist`].
+pub fn persist_staged(temp: NamedTempFile, path: &Path) -> Result<File, PersistError> {
+    temp.persist(path)
+        .map_err(|failed| PersistError::new(path, failed.error))
+}
+
 fn finish(temp: NamedTempFile, path: &Path, replace: bool) -> Result<File, PersistError> {
     let error = |source| PersistError::new(path, source);
     temp.as_file().sync_all().map_err(error)?;
@@ -112,6 +133,19 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_staged_write_replaces_whole_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spark-defaults.conf");
+        write_staged(&path, b"first\n").unwrap();
+        write_staged(&path, b"second\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second\n");
+        assert_eq!(names_in(dir.path()), ["spark-defaults.conf"]);
+        let missing = dir.path().join("no-such-dir").join("file");
+        let error = write_staged(&missing, b"x").unwrap_err();
+        assert_eq!(error.path, missing);
     }
 
     #[test]
