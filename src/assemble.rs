@@ -198,6 +198,17 @@ pub struct S3aSelection {
     pub hadoop_dist: Option<Fetched>,
 }
 
+impl S3aSelection {
+    /// The Maven jars of the selection, fetched (concurrently) through the cache.
+    pub async fn fetch_maven_jars(&self, fetcher: &Fetcher) -> Result<Vec<Fetched>, FetchError> {
+        let specs = self.jars.iter().filter_map(|jar| match &jar.origin {
+            JarOrigin::Maven(spec) => Some(spec),
+            JarOrigin::HadoopDist { .. } => None,
+        });
+        futures_util::future::try_join_all(specs.map(|spec| fetcher.fetch(spec))).await
+    }
+}
+
 /// Check `facts` against the configured pins.
 pub fn check_pins(config: &Config, facts: &DistributionFacts) -> Result<(), AssembleError> {
     let detected = &facts.hadoop.version;
@@ -415,16 +426,7 @@ pub async fn add_jars(
     tree: &Path,
 ) -> Result<Vec<PathBuf>, AssembleError> {
     let jars_dir = tree.join("jars");
-    let maven: Vec<&ArtifactSpec> = selection
-        .jars
-        .iter()
-        .filter_map(|jar| match &jar.origin {
-            JarOrigin::Maven(spec) => Some(spec),
-            JarOrigin::HadoopDist { .. } => None,
-        })
-        .collect();
-    let fetched =
-        futures_util::future::try_join_all(maven.iter().map(|spec| fetcher.fetch(spec))).await?;
+    let fetched = selection.fetch_maven_jars(fetcher).await?;
     let mut written = Vec::new();
     for artifact in &fetched {
         let target = jars_dir.join(&artifact.spec.file_name);

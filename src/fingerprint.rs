@@ -230,7 +230,7 @@ pub async fn lock(resolved: &Resolved, config: &Config, fetcher: &Fetcher) -> Re
             "a lock needs the hive-metastore inputs and the base images resolved".into(),
         ));
     };
-    let jars = fetch_maven_jars(fetcher, &resolved.s3a).await?;
+    let jars = resolved.s3a.fetch_maven_jars(fetcher).await?;
     let mut artifacts: Vec<LockedArtifact> =
         [&resolved.spark, &hive.metastore, &hive.hadoop, &hive.jdbc]
             .into_iter()
@@ -302,25 +302,6 @@ fn locked(fetched: &Fetched) -> LockedArtifact {
         url: crate::redact::strip_url_text(&fetched.artifact.entry.url),
         sha512: fetched.artifact.entry.sha512.clone(),
     }
-}
-
-/// The Maven jars of an S3A selection, fetched through the cache.
-pub async fn fetch_maven_jars(
-    fetcher: &Fetcher,
-    s3a: &S3aSelection,
-) -> Result<Vec<Fetched>, Error> {
-    let specs: Vec<_> = s3a
-        .jars
-        .iter()
-        .filter_map(|jar| match &jar.origin {
-            JarOrigin::Maven(spec) => Some(spec),
-            JarOrigin::HadoopDist { .. } => None,
-        })
-        .collect();
-    Ok(
-        futures_util::future::try_join_all(specs.into_iter().map(|spec| fetcher.fetch(spec)))
-            .await?,
-    )
 }
 
 #[cfg(test)]
