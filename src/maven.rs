@@ -1608,79 +1608,75 @@ mod tests {
         assert_eq!(hadoop_aws.to_string(), "org.apache.hadoop:hadoop-aws:3.2.0");
     }
 
-    #[tokio::test]
-    async fn hadoop_3_2_0_takes_the_v1_bundle_version_from_hadoop_project() {
-        let jars = s3a_runtime_jars(&hadoop_3_2_0(), "3.2.0", &nothing_present)
-            .await
-            .unwrap();
-        assert_eq!(
-            jars.hadoop_aws,
-            coordinates("org.apache.hadoop:hadoop-aws:3.2.0")
-        );
-        assert_eq!(
-            jars.sdk_bundle,
-            coordinates("com.amazonaws:aws-java-sdk-bundle:1.11.375")
-        );
-        assert_eq!(jars.others, Vec::<Coordinates>::new());
+    /// A repository `s3a_runtime_jars` resolves for `hadoop_version`, what the tree already
+    /// has, and the SDK bundle and other jars it must report.
+    struct Resolved {
+        name: &'static str,
+        repository: Repository,
+        hadoop_version: &'static str,
+        present: fn(&Coordinates) -> bool,
+        sdk_bundle: &'static str,
+        others: &'static [&'static str],
     }
 
     #[tokio::test]
-    async fn hadoop_3_3_6_adds_runtime_scoped_wildfly_openssl() {
-        let jars = s3a_runtime_jars(&hadoop_3_3_6(), "3.3.6", &nothing_present)
-            .await
-            .unwrap();
-        assert_eq!(
-            jars.sdk_bundle,
-            coordinates("com.amazonaws:aws-java-sdk-bundle:1.12.367")
-        );
-        assert_eq!(
-            jars.others,
-            vec![coordinates(
-                "org.wildfly.openssl:wildfly-openssl:1.1.3.Final"
-            )]
-        );
-    }
-
-    #[tokio::test]
-    async fn hadoop_3_4_2_takes_the_v2_bundle_and_the_analytics_accelerator() {
-        let jars = s3a_runtime_jars(&hadoop_3_4_2(), "3.4.2", &nothing_present)
-            .await
-            .unwrap();
-        assert_eq!(
-            jars.sdk_bundle,
-            coordinates("software.amazon.awssdk:bundle:2.29.52")
-        );
-        // Not the provided v1 core or encryption client, the test-scoped
-        // eventstream, the optional CRT, nor anything from org.apache.hadoop.
-        assert_eq!(
-            jars.others,
-            vec![
-                coordinates("org.wildfly.openssl:wildfly-openssl:1.1.3.Final"),
-                coordinates(
-                    "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.0.0"
-                ),
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn jars_already_in_the_tree_are_not_added_but_the_bundle_is_still_reported() {
-        let present = |candidate: &Coordinates| {
-            candidate.group_id == "org.wildfly.openssl" || candidate.artifact_id == "bundle"
-        };
-        let jars = s3a_runtime_jars(&hadoop_3_4_2(), "3.4.2", &present)
-            .await
-            .unwrap();
-        assert_eq!(
-            jars.sdk_bundle,
-            coordinates("software.amazon.awssdk:bundle:2.29.52")
-        );
-        assert_eq!(
-            jars.others,
-            vec![coordinates(
-                "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.0.0"
-            )]
-        );
+    async fn s3a_jars_are_the_runtime_dependencies_of_each_hadoop_aws() {
+        let cases = [
+            Resolved {
+                name: "hadoop_3_2_0_takes_the_v1_bundle_version_from_hadoop_project",
+                repository: hadoop_3_2_0(),
+                hadoop_version: "3.2.0",
+                present: nothing_present,
+                sdk_bundle: "com.amazonaws:aws-java-sdk-bundle:1.11.375",
+                others: &[],
+            },
+            Resolved {
+                name: "hadoop_3_3_6_adds_runtime_scoped_wildfly_openssl",
+                repository: hadoop_3_3_6(),
+                hadoop_version: "3.3.6",
+                present: nothing_present,
+                sdk_bundle: "com.amazonaws:aws-java-sdk-bundle:1.12.367",
+                others: &["org.wildfly.openssl:wildfly-openssl:1.1.3.Final"],
+            },
+            Resolved {
+                // Not the provided v1 core or encryption client, the test-scoped
+                // eventstream, the optional CRT, nor anything from org.apache.hadoop.
+                name: "hadoop_3_4_2_takes_the_v2_bundle_and_the_analytics_accelerator",
+                repository: hadoop_3_4_2(),
+                hadoop_version: "3.4.2",
+                present: nothing_present,
+                sdk_bundle: "software.amazon.awssdk:bundle:2.29.52",
+                others: &[
+                    "org.wildfly.openssl:wildfly-openssl:1.1.3.Final",
+                    "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.0.0",
+                ],
+            },
+            Resolved {
+                name: "jars_already_in_the_tree_are_not_added_but_the_bundle_is_still_reported",
+                repository: hadoop_3_4_2(),
+                hadoop_version: "3.4.2",
+                present: |candidate| {
+                    candidate.group_id == "org.wildfly.openssl" || candidate.artifact_id == "bundle"
+                },
+                sdk_bundle: "software.amazon.awssdk:bundle:2.29.52",
+                others: &["software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.0.0"],
+            },
+        ];
+        for case in cases {
+            let jars = s3a_runtime_jars(&case.repository, case.hadoop_version, &case.present)
+                .await
+                .unwrap_or_else(|error| panic!("{}: {error:?}", case.name));
+            let hadoop_aws = format!("org.apache.hadoop:hadoop-aws:{}", case.hadoop_version);
+            assert_eq!(jars.hadoop_aws, coordinates(&hadoop_aws), "{}", case.name);
+            assert_eq!(
+                jars.sdk_bundle,
+                coordinates(case.sdk_bundle),
+                "{}",
+                case.name
+            );
+            let others: Vec<Coordinates> = case.others.iter().copied().map(coordinates).collect();
+            assert_eq!(jars.others, others, "{}", case.name);
+        }
     }
 
     #[tokio::test]
