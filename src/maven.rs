@@ -1364,6 +1364,31 @@ mod tests {
         )
     }
 
+    /// hadoop-project's management entry for the v1 bundle, at `${aws-java-sdk.version}` and
+    /// excluding every artifact of `excluded_group`.
+    fn v1_bundle_management(excluded_group: &str) -> String {
+        format!(
+            r#"      <dependency>
+        <groupId>com.amazonaws</groupId>
+        <artifactId>aws-java-sdk-bundle</artifactId>
+        <version>${{aws-java-sdk.version}}</version>
+        <exclusions>
+          <exclusion>
+            <groupId>{excluded_group}</groupId>
+            <artifactId>*</artifactId>
+          </exclusion>
+        </exclusions>
+      </dependency>"#
+        )
+    }
+
+    /// hadoop-aws's compile-scoped dependency on the v1 bundle, its version managed.
+    const V1_BUNDLE_COMPILE: &str = r#"    <dependency>
+      <groupId>com.amazonaws</groupId>
+      <artifactId>aws-java-sdk-bundle</artifactId>
+      <scope>compile</scope>
+    </dependency>"#;
+
     fn hadoop_3_2_0() -> Repository {
         Repository::default()
             .with("org.apache", "apache", "21", apache_parent("21"))
@@ -1380,17 +1405,7 @@ mod tests {
                 hadoop_project(
                     "3.2.0",
                     "    <aws-java-sdk.version>1.11.375</aws-java-sdk.version>",
-                    r#"      <dependency>
-        <groupId>com.amazonaws</groupId>
-        <artifactId>aws-java-sdk-bundle</artifactId>
-        <version>${aws-java-sdk.version}</version>
-        <exclusions>
-          <exclusion>
-            <groupId>io.netty</groupId>
-            <artifactId>*</artifactId>
-          </exclusion>
-        </exclusions>
-      </dependency>"#,
+                    &v1_bundle_management("io.netty"),
                 ),
             )
             .with(
@@ -1399,17 +1414,15 @@ mod tests {
                 "3.2.0",
                 hadoop_aws(
                     "3.2.0",
-                    r#"    <dependency>
-      <groupId>com.amazonaws</groupId>
-      <artifactId>aws-java-sdk-bundle</artifactId>
-      <scope>compile</scope>
-    </dependency>
+                    &format!(
+                        r#"{V1_BUNDLE_COMPILE}
     <dependency>
       <groupId>org.mockito</groupId>
       <artifactId>mockito-all</artifactId>
       <version>1.10.19</version>
       <scope>test</scope>
-    </dependency>"#,
+    </dependency>"#
+                    ),
                 ),
             )
     }
@@ -1431,17 +1444,7 @@ mod tests {
                 hadoop_project(
                     "3.3.6",
                     "    <aws-java-sdk.version>1.12.367</aws-java-sdk.version>",
-                    r#"      <dependency>
-        <groupId>com.amazonaws</groupId>
-        <artifactId>aws-java-sdk-bundle</artifactId>
-        <version>${aws-java-sdk.version}</version>
-        <exclusions>
-          <exclusion>
-            <groupId>*</groupId>
-            <artifactId>*</artifactId>
-          </exclusion>
-        </exclusions>
-      </dependency>"#,
+                    &v1_bundle_management("*"),
                 ),
             )
             .with(
@@ -1450,11 +1453,8 @@ mod tests {
                 "3.3.6",
                 hadoop_aws(
                     "3.3.6",
-                    r#"    <dependency>
-      <groupId>com.amazonaws</groupId>
-      <artifactId>aws-java-sdk-bundle</artifactId>
-      <scope>compile</scope>
-    </dependency>
+                    &format!(
+                        r#"{V1_BUNDLE_COMPILE}
     <dependency>
       <groupId>org.assertj</groupId>
       <artifactId>assertj-core</artifactId>
@@ -1463,7 +1463,8 @@ mod tests {
       <groupId>org.wildfly.openssl</groupId>
       <artifactId>wildfly-openssl</artifactId>
       <scope>runtime</scope>
-    </dependency>"#,
+    </dependency>"#
+                    ),
                 ),
             )
     }
