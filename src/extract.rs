@@ -1952,7 +1952,9 @@ mod tests {
         let archive = write_archive(&scratch.archives, "evil.tar.gz", items);
         let before = snapshot(&scratch.out);
 
-        let error = unpack_tree(&archive, &scratch.out).unwrap_err();
+        let error = unpack_staged(&archive, &scratch.out)
+            .and_then(StagedTree::commit)
+            .unwrap_err();
         let message = error.to_string();
         let ExtractError::UnsafeMember {
             archive: reported_archive,
@@ -2013,7 +2015,9 @@ mod tests {
             ],
         );
 
-        let report = unpack_tree(&archive, &scratch.out).unwrap();
+        let report = unpack_staged(&archive, &scratch.out)
+            .and_then(StagedTree::commit)
+            .unwrap();
         assert_eq!(
             report,
             UnpackReport {
@@ -2058,7 +2062,9 @@ mod tests {
 
         // A second unpack of the same archive gives an identical tree.
         let again = scratch.work.join("again");
-        unpack_tree(&archive, &again).unwrap();
+        unpack_staged(&archive, &again)
+            .and_then(StagedTree::commit)
+            .unwrap();
         assert_eq!(snapshot(&again), expected);
         assert_eq!(names(&scratch.work), ["again", "out"]);
     }
@@ -2082,9 +2088,13 @@ mod tests {
                 Item::File("top/sub/only-in-second", 0o644, b"2"),
             ],
         );
-        unpack_tree(&first, &scratch.out).unwrap();
+        unpack_staged(&first, &scratch.out)
+            .and_then(StagedTree::commit)
+            .unwrap();
         assert_eq!(names(&scratch.out), ["common", "only-in-first"]);
-        unpack_tree(&second, &scratch.out).unwrap();
+        unpack_staged(&second, &scratch.out)
+            .and_then(StagedTree::commit)
+            .unwrap();
         let expected: BTreeMap<String, Node> = [
             ("", Node::Dir { mode: 0o755 }),
             ("common", file(0o644, b"second")),
@@ -2107,7 +2117,9 @@ mod tests {
             &[Item::File("top/f", 0o644, b"x")],
         );
         let out = scratch.work.join("nested/deeper/tree");
-        unpack_tree(&archive, &out).unwrap();
+        unpack_staged(&archive, &out)
+            .and_then(StagedTree::commit)
+            .unwrap();
         assert_eq!(fs::read(out.join("f")).unwrap(), b"x");
         assert_eq!(names(out.parent().unwrap()), ["tree"]);
     }
@@ -2151,18 +2163,201 @@ mod tests {
         assert_eq!(names(&scratch.work), ["out"]);
     }
 
+    /// Runs one row of a table test; a failing row is named (its own assertion message is
+    /// printed just above).
+    fn row(name: &str, check: impl FnOnce()) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
+        assert!(outcome.is_ok(), "table row `{name}` failed");
+    }
+
+    /// An archive that must be refused, the member the refusal must name and its reason.
+    struct Refused<'a> {
+        name: &'static str,
+        items: &'a [Item<'a>],
+        member: &'static str,
+        reason: UnsafeReason,
+    }
+
     #[test]
-    fn rejects_parent_traversal() {
-        let reason = assert_rejected(
-            &[
-                Item::File("top/ok", 0o644, b"ok"),
-                Item::File("top/../x", 0o644, b"x"),
-            ],
-            "top/../x",
-        );
-        assert_eq!(reason, UnsafeReason::ParentComponent);
-        let reason = assert_rejected(&[Item::File("../x", 0o644, b"x")], "../x");
-        assert_eq!(reason, UnsafeReason::ParentComponent);
+    fn unsafe_members_are_refused_naming_member_and_reason() {
+        let cases = [
+            Refused {
+                name: "rejects_parent_traversal (below the top directory)",
+                items: &[
+                    Item::File("top/ok", 0o644, b"ok"),
+                    Item::File("top/../x", 0o644, b"x"),
+                ],
+                member: "top/../x",
+                reason: UnsafeReason::ParentComponent,
+            },
+            Refused {
+                name: "rejects_parent_traversal (at the top)",
+                items: &[Item::File("../x", 0o644, b"x")],
+                member: "../x",
+                reason: UnsafeReason::ParentComponent,
+            },
+            Refused {
+                name: "rejects_absolute_path",
+                items: &[Item::Dir("top/", 0o755), Item::File("/etc/x", 0o644, b"x")],
+                member: "/etc/x",
+                reason: UnsafeReason::Absolute,
+            },
+            Refused {
+                name: "rejects_symlink_escaping_the_tree (relative target)",
+                items: &[
+                    Item::Symlink("top/link", "../../etc"),
+                    Item::File("top/link/passwd", 0o644, b"root::0:0"),
+                ],
+                member: "top/link",
+                reason: UnsafeReason::SymlinkEscapes {
+                    target: "../../etc".into(),
+                },
+            },
+            Refused {
+                name: "rejects_symlink_escaping_the_tree (one level too many from a deeper directory)",
+                items: &[Item::Symlink("top/a/b/link", "../../../x")],
+                member: "top/a/b/link",
+                reason: UnsafeReason::SymlinkEscapes {
+                    target: "../../../x".into(),
+                },
+            },
+            Refused {
+                name: "rejects_symlink_escaping_the_tree (absolute targets are outside by definition)",
+                items: &[Item::Symlink("top/link", "/etc")],
+                member: "top/link",
+                reason: UnsafeReason::SymlinkEscapes {
+                    target: "/etc".into(),
+                },
+            },
+            Refused {
+                // `a/b/c/s` is the tree root, so `a/b/c/s/..` is outside although it reads as `a/b/c`.
+                name: "rejects_symlink_climbing_through_another_link",
+                items: &[
+                    Item::Dir("top/a/b/c/", 0o755),
+                    Item::Symlink("top/a/b/c/s", "../../.."),
+                    Item::Symlink("top/t", "a/b/c/s/../x"),
+                ],
+                member: "top/t",
+                reason: UnsafeReason::SymlinkClimbsAfterName {
+                    target: "a/b/c/s/../x".into(),
+                },
+            },
+            Refused {
+                name: "rejects_writing_through_symlinked_parent",
+                items: &[
+                    Item::Dir("top/a/", 0o755),
+                    Item::Dir("top/b/", 0o755),
+                    Item::Symlink("top/a/evil", "../b"),
+                    Item::File("top/a/evil/x", 0o644, b"through the link"),
+                ],
+                member: "top/a/evil/x",
+                reason: UnsafeReason::ParentIsSymlink {
+                    parent: "a/evil".into(),
+                },
+            },
+            Refused {
+                name: "rejects_replacing_a_symlink_with_a_file",
+                items: &[
+                    Item::File("top/target", 0o644, b"t"),
+                    Item::Symlink("top/l", "target"),
+                    Item::File("top/l", 0o644, b"overwrite through the link"),
+                ],
+                member: "top/l",
+                reason: UnsafeReason::Duplicate,
+            },
+            Refused {
+                name: "rejects_file_under_a_file",
+                items: &[
+                    Item::File("top/f", 0o644, b"f"),
+                    Item::File("top/f/g", 0o644, b"g"),
+                ],
+                member: "top/f/g",
+                reason: UnsafeReason::ParentNotDirectory { parent: "f".into() },
+            },
+            Refused {
+                name: "rejects_hard_links_outside_or_absent (relative, outside)",
+                items: &[
+                    Item::File("top/f", 0o644, b"f"),
+                    Item::HardLink("top/h", "../../etc/passwd"),
+                ],
+                member: "top/h",
+                reason: UnsafeReason::HardLinkEscapes {
+                    target: "../../etc/passwd".into(),
+                },
+            },
+            Refused {
+                name: "rejects_hard_links_outside_or_absent (absolute)",
+                items: &[Item::HardLink("top/h", "/etc/passwd")],
+                member: "top/h",
+                reason: UnsafeReason::HardLinkEscapes {
+                    target: "/etc/passwd".into(),
+                },
+            },
+            Refused {
+                name: "rejects_hard_links_outside_or_absent (absent)",
+                items: &[
+                    Item::File("top/f", 0o644, b"f"),
+                    Item::HardLink("top/h", "top/missing"),
+                ],
+                member: "top/h",
+                reason: UnsafeReason::HardLinkTargetMissing {
+                    target: "top/missing".into(),
+                },
+            },
+            Refused {
+                // A hard link may not reach a file through a symbolic link either.
+                name: "rejects_hard_links_outside_or_absent (through a symbolic link)",
+                items: &[
+                    Item::File("top/d/f", 0o644, b"f"),
+                    Item::Symlink("top/s", "d"),
+                    Item::HardLink("top/h", "top/s/f"),
+                ],
+                member: "top/h",
+                reason: UnsafeReason::HardLinkTargetMissing {
+                    target: "top/s/f".into(),
+                },
+            },
+            Refused {
+                name: "rejects_devices_and_fifos (character device)",
+                items: &[Item::Special("top/tty", EntryType::Char)],
+                member: "top/tty",
+                reason: UnsafeReason::CharacterDevice,
+            },
+            Refused {
+                name: "rejects_devices_and_fifos (block device)",
+                items: &[Item::Special("top/sda", EntryType::Block)],
+                member: "top/sda",
+                reason: UnsafeReason::BlockDevice,
+            },
+            Refused {
+                name: "rejects_devices_and_fifos (fifo)",
+                items: &[Item::Special("top/pipe", EntryType::Fifo)],
+                member: "top/pipe",
+                reason: UnsafeReason::Fifo,
+            },
+            Refused {
+                name: "rejects_several_top_level_directories",
+                items: &[
+                    Item::File("a/x", 0o644, b"x"),
+                    Item::File("b/y", 0o644, b"y"),
+                ],
+                member: "b/y",
+                reason: UnsafeReason::OutsideTopDirectory {
+                    top: "a".to_owned(),
+                },
+            },
+            Refused {
+                name: "rejects_several_top_level_directories (a file at the top)",
+                items: &[Item::File("README", 0o644, b"x")],
+                member: "README",
+                reason: UnsafeReason::TopLevelNotDirectory,
+            },
+        ];
+        for case in cases {
+            row(case.name, || {
+                assert_eq!(assert_rejected(case.items, case.member), case.reason);
+            });
+        }
     }
 
     #[test]
@@ -2173,7 +2368,9 @@ mod tests {
             "evil.tar.gz",
             &[Item::File("../x", 0o644, b"x")],
         );
-        let error = unpack_tree(&archive, &scratch.out).unwrap_err();
+        let error = unpack_staged(&archive, &scratch.out)
+            .and_then(StagedTree::commit)
+            .unwrap_err();
         assert_eq!(
             error.to_string(),
             format!(
@@ -2181,192 +2378,6 @@ mod tests {
                 archive.display()
             )
         );
-    }
-
-    #[test]
-    fn rejects_absolute_path() {
-        let reason = assert_rejected(
-            &[Item::Dir("top/", 0o755), Item::File("/etc/x", 0o644, b"x")],
-            "/etc/x",
-        );
-        assert_eq!(reason, UnsafeReason::Absolute);
-    }
-
-    #[test]
-    fn rejects_symlink_escaping_the_tree() {
-        let reason = assert_rejected(
-            &[
-                Item::Symlink("top/link", "../../etc"),
-                Item::File("top/link/passwd", 0o644, b"root::0:0"),
-            ],
-            "top/link",
-        );
-        assert_eq!(
-            reason,
-            UnsafeReason::SymlinkEscapes {
-                target: "../../etc".into()
-            }
-        );
-        // One level too many from a deeper directory.
-        assert_rejected(
-            &[Item::Symlink("top/a/b/link", "../../../x")],
-            "top/a/b/link",
-        );
-        // Absolute targets are outside by definition.
-        let reason = assert_rejected(&[Item::Symlink("top/link", "/etc")], "top/link");
-        assert_eq!(
-            reason,
-            UnsafeReason::SymlinkEscapes {
-                target: "/etc".into()
-            }
-        );
-    }
-
-    #[test]
-    fn rejects_symlink_climbing_through_another_link() {
-        // `a/b/c/s` is the tree root, so `a/b/c/s/..` is outside although it reads as `a/b/c`.
-        let reason = assert_rejected(
-            &[
-                Item::Dir("top/a/b/c/", 0o755),
-                Item::Symlink("top/a/b/c/s", "../../.."),
-                Item::Symlink("top/t", "a/b/c/s/../x"),
-            ],
-            "top/t",
-        );
-        assert_eq!(
-            reason,
-            UnsafeReason::SymlinkClimbsAfterName {
-                target: "a/b/c/s/../x".into()
-            }
-        );
-    }
-
-    #[test]
-    fn rejects_writing_through_symlinked_parent() {
-        let reason = assert_rejected(
-            &[
-                Item::Dir("top/a/", 0o755),
-                Item::Dir("top/b/", 0o755),
-                Item::Symlink("top/a/evil", "../b"),
-                Item::File("top/a/evil/x", 0o644, b"through the link"),
-            ],
-            "top/a/evil/x",
-        );
-        assert_eq!(
-            reason,
-            UnsafeReason::ParentIsSymlink {
-                parent: "a/evil".into()
-            }
-        );
-    }
-
-    #[test]
-    fn rejects_replacing_a_symlink_with_a_file() {
-        let reason = assert_rejected(
-            &[
-                Item::File("top/target", 0o644, b"t"),
-                Item::Symlink("top/l", "target"),
-                Item::File("top/l", 0o644, b"overwrite through the link"),
-            ],
-            "top/l",
-        );
-        assert_eq!(reason, UnsafeReason::Duplicate);
-    }
-
-    #[test]
-    fn rejects_file_under_a_file() {
-        let reason = assert_rejected(
-            &[
-                Item::File("top/f", 0o644, b"f"),
-                Item::File("top/f/g", 0o644, b"g"),
-            ],
-            "top/f/g",
-        );
-        assert_eq!(
-            reason,
-            UnsafeReason::ParentNotDirectory { parent: "f".into() }
-        );
-    }
-
-    #[test]
-    fn rejects_hard_links_outside_or_absent() {
-        let reason = assert_rejected(
-            &[
-                Item::File("top/f", 0o644, b"f"),
-                Item::HardLink("top/h", "../../etc/passwd"),
-            ],
-            "top/h",
-        );
-        assert_eq!(
-            reason,
-            UnsafeReason::HardLinkEscapes {
-                target: "../../etc/passwd".into()
-            }
-        );
-        let reason = assert_rejected(&[Item::HardLink("top/h", "/etc/passwd")], "top/h");
-        assert_eq!(
-            reason,
-            UnsafeReason::HardLinkEscapes {
-                target: "/etc/passwd".into()
-            }
-        );
-        let reason = assert_rejected(
-            &[
-                Item::File("top/f", 0o644, b"f"),
-                Item::HardLink("top/h", "top/missing"),
-            ],
-            "top/h",
-        );
-        assert_eq!(
-            reason,
-            UnsafeReason::HardLinkTargetMissing {
-                target: "top/missing".into()
-            }
-        );
-        // A hard link may not reach a file through a symbolic link either.
-        let reason = assert_rejected(
-            &[
-                Item::File("top/d/f", 0o644, b"f"),
-                Item::Symlink("top/s", "d"),
-                Item::HardLink("top/h", "top/s/f"),
-            ],
-            "top/h",
-        );
-        assert_eq!(
-            reason,
-            UnsafeReason::HardLinkTargetMissing {
-                target: "top/s/f".into()
-            }
-        );
-    }
-
-    #[test]
-    fn rejects_devices_and_fifos() {
-        let reason = assert_rejected(&[Item::Special("top/tty", EntryType::Char)], "top/tty");
-        assert_eq!(reason, UnsafeReason::CharacterDevice);
-        let reason = assert_rejected(&[Item::Special("top/sda", EntryType::Block)], "top/sda");
-        assert_eq!(reason, UnsafeReason::BlockDevice);
-        let reason = assert_rejected(&[Item::Special("top/pipe", EntryType::Fifo)], "top/pipe");
-        assert_eq!(reason, UnsafeReason::Fifo);
-    }
-
-    #[test]
-    fn rejects_several_top_level_directories() {
-        let reason = assert_rejected(
-            &[
-                Item::File("a/x", 0o644, b"x"),
-                Item::File("b/y", 0o644, b"y"),
-            ],
-            "b/y",
-        );
-        assert_eq!(
-            reason,
-            UnsafeReason::OutsideTopDirectory {
-                top: "a".to_owned()
-            }
-        );
-        let reason = assert_rejected(&[Item::File("README", 0o644, b"x")], "README");
-        assert_eq!(reason, UnsafeReason::TopLevelNotDirectory);
     }
 
     #[test]
@@ -2519,7 +2530,9 @@ mod tests {
     fn empty_archive_is_an_error() {
         let scratch = scratch();
         let archive = write_archive(&scratch.archives, "empty.tar.gz", &[]);
-        let error = unpack_tree(&archive, &scratch.out).unwrap_err();
+        let error = unpack_staged(&archive, &scratch.out)
+            .and_then(StagedTree::commit)
+            .unwrap_err();
         assert!(matches!(error, ExtractError::Empty { .. }), "{error}");
         assert_eq!(names(&scratch.work), ["out"]);
         assert!(matches!(
@@ -2542,7 +2555,9 @@ mod tests {
         fs::write(&archive, &bytes).unwrap();
         let before = snapshot(&scratch.out);
 
-        let error = unpack_tree(&archive, &scratch.out).unwrap_err();
+        let error = unpack_staged(&archive, &scratch.out)
+            .and_then(StagedTree::commit)
+            .unwrap_err();
         assert_eq!(snapshot(&scratch.out), before);
         assert_eq!(names(&scratch.work), ["out"]);
 
@@ -2565,58 +2580,79 @@ mod tests {
         error
     }
 
-    #[test]
-    fn truncated_gzip_fails_cleanly() {
-        let error = assert_corrupt_fails_cleanly(|bytes| bytes.truncate(bytes.len() / 2));
-        assert!(
-            matches!(
-                &error,
-                ExtractError::ReadMember { member, .. } | ExtractError::Truncated { member, .. }
-                    if member == Path::new("top/payload.jar")
-            ),
-            "{error}"
-        );
-        assert!(error.to_string().contains("top/payload.jar"), "{error}");
+    /// Damage done to a good archive, and what the unpack error must then be.
+    struct Damaged {
+        name: &'static str,
+        damage: fn(&mut Vec<u8>),
+        check: fn(&ExtractError),
     }
 
     #[test]
-    fn missing_gzip_trailer_is_detected_after_the_tar_end() {
-        // Every tar block is intact; only the gzip trailer (checksum and length) is cut off.
-        let error = assert_corrupt_fails_cleanly(|bytes| bytes.truncate(bytes.len() - 4));
-        assert!(matches!(error, ExtractError::Read { .. }), "{error}");
-    }
-
-    #[test]
-    fn corrupt_gzip_fails_cleanly() {
-        let error = assert_corrupt_fails_cleanly(|bytes| {
-            let middle = bytes.len() / 2;
-            for byte in &mut bytes[middle..middle + 64] {
-                *byte ^= 0x5a;
-            }
-        });
-        assert!(
-            matches!(
-                error,
-                ExtractError::Read { .. } | ExtractError::ReadMember { .. }
-            ),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn non_gzip_input_fails_cleanly() {
-        let error = assert_corrupt_fails_cleanly(|bytes| {
-            bytes.clear();
-            bytes.extend_from_slice(b"<html>mirror error page</html>");
-        });
-        assert!(matches!(error, ExtractError::Read { .. }), "{error}");
+    fn damaged_archives_fail_cleanly() {
+        let cases = [
+            Damaged {
+                name: "truncated_gzip_fails_cleanly",
+                damage: |bytes| bytes.truncate(bytes.len() / 2),
+                check: |error| {
+                    assert!(
+                        matches!(
+                            error,
+                            ExtractError::ReadMember { member, .. }
+                                | ExtractError::Truncated { member, .. }
+                                if member == Path::new("top/payload.jar")
+                        ),
+                        "{error}"
+                    );
+                    assert!(error.to_string().contains("top/payload.jar"), "{error}");
+                },
+            },
+            Damaged {
+                // Every tar block is intact; only the gzip trailer (checksum and length) is cut off.
+                name: "missing_gzip_trailer_is_detected_after_the_tar_end",
+                damage: |bytes| bytes.truncate(bytes.len() - 4),
+                check: |error| assert!(matches!(error, ExtractError::Read { .. }), "{error}"),
+            },
+            Damaged {
+                name: "corrupt_gzip_fails_cleanly",
+                damage: |bytes| {
+                    let middle = bytes.len() / 2;
+                    for byte in &mut bytes[middle..middle + 64] {
+                        *byte ^= 0x5a;
+                    }
+                },
+                check: |error| {
+                    assert!(
+                        matches!(
+                            error,
+                            ExtractError::Read { .. } | ExtractError::ReadMember { .. }
+                        ),
+                        "{error}"
+                    );
+                },
+            },
+            Damaged {
+                name: "non_gzip_input_fails_cleanly",
+                damage: |bytes| {
+                    bytes.clear();
+                    bytes.extend_from_slice(b"<html>mirror error page</html>");
+                },
+                check: |error| assert!(matches!(error, ExtractError::Read { .. }), "{error}"),
+            },
+        ];
+        for case in cases {
+            row(case.name, || {
+                (case.check)(&assert_corrupt_fails_cleanly(case.damage));
+            });
+        }
     }
 
     #[test]
     fn missing_archive_is_an_open_error() {
         let scratch = scratch();
         let archive = scratch.archives.join("absent.tar.gz");
-        let error = unpack_tree(&archive, &scratch.out).unwrap_err();
+        let error = unpack_staged(&archive, &scratch.out)
+            .and_then(StagedTree::commit)
+            .unwrap_err();
         assert!(matches!(error, ExtractError::Open { .. }), "{error}");
         assert_eq!(names(&scratch.work), ["out"]);
     }
@@ -2655,7 +2691,9 @@ mod tests {
             "a.tar.gz",
             &[Item::File("top/f", 0o644, b"x")],
         );
-        let error = unpack_tree(&archive, Path::new("/")).unwrap_err();
+        let error = unpack_staged(&archive, Path::new("/"))
+            .and_then(StagedTree::commit)
+            .unwrap_err();
         assert!(
             matches!(error, ExtractError::InvalidDestination { .. }),
             "{error}"
@@ -2689,15 +2727,18 @@ mod tests {
         let archive = write_archive(&scratch.archives, "a.tgz", &items);
         let content = fs::read(&archive).unwrap();
         let artifact = cached(&archive, &content);
-        unpack_tree(Archive::cached(&artifact, Limits::DEFAULT), &scratch.out).unwrap();
+        unpack_staged(Archive::cached(&artifact, Limits::DEFAULT), &scratch.out)
+            .and_then(StagedTree::commit)
+            .unwrap();
         // Same size, one byte of the gzip header's MTIME changed: it still decodes.
         let mut changed = content.clone();
         changed[4] ^= 1;
         fs::write(&archive, &changed).unwrap();
-        let error = unpack_tree(
+        let error = unpack_staged(
             Archive::cached(&artifact, Limits::DEFAULT),
             &scratch.work.join("new"),
         )
+        .and_then(StagedTree::commit)
         .unwrap_err();
         assert!(matches!(error, ExtractError::Damaged { .. }), "{error}");
         assert!(!scratch.work.join("new").exists());

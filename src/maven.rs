@@ -1364,6 +1364,31 @@ mod tests {
         )
     }
 
+    /// hadoop-project's management entry for the v1 bundle, at `${aws-java-sdk.version}` and
+    /// excluding every artifact of `excluded_group`.
+    fn v1_bundle_management(excluded_group: &str) -> String {
+        format!(
+            r#"      <dependency>
+        <groupId>com.amazonaws</groupId>
+        <artifactId>aws-java-sdk-bundle</artifactId>
+        <version>${{aws-java-sdk.version}}</version>
+        <exclusions>
+          <exclusion>
+            <groupId>{excluded_group}</groupId>
+            <artifactId>*</artifactId>
+          </exclusion>
+        </exclusions>
+      </dependency>"#
+        )
+    }
+
+    /// hadoop-aws's compile-scoped dependency on the v1 bundle, its version managed.
+    const V1_BUNDLE_COMPILE: &str = r#"    <dependency>
+      <groupId>com.amazonaws</groupId>
+      <artifactId>aws-java-sdk-bundle</artifactId>
+      <scope>compile</scope>
+    </dependency>"#;
+
     fn hadoop_3_2_0() -> Repository {
         Repository::default()
             .with("org.apache", "apache", "21", apache_parent("21"))
@@ -1380,17 +1405,7 @@ mod tests {
                 hadoop_project(
                     "3.2.0",
                     "    <aws-java-sdk.version>1.11.375</aws-java-sdk.version>",
-                    r#"      <dependency>
-        <groupId>com.amazonaws</groupId>
-        <artifactId>aws-java-sdk-bundle</artifactId>
-        <version>${aws-java-sdk.version}</version>
-        <exclusions>
-          <exclusion>
-            <groupId>io.netty</groupId>
-            <artifactId>*</artifactId>
-          </exclusion>
-        </exclusions>
-      </dependency>"#,
+                    &v1_bundle_management("io.netty"),
                 ),
             )
             .with(
@@ -1399,17 +1414,15 @@ mod tests {
                 "3.2.0",
                 hadoop_aws(
                     "3.2.0",
-                    r#"    <dependency>
-      <groupId>com.amazonaws</groupId>
-      <artifactId>aws-java-sdk-bundle</artifactId>
-      <scope>compile</scope>
-    </dependency>
+                    &format!(
+                        r#"{V1_BUNDLE_COMPILE}
     <dependency>
       <groupId>org.mockito</groupId>
       <artifactId>mockito-all</artifactId>
       <version>1.10.19</version>
       <scope>test</scope>
-    </dependency>"#,
+    </dependency>"#
+                    ),
                 ),
             )
     }
@@ -1431,17 +1444,7 @@ mod tests {
                 hadoop_project(
                     "3.3.6",
                     "    <aws-java-sdk.version>1.12.367</aws-java-sdk.version>",
-                    r#"      <dependency>
-        <groupId>com.amazonaws</groupId>
-        <artifactId>aws-java-sdk-bundle</artifactId>
-        <version>${aws-java-sdk.version}</version>
-        <exclusions>
-          <exclusion>
-            <groupId>*</groupId>
-            <artifactId>*</artifactId>
-          </exclusion>
-        </exclusions>
-      </dependency>"#,
+                    &v1_bundle_management("*"),
                 ),
             )
             .with(
@@ -1450,11 +1453,8 @@ mod tests {
                 "3.3.6",
                 hadoop_aws(
                     "3.3.6",
-                    r#"    <dependency>
-      <groupId>com.amazonaws</groupId>
-      <artifactId>aws-java-sdk-bundle</artifactId>
-      <scope>compile</scope>
-    </dependency>
+                    &format!(
+                        r#"{V1_BUNDLE_COMPILE}
     <dependency>
       <groupId>org.assertj</groupId>
       <artifactId>assertj-core</artifactId>
@@ -1463,7 +1463,8 @@ mod tests {
       <groupId>org.wildfly.openssl</groupId>
       <artifactId>wildfly-openssl</artifactId>
       <scope>runtime</scope>
-    </dependency>"#,
+    </dependency>"#
+                    ),
                 ),
             )
     }
@@ -1608,79 +1609,75 @@ mod tests {
         assert_eq!(hadoop_aws.to_string(), "org.apache.hadoop:hadoop-aws:3.2.0");
     }
 
-    #[tokio::test]
-    async fn hadoop_3_2_0_takes_the_v1_bundle_version_from_hadoop_project() {
-        let jars = s3a_runtime_jars(&hadoop_3_2_0(), "3.2.0", &nothing_present)
-            .await
-            .unwrap();
-        assert_eq!(
-            jars.hadoop_aws,
-            coordinates("org.apache.hadoop:hadoop-aws:3.2.0")
-        );
-        assert_eq!(
-            jars.sdk_bundle,
-            coordinates("com.amazonaws:aws-java-sdk-bundle:1.11.375")
-        );
-        assert_eq!(jars.others, Vec::<Coordinates>::new());
+    /// A repository `s3a_runtime_jars` resolves for `hadoop_version`, what the tree already
+    /// has, and the SDK bundle and other jars it must report.
+    struct Resolved {
+        name: &'static str,
+        repository: Repository,
+        hadoop_version: &'static str,
+        present: fn(&Coordinates) -> bool,
+        sdk_bundle: &'static str,
+        others: &'static [&'static str],
     }
 
     #[tokio::test]
-    async fn hadoop_3_3_6_adds_runtime_scoped_wildfly_openssl() {
-        let jars = s3a_runtime_jars(&hadoop_3_3_6(), "3.3.6", &nothing_present)
-            .await
-            .unwrap();
-        assert_eq!(
-            jars.sdk_bundle,
-            coordinates("com.amazonaws:aws-java-sdk-bundle:1.12.367")
-        );
-        assert_eq!(
-            jars.others,
-            vec![coordinates(
-                "org.wildfly.openssl:wildfly-openssl:1.1.3.Final"
-            )]
-        );
-    }
-
-    #[tokio::test]
-    async fn hadoop_3_4_2_takes_the_v2_bundle_and_the_analytics_accelerator() {
-        let jars = s3a_runtime_jars(&hadoop_3_4_2(), "3.4.2", &nothing_present)
-            .await
-            .unwrap();
-        assert_eq!(
-            jars.sdk_bundle,
-            coordinates("software.amazon.awssdk:bundle:2.29.52")
-        );
-        // Not the provided v1 core or encryption client, the test-scoped
-        // eventstream, the optional CRT, nor anything from org.apache.hadoop.
-        assert_eq!(
-            jars.others,
-            vec![
-                coordinates("org.wildfly.openssl:wildfly-openssl:1.1.3.Final"),
-                coordinates(
-                    "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.0.0"
-                ),
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn jars_already_in_the_tree_are_not_added_but_the_bundle_is_still_reported() {
-        let present = |candidate: &Coordinates| {
-            candidate.group_id == "org.wildfly.openssl" || candidate.artifact_id == "bundle"
-        };
-        let jars = s3a_runtime_jars(&hadoop_3_4_2(), "3.4.2", &present)
-            .await
-            .unwrap();
-        assert_eq!(
-            jars.sdk_bundle,
-            coordinates("software.amazon.awssdk:bundle:2.29.52")
-        );
-        assert_eq!(
-            jars.others,
-            vec![coordinates(
-                "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.0.0"
-            )]
-        );
+    async fn s3a_jars_are_the_runtime_dependencies_of_each_hadoop_aws() {
+        let cases = [
+            Resolved {
+                name: "hadoop_3_2_0_takes_the_v1_bundle_version_from_hadoop_project",
+                repository: hadoop_3_2_0(),
+                hadoop_version: "3.2.0",
+                present: nothing_present,
+                sdk_bundle: "com.amazonaws:aws-java-sdk-bundle:1.11.375",
+                others: &[],
+            },
+            Resolved {
+                name: "hadoop_3_3_6_adds_runtime_scoped_wildfly_openssl",
+                repository: hadoop_3_3_6(),
+                hadoop_version: "3.3.6",
+                present: nothing_present,
+                sdk_bundle: "com.amazonaws:aws-java-sdk-bundle:1.12.367",
+                others: &["org.wildfly.openssl:wildfly-openssl:1.1.3.Final"],
+            },
+            Resolved {
+                // Not the provided v1 core or encryption client, the test-scoped
+                // eventstream, the optional CRT, nor anything from org.apache.hadoop.
+                name: "hadoop_3_4_2_takes_the_v2_bundle_and_the_analytics_accelerator",
+                repository: hadoop_3_4_2(),
+                hadoop_version: "3.4.2",
+                present: nothing_present,
+                sdk_bundle: "software.amazon.awssdk:bundle:2.29.52",
+                others: &[
+                    "org.wildfly.openssl:wildfly-openssl:1.1.3.Final",
+                    "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.0.0",
+                ],
+            },
+            Resolved {
+                name: "jars_already_in_the_tree_are_not_added_but_the_bundle_is_still_reported",
+                repository: hadoop_3_4_2(),
+                hadoop_version: "3.4.2",
+                present: |candidate| {
+                    candidate.group_id == "org.wildfly.openssl" || candidate.artifact_id == "bundle"
+                },
+                sdk_bundle: "software.amazon.awssdk:bundle:2.29.52",
+                others: &["software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.0.0"],
+            },
+        ];
+        for case in cases {
+            let jars = s3a_runtime_jars(&case.repository, case.hadoop_version, &case.present)
+                .await
+                .unwrap_or_else(|error| panic!("{}: {error:?}", case.name));
+            let hadoop_aws = format!("org.apache.hadoop:hadoop-aws:{}", case.hadoop_version);
+            assert_eq!(jars.hadoop_aws, coordinates(&hadoop_aws), "{}", case.name);
+            assert_eq!(
+                jars.sdk_bundle,
+                coordinates(case.sdk_bundle),
+                "{}",
+                case.name
+            );
+            let others: Vec<Coordinates> = case.others.iter().copied().map(coordinates).collect();
+            assert_eq!(jars.others, others, "{}", case.name);
+        }
     }
 
     #[tokio::test]
@@ -1866,48 +1863,311 @@ mod tests {
         assert!(!pom.dependency_management.iter().any(Dependency::is_import));
     }
 
-    #[tokio::test]
-    async fn a_missing_bom_is_an_error_naming_it() {
-        let repository =
-            with_bom_import(hadoop_3_4_2()).without("org.example.aws", "nested-bom", "7");
-        let error = s3a_runtime_jars(&repository, "3.4.2", &nothing_present)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&error, MavenError::Source { coordinates, .. }
-                if coordinates.to_string() == "org.example.aws:nested-bom:7"),
-            "{error:?}"
-        );
+    /// Runs one row of a table test; a failing row is named (its own assertion message is
+    /// printed just above).
+    fn row(name: &str, check: impl FnOnce()) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
+        assert!(outcome.is_ok(), "table row `{name}` failed");
+    }
+
+    /// Hadoop 3.2.0 whose hadoop-aws POM declares `dependencies`.
+    fn hadoop_3_2_0_declaring(dependencies: &str) -> Repository {
+        hadoop_3_2_0().with(
+            "org.apache.hadoop",
+            "hadoop-aws",
+            "3.2.0",
+            hadoop_aws("3.2.0", dependencies),
+        )
+    }
+
+    /// An SDK bundle whose version would climb out of the repository's layout.
+    const ESCAPING_SDK_BUNDLE: &str = r#"    <dependency>
+      <groupId>com.amazonaws</groupId>
+      <artifactId>aws-java-sdk-bundle</artifactId>
+      <version>../../../etc</version>
+    </dependency>"#;
+
+    /// A repository `s3a_runtime_jars` must refuse for `hadoop_version`, and what the error
+    /// must say.
+    struct Refused {
+        name: &'static str,
+        repository: Repository,
+        hadoop_version: &'static str,
+        check: fn(&MavenError),
     }
 
     #[tokio::test]
-    async fn a_missing_parent_that_is_needed_is_named() {
-        let repository = hadoop_3_3_6().without("org.apache.hadoop", "hadoop-project", "3.3.6");
-        let error = s3a_runtime_jars(&repository, "3.3.6", &nothing_present)
-            .await
-            .unwrap_err();
-        let MavenError::MissingParent { source, needed, .. } = &error else {
-            panic!("expected MissingParent, got {error:?}");
+    async fn unresolvable_s3a_jars_are_errors_naming_the_cause() {
+        let cases = [
+            Refused {
+                name: "a_missing_bom_is_an_error_naming_it",
+                repository: with_bom_import(hadoop_3_4_2()).without(
+                    "org.example.aws",
+                    "nested-bom",
+                    "7",
+                ),
+                hadoop_version: "3.4.2",
+                check: |error| {
+                    assert!(
+                        matches!(error, MavenError::Source { coordinates, .. }
+                            if coordinates.to_string() == "org.example.aws:nested-bom:7"),
+                        "{error:?}"
+                    );
+                },
+            },
+            Refused {
+                name: "a_missing_parent_that_is_needed_is_named",
+                repository: hadoop_3_3_6().without("org.apache.hadoop", "hadoop-project", "3.3.6"),
+                hadoop_version: "3.3.6",
+                check: |error| {
+                    let MavenError::MissingParent { source, needed, .. } = error else {
+                        panic!("expected MissingParent, got {error:?}");
+                    };
+                    assert_eq!(needed, "a managed version");
+                    assert_eq!(
+                        source.missing,
+                        coordinates("org.apache.hadoop:hadoop-project:3.3.6")
+                    );
+                    assert_eq!(
+                        source.child,
+                        coordinates("org.apache.hadoop:hadoop-aws:3.3.6")
+                    );
+                    assert_eq!(
+                        chain(error),
+                        [
+                            "a managed version for dependency com.amazonaws:aws-java-sdk-bundle in \
+                             org.apache.hadoop:hadoop-aws:3.3.6 is not defined in the POMs available",
+                            "parent POM org.apache.hadoop:hadoop-project:3.3.6 of \
+                             org.apache.hadoop:hadoop-aws:3.3.6 could not be fetched",
+                            "org/apache/hadoop/hadoop-project/3.3.6/hadoop-project-3.3.6.pom not found (404)",
+                        ]
+                    );
+                },
+            },
+            Refused {
+                name: "an_undefined_property_is_named_with_its_use",
+                repository: hadoop_3_2_0_declaring(
+                    r#"    <dependency>
+      <groupId>com.amazonaws</groupId>
+      <artifactId>aws-java-sdk-bundle</artifactId>
+      <version>${aws-sdk-typo.version}</version>
+    </dependency>"#,
+                ),
+                hadoop_version: "3.2.0",
+                check: |error| {
+                    let MavenError::UnresolvedProperty {
+                        property,
+                        used_in,
+                        pom,
+                    } = error
+                    else {
+                        panic!("expected UnresolvedProperty, got {error:?}");
+                    };
+                    assert_eq!(property, "aws-sdk-typo.version");
+                    assert!(
+                        used_in.contains("com.amazonaws:aws-java-sdk-bundle"),
+                        "{used_in}"
+                    );
+                    assert_eq!(pom.to_string(), "org.apache.hadoop:hadoop-aws:3.2.0");
+                },
+            },
+            Refused {
+                name: "a_runtime_dependency_without_any_version_is_reported",
+                repository: hadoop_3_2_0_declaring(
+                    r#"    <dependency>
+      <groupId>com.amazonaws</groupId>
+      <artifactId>aws-java-sdk-bundle</artifactId>
+    </dependency>
+    <dependency>
+      <groupId>org.example</groupId>
+      <artifactId>unmanaged</artifactId>
+      <scope>runtime</scope>
+    </dependency>"#,
+                ),
+                hadoop_version: "3.2.0",
+                check: |error| {
+                    assert_eq!(
+                        error.to_string(),
+                        "dependency org.example:unmanaged in org.apache.hadoop:hadoop-aws:3.2.0 \
+                         has no version, declared or managed"
+                    );
+                },
+            },
+            Refused {
+                name: "no_sdk_bundle_names_the_pom_inspected",
+                repository: hadoop_3_2_0_declaring(
+                    r#"    <dependency>
+      <groupId>com.amazonaws</groupId>
+      <artifactId>aws-java-sdk-bundle</artifactId>
+      <scope>provided</scope>
+    </dependency>"#,
+                ),
+                hadoop_version: "3.2.0",
+                check: |error| {
+                    assert!(
+                        matches!(error, MavenError::NoSdkBundle { pom }
+                            if pom.artifact_id == "hadoop-aws"),
+                        "{error:?}"
+                    );
+                },
+            },
+            Refused {
+                name: "malformed_xml_names_the_pom_and_position",
+                repository: hadoop_3_2_0().with(
+                    "org.apache.hadoop",
+                    "hadoop-project",
+                    "3.2.0",
+                    format!("{HEADER}\n  <properties>\n    <a>1</b>\n</project>"),
+                ),
+                hadoop_version: "3.2.0",
+                check: |error| {
+                    let MavenError::MalformedXml { pom, line, .. } = error else {
+                        panic!("expected MalformedXml, got {error:?}");
+                    };
+                    assert_eq!(pom.as_ref().unwrap().artifact_id, "hadoop-project");
+                    assert_eq!(*line, 8);
+                },
+            },
+            Refused {
+                name: "a_pom_for_other_coordinates_is_rejected",
+                repository: hadoop_3_2_0().with(
+                    "org.apache.hadoop",
+                    "hadoop-aws",
+                    "3.2.1",
+                    hadoop_aws("3.2.0", ""),
+                ),
+                hadoop_version: "3.2.1",
+                check: |error| {
+                    assert!(
+                        matches!(error, MavenError::CoordinatesMismatch { .. }),
+                        "{error:?}"
+                    );
+                },
+            },
+            Refused {
+                name: "a_dependency_version_that_would_escape_the_repository_is_rejected",
+                repository: hadoop_3_2_0_declaring(ESCAPING_SDK_BUNDLE),
+                hadoop_version: "3.2.0",
+                check: |error| {
+                    assert!(
+                        matches!(error, MavenError::InvalidCoordinates { .. }),
+                        "{error:?}"
+                    );
+                },
+            },
+            Refused {
+                name: "a_hadoop_version_that_would_escape_the_repository_is_rejected",
+                repository: hadoop_3_2_0_declaring(ESCAPING_SDK_BUNDLE),
+                hadoop_version: "..",
+                check: |error| {
+                    assert!(
+                        matches!(error, MavenError::InvalidCoordinates { .. }),
+                        "{error:?}"
+                    );
+                },
+            },
+        ];
+        for case in cases {
+            let error = s3a_runtime_jars(&case.repository, case.hadoop_version, &nothing_present)
+                .await
+                .unwrap_err();
+            row(case.name, || (case.check)(&error));
+        }
+    }
+
+    /// A repository whose `org.example:a:1` has no effective POM, and what the error must say.
+    struct NoEffectivePom {
+        name: &'static str,
+        repository: Repository,
+        check: fn(&MavenError),
+    }
+
+    #[tokio::test]
+    async fn cycles_and_runaway_properties_are_reported() {
+        let parent_pom = |artifact: &str, parent: &str| {
+            format!(
+                r#"{HEADER}<parent><groupId>org.example</groupId><artifactId>{parent}</artifactId>
+  <version>1</version></parent><artifactId>{artifact}</artifactId></project>"#
+            )
         };
-        assert_eq!(needed, "a managed version");
-        assert_eq!(
-            source.missing,
-            coordinates("org.apache.hadoop:hadoop-project:3.3.6")
-        );
-        assert_eq!(
-            source.child,
-            coordinates("org.apache.hadoop:hadoop-aws:3.3.6")
-        );
-        assert_eq!(
-            chain(&error),
-            [
-                "a managed version for dependency com.amazonaws:aws-java-sdk-bundle in \
-                 org.apache.hadoop:hadoop-aws:3.3.6 is not defined in the POMs available",
-                "parent POM org.apache.hadoop:hadoop-project:3.3.6 of \
-                 org.apache.hadoop:hadoop-aws:3.3.6 could not be fetched",
-                "org/apache/hadoop/hadoop-project/3.3.6/hadoop-project-3.3.6.pom not found (404)",
-            ]
-        );
+        let bom = |artifact: &str, imports: &str| {
+            format!(
+                r#"{HEADER}<groupId>org.example</groupId><artifactId>{artifact}</artifactId>
+  <version>1</version><packaging>pom</packaging>
+  <dependencyManagement><dependencies><dependency>
+    <groupId>org.example</groupId><artifactId>{imports}</artifactId><version>1</version>
+    <type>pom</type><scope>import</scope>
+  </dependency></dependencies></dependencyManagement></project>"#
+            )
+        };
+        // `a` with `properties` and one dependency on `b` at `version`.
+        let with_properties = |properties: &str, version: &str| {
+            let text = format!(
+                r#"{HEADER}<groupId>org.example</groupId><artifactId>a</artifactId><version>1</version>
+  <properties>{properties}</properties>
+  <dependencies><dependency><groupId>org.example</groupId><artifactId>b</artifactId>
+    <version>{version}</version></dependency></dependencies></project>"#
+            );
+            Repository::default().with("org.example", "a", "1", text)
+        };
+        let mut exponential = String::from("<p0>0123456789abcdef</p0>");
+        for level in 1..40 {
+            let below = level - 1;
+            exponential.push_str(&format!("<p{level}>${{p{below}}}${{p{below}}}</p{level}>"));
+        }
+        let cases = [
+            NoEffectivePom {
+                name: "a_parent_cycle_is_reported",
+                repository: Repository::default()
+                    .with("org.example", "a", "1", parent_pom("a", "b"))
+                    .with("org.example", "b", "1", parent_pom("b", "a")),
+                check: |error| {
+                    assert_eq!(
+                        error.to_string(),
+                        "cycle in parent POMs: org.example:a:1 -> org.example:b:1 -> org.example:a:1"
+                    );
+                },
+            },
+            NoEffectivePom {
+                name: "a_bom_import_cycle_is_reported",
+                repository: Repository::default()
+                    .with("org.example", "a", "1", bom("a", "b"))
+                    .with("org.example", "b", "1", bom("b", "a")),
+                check: |error| {
+                    assert!(
+                        matches!(error, MavenError::ImportCycle { chain } if chain.0.len() == 3),
+                        "{error:?}"
+                    );
+                },
+            },
+            NoEffectivePom {
+                name: "a_property_cycle_is_reported",
+                repository: with_properties("<x>${y}</x><y>v${x}</y>", "${x}"),
+                check: |error| {
+                    assert!(
+                        matches!(error, MavenError::PropertyCycle { cycle, .. }
+                            if cycle == "x -> y -> x"),
+                        "{error:?}"
+                    );
+                },
+            },
+            NoEffectivePom {
+                name: "exponential_properties_are_cut_off",
+                repository: with_properties(&exponential, "${p39}"),
+                check: |error| {
+                    assert!(
+                        matches!(error, MavenError::PropertyTooLarge { .. }),
+                        "{error:?}"
+                    );
+                },
+            },
+        ];
+        for case in cases {
+            let error = effective_pom(&case.repository, &coordinates("org.example:a:1"))
+                .await
+                .unwrap_err();
+            row(case.name, || (case.check)(&error));
+        }
     }
 
     #[tokio::test]
@@ -1935,244 +2195,6 @@ mod tests {
             matches!(&error, MavenError::MissingParent { source, needed, .. }
                 if source.missing.artifact_id == "hadoop-main"
                     && needed == "property `hadoop.version`"),
-            "{error:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_undefined_property_is_named_with_its_use() {
-        let repository = hadoop_3_2_0().with(
-            "org.apache.hadoop",
-            "hadoop-aws",
-            "3.2.0",
-            hadoop_aws(
-                "3.2.0",
-                r#"    <dependency>
-      <groupId>com.amazonaws</groupId>
-      <artifactId>aws-java-sdk-bundle</artifactId>
-      <version>${aws-sdk-typo.version}</version>
-    </dependency>"#,
-            ),
-        );
-        let error = s3a_runtime_jars(&repository, "3.2.0", &nothing_present)
-            .await
-            .unwrap_err();
-        let MavenError::UnresolvedProperty {
-            property,
-            used_in,
-            pom,
-        } = &error
-        else {
-            panic!("expected UnresolvedProperty, got {error:?}");
-        };
-        assert_eq!(property, "aws-sdk-typo.version");
-        assert!(
-            used_in.contains("com.amazonaws:aws-java-sdk-bundle"),
-            "{used_in}"
-        );
-        assert_eq!(pom.to_string(), "org.apache.hadoop:hadoop-aws:3.2.0");
-    }
-
-    #[tokio::test]
-    async fn a_parent_cycle_is_reported() {
-        let pom = |artifact: &str, parent: &str| {
-            format!(
-                r#"{HEADER}<parent><groupId>org.example</groupId><artifactId>{parent}</artifactId>
-  <version>1</version></parent><artifactId>{artifact}</artifactId></project>"#
-            )
-        };
-        let repository = Repository::default()
-            .with("org.example", "a", "1", pom("a", "b"))
-            .with("org.example", "b", "1", pom("b", "a"));
-        let error = effective_pom(&repository, &coordinates("org.example:a:1"))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "cycle in parent POMs: org.example:a:1 -> org.example:b:1 -> org.example:a:1"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_bom_import_cycle_is_reported() {
-        let bom = |artifact: &str, imports: &str| {
-            format!(
-                r#"{HEADER}<groupId>org.example</groupId><artifactId>{artifact}</artifactId>
-  <version>1</version><packaging>pom</packaging>
-  <dependencyManagement><dependencies><dependency>
-    <groupId>org.example</groupId><artifactId>{imports}</artifactId><version>1</version>
-    <type>pom</type><scope>import</scope>
-  </dependency></dependencies></dependencyManagement></project>"#
-            )
-        };
-        let repository = Repository::default()
-            .with("org.example", "a", "1", bom("a", "b"))
-            .with("org.example", "b", "1", bom("b", "a"));
-        let error = effective_pom(&repository, &coordinates("org.example:a:1"))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&error, MavenError::ImportCycle { chain } if chain.0.len() == 3),
-            "{error:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_property_cycle_is_reported() {
-        let text = format!(
-            r#"{HEADER}<groupId>org.example</groupId><artifactId>a</artifactId><version>1</version>
-  <properties><x>${{y}}</x><y>v${{x}}</y></properties>
-  <dependencies><dependency><groupId>org.example</groupId><artifactId>b</artifactId>
-    <version>${{x}}</version></dependency></dependencies></project>"#
-        );
-        let repository = Repository::default().with("org.example", "a", "1", text);
-        let error = effective_pom(&repository, &coordinates("org.example:a:1"))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&error, MavenError::PropertyCycle { cycle, .. } if cycle == "x -> y -> x"),
-            "{error:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn exponential_properties_are_cut_off() {
-        let mut properties = String::from("<p0>0123456789abcdef</p0>");
-        for level in 1..40 {
-            let below = level - 1;
-            properties.push_str(&format!("<p{level}>${{p{below}}}${{p{below}}}</p{level}>"));
-        }
-        let text = format!(
-            r#"{HEADER}<groupId>org.example</groupId><artifactId>a</artifactId><version>1</version>
-  <properties>{properties}</properties>
-  <dependencies><dependency><groupId>org.example</groupId><artifactId>b</artifactId>
-    <version>${{p39}}</version></dependency></dependencies></project>"#
-        );
-        let repository = Repository::default().with("org.example", "a", "1", text);
-        let error = effective_pom(&repository, &coordinates("org.example:a:1"))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(error, MavenError::PropertyTooLarge { .. }),
-            "{error:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_runtime_dependency_without_any_version_is_reported() {
-        let repository = hadoop_3_2_0().with(
-            "org.apache.hadoop",
-            "hadoop-aws",
-            "3.2.0",
-            hadoop_aws(
-                "3.2.0",
-                r#"    <dependency>
-      <groupId>com.amazonaws</groupId>
-      <artifactId>aws-java-sdk-bundle</artifactId>
-    </dependency>
-    <dependency>
-      <groupId>org.example</groupId>
-      <artifactId>unmanaged</artifactId>
-      <scope>runtime</scope>
-    </dependency>"#,
-            ),
-        );
-        let error = s3a_runtime_jars(&repository, "3.2.0", &nothing_present)
-            .await
-            .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "dependency org.example:unmanaged in org.apache.hadoop:hadoop-aws:3.2.0 has no \
-             version, declared or managed"
-        );
-    }
-
-    #[tokio::test]
-    async fn no_sdk_bundle_names_the_pom_inspected() {
-        let repository = hadoop_3_2_0().with(
-            "org.apache.hadoop",
-            "hadoop-aws",
-            "3.2.0",
-            hadoop_aws(
-                "3.2.0",
-                r#"    <dependency>
-      <groupId>com.amazonaws</groupId>
-      <artifactId>aws-java-sdk-bundle</artifactId>
-      <scope>provided</scope>
-    </dependency>"#,
-            ),
-        );
-        let error = s3a_runtime_jars(&repository, "3.2.0", &nothing_present)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&error, MavenError::NoSdkBundle { pom } if pom.artifact_id == "hadoop-aws"),
-            "{error:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn malformed_xml_names_the_pom_and_position() {
-        let repository = hadoop_3_2_0().with(
-            "org.apache.hadoop",
-            "hadoop-project",
-            "3.2.0",
-            format!("{HEADER}\n  <properties>\n    <a>1</b>\n</project>"),
-        );
-        let error = s3a_runtime_jars(&repository, "3.2.0", &nothing_present)
-            .await
-            .unwrap_err();
-        let MavenError::MalformedXml { pom, line, .. } = &error else {
-            panic!("expected MalformedXml, got {error:?}");
-        };
-        assert_eq!(pom.as_ref().unwrap().artifact_id, "hadoop-project");
-        assert_eq!(*line, 8);
-    }
-
-    #[tokio::test]
-    async fn a_pom_for_other_coordinates_is_rejected() {
-        let repository = hadoop_3_2_0().with(
-            "org.apache.hadoop",
-            "hadoop-aws",
-            "3.2.1",
-            hadoop_aws("3.2.0", ""),
-        );
-        let error = s3a_runtime_jars(&repository, "3.2.1", &nothing_present)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(error, MavenError::CoordinatesMismatch { .. }),
-            "{error:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn versions_that_would_escape_the_repository_are_rejected() {
-        let repository = hadoop_3_2_0().with(
-            "org.apache.hadoop",
-            "hadoop-aws",
-            "3.2.0",
-            hadoop_aws(
-                "3.2.0",
-                r#"    <dependency>
-      <groupId>com.amazonaws</groupId>
-      <artifactId>aws-java-sdk-bundle</artifactId>
-      <version>../../../etc</version>
-    </dependency>"#,
-            ),
-        );
-        let error = s3a_runtime_jars(&repository, "3.2.0", &nothing_present)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(error, MavenError::InvalidCoordinates { .. }),
-            "{error:?}"
-        );
-        let error = s3a_runtime_jars(&repository, "..", &nothing_present)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(error, MavenError::InvalidCoordinates { .. }),
             "{error:?}"
         );
     }

@@ -1069,139 +1069,236 @@ mod tests {
 
     // --- Checksum file layouts ------------------------------------------------------------
 
+    /// A checksum file, the artifact and suffix hint it is read for, and the digest it must give.
+    struct Accepted {
+        name: &'static str,
+        file: String,
+        file_name: &'static str,
+        hint: Option<Algorithm>,
+        digest: Digest,
+    }
+
     #[test]
-    fn coreutils_text_and_binary_lines() {
-        let name = "spark-3.5.1-bin-hadoop3.tgz";
-        let digest = one_shot(Algorithm::Sha512, ARTIFACT);
-        let text_mode = format!("{}  {name}\n", digest.hex());
-        let binary_mode = format!("{} *{name}\n", digest.hex());
-        for file in [text_mode, binary_mode] {
+    fn checksum_layouts_give_the_artifacts_digest() {
+        let sha1 = one_shot(Algorithm::Sha1, ARTIFACT);
+        let sha256 = one_shot(Algorithm::Sha256, ARTIFACT);
+        let sha512 = one_shot(Algorithm::Sha512, ARTIFACT);
+        let spark = "spark-3.5.1-bin-hadoop3.tgz";
+        let hadoop = "hadoop-3.3.6.tar.gz";
+        let renamed = "spark-3.1.1-bin-hadoop3.2.tgz";
+        let jar = "hadoop-aws-3.3.4.jar";
+        let gpg_crlf = gpg_layout(spark, sha512.as_bytes(), None).replace('\n', "\r\n");
+        let cases = [
+            Accepted {
+                name: "coreutils_text_and_binary_lines (text mode, hinted)",
+                file: format!("{}  {spark}\n", sha512.hex()),
+                file_name: spark,
+                hint: Some(Algorithm::Sha512),
+                digest: sha512,
+            },
+            Accepted {
+                name: "coreutils_text_and_binary_lines (text mode, no hint)",
+                file: format!("{}  {spark}\n", sha512.hex()),
+                file_name: spark,
+                hint: None,
+                digest: sha512,
+            },
+            Accepted {
+                name: "coreutils_text_and_binary_lines (binary mode, hinted)",
+                file: format!("{} *{spark}\n", sha512.hex()),
+                file_name: spark,
+                hint: Some(Algorithm::Sha512),
+                digest: sha512,
+            },
+            Accepted {
+                name: "coreutils_text_and_binary_lines (binary mode, no hint)",
+                file: format!("{} *{spark}\n", sha512.hex()),
+                file_name: spark,
+                hint: None,
+                digest: sha512,
+            },
+            Accepted {
+                name: "coreutils_picks_the_line_for_the_file",
+                file: format!(
+                    "{}  hive-4.0.0-src.tar.gz\n{} *dist/apache-hive-4.0.0-bin.tar.gz\n{}  hive-standalone-metastore-4.0.0-bin.tar.gz\n",
+                    one_shot(Algorithm::Sha256, b"source").hex(),
+                    sha256.hex(),
+                    one_shot(Algorithm::Sha256, b"metastore").hex(),
+                ),
+                file_name: "apache-hive-4.0.0-bin.tar.gz",
+                hint: Some(Algorithm::Sha256),
+                digest: sha256,
+            },
+            Accepted {
+                name: "coreutils_single_line_for_a_renamed_file_is_accepted",
+                file: format!("{}  spark-3.1.1-rc3-bin-hadoop3.2.tgz\n", sha512.hex()),
+                file_name: renamed,
+                hint: Some(Algorithm::Sha512),
+                digest: sha512,
+            },
+            Accepted {
+                name: "coreutils_escaped_name_is_unescaped",
+                file: format!(
+                    "\\{}  odd\\\\name.jar\n{}  other.jar\n",
+                    sha1.hex(),
+                    one_shot(Algorithm::Sha1, b"other").hex()
+                ),
+                file_name: "odd\\name.jar",
+                hint: Some(Algorithm::Sha1),
+                digest: sha1,
+            },
+            Accepted {
+                name: "coreutils_line_after_a_heading_is_not_taken_for_gpg",
+                file: format!("Checksums:\n{}  x.tgz\n", sha512.hex()),
+                file_name: "x.tgz",
+                hint: None,
+                digest: sha512,
+            },
+            Accepted {
+                name: "bsd_tag_line (hinted)",
+                file: format!("SHA512 ({hadoop}) = {}\n", sha512.hex()),
+                file_name: hadoop,
+                hint: Some(Algorithm::Sha512),
+                digest: sha512,
+            },
+            Accepted {
+                name: "bsd_tag_line (no hint)",
+                file: format!("SHA512 ({hadoop}) = {}\n", sha512.hex()),
+                file_name: hadoop,
+                hint: None,
+                digest: sha512,
+            },
+            Accepted {
+                name: "bsd_tag_with_release_candidate_name_is_accepted",
+                file: bsd_line(&sha512, "spark-3.1.1-rc3-bin-hadoop3.2.tgz"),
+                file_name: renamed,
+                hint: Some(Algorithm::Sha512),
+                digest: sha512,
+            },
+            Accepted {
+                name: "bsd_tag_prefers_the_matching_line",
+                file: format!(
+                    "{}{}{}",
+                    bsd_line(
+                        &one_shot(Algorithm::Sha256, b"a"),
+                        "spark-3.4.3-bin-hadoop3.tgz"
+                    ),
+                    bsd_line(&sha256, "spark-3.4.3-bin-without-hadoop.tgz"),
+                    bsd_line(&one_shot(Algorithm::Sha256, b"b"), "spark-3.4.3.tgz"),
+                ),
+                file_name: "spark-3.4.3-bin-without-hadoop.tgz",
+                hint: None,
+                digest: sha256,
+            },
+            Accepted {
+                name: "bsd_tag_twice_with_the_same_digest_is_merely_redundant",
+                file: format!(
+                    "{}{}",
+                    bsd_line(&sha512, "x.tgz"),
+                    bsd_line(&sha512, "x.tgz")
+                ),
+                file_name: "x.tgz",
+                hint: None,
+                digest: sha512,
+            },
+            Accepted {
+                name: "openssl_dgst_line (openssl 1)",
+                file: format!("SHA256({jar})= {}\n", sha256.hex()),
+                file_name: jar,
+                hint: None,
+                digest: sha256,
+            },
+            Accepted {
+                name: "openssl_dgst_line (openssl 3)",
+                file: format!("SHA2-256({jar})= {}\n", sha256.hex()),
+                file_name: jar,
+                hint: None,
+                digest: sha256,
+            },
+            Accepted {
+                name: "explicit_label_wins_over_the_suffix_hint",
+                file: bsd_line(&sha256, "x.tgz"),
+                file_name: "x.tgz",
+                hint: Some(Algorithm::Sha512),
+                digest: sha256,
+            },
+            Accepted {
+                name: "mds_picks_the_strongest_algorithm_present",
+                file: mds_layout(
+                    "hadoop-2.9.2.tar.gz",
+                    ARTIFACT,
+                    &[Algorithm::Sha1, Algorithm::Sha256],
+                ),
+                file_name: "hadoop-2.9.2.tar.gz",
+                hint: None,
+                digest: sha256,
+            },
+            Accepted {
+                name: "maven_bare_digests (sha1 with a newline)",
+                file: format!("{}\n", sha1.hex()),
+                file_name: jar,
+                hint: Some(Algorithm::Sha1),
+                digest: sha1,
+            },
+            Accepted {
+                name: "maven_bare_digests (sha512 without a newline)",
+                file: sha512.hex(),
+                file_name: jar,
+                hint: Some(Algorithm::Sha512),
+                digest: sha512,
+            },
+            Accepted {
+                // Older Maven deployments appended the file name, sometimes with a local path.
+                name: "maven_bare_digests (with a local path)",
+                file: format!(
+                    "{} /home/builder/.m2/repository/org/apache/hadoop/{jar}",
+                    sha256.hex()
+                ),
+                file_name: jar,
+                hint: Some(Algorithm::Sha256),
+                digest: sha256,
+            },
+            Accepted {
+                name: "crlf_bom_blank_lines_and_surrounding_whitespace (coreutils)",
+                file: format!("\u{feff}{}  {spark}\r\n\r\n\r\n", sha512.hex()),
+                file_name: spark,
+                hint: Some(Algorithm::Sha512),
+                digest: sha512,
+            },
+            Accepted {
+                name: "crlf_bom_blank_lines_and_surrounding_whitespace (bare)",
+                file: format!("\u{feff}  \n\t{}  \n\n", sha512.hex()),
+                file_name: spark,
+                hint: Some(Algorithm::Sha512),
+                digest: sha512,
+            },
+            Accepted {
+                name: "crlf_bom_blank_lines_and_surrounding_whitespace (gpg)",
+                file: format!("\u{feff}{gpg_crlf}\r\n  \r\n"),
+                file_name: spark,
+                hint: Some(Algorithm::Sha512),
+                digest: sha512,
+            },
+            Accepted {
+                name: "crlf_bom_blank_lines_and_surrounding_whitespace (bsd)",
+                file: format!(
+                    "\u{feff}   {}",
+                    bsd_line(&sha512, spark).replace('\n', " \r\n\r\n")
+                ),
+                file_name: spark,
+                hint: Some(Algorithm::Sha512),
+                digest: sha512,
+            },
+        ];
+        for case in cases {
             assert_eq!(
-                parse_checksum_file(&file, name, Some(Algorithm::Sha512)),
-                Ok(digest)
-            );
-            assert_eq!(parse_checksum_file(&file, name, None), Ok(digest));
-        }
-    }
-
-    #[test]
-    fn coreutils_picks_the_line_for_the_file() {
-        let sums = format!(
-            "{}  hive-4.0.0-src.tar.gz\n{} *dist/apache-hive-4.0.0-bin.tar.gz\n{}  hive-standalone-metastore-4.0.0-bin.tar.gz\n",
-            one_shot(Algorithm::Sha256, b"source").hex(),
-            one_shot(Algorithm::Sha256, ARTIFACT).hex(),
-            one_shot(Algorithm::Sha256, b"metastore").hex(),
-        );
-        assert_eq!(
-            parse_checksum_file(
-                &sums,
-                "apache-hive-4.0.0-bin.tar.gz",
-                Some(Algorithm::Sha256)
-            ),
-            Ok(one_shot(Algorithm::Sha256, ARTIFACT))
-        );
-    }
-
-    #[test]
-    fn coreutils_single_line_for_a_renamed_file_is_accepted() {
-        let digest = one_shot(Algorithm::Sha512, ARTIFACT);
-        let file = format!("{}  spark-3.1.1-rc3-bin-hadoop3.2.tgz\n", digest.hex());
-        assert_eq!(
-            parse_checksum_file(
-                &file,
-                "spark-3.1.1-bin-hadoop3.2.tgz",
-                Some(Algorithm::Sha512)
-            ),
-            Ok(digest)
-        );
-    }
-
-    #[test]
-    fn coreutils_escaped_name_is_unescaped() {
-        let digest = one_shot(Algorithm::Sha1, ARTIFACT);
-        let file = format!(
-            "\\{}  odd\\\\name.jar\n{}  other.jar\n",
-            digest.hex(),
-            one_shot(Algorithm::Sha1, b"other").hex()
-        );
-        assert_eq!(
-            parse_checksum_file(&file, "odd\\name.jar", Some(Algorithm::Sha1)),
-            Ok(digest)
-        );
-    }
-
-    #[test]
-    fn coreutils_line_after_a_heading_is_not_taken_for_gpg() {
-        let digest = one_shot(Algorithm::Sha512, ARTIFACT);
-        let file = format!("Checksums:\n{}  x.tgz\n", digest.hex());
-        assert_eq!(parse_checksum_file(&file, "x.tgz", None), Ok(digest));
-    }
-
-    #[test]
-    fn bsd_tag_line() {
-        let name = "hadoop-3.3.6.tar.gz";
-        let digest = one_shot(Algorithm::Sha512, ARTIFACT);
-        let file = format!("SHA512 ({name}) = {}\n", digest.hex());
-        assert_eq!(
-            parse_checksum_file(&file, name, Some(Algorithm::Sha512)),
-            Ok(digest)
-        );
-        assert_eq!(parse_checksum_file(&file, name, None), Ok(digest));
-    }
-
-    #[test]
-    fn bsd_tag_with_release_candidate_name_is_accepted() {
-        let digest = one_shot(Algorithm::Sha512, ARTIFACT);
-        let file = bsd_line(&digest, "spark-3.1.1-rc3-bin-hadoop3.2.tgz");
-        assert_eq!(
-            parse_checksum_file(
-                &file,
-                "spark-3.1.1-bin-hadoop3.2.tgz",
-                Some(Algorithm::Sha512)
-            ),
-            Ok(digest)
-        );
-    }
-
-    #[test]
-    fn bsd_tag_prefers_the_matching_line() {
-        let wanted = one_shot(Algorithm::Sha256, ARTIFACT);
-        let file = format!(
-            "{}{}{}",
-            bsd_line(
-                &one_shot(Algorithm::Sha256, b"a"),
-                "spark-3.4.3-bin-hadoop3.tgz"
-            ),
-            bsd_line(&wanted, "spark-3.4.3-bin-without-hadoop.tgz"),
-            bsd_line(&one_shot(Algorithm::Sha256, b"b"), "spark-3.4.3.tgz"),
-        );
-        assert_eq!(
-            parse_checksum_file(&file, "spark-3.4.3-bin-without-hadoop.tgz", None),
-            Ok(wanted)
-        );
-    }
-
-    #[test]
-    fn openssl_dgst_line() {
-        let digest = one_shot(Algorithm::Sha256, ARTIFACT);
-        let openssl1 = format!("SHA256(hadoop-aws-3.3.4.jar)= {}\n", digest.hex());
-        let openssl3 = format!("SHA2-256(hadoop-aws-3.3.4.jar)= {}\n", digest.hex());
-        for file in [openssl1, openssl3] {
-            assert_eq!(
-                parse_checksum_file(&file, "hadoop-aws-3.3.4.jar", None),
-                Ok(digest)
+                parse_checksum_file(&case.file, case.file_name, case.hint),
+                Ok(case.digest),
+                "{}: {:?}",
+                case.name,
+                case.file
             );
         }
-    }
-
-    #[test]
-    fn explicit_label_wins_over_the_suffix_hint() {
-        let digest = one_shot(Algorithm::Sha256, ARTIFACT);
-        let file = bsd_line(&digest, "x.tgz");
-        assert_eq!(
-            parse_checksum_file(&file, "x.tgz", Some(Algorithm::Sha512)),
-            Ok(digest)
-        );
     }
 
     #[test]
@@ -1267,16 +1364,6 @@ mod tests {
     }
 
     #[test]
-    fn mds_picks_the_strongest_algorithm_present() {
-        let name = "hadoop-2.9.2.tar.gz";
-        let file = mds_layout(name, ARTIFACT, &[Algorithm::Sha1, Algorithm::Sha256]);
-        assert_eq!(
-            parse_checksum_file(&file, name, None),
-            Ok(one_shot(Algorithm::Sha256, ARTIFACT))
-        );
-    }
-
-    #[test]
     fn mds_with_a_long_name_puts_labels_on_their_own_lines() {
         let name = "hadoop-3.2.0-with-a-really-quite-long-name.tar.gz";
         let file = mds_layout(name, ARTIFACT, &Algorithm::ALL);
@@ -1287,287 +1374,256 @@ mod tests {
         );
     }
 
-    #[test]
-    fn maven_bare_digests() {
-        let jar = "hadoop-aws-3.3.4.jar";
-        let sha1 = one_shot(Algorithm::Sha1, ARTIFACT);
-        let sha256 = one_shot(Algorithm::Sha256, ARTIFACT);
-        let sha512 = one_shot(Algorithm::Sha512, ARTIFACT);
-        assert_eq!(
-            parse_checksum_file(&format!("{}\n", sha1.hex()), jar, Some(Algorithm::Sha1)),
-            Ok(sha1)
-        );
-        assert_eq!(
-            parse_checksum_file(&sha512.hex(), jar, Some(Algorithm::Sha512)),
-            Ok(sha512)
-        );
-        // Older Maven deployments appended the file name, sometimes with a local path.
-        let with_path = format!(
-            "{} /home/builder/.m2/repository/org/apache/hadoop/{jar}",
-            sha256.hex()
-        );
-        assert_eq!(
-            parse_checksum_file(&with_path, jar, Some(Algorithm::Sha256)),
-            Ok(sha256)
-        );
-    }
-
-    #[test]
-    fn crlf_bom_blank_lines_and_surrounding_whitespace() {
-        let name = "spark-3.5.1-bin-hadoop3.tgz";
-        let digest = one_shot(Algorithm::Sha512, ARTIFACT);
-        let gpg = gpg_layout(name, digest.as_bytes(), None).replace('\n', "\r\n");
-        let files = [
-            format!("\u{feff}{}  {name}\r\n\r\n\r\n", digest.hex()),
-            format!("\u{feff}  \n\t{}  \n\n", digest.hex()),
-            format!("\u{feff}{gpg}\r\n  \r\n"),
-            format!(
-                "\u{feff}   {}",
-                bsd_line(&digest, name).replace('\n', " \r\n\r\n")
-            ),
-        ];
-        for file in files {
-            assert_eq!(
-                parse_checksum_file(&file, name, Some(Algorithm::Sha512)),
-                Ok(digest),
-                "{file:?}"
-            );
-        }
-    }
-
     // --- Errors ---------------------------------------------------------------------------
 
-    #[test]
-    fn empty_file_is_reported() {
-        for file in ["", "\u{feff}", " \r\n\n\t\n"] {
-            assert_eq!(
-                parse_checksum_file(file, "x.tgz", Some(Algorithm::Sha512)),
-                Err(ChecksumFormatError::Empty)
-            );
-        }
+    /// A checksum file that yields no digest for the artifact, the error it must give and,
+    /// where it matters, that error's exact message.
+    struct Refused {
+        name: &'static str,
+        file: String,
+        file_name: &'static str,
+        hint: Option<Algorithm>,
+        error: ChecksumFormatError,
+        message: Option<&'static str>,
     }
 
     #[test]
-    fn file_without_a_digest_is_reported_with_its_beginning() {
-        let html = "\n<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head></html>\n";
-        let error = parse_checksum_file(html, "x.tgz", Some(Algorithm::Sha512)).unwrap_err();
-        assert_eq!(
-            error,
-            ChecksumFormatError::NoDigest {
-                first_line: "<!DOCTYPE html>".into()
-            }
-        );
-        assert_eq!(
-            error.to_string(),
-            "no digest found in checksum file, which begins `<!DOCTYPE html>`"
-        );
-        // Short hex-looking words and key/value headers are not digests.
-        assert!(matches!(
-            parse_checksum_file("Hash: SHA256\ncafe babe\n", "x.tgz", None),
-            Err(ChecksumFormatError::NoDigest { .. })
-        ));
-    }
-
-    #[test]
-    fn digest_of_the_wrong_length_for_the_suffix() {
+    fn malformed_checksum_files_are_reported() {
         let sha256 = one_shot(Algorithm::Sha256, ARTIFACT);
-        let file = format!("{}  x.tgz\n", sha256.hex());
-        let error = parse_checksum_file(&file, "x.tgz", Some(Algorithm::Sha512)).unwrap_err();
-        assert_eq!(
-            error,
-            ChecksumFormatError::WrongLength {
-                line: 1,
-                algorithm: Algorithm::Sha512,
-                found: 64,
-                expected: 128
-            }
-        );
-        assert_eq!(
-            error.to_string(),
-            "sha512 digest on line 1 has 64 hex digits, expected 128"
-        );
-    }
-
-    #[test]
-    fn truncated_gpg_digest_has_the_wrong_length() {
-        let name = "spark-3.1.1-bin-hadoop3.2.tgz";
-        let digest = one_shot(Algorithm::Sha512, ARTIFACT);
-        let file = gpg_layout(name, digest.as_bytes(), None);
-        let truncated: String = file
+        let sha512 = one_shot(Algorithm::Sha512, ARTIFACT);
+        let spark = "spark-3.1.1-bin-hadoop3.2.tgz";
+        let old_hadoop = "hadoop-2.7.1.tar.gz";
+        let wrong_length = |line| ChecksumFormatError::WrongLength {
+            line,
+            algorithm: Algorithm::Sha512,
+            found: 64,
+            expected: 128,
+        };
+        let non_hex = |line, character| ChecksumFormatError::NonHex { line, character };
+        let mut bad_hex = sha512.hex();
+        bad_hex.replace_range(100..101, "x");
+        let gpg_truncated: String = gpg_layout(spark, sha512.as_bytes(), None)
             .lines()
             .take(2)
             .map(|line| format!("{line}\n"))
             .collect();
-        assert!(matches!(
-            parse_checksum_file(&truncated, name, Some(Algorithm::Sha512)),
-            Err(ChecksumFormatError::WrongLength {
-                line: 1,
-                algorithm: Algorithm::Sha512,
-                expected: 128,
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn labeled_digest_of_the_wrong_length() {
-        let sha256 = one_shot(Algorithm::Sha256, ARTIFACT);
-        let file = format!("\n\nSHA512 (x.tgz) = {}\n", sha256.hex());
-        assert_eq!(
-            parse_checksum_file(&file, "x.tgz", None),
-            Err(ChecksumFormatError::WrongLength {
-                line: 3,
-                algorithm: Algorithm::Sha512,
-                found: 64,
-                expected: 128
-            })
-        );
-    }
-
-    #[test]
-    fn unlabeled_digest_of_no_known_length() {
-        let file = format!("{}  x.tgz\n", "ab".repeat(50));
-        let error = parse_checksum_file(&file, "x.tgz", None).unwrap_err();
-        assert_eq!(
-            error,
-            ChecksumFormatError::UnknownLength {
-                line: 1,
-                found: 100
-            }
-        );
-        assert!(error.to_string().contains("100 hex digits"));
-    }
-
-    #[test]
-    fn non_hex_characters_are_reported() {
-        let mut hex_digits = one_shot(Algorithm::Sha512, ARTIFACT).hex();
-        hex_digits.replace_range(100..101, "x");
-        let bsd = format!("SHA512 (x.tgz) = {hex_digits}\n");
-        let coreutils = format!("{hex_digits}  x.tgz\n");
-        let bare = format!("\n{hex_digits}\n");
-        for (file, line) in [(bsd, 1), (coreutils, 1), (bare, 2)] {
-            assert_eq!(
-                parse_checksum_file(&file, "x.tgz", Some(Algorithm::Sha512)),
-                Err(ChecksumFormatError::NonHex {
-                    line,
-                    character: 'x'
-                }),
-                "{file:?}"
-            );
-        }
-        let gpg = gpg_layout(
-            "x.tgz",
-            one_shot(Algorithm::Sha512, ARTIFACT).as_bytes(),
-            None,
-        );
-        let damaged = gpg.replacen(
+        let gpg_damaged = gpg_layout("x.tgz", sha512.as_bytes(), None).replacen(
             |c: char| c.is_ascii_hexdigit() && c.is_ascii_alphabetic(),
             "Z",
             1,
         );
-        let error = parse_checksum_file(&damaged, "x.tgz", None).unwrap_err();
-        assert_eq!(
-            error,
-            ChecksumFormatError::NonHex {
-                line: 1,
-                character: 'Z'
+        let mds = mds_layout("hadoop-3.2.0.tar.gz", ARTIFACT, &Algorithm::ALL);
+        let sha512_line = 1 + mds
+            .lines()
+            .position(|line| line.contains("SHA512 = "))
+            .expect("the layout has a SHA512 entry");
+        let cases = [
+            Refused {
+                name: "empty_file_is_reported (nothing)",
+                file: String::new(),
+                file_name: "x.tgz",
+                hint: Some(Algorithm::Sha512),
+                error: ChecksumFormatError::Empty,
+                message: None,
+            },
+            Refused {
+                name: "empty_file_is_reported (a byte-order mark)",
+                file: "\u{feff}".to_owned(),
+                file_name: "x.tgz",
+                hint: Some(Algorithm::Sha512),
+                error: ChecksumFormatError::Empty,
+                message: None,
+            },
+            Refused {
+                name: "empty_file_is_reported (white space)",
+                file: " \r\n\n\t\n".to_owned(),
+                file_name: "x.tgz",
+                hint: Some(Algorithm::Sha512),
+                error: ChecksumFormatError::Empty,
+                message: None,
+            },
+            Refused {
+                name: "file_without_a_digest_is_reported_with_its_beginning",
+                file: "\n<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head></html>\n"
+                    .to_owned(),
+                file_name: "x.tgz",
+                hint: Some(Algorithm::Sha512),
+                error: ChecksumFormatError::NoDigest {
+                    first_line: "<!DOCTYPE html>".into(),
+                },
+                message: Some("no digest found in checksum file, which begins `<!DOCTYPE html>`"),
+            },
+            Refused {
+                // Short hex-looking words and key/value headers are not digests.
+                name: "file_without_a_digest_is_reported_with_its_beginning (hex-looking words)",
+                file: "Hash: SHA256\ncafe babe\n".to_owned(),
+                file_name: "x.tgz",
+                hint: None,
+                error: ChecksumFormatError::NoDigest {
+                    first_line: "Hash: SHA256".into(),
+                },
+                message: None,
+            },
+            Refused {
+                name: "digest_of_the_wrong_length_for_the_suffix",
+                file: format!("{}  x.tgz\n", sha256.hex()),
+                file_name: "x.tgz",
+                hint: Some(Algorithm::Sha512),
+                error: wrong_length(1),
+                message: Some("sha512 digest on line 1 has 64 hex digits, expected 128"),
+            },
+            Refused {
+                name: "truncated_gpg_digest_has_the_wrong_length",
+                file: gpg_truncated,
+                file_name: spark,
+                hint: Some(Algorithm::Sha512),
+                error: ChecksumFormatError::WrongLength {
+                    line: 1,
+                    algorithm: Algorithm::Sha512,
+                    found: 80,
+                    expected: 128,
+                },
+                message: None,
+            },
+            Refused {
+                name: "labeled_digest_of_the_wrong_length",
+                file: format!("\n\nSHA512 (x.tgz) = {}\n", sha256.hex()),
+                file_name: "x.tgz",
+                hint: None,
+                error: wrong_length(3),
+                message: None,
+            },
+            Refused {
+                name: "unlabeled_digest_of_no_known_length",
+                file: format!("{}  x.tgz\n", "ab".repeat(50)),
+                file_name: "x.tgz",
+                hint: None,
+                error: ChecksumFormatError::UnknownLength {
+                    line: 1,
+                    found: 100,
+                },
+                message: Some(
+                    "digest on line 1 has 100 hex digits, which matches no supported algorithm \
+                     (40, 56, 64, 96 or 128)",
+                ),
+            },
+            Refused {
+                name: "non_hex_characters_are_reported (bsd)",
+                file: format!("SHA512 (x.tgz) = {bad_hex}\n"),
+                file_name: "x.tgz",
+                hint: Some(Algorithm::Sha512),
+                error: non_hex(1, 'x'),
+                message: None,
+            },
+            Refused {
+                name: "non_hex_characters_are_reported (coreutils)",
+                file: format!("{bad_hex}  x.tgz\n"),
+                file_name: "x.tgz",
+                hint: Some(Algorithm::Sha512),
+                error: non_hex(1, 'x'),
+                message: None,
+            },
+            Refused {
+                name: "non_hex_characters_are_reported (bare)",
+                file: format!("\n{bad_hex}\n"),
+                file_name: "x.tgz",
+                hint: Some(Algorithm::Sha512),
+                error: non_hex(2, 'x'),
+                message: None,
+            },
+            Refused {
+                name: "non_hex_characters_are_reported (gpg)",
+                file: gpg_damaged,
+                file_name: "x.tgz",
+                hint: None,
+                error: non_hex(1, 'Z'),
+                message: Some("non-hex character 'Z' in the digest on line 1"),
+            },
+            Refused {
+                name: "damaged_strongest_entry_is_not_replaced_by_a_weaker_one",
+                file: mds.replace("SHA512 = ", "SHA512 = Q"),
+                file_name: "hadoop-3.2.0.tar.gz",
+                hint: None,
+                error: non_hex(sha512_line, 'Q'),
+                message: None,
+            },
+            Refused {
+                name: "only_entries_for_other_files_names_them",
+                file: format!(
+                    "{}  spark-3.5.1-bin-hadoop3.tgz\n{}  spark-3.5.1.tgz\n",
+                    one_shot(Algorithm::Sha512, b"a").hex(),
+                    one_shot(Algorithm::Sha512, b"b").hex()
+                ),
+                file_name: "spark-3.5.1-bin-without-hadoop.tgz",
+                hint: None,
+                error: ChecksumFormatError::OnlyOtherFiles {
+                    file_name: "spark-3.5.1-bin-without-hadoop.tgz".into(),
+                    others: vec![
+                        "spark-3.5.1-bin-hadoop3.tgz".into(),
+                        "spark-3.5.1.tgz".into(),
+                    ],
+                },
+                message: Some(
+                    "checksum file lists `spark-3.5.1-bin-hadoop3.tgz`, `spark-3.5.1.tgz` but not \
+                     `spark-3.5.1-bin-without-hadoop.tgz`",
+                ),
+            },
+            Refused {
+                name: "only_unsupported_algorithms (gpg)",
+                file: format!(
+                    "{}{}",
+                    gpg_layout(old_hadoop, &[0x1c; 16], Some("MD5")),
+                    gpg_layout(old_hadoop, &[0x9b; 20], Some("RMD160"))
+                ),
+                file_name: old_hadoop,
+                hint: None,
+                error: ChecksumFormatError::UnsupportedAlgorithms {
+                    file_name: old_hadoop.into(),
+                    algorithms: vec!["MD5".into(), "RMD160".into()],
+                },
+                message: Some(
+                    "checksum file has only MD5, RMD160 digests for `hadoop-2.7.1.tar.gz`; \
+                     imgforge supports sha1, sha224, sha256, sha384 and sha512",
+                ),
+            },
+            Refused {
+                name: "only_unsupported_algorithms (bsd)",
+                file: format!("MD5 ({old_hadoop}) = {}\n", "0f".repeat(16)),
+                file_name: old_hadoop,
+                hint: None,
+                error: ChecksumFormatError::UnsupportedAlgorithms {
+                    file_name: old_hadoop.into(),
+                    algorithms: vec!["MD5".into()],
+                },
+                message: None,
+            },
+            Refused {
+                name: "conflicting_entries_for_the_file",
+                file: format!(
+                    "{}  x.tgz\n{}  y.tgz\n{}  x.tgz\n",
+                    one_shot(Algorithm::Sha512, b"a").hex(),
+                    one_shot(Algorithm::Sha512, b"b").hex(),
+                    one_shot(Algorithm::Sha512, b"c").hex()
+                ),
+                file_name: "x.tgz",
+                hint: Some(Algorithm::Sha512),
+                error: ChecksumFormatError::Conflicting {
+                    file_name: "x.tgz".into(),
+                    algorithm: Algorithm::Sha512,
+                    first_line: 1,
+                    second_line: 3,
+                },
+                message: None,
+            },
+        ];
+        for case in cases {
+            let error =
+                parse_checksum_file(&case.file, case.file_name, case.hint).expect_err(case.name);
+            assert_eq!(error, case.error, "{}: {:?}", case.name, case.file);
+            if let Some(message) = case.message {
+                assert_eq!(error.to_string(), message, "{}", case.name);
             }
-        );
-        assert_eq!(
-            error.to_string(),
-            "non-hex character 'Z' in the digest on line 1"
-        );
-    }
-
-    #[test]
-    fn only_entries_for_other_files_names_them() {
-        let file = format!(
-            "{}  spark-3.5.1-bin-hadoop3.tgz\n{}  spark-3.5.1.tgz\n",
-            one_shot(Algorithm::Sha512, b"a").hex(),
-            one_shot(Algorithm::Sha512, b"b").hex()
-        );
-        let error =
-            parse_checksum_file(&file, "spark-3.5.1-bin-without-hadoop.tgz", None).unwrap_err();
-        assert_eq!(
-            error,
-            ChecksumFormatError::OnlyOtherFiles {
-                file_name: "spark-3.5.1-bin-without-hadoop.tgz".into(),
-                others: vec![
-                    "spark-3.5.1-bin-hadoop3.tgz".into(),
-                    "spark-3.5.1.tgz".into()
-                ]
-            }
-        );
-        assert_eq!(
-            error.to_string(),
-            "checksum file lists `spark-3.5.1-bin-hadoop3.tgz`, `spark-3.5.1.tgz` but not `spark-3.5.1-bin-without-hadoop.tgz`"
-        );
-    }
-
-    #[test]
-    fn only_unsupported_algorithms() {
-        let name = "hadoop-2.7.1.tar.gz";
-        let file = format!(
-            "{}{}",
-            gpg_layout(name, &[0x1c; 16], Some("MD5")),
-            gpg_layout(name, &[0x9b; 20], Some("RMD160"))
-        );
-        let error = parse_checksum_file(&file, name, None).unwrap_err();
-        assert_eq!(
-            error,
-            ChecksumFormatError::UnsupportedAlgorithms {
-                file_name: name.into(),
-                algorithms: vec!["MD5".into(), "RMD160".into()]
-            }
-        );
-        assert!(
-            error
-                .to_string()
-                .starts_with("checksum file has only MD5, RMD160 digests")
-        );
-        let bsd_md5 = format!("MD5 ({name}) = {}\n", "0f".repeat(16));
-        assert!(matches!(
-            parse_checksum_file(&bsd_md5, name, None),
-            Err(ChecksumFormatError::UnsupportedAlgorithms { .. })
-        ));
-    }
-
-    #[test]
-    fn conflicting_entries_for_the_file() {
-        let file = format!(
-            "{}  x.tgz\n{}  y.tgz\n{}  x.tgz\n",
-            one_shot(Algorithm::Sha512, b"a").hex(),
-            one_shot(Algorithm::Sha512, b"b").hex(),
-            one_shot(Algorithm::Sha512, b"c").hex()
-        );
-        assert_eq!(
-            parse_checksum_file(&file, "x.tgz", Some(Algorithm::Sha512)),
-            Err(ChecksumFormatError::Conflicting {
-                file_name: "x.tgz".into(),
-                algorithm: Algorithm::Sha512,
-                first_line: 1,
-                second_line: 3
-            })
-        );
-        // The same digest twice is merely redundant.
-        let digest = one_shot(Algorithm::Sha512, ARTIFACT);
-        let twice = format!(
-            "{}{}",
-            bsd_line(&digest, "x.tgz"),
-            bsd_line(&digest, "x.tgz")
-        );
-        assert_eq!(parse_checksum_file(&twice, "x.tgz", None), Ok(digest));
-    }
-
-    #[test]
-    fn damaged_strongest_entry_is_not_replaced_by_a_weaker_one() {
-        let name = "hadoop-3.2.0.tar.gz";
-        let file = mds_layout(name, ARTIFACT, &Algorithm::ALL);
-        let damaged = file.replace("SHA512 = ", "SHA512 = Q");
-        assert!(matches!(
-            parse_checksum_file(&damaged, name, None),
-            Err(ChecksumFormatError::NonHex { character: 'Q', .. })
-        ));
+        }
     }
 
     // --- MultiHasher ----------------------------------------------------------------------

@@ -183,12 +183,13 @@ fn prepare_family(family: Family) -> (TestEnv, PathBuf) {
 
     // The patched files equal the golden ones.
     for (file, golden) in [(ENTRYPOINT, "entrypoint.sh"), (DOCKERFILE, "Dockerfile")] {
+        let golden = family.golden_prepared(golden);
         assert_eq!(
             read(out.join(file)),
-            read(family.golden_prepared(golden)),
-            "{} {file} differs from tests/golden/prepare/{}/{golden}",
+            read(&golden),
+            "{} {file} differs from {}",
             family.name,
-            family.name
+            golden.display()
         );
     }
 
