@@ -18,7 +18,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
@@ -53,6 +53,16 @@ const PLACEHOLDERS: [&str; 8] = [
     "cert.file_name",
 ];
 
+/// The conditions `when` can name, each computed from the [`PatchContext`].
+const CONDITIONS: [(&str, fn(&PatchContext) -> bool); 4] = [
+    ("certs", |context| !context.certs.is_empty()),
+    ("java8", |context| context.java_major == 8),
+    ("base_image", |context| context.base_image.is_some()),
+    ("disable_cert_checking", |context| {
+        context.disable_cert_checking
+    }),
+];
+
 /// What can go wrong loading patches, planning them against a tree, or writing the result.
 #[derive(Debug, thiserror::Error)]
 pub enum PatchError {
@@ -75,69 +85,27 @@ pub enum PatchError {
         /// What is wrong with it, and what to write instead where that is known.
         reason: String,
     },
-    /// The user patch directory, or a file in it, could not be read.
-    #[error("cannot read user patches from {path}")]
-    ReadUserDir {
+    /// A patch does not fit the file: its anchor (or region) matches no line or several, or
+    /// the anchor line lacks the word or the suffix the patch changes.
+    #[error("patch `{id}` does not fit {file} (Spark {spark_version}): {reason}")]
+    Misfit {
+        /// The patch's id.
+        id: String,
+        /// The file, relative to the tree.
+        file: String,
+        /// The Spark version being patched.
+        spark_version: String,
+        /// What did not fit: the anchors tried and how many lines matched, or the line.
+        reason: String,
+    },
+    /// The user patch directory, a file in it, or a file a patch targets could not be read.
+    #[error("cannot read {path}")]
+    Read {
         /// The directory or file.
         path: PathBuf,
         /// The I/O error.
         #[source]
         source: io::Error,
-    },
-    /// A file a patch targets could not be read from the tree.
-    #[error("cannot read {path}, which patch `{id}` changes")]
-    ReadTarget {
-        /// The file in the tree.
-        path: PathBuf,
-        /// The first patch that targets it.
-        id: String,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
-    /// A patch's anchor (or the region it is searched in) matches no line.
-    #[error("patch `{id}` found no line matching {anchor} in {file} (Spark {spark_version})")]
-    AnchorNotFound {
-        /// The patch's id.
-        id: String,
-        /// The file, relative to the tree.
-        file: String,
-        /// The anchor, as the patch states it.
-        anchor: String,
-        /// The Spark version being patched.
-        spark_version: String,
-    },
-    /// A patch's anchor matches several lines and the patch does not say `all = true`.
-    #[error(
-        "patch `{id}` found {count} lines matching {anchor} in {file} (Spark {spark_version}); \
-         it needs exactly one unless it says `all = true`"
-    )]
-    AmbiguousAnchor {
-        /// The patch's id.
-        id: String,
-        /// The file, relative to the tree.
-        file: String,
-        /// The anchor, as the patch states it.
-        anchor: String,
-        /// How many lines matched.
-        count: usize,
-        /// The Spark version being patched.
-        spark_version: String,
-    },
-    /// The anchor line lacks the word `replace_word` replaces or the suffix `append_to_line`
-    /// appends before.
-    #[error("patch `{id}` cannot change line {line} of {file} (Spark {spark_version}): {reason}")]
-    LineUnfit {
-        /// The patch's id.
-        id: String,
-        /// The file, relative to the tree.
-        file: String,
-        /// The 1-based line number.
-        line: usize,
-        /// What the line lacks.
-        reason: String,
-        /// The Spark version being patched.
-        spark_version: String,
     },
     /// A value would break the file it goes into.
     #[error("{name} `{value}` cannot go into a patched file: {reason}")]
@@ -210,39 +178,46 @@ impl PatchContext {
     /// Refuses values that would break the files they are written into; returns the Spark
     /// version's leading numbers, which the bounds are compared with.
     fn validate(&self) -> Result<Vec<u64>, PatchError> {
-        let refuse = |name, value: &str, reason| PatchError::UnsafeValue {
-            name,
-            value: value.to_string(),
-            reason,
-        };
         let version = parse_version(&self.spark_version)
-            .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']))
-            .ok_or_else(|| {
-                let reason = "it must start with a number and hold no line break";
-                refuse("Spark version", &self.spark_version, reason)
-            })?;
-        if let Some(image) = &self.base_image
-            && (image.is_empty() || image.contains(|c: char| c.is_whitespace() || c == '\0'))
-        {
+            .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']));
+        let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        // (what, value, whether it is safe, why not): aliases and file names become file
+        // names and shell words.
+        let mut checks = vec![(
+            "Spark version",
+            &self.spark_version,
+            version.is_some(),
+            "it must start with a number and hold no line break",
+        )];
+        if let Some(image) = &self.base_image {
+            let one_word = !image.is_empty() && !image.contains(|c: char| c.is_whitespace());
             let reason = "an image reference is one non-empty word";
-            return Err(refuse("base image", image, reason));
+            checks.push((
+                "base image",
+                image,
+                one_word && !image.contains('\0'),
+                reason,
+            ));
         }
-        // Aliases and file names become file names and shell words.
         for cert in &self.certs {
             for (name, value) in [
                 ("certificate alias", &cert.alias),
                 ("certificate file name", &cert.file_name),
             ] {
-                let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-                if !value.chars().all(allowed)
-                    || !value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-                {
-                    let reason = "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`";
-                    return Err(refuse(name, value, reason));
-                }
+                let safe = value.chars().all(word)
+                    && value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+                let reason = "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`";
+                checks.push((name, value, safe, reason));
             }
         }
-        Ok(version)
+        match checks.into_iter().find(|(_, _, safe, _)| !safe) {
+            Some((name, value, _, reason)) => Err(PatchError::UnsafeValue {
+                name,
+                value: value.clone(),
+                reason,
+            }),
+            None => Ok(version.unwrap_or_default()),
+        }
     }
 
     /// The value of placeholder `name` (one of [`PLACEHOLDERS`]), `None` when this build
@@ -263,7 +238,7 @@ impl PatchContext {
 }
 
 /// A patch set loaded from embedded data plus an optional user directory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PatchSet {
     /// Every patch file loaded, in order: `(name, contents)`, hashed by [`PatchSet::digest`].
     sources: Vec<(String, String)>,
@@ -275,13 +250,8 @@ impl PatchSet {
     /// The patches embedded in the binary.
     pub fn builtin() -> Result<PatchSet, PatchError> {
         let files = BUILTIN_PATCH_FILES
-            .iter()
             .map(|(name, text)| (name.to_string(), name.to_string(), text.to_string()));
-        let empty = PatchSet {
-            sources: Vec::new(),
-            patches: Vec::new(),
-        };
-        empty.add(files.collect(), "built-in")
+        PatchSet::default().add(files.into(), "built-in")
     }
 
     /// Adds every `*.toml` file in `dir`, in file-name order. A patch whose id is already
@@ -289,7 +259,7 @@ impl PatchSet {
     pub fn with_user_dir(self, dir: &Path) -> Result<PatchSet, PatchError> {
         let read_error = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| PatchError::ReadUserDir { path, source }
+            move |source| PatchError::Read { path, source }
         };
         let mut paths = Vec::new();
         for entry in fs::read_dir(dir).map_err(read_error(dir))? {
@@ -303,18 +273,14 @@ impl PatchSet {
             }
         }
         paths.sort();
-        let mut files = Vec::new();
-        for path in paths {
+        let files = paths.into_iter().map(|path| {
             let text = fs::read_to_string(&path).map_err(read_error(&path))?;
             // The digest names the file, not where the directory happens to live.
             let file_name = path.file_name().unwrap_or_default().to_string_lossy();
-            files.push((
-                path.display().to_string(),
-                format!("user/{file_name}"),
-                text,
-            ));
-        }
-        self.add(files, "user")
+            let digest_name = format!("user/{file_name}");
+            Ok((path.display().to_string(), digest_name, text))
+        });
+        self.add(files.collect::<Result<_, _>>()?, "user")
     }
 
     /// Adds `(name, name in the digest, contents)` files of one `kind`, whose patch ids must
@@ -328,17 +294,9 @@ impl PatchSet {
         for (name, digest_name, text) in files {
             for patch in parse_patch_file(&name, &text)? {
                 if !ids.insert(patch.id.clone()) {
-                    return Err(PatchError::InvalidPatch {
-                        source_name: name,
-                        id: patch.id,
-                        reason: format!("another {kind} patch has the same id"),
-                    });
+                    return Err(patch.invalid(format!("another {kind} patch has the same id")));
                 }
-                match self
-                    .patches
-                    .iter_mut()
-                    .find(|existing| existing.id == patch.id)
-                {
+                match self.patches.iter_mut().find(|old| old.id == patch.id) {
                     Some(existing) => *existing = patch,
                     None => self.patches.push(patch),
                 }
@@ -379,41 +337,35 @@ pub fn plan_patches(
         warnings: Vec::new(),
     };
     // Each target file once, in the order the patches first name it.
-    let mut files: Vec<&str> = Vec::new();
-    for patch in &set.patches {
-        if !files.contains(&patch.file.as_str()) {
-            files.push(&patch.file);
-        }
-    }
+    let mut files: Vec<&str> = set
+        .patches
+        .iter()
+        .map(|patch| patch.file.as_str())
+        .collect();
+    let mut seen = BTreeSet::new();
+    files.retain(|file| seen.insert(*file));
     for file in files {
-        let patches: Vec<&Patch> = set
-            .patches
+        let patches: Vec<&Patch> = set.patches.iter().filter(|p| p.file == file).collect();
+        let applying = patches
             .iter()
-            .filter(|patch| patch.file == file)
-            .collect();
-        let applying: Vec<&Patch> = patches
-            .iter()
-            .copied()
-            .filter(|patch| patch.applies(context, &spark_version))
-            .collect();
+            .filter(|patch| patch.applies(context, &spark_version));
         let path = tree.join(file);
         let original = match fs::read_to_string(&path) {
             Ok(original) => original,
             // Nothing to do in a file no applicable patch changes, so it may be absent.
-            Err(error) if error.kind() == io::ErrorKind::NotFound && applying.is_empty() => {
+            Err(error)
+                if error.kind() == io::ErrorKind::NotFound && applying.clone().count() == 0 =>
+            {
                 continue;
             }
-            Err(source) => {
-                let id = patches[0].id.clone();
-                return Err(PatchError::ReadTarget { path, id, source });
-            }
+            Err(source) => return Err(PatchError::Read { path, source }),
         };
         let target = Target {
             file,
             spark_version: &context.spark_version,
         };
         let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
-        remove_owned_lines(&patches, &mut lines, context, &target);
+        remove_owned_lines(&patches, &mut lines, context);
         for patch in applying {
             patch.apply(&mut lines, context, &target)?;
             if let Some(warning) = &patch.warning {
@@ -472,11 +424,11 @@ impl PatchPlan {
     pub fn unified_diff(&self) -> String {
         let mut diff = String::new();
         for file in self.changed() {
-            let text_diff = TextDiff::from_lines(&file.original, &file.patched);
             let (old, new) = (
                 format!("a/{}", file.relative),
                 format!("b/{}", file.relative),
             );
+            let text_diff = TextDiff::from_lines(&file.original, &file.patched);
             diff.push_str(&text_diff.unified_diff().header(&old, &new).to_string());
         }
         diff
@@ -486,25 +438,19 @@ impl PatchPlan {
     /// keeping its permissions. Refuses a file that changed since it was planned.
     pub fn write(&self) -> Result<(), PatchError> {
         for file in self.changed() {
-            let write_error = |source| PatchError::Write {
-                path: file.path.clone(),
+            let path = &file.path;
+            let error = |source| PatchError::Write {
+                path: path.clone(),
                 source,
             };
-            let current = fs::read_to_string(&file.path).map_err(write_error)?;
-            if current != file.original {
-                return Err(PatchError::ChangedSincePlan {
-                    path: file.path.clone(),
-                });
+            if fs::read_to_string(path).map_err(error)? != file.original {
+                return Err(PatchError::ChangedSincePlan { path: path.clone() });
             }
-            let permissions = fs::metadata(&file.path).map_err(write_error)?.permissions();
-            let mut temporary =
-                crate::persist::temp_for(&file.path).map_err(|error| write_error(error.source))?;
-            temporary
-                .write_all(file.patched.as_bytes())
-                .map_err(write_error)?;
-            fs::set_permissions(temporary.path(), permissions).map_err(write_error)?;
-            crate::persist::persist(temporary, &file.path)
-                .map_err(|error| write_error(error.source))?;
+            let permissions = fs::metadata(path).map_err(error)?.permissions();
+            let temporary = crate::persist::temp_for(path).map_err(|e| error(e.source))?;
+            fs::set_permissions(temporary.path(), permissions).map_err(error)?;
+            crate::persist::write_into(temporary, path, file.patched.as_bytes())
+                .map_err(|e| error(e.source))?;
         }
         Ok(())
     }
@@ -526,29 +472,6 @@ struct Target<'a> {
     spark_version: &'a str,
 }
 
-impl Target<'_> {
-    /// No line (`count` 0) or several lines match `anchor`, as `patch` states it.
-    fn anchor_error(&self, patch: &Patch, anchor: String, count: usize) -> PatchError {
-        let (id, file) = (patch.id.clone(), self.file.to_string());
-        let spark_version = self.spark_version.to_string();
-        match count {
-            0 => PatchError::AnchorNotFound {
-                id,
-                file,
-                anchor,
-                spark_version,
-            },
-            _ => PatchError::AmbiguousAnchor {
-                id,
-                file,
-                anchor,
-                count,
-                spark_version,
-            },
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // A patch: one `[[patch]]` table as written, checked when it is loaded.
 
@@ -556,13 +479,9 @@ impl Target<'_> {
 #[serde(deny_unknown_fields)]
 struct Patch {
     id: String,
-    /// For whoever reads the patch file.
-    #[serde(default)]
-    #[expect(
-        dead_code,
-        reason = "documents the patch file; the engine has no use for it"
-    )]
-    description: String,
+    /// For whoever reads the patch file; the engine has no use for it.
+    #[serde(default, rename = "description")]
+    _description: String,
     /// Relative to the tree, `/`-separated.
     file: String,
     #[serde(default)]
@@ -594,9 +513,9 @@ struct Patch {
     /// The patch file it came from.
     #[serde(skip)]
     source_name: String,
-    /// `when`, parsed: each condition and whether it is negated.
+    /// `when`, parsed: each condition's test and whether it is negated.
     #[serde(skip)]
-    conditions: Vec<(Condition, bool)>,
+    conditions: Vec<(fn(&PatchContext) -> bool, bool)>,
     /// `spark_min` and `spark_max`, parsed.
     #[serde(skip)]
     bounds: [Option<Vec<u64>>; 2],
@@ -721,7 +640,7 @@ impl Patch {
         self.conditions = self
             .when
             .iter()
-            .map(|text| Condition::parse(text))
+            .map(|text| condition(text))
             .collect::<Result<_, _>>()?;
         for (bound, (key, text)) in self.bounds.iter_mut().zip([
             ("spark_min", &self.spark_min),
@@ -760,7 +679,7 @@ impl Patch {
         let [min, max] = &self.bounds;
         self.conditions
             .iter()
-            .all(|(condition, negated)| condition.holds(context) != *negated)
+            .all(|(holds, negated)| holds(context) != *negated)
             && min.as_ref().is_none_or(|min| line(min) >= *min)
             && max.as_ref().is_none_or(|max| line(max) <= *max)
     }
@@ -803,45 +722,47 @@ impl Patch {
     /// What counts as a line this patch wrote: its `owned` matcher, else exactly what it
     /// would write now.
     fn ownership(&self, context: &PatchContext) -> Option<Matcher> {
-        match &self.owned {
-            Some(owned) => Some(owned.clone()),
-            None => self
-                .render_lines(context)
+        let written = || {
+            self.render_lines(context)
                 .ok()
                 .filter(|lines| !lines.is_empty())
-                .map(|lines| Matcher {
-                    equals: lines,
-                    ..Matcher::default()
-                }),
-        }
+        };
+        self.owned.clone().or_else(|| {
+            written().map(|lines| Matcher {
+                equals: lines,
+                ..Matcher::default()
+            })
+        })
     }
 
-    /// The anchor lines: in the region, the first of `anchor` (or a line `also` owns) and
-    /// each of `otherwise` that matches.
-    fn locate(
-        &self,
-        lines: &[String],
-        also: Option<&Matcher>,
-        target: &Target<'_>,
-    ) -> Result<Vec<usize>, PatchError> {
+    /// The anchor lines: in the region, those of `anchor` (or owned by `also`), else those of
+    /// the first of `otherwise` that matches; an error says what matched no line or several.
+    fn locate(&self, lines: &[String], also: Option<&Matcher>) -> Result<Vec<usize>, String> {
         let matching = |matcher: &Matcher, from: usize, to: usize| -> Vec<usize> {
             (from..to)
                 .filter(|&index| matcher.matches(&lines[index]))
                 .collect()
         };
+        let found_error = |count: usize, anchor: String| match count {
+            0 => format!("found no line matching {anchor}"),
+            _ => format!(
+                "found {count} lines matching {anchor}; it needs exactly one unless it says \
+                 `all = true`"
+            ),
+        };
         let (from, to) = match &self.within {
             None => (0, lines.len()),
             Some(Region { start, end }) => {
                 let starts = matching(start, 0, lines.len());
-                if starts.len() != 1 {
+                let [start_at] = starts[..] else {
                     let what = format!("{start} (the start of the region to search)");
-                    return Err(target.anchor_error(self, what, starts.len()));
-                }
-                let Some(&end_at) = matching(end, starts[0] + 1, lines.len()).first() else {
-                    let what = format!("{end} (the end of the region opened by {start})");
-                    return Err(target.anchor_error(self, what, 0));
+                    return Err(found_error(starts.len(), what));
                 };
-                (starts[0] + 1, end_at)
+                let Some(&end_at) = matching(end, start_at + 1, lines.len()).first() else {
+                    let what = format!("{end} (the end of the region opened by {start})");
+                    return Err(found_error(0, what));
+                };
+                (start_at + 1, end_at)
             }
         };
         let first = (from..to).filter(|&index| {
@@ -870,7 +791,7 @@ impl Patch {
                 if let Some(Region { start, end }) = &self.within {
                     anchor.push_str(&format!(" between {start} and {end}"));
                 }
-                Err(target.anchor_error(self, anchor, count))
+                Err(found_error(count, anchor))
             }
         }
     }
@@ -892,59 +813,75 @@ impl Patch {
         }
         // A line an earlier run replaced or appended to is found again as the anchor.
         let also = match self.operation {
-            Operation::InsertBefore | Operation::InsertAfter => None,
             Operation::Replace => self.ownership(context),
-            Operation::ReplaceWord | Operation::AppendToLine => self.owned.clone(),
+            _ if self.inserts() => None,
+            _ => self.owned.clone(),
         };
-        let text = rendered.concat();
-        let unfit = |index: usize, reason| PatchError::LineUnfit {
+        let misfit = |reason| PatchError::Misfit {
             id: self.id.clone(),
             file: target.file.to_string(),
-            line: index + 1,
-            reason,
             spark_version: target.spark_version.to_string(),
+            reason,
         };
+        let text = rendered.concat();
         // From the bottom up, so insertions do not move the anchors still to come.
-        for index in self.locate(lines, also.as_ref(), target)?.into_iter().rev() {
+        for index in self
+            .locate(lines, also.as_ref())
+            .map_err(misfit)?
+            .into_iter()
+            .rev()
+        {
             // `or_at_end` anchors at one past the last line: no anchor line to indent like.
             let indent = match (lines.get(index), self.indent.as_deref()) {
-                (None, _) => String::new(),
+                (None, _) => "",
                 (Some(line), None | Some("anchor")) => {
-                    line[..line.len() - line.trim_start().len()].to_string()
+                    &line[..line.len() - line.trim_start().len()]
                 }
-                (Some(_), Some(literal)) => literal.to_string(),
-            };
-            match self.operation {
-                Operation::InsertBefore | Operation::InsertAfter => {
-                    let at = match self.operation {
-                        Operation::InsertBefore => index,
-                        _ => (index + 1).min(lines.len()),
-                    };
-                    lines.splice(
-                        at..at,
-                        rendered.iter().map(|line| format!("{indent}{line}")),
-                    );
-                }
-                Operation::Replace => lines[index] = format!("{indent}{text}"),
-                Operation::ReplaceWord => {
-                    // `word` is there: checked when the patch was loaded.
-                    let word = self.word.unwrap_or(0);
-                    let skip_prefix = self.skip_prefix.as_deref();
-                    lines[index] = replace_word(&lines[index], word, skip_prefix, &text)
-                        .ok_or_else(|| unfit(index, format!("it has fewer than {word} words")))?;
-                }
-                Operation::AppendToLine => {
-                    let suffix = self.before_suffix.as_deref().unwrap_or("");
-                    let body = lines[index]
-                        .strip_suffix(suffix)
-                        .ok_or_else(|| unfit(index, format!("it does not end with `{suffix}`")))?;
-                    if !body.ends_with(&text) {
-                        lines[index] = format!("{body}{text}{suffix}");
-                    }
-                }
+                (Some(_), Some(literal)) => literal,
+            }
+            .to_string();
+            if self.inserts() {
+                let after = self.operation == Operation::InsertAfter;
+                let at = if after {
+                    (index + 1).min(lines.len())
+                } else {
+                    index
+                };
+                lines.splice(
+                    at..at,
+                    rendered.iter().map(|line| format!("{indent}{line}")),
+                );
+            } else {
+                lines[index] = self
+                    .changed_line(&lines[index], &indent, &text)
+                    .map_err(|reason| misfit(format!("line {} {reason}", index + 1)))?;
             }
         }
         Ok(())
+    }
+
+    /// The anchor `line` as `replace`, `replace_word` or `append_to_line` leaves it with the
+    /// rendered `text`; an error says what the line lacks.
+    fn changed_line(&self, line: &str, indent: &str, text: &str) -> Result<String, String> {
+        match self.operation {
+            Operation::ReplaceWord => {
+                // `word` is there: checked when the patch was loaded.
+                let word = self.word.unwrap_or(0);
+                replace_word(line, word, self.skip_prefix.as_deref(), text)
+                    .ok_or(format!("has fewer than {word} words"))
+            }
+            Operation::AppendToLine => {
+                let suffix = self.before_suffix.as_deref().unwrap_or("");
+                let body = line
+                    .strip_suffix(suffix)
+                    .ok_or(format!("does not end with `{suffix}`"))?;
+                Ok(match body.ends_with(text) {
+                    true => line.to_string(),
+                    false => format!("{body}{text}{suffix}"),
+                })
+            }
+            _ => Ok(format!("{indent}{text}")),
+        }
     }
 }
 
@@ -952,48 +889,37 @@ impl Patch {
 /// insert there, so that applying afterwards yields the same text on a pristine and on an
 /// already-patched file. Patches whose anchor cannot be found are skipped: if they apply,
 /// the apply step reports it.
-fn remove_owned_lines(
-    patches: &[&Patch],
-    lines: &mut Vec<String>,
-    context: &PatchContext,
-    target: &Target<'_>,
-) {
-    let mut inserts: Vec<(usize, Operation, Matcher)> = Vec::new();
+fn remove_owned_lines(patches: &[&Patch], lines: &mut Vec<String>, context: &PatchContext) {
+    // (anchor line, whether the patch inserts above it, what it owns)
+    let mut inserts: Vec<(usize, bool, Matcher)> = Vec::new();
     for patch in patches.iter().filter(|patch| patch.inserts()) {
-        if let (Some(owned), Ok(anchors)) =
-            (patch.ownership(context), patch.locate(lines, None, target))
-        {
+        if let (Some(owned), Ok(anchors)) = (patch.ownership(context), patch.locate(lines, None)) {
+            let above = patch.operation == Operation::InsertBefore;
             inserts.extend(
                 anchors
                     .into_iter()
-                    .map(|index| (index, patch.operation, owned.clone())),
+                    .map(|index| (index, above, owned.clone())),
             );
         }
     }
-    let anchors: BTreeSet<usize> = inserts.iter().map(|(index, _, _)| *index).collect();
-    let mut doomed: BTreeSet<usize> = BTreeSet::new();
-    for (anchor, operation, _) in &inserts {
+    let anchors: BTreeSet<usize> = inserts.iter().map(|insert| insert.0).collect();
+    let mut doomed = BTreeSet::new();
+    for &(anchor, above, _) in &inserts {
         let owners: Vec<&Matcher> = inserts
             .iter()
-            .filter(|(index, other, _)| index == anchor && other == operation)
-            .map(|(_, _, owned)| owned)
+            .filter(|other| other.0 == anchor && other.1 == above)
+            .map(|other| &other.2)
             .collect();
-        let mut index = *anchor;
-        loop {
-            let next = match operation {
-                Operation::InsertBefore => index.checked_sub(1),
-                _ => Some(index + 1).filter(|&next| next < lines.len()),
-            };
-            match next {
-                Some(next)
-                    if !anchors.contains(&next)
-                        && owners.iter().any(|owned| owned.matches(&lines[next])) =>
-                {
-                    doomed.insert(next);
-                    index = next;
-                }
-                _ => break,
-            }
+        let step = |index: usize| match above {
+            true => index.checked_sub(1),
+            false => Some(index + 1).filter(|&next| next < lines.len()),
+        };
+        let mut next = step(anchor);
+        while let Some(index) = next.filter(|index| {
+            !anchors.contains(index) && owners.iter().any(|owned| owned.matches(&lines[*index]))
+        }) {
+            doomed.insert(index);
+            next = step(index);
         }
     }
     let mut index = 0;
@@ -1075,15 +1001,12 @@ impl Matcher {
     }
 
     fn check(&self, key: &str) -> Result<(), String> {
-        if self.alternatives().next().is_none() {
-            return Err(format!(
-                "`{key}` needs one of `equals`, `starts_with`, `ends_with`, `contains`"
-            ));
+        let mut alternatives = self.alternatives().peekable();
+        if alternatives.peek().is_none() {
+            let keys = "`equals`, `starts_with`, `ends_with`, `contains`";
+            return Err(format!("`{key}` needs one of {keys}"));
         }
-        match self
-            .alternatives()
-            .find(|(_, text)| text.is_empty() || text.contains(['\n', '\r']))
-        {
+        match alternatives.find(|(_, text)| text.is_empty() || text.contains(['\n', '\r'])) {
             Some((kind, _)) => Err(format!("`{key}.{kind}` needs non-empty, single-line text")),
             None => Ok(()),
         }
@@ -1148,44 +1071,16 @@ fn known_placeholder(name: &str) -> Result<String, String> {
     }
 }
 
-/// A condition `when` can name, computed from the [`PatchContext`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Condition {
-    /// At least one CA certificate is to be imported.
-    Certs,
-    /// The image runs Java 8.
-    Java8,
-    /// A base image override is set.
-    BaseImage,
-    /// The AWS SDK's certificate checks are switched off.
-    DisableCertChecking,
-}
-
-impl Condition {
-    /// `name` or `!name`: the condition and whether it is negated.
-    fn parse(text: &str) -> Result<(Condition, bool), String> {
-        let text = text.trim();
-        let (negated, name) = match text.strip_prefix('!') {
-            Some(name) => (true, name.trim()),
-            None => (false, text),
-        };
-        let condition = match name {
-            "certs" => Condition::Certs,
-            "java8" => Condition::Java8,
-            "base_image" => Condition::BaseImage,
-            "disable_cert_checking" => Condition::DisableCertChecking,
-            _ => return Err(format!("`{text}` is not a condition; {}", instead_of(name))),
-        };
-        Ok((condition, negated))
-    }
-
-    fn holds(self, context: &PatchContext) -> bool {
-        match self {
-            Condition::Certs => !context.certs.is_empty(),
-            Condition::Java8 => context.java_major == 8,
-            Condition::BaseImage => context.base_image.is_some(),
-            Condition::DisableCertChecking => context.disable_cert_checking,
-        }
+/// `name` or `!name`, one of [`CONDITIONS`]: its test and whether it is negated.
+fn condition(text: &str) -> Result<(fn(&PatchContext) -> bool, bool), String> {
+    let text = text.trim();
+    let (negated, name) = match text.strip_prefix('!') {
+        Some(name) => (true, name.trim()),
+        None => (false, text),
+    };
+    match CONDITIONS.iter().find(|(known, _)| *known == name) {
+        Some(&(_, holds)) => Ok((holds, negated)),
+        None => Err(format!("`{text}` is not a condition; {}", instead_of(name))),
     }
 }
 
@@ -1194,49 +1089,44 @@ impl Condition {
 fn instead_of(condition: &str) -> String {
     let compact: String = condition.split_whitespace().collect();
     let operator_at = compact.find(['<', '>', '=', '!']).unwrap_or(compact.len());
-    let value_at = compact[operator_at..]
-        .find(|c: char| !matches!(c, '<' | '>' | '=' | '!'))
-        .map_or(compact.len(), |at| operator_at + at);
-    let (subject, operator) = (&compact[..operator_at], &compact[operator_at..value_at]);
-    let value = &compact[value_at..];
+    let (subject, comparison) = compact.split_at(operator_at);
+    let value = comparison.trim_start_matches(['<', '>', '=', '!']);
+    let operator = &comparison[..comparison.len() - value.len()];
     // `< 3.3` is `spark_max = "3.2"`, as a bound covers its whole line.
     let before = parse_bound(value).and_then(|mut parts| {
         let last = parts.last_mut()?;
         *last = last.checked_sub(1)?;
         Some(dotted(&parts))
     });
-    let spark = |keys: String| {
-        format!(
-            "drop it from `when` and write `{keys}` beside it (inclusive bounds: \
-             `spark_max = \"3.2\"` covers every 3.2.x)"
-        )
-    };
-    match (subject, operator, value, before) {
-        ("java_major", "<=" | "==", "8", _) | ("java_major", "<", "9", _) => {
-            "write `\"java8\"` instead".to_string()
-        }
-        ("java_major", ">" | "!=", "8", _) | ("java_major", ">=", "9", _) => {
-            "write `\"!java8\"` instead".to_string()
-        }
+    let keys = match (subject, operator, before) {
         ("java_major", ..) => {
-            "Java is told apart only as 8 or not: write `\"java8\"` or `\"!java8\"`".to_string()
+            return match comparison {
+                "<=8" | "==8" | "<9" => "write `\"java8\"` instead",
+                ">8" | "!=8" | ">=9" => "write `\"!java8\"` instead",
+                _ => "Java is told apart only as 8 or not: write `\"java8\"` or `\"!java8\"`",
+            }
+            .to_string();
         }
-        ("spark_version", ">=", ..) => spark(format!("spark_min = \"{value}\"")),
-        ("spark_version", "<=", ..) => spark(format!("spark_max = \"{value}\"")),
-        ("spark_version", "==", ..) => spark(format!(
-            "spark_min = \"{value}\"` and `spark_max = \"{value}\""
-        )),
-        ("spark_version", "<", _, Some(before)) => spark(format!("spark_max = \"{before}\"")),
-        ("spark_version", ..) => {
-            spark("spark_min = \"X.Y\"` and/or `spark_max = \"X.Y\"".to_string())
+        ("java_options", "", _) => {
+            return "the JVM options are always set: drop it from `when`".to_string();
         }
-        ("java_options", "", ..) => {
-            "the JVM options are always set: drop it from `when`".to_string()
+        ("spark_version", ">=", _) => format!("spark_min = \"{value}\""),
+        ("spark_version", "<=", _) => format!("spark_max = \"{value}\""),
+        ("spark_version", "==", _) => {
+            format!("spark_min = \"{value}\"` and `spark_max = \"{value}\"")
         }
-        _ => "use certs, java8, base_image or disable_cert_checking, `!` before one to negate \
-              it, and spark_min / spark_max for Spark versions"
-            .to_string(),
-    }
+        ("spark_version", "<", Some(before)) => format!("spark_max = \"{before}\""),
+        ("spark_version", ..) => "spark_min = \"X.Y\"` and/or `spark_max = \"X.Y\"".to_string(),
+        _ => {
+            return "use certs, java8, base_image or disable_cert_checking, `!` before one to \
+                    negate it, and spark_min / spark_max for Spark versions"
+                .to_string();
+        }
+    };
+    format!(
+        "drop it from `when` and write `{keys}` beside it (inclusive bounds: \
+         `spark_max = \"3.2\"` covers every 3.2.x)"
+    )
 }
 
 /// The leading numbers of a dotted version: `3.5.0-preview1` is `[3, 5, 0]`. `None` if
@@ -1262,11 +1152,8 @@ fn parse_bound(text: &str) -> Option<Vec<u64>> {
 }
 
 fn dotted(parts: &[u64]) -> String {
-    parts
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
+    let parts: Vec<String> = parts.iter().map(u64::to_string).collect();
+    parts.join(".")
 }
 
 #[cfg(test)]
@@ -1509,7 +1396,7 @@ mod tests {
         let error =
             plan_patches(tree.path(), &PatchSet::builtin().unwrap(), &spark35.context).unwrap_err();
         assert!(
-            matches!(error, PatchError::AnchorNotFound { .. }),
+            matches!(error, PatchError::Misfit { .. }),
             "{error:?}"
         );
         let message = error.to_string();
@@ -1586,9 +1473,10 @@ template = "LABEL switched=yes"
             .unwrap();
         let error = plan_patches(tree.path(), &set, &no_certs).unwrap_err();
         assert!(
-            matches!(error, PatchError::AmbiguousAnchor { count: 2, .. }),
+            matches!(error, PatchError::Misfit { .. }),
             "{error:?}"
         );
+        assert!(error.to_string().contains("found 2 lines"), "{error}");
         assert!(error.to_string().contains("all = true"), "{error}");
 
         let user = user_dir(&[("label.toml", &patch("all = true"))]);
@@ -1892,7 +1780,7 @@ template = "RUN true"
             ..spark35.context.clone()
         };
         let error = plan_patches(tree.path(), &set, &old_spark).unwrap_err();
-        assert!(matches!(error, PatchError::ReadTarget { .. }), "{error:?}");
+        assert!(matches!(error, PatchError::Read { .. }), "{error:?}");
     }
 
     #[test]
@@ -1951,7 +1839,7 @@ template = "RUN true"
         let missing = tempfile::tempdir().unwrap().path().join("absent");
         assert!(matches!(
             PatchSet::builtin().unwrap().with_user_dir(&missing),
-            Err(PatchError::ReadUserDir { .. })
+            Err(PatchError::Read { .. })
         ));
     }
 
