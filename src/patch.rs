@@ -15,10 +15,11 @@
 //! pristine one, and a tree patched with other values is brought to the new values instead
 //! of receiving a second copy.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::io;
+use std::num::NonZeroUsize;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
@@ -53,8 +54,11 @@ const PLACEHOLDERS: [&str; 8] = [
     "cert.file_name",
 ];
 
-/// The conditions `when` can name, each computed from the [`PatchContext`].
-const CONDITIONS: [(&str, fn(&PatchContext) -> bool); 4] = [
+/// How a condition is computed from the build's values.
+type Test = fn(&PatchContext) -> bool;
+
+/// The conditions `when` can name.
+const CONDITIONS: [(&str, Test); 4] = [
     ("certs", |context| !context.certs.is_empty()),
     ("java8", |context| context.java_major == 8),
     ("base_image", |context| context.base_image.is_some()),
@@ -66,7 +70,7 @@ const CONDITIONS: [(&str, fn(&PatchContext) -> bool); 4] = [
 /// What can go wrong loading patches, planning them against a tree, or writing the result.
 #[derive(Debug, thiserror::Error)]
 pub enum PatchError {
-    /// A patch file is not valid TOML or not of the patch format.
+    /// A patch file is not valid TOML or holds something other than `[[patch]]` tables.
     #[error("cannot parse patch file {source_name}")]
     Parse {
         /// The patch file: an embedded file's name or a user file's path.
@@ -180,40 +184,40 @@ impl PatchContext {
     fn validate(&self) -> Result<Vec<u64>, PatchError> {
         let version = parse_version(&self.spark_version)
             .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']));
-        let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-        // (what, value, whether it is safe, why not): aliases and file names become file
-        // names and shell words.
-        let mut checks = vec![(
-            "Spark version",
-            &self.spark_version,
-            version.is_some(),
-            "it must start with a number and hold no line break",
-        )];
-        if let Some(image) = &self.base_image {
-            let one_word = !image.is_empty() && !image.contains(|c: char| c.is_whitespace());
-            let reason = "an image reference is one non-empty word";
-            checks.push((
+        let image = self.base_image.as_ref();
+        let mut checks = vec![
+            (
+                "Spark version",
+                Some(&self.spark_version),
+                version.is_some(),
+                "it must start with a number and hold no line break",
+            ),
+            (
                 "base image",
                 image,
-                one_word && !image.contains('\0'),
-                reason,
-            ));
-        }
-        for cert in &self.certs {
-            for (name, value) in [
+                image.is_none_or(|image| !image.is_empty() && !image.contains(char::is_whitespace)),
+                "an image reference is one non-empty word",
+            ),
+        ];
+        // Aliases and file names become file names and shell words.
+        let names = self.certs.iter().flat_map(|cert| {
+            [
                 ("certificate alias", &cert.alias),
                 ("certificate file name", &cert.file_name),
-            ] {
-                let safe = value.chars().all(word)
-                    && value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
-                let reason = "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`";
-                checks.push((name, value, safe, reason));
-            }
+            ]
+        });
+        for (name, value) in names {
+            let safe = value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            let reason = "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`";
+            checks.push((name, Some(value), safe, reason));
         }
         match checks.into_iter().find(|(_, _, safe, _)| !safe) {
             Some((name, value, _, reason)) => Err(PatchError::UnsafeValue {
                 name,
-                value: value.clone(),
+                value: value.cloned().unwrap_or_default(),
                 reason,
             }),
             None => Ok(version.unwrap_or_default()),
@@ -249,8 +253,7 @@ pub struct PatchSet {
 impl PatchSet {
     /// The patches embedded in the binary.
     pub fn builtin() -> Result<PatchSet, PatchError> {
-        let files = BUILTIN_PATCH_FILES
-            .map(|(name, text)| (name.to_string(), name.to_string(), text.to_string()));
+        let files = BUILTIN_PATCH_FILES.map(|(name, text)| (name.into(), name.into(), text.into()));
         PatchSet::default().add(files.into(), "built-in")
     }
 
@@ -261,24 +264,28 @@ impl PatchSet {
             let path = path.to_path_buf();
             move |source| PatchError::Read { path, source }
         };
-        let mut paths = Vec::new();
-        for entry in fs::read_dir(dir).map_err(read_error(dir))? {
-            let path = entry.map_err(read_error(dir))?.path();
-            if path
-                .extension()
+        let mut paths = fs::read_dir(dir)
+            .and_then(|entries| {
+                entries
+                    .map(|entry| Ok(entry?.path()))
+                    .collect::<io::Result<Vec<_>>>()
+            })
+            .map_err(read_error(dir))?;
+        paths.retain(|path| {
+            path.extension()
                 .is_some_and(|extension| extension == "toml")
                 && path.is_file()
-            {
-                paths.push(path);
-            }
-        }
+        });
         paths.sort();
         let files = paths.into_iter().map(|path| {
             let text = fs::read_to_string(&path).map_err(read_error(&path))?;
             // The digest names the file, not where the directory happens to live.
             let file_name = path.file_name().unwrap_or_default().to_string_lossy();
-            let digest_name = format!("user/{file_name}");
-            Ok((path.display().to_string(), digest_name, text))
+            Ok((
+                path.display().to_string(),
+                format!("user/{file_name}"),
+                text,
+            ))
         });
         self.add(files.collect::<Result<_, _>>()?, "user")
     }
@@ -310,10 +317,8 @@ impl PatchSet {
     /// fingerprint changes whenever the patches do.
     pub fn digest(&self) -> String {
         let mut hasher = Sha256::new();
-        for (name, text) in &self.sources {
+        for text in self.sources.iter().flat_map(|(name, text)| [name, text]) {
             // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
-            hasher.update((name.len() as u64).to_le_bytes());
-            hasher.update(name.as_bytes());
             hasher.update((text.len() as u64).to_le_bytes());
             hasher.update(text.as_bytes());
         }
@@ -345,29 +350,29 @@ pub fn plan_patches(
     let mut seen = BTreeSet::new();
     files.retain(|file| seen.insert(*file));
     for file in files {
-        let patches: Vec<&Patch> = set.patches.iter().filter(|p| p.file == file).collect();
-        let applying = patches
+        let patches: Vec<&Patch> = set
+            .patches
             .iter()
-            .filter(|patch| patch.applies(context, &spark_version));
+            .filter(|patch| patch.file == file)
+            .collect();
+        let applying: Vec<&Patch> = patches
+            .iter()
+            .copied()
+            .filter(|patch| patch.applies(context, &spark_version))
+            .collect();
         let path = tree.join(file);
         let original = match fs::read_to_string(&path) {
             Ok(original) => original,
             // Nothing to do in a file no applicable patch changes, so it may be absent.
-            Err(error)
-                if error.kind() == io::ErrorKind::NotFound && applying.clone().count() == 0 =>
-            {
+            Err(error) if error.kind() == io::ErrorKind::NotFound && applying.is_empty() => {
                 continue;
             }
             Err(source) => return Err(PatchError::Read { path, source }),
         };
-        let target = Target {
-            file,
-            spark_version: &context.spark_version,
-        };
         let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
         remove_owned_lines(&patches, &mut lines, context);
         for patch in applying {
-            patch.apply(&mut lines, context, &target)?;
+            patch.apply(&mut lines, context)?;
             if let Some(warning) = &patch.warning {
                 plan.warnings.push(patch.render(warning, context, None)?);
             }
@@ -401,15 +406,12 @@ pub struct PatchPlan {
     warnings: Vec<String>,
 }
 
+/// A target file: where it is, as the patches name it, as read and as patched.
 #[derive(Debug, Clone)]
 struct PlannedFile {
-    /// The file in the tree.
     path: PathBuf,
-    /// The file relative to the tree, `/`-separated, as the patches name it.
     relative: String,
-    /// The contents read while planning.
     original: String,
-    /// The contents after every patch.
     patched: String,
 }
 
@@ -466,14 +468,8 @@ impl PatchPlan {
     }
 }
 
-/// Where a patch is being applied, for error messages.
-struct Target<'a> {
-    file: &'a str,
-    spark_version: &'a str,
-}
-
 // ---------------------------------------------------------------------------------------
-// A patch: one `[[patch]]` table as written, checked when it is loaded.
+// A patch: one `[[patch]]` table as written (patches/README.md), checked when it is loaded.
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -482,23 +478,19 @@ struct Patch {
     /// For whoever reads the patch file; the engine has no use for it.
     #[serde(default, rename = "description")]
     _description: String,
-    /// Relative to the tree, `/`-separated.
     file: String,
     #[serde(default)]
-    when: Vec<String>,
-    spark_min: Option<String>,
-    spark_max: Option<String>,
+    when: Vec<Condition>,
+    spark_min: Option<Bound>,
+    spark_max: Option<Bound>,
     within: Option<Region>,
     anchor: Matcher,
-    /// Anchors tried in order when `anchor` matches no line.
     #[serde(default)]
     otherwise: Vec<Matcher>,
     #[serde(default)]
     all: bool,
-    /// With several matching lines, use the last one.
     #[serde(default)]
     last: bool,
-    /// When no anchor matches, insert at the end of the file (or region).
     #[serde(default)]
     or_at_end: bool,
     operation: Operation,
@@ -507,18 +499,12 @@ struct Patch {
     indent: Option<String>,
     owned: Option<Matcher>,
     before_suffix: Option<String>,
-    word: Option<usize>,
+    word: Option<NonZeroUsize>,
     skip_prefix: Option<String>,
     warning: Option<String>,
     /// The patch file it came from.
     #[serde(skip)]
     source_name: String,
-    /// `when`, parsed: each condition's test and whether it is negated.
-    #[serde(skip)]
-    conditions: Vec<(fn(&PatchContext) -> bool, bool)>,
-    /// `spark_min` and `spark_max`, parsed.
-    #[serde(skip)]
-    bounds: [Option<Vec<u64>>; 2],
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -538,35 +524,66 @@ enum Operation {
     AppendToLine,
 }
 
+/// The patches of one file. Each `[[patch]]` table is read on its own, so that whatever is
+/// wrong with it, from an unknown key to an old-style condition, is reported with its id.
 fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct PatchFile {
         #[serde(default)]
-        patch: Vec<Patch>,
+        patch: Vec<toml::Table>,
     }
     let file: PatchFile = toml::from_str(text).map_err(|source| PatchError::Parse {
         source_name: source_name.to_string(),
         source,
     })?;
-    let mut patches = file.patch;
-    for patch in &mut patches {
+    let mut patches = Vec::new();
+    for table in file.patch {
+        let id = table
+            .get("id")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let invalid = |reason: String| PatchError::InvalidPatch {
+            source_name: source_name.to_string(),
+            id: id.clone(),
+            reason,
+        };
+        let mut patch: Patch = toml::Value::Table(table)
+            .try_into()
+            // Without the input, the error reads `<message>\nin `<key>``.
+            .map_err(|error: toml::de::Error| {
+                invalid(error.to_string().trim().replace('\n', " "))
+            })?;
         patch.source_name = source_name.to_string();
-        patch.check().map_err(|reason| patch.invalid(reason))?;
+        patch.check().map_err(invalid)?;
+        patches.push(patch);
     }
     Ok(patches)
 }
 
 impl Patch {
-    /// Checks what the TOML types cannot say, and parses `when` and the version bounds.
-    fn check(&mut self) -> Result<(), String> {
-        let insert = self.inserts();
-        let replace_word = self.operation == Operation::ReplaceWord;
+    /// Checks what the types of the fields cannot say.
+    fn check(&self) -> Result<(), String> {
         let one_line = self.template.strip_suffix('\n').unwrap_or(&self.template);
         let plain_path = Path::new(&self.file)
             .components()
             .all(|component| matches!(component, Component::Normal(_)));
         let indent = self.indent.as_deref().unwrap_or("anchor");
+        let (word, append) = (Operation::ReplaceWord, Operation::AppendToLine);
+        // (whether it is set, the operations it belongs to; none means inserts)
+        let keys = [
+            ("word", self.word.is_some(), Some(word)),
+            ("skip_prefix", self.skip_prefix.is_some(), Some(word)),
+            ("before_suffix", self.before_suffix.is_some(), Some(append)),
+            ("for_each", self.for_each.is_some(), None),
+            ("or_at_end", self.or_at_end, None),
+        ];
+        if let Some((key, ..)) = keys.iter().find(|(_, set, operation)| {
+            *set && operation.map_or(!self.inserts(), |operation| operation != self.operation)
+        }) {
+            return Err(format!("`{key}` does not go with this `operation`"));
+        }
         let rules = [
             (self.id.trim().is_empty(), "the id is empty"),
             (
@@ -578,27 +595,15 @@ impl Patch {
                 "`for_each` takes \"certs\", the one list there is",
             ),
             (
-                replace_word && self.word.is_none_or(|word| word == 0),
+                self.operation == word && self.word.is_none(),
                 "`replace_word` needs `word`, counted from 1",
-            ),
-            (
-                !replace_word && (self.word.is_some() || self.skip_prefix.is_some()),
-                "`word` and `skip_prefix` belong to `replace_word`",
-            ),
-            (
-                self.operation != Operation::AppendToLine && self.before_suffix.is_some(),
-                "`before_suffix` belongs to `append_to_line`",
             ),
             (
                 [&self.skip_prefix, &self.before_suffix].contains(&&Some(String::new())),
                 "`skip_prefix` and `before_suffix` cannot be empty",
             ),
             (
-                !insert && (self.for_each.is_some() || self.or_at_end),
-                "only insert operations take `for_each` and `or_at_end`",
-            ),
-            (
-                !insert && one_line.contains('\n'),
+                !self.inserts() && one_line.contains('\n'),
                 "this operation takes a one-line template",
             ),
             (self.all && self.last, "`all` and `last` exclude each other"),
@@ -610,48 +615,25 @@ impl Patch {
         if let Some((_, reason)) = rules.iter().find(|(broken, _)| *broken) {
             return Err(reason.to_string());
         }
-        let region = self
-            .within
-            .iter()
-            .flat_map(|region| [("within.start", &region.start), ("within.end", &region.end)]);
-        let otherwise = self.otherwise.iter().map(|matcher| ("otherwise", matcher));
-        let owned = self.owned.iter().map(|matcher| ("owned", matcher));
-        for (key, matcher) in region
-            .chain([("anchor", &self.anchor)])
-            .chain(otherwise)
-            .chain(owned)
-        {
-            matcher.check(key)?;
-        }
+        let known = |name: &str| match PLACEHOLDERS.contains(&name) {
+            true => Ok(String::new()),
+            false => Err(format!("`{{{name}}}` is not a known placeholder")),
+        };
         let mut uses_cert = false;
         expand(&self.template, |name| {
             uses_cert |= name.starts_with("cert.");
-            known_placeholder(name)
+            known(name)
         })?;
         if uses_cert && self.for_each.is_none() {
             return Err("`{cert.…}` placeholders need `for_each = \"certs\"`".to_string());
         }
-        if let Some(warning) = &self.warning {
-            expand(warning, |name| match name.starts_with("cert.") {
+        expand(self.warning.as_deref().unwrap_or(""), |name| {
+            match name.starts_with("cert.") {
                 true => Err("a warning cannot use `{cert.…}` placeholders".to_string()),
-                false => known_placeholder(name),
-            })?;
-        }
-        self.conditions = self
-            .when
-            .iter()
-            .map(|text| condition(text))
-            .collect::<Result<_, _>>()?;
-        for (bound, (key, text)) in self.bounds.iter_mut().zip([
-            ("spark_min", &self.spark_min),
-            ("spark_max", &self.spark_max),
-        ]) {
-            if let Some(text) = text {
-                let error = || format!("`{key} = \"{text}\"` is not a version such as \"3.3\"");
-                *bound = Some(parse_bound(text).ok_or_else(error)?);
+                false => known(name),
             }
-        }
-        Ok(())
+        })
+        .map(drop)
     }
 
     fn invalid(&self, reason: String) -> PatchError {
@@ -671,17 +653,16 @@ impl Patch {
 
     fn applies(&self, context: &PatchContext, spark_version: &[u64]) -> bool {
         // A bound covers its whole line: `spark_max = "3.2"` includes 3.2.4.
-        let line = |bound: &Vec<u64>| -> Vec<u64> {
+        let line = |Bound(bound): &Bound| -> Vec<u64> {
             (0..bound.len())
                 .map(|index| spark_version.get(index).copied().unwrap_or(0))
                 .collect()
         };
-        let [min, max] = &self.bounds;
-        self.conditions
+        self.when
             .iter()
-            .all(|(holds, negated)| holds(context) != *negated)
-            && min.as_ref().is_none_or(|min| line(min) >= *min)
-            && max.as_ref().is_none_or(|max| line(max) <= *max)
+            .all(|condition| (condition.test)(context) != condition.negated)
+            && self.spark_min.as_ref().is_none_or(|min| line(min) >= min.0)
+            && self.spark_max.as_ref().is_none_or(|max| line(max) <= max.0)
     }
 
     /// `template` rendered with `context` (and `cert` inside `for_each`).
@@ -704,19 +685,21 @@ impl Patch {
 
     /// The lines the patch writes with these values (before indentation).
     fn render_lines(&self, context: &PatchContext) -> Result<Vec<String>, PatchError> {
-        let texts = match self.for_each {
-            Some(_) => context
-                .certs
-                .iter()
-                .map(|cert| self.render(&self.template, context, Some(cert)))
-                .collect::<Result<Vec<_>, _>>()?,
-            None => vec![self.render(&self.template, context, None)?],
+        let certs = match self.for_each {
+            Some(_) => context.certs.iter().map(Some).collect(),
+            None => vec![None],
         };
-        Ok(texts
-            .iter()
-            .flat_map(|text| text.strip_suffix('\n').unwrap_or(text).split('\n'))
-            .map(str::to_string)
-            .collect())
+        let mut lines = Vec::new();
+        for cert in certs {
+            let text = self.render(&self.template, context, cert)?;
+            lines.extend(
+                text.strip_suffix('\n')
+                    .unwrap_or(&text)
+                    .split('\n')
+                    .map(str::to_string),
+            );
+        }
+        Ok(lines)
     }
 
     /// What counts as a line this patch wrote: its `owned` matcher, else exactly what it
@@ -727,53 +710,60 @@ impl Patch {
                 .ok()
                 .filter(|lines| !lines.is_empty())
         };
-        self.owned.clone().or_else(|| {
-            written().map(|lines| Matcher {
-                equals: lines,
-                ..Matcher::default()
-            })
-        })
+        let equal = |lines: Vec<String>| {
+            Matcher(
+                lines
+                    .into_iter()
+                    .map(|line| (Compare::Equals, line))
+                    .collect(),
+            )
+        };
+        self.owned.clone().or_else(|| written().map(equal))
     }
 
     /// The anchor lines: in the region, those of `anchor` (or owned by `also`), else those of
     /// the first of `otherwise` that matches; an error says what matched no line or several.
     fn locate(&self, lines: &[String], also: Option<&Matcher>) -> Result<Vec<usize>, String> {
-        let matching = |matcher: &Matcher, from: usize, to: usize| -> Vec<usize> {
+        let matching = |matchers: &[&Matcher], from: usize, to: usize| -> Vec<usize> {
             (from..to)
-                .filter(|&index| matcher.matches(&lines[index]))
+                .filter(|&index| {
+                    matchers
+                        .iter()
+                        .any(|matcher| matcher.matches(&lines[index]))
+                })
                 .collect()
         };
         let found_error = |count: usize, anchor: String| match count {
             0 => format!("found no line matching {anchor}"),
             _ => format!(
-                "found {count} lines matching {anchor}; it needs exactly one unless it says \
-                 `all = true`"
+                "found {count} lines matching {anchor}; it needs exactly one unless it says `all = true`"
             ),
         };
         let (from, to) = match &self.within {
             None => (0, lines.len()),
             Some(Region { start, end }) => {
-                let starts = matching(start, 0, lines.len());
+                let starts = matching(&[start], 0, lines.len());
                 let [start_at] = starts[..] else {
                     let what = format!("{start} (the start of the region to search)");
                     return Err(found_error(starts.len(), what));
                 };
-                let Some(&end_at) = matching(end, start_at + 1, lines.len()).first() else {
+                let Some(&end_at) = matching(&[end], start_at + 1, lines.len()).first() else {
                     let what = format!("{end} (the end of the region opened by {start})");
                     return Err(found_error(0, what));
                 };
                 (start_at + 1, end_at)
             }
         };
-        let first = (from..to).filter(|&index| {
-            self.anchor.matches(&lines[index])
-                || also.is_some_and(|also| also.matches(&lines[index]))
-        });
-        let mut found = std::iter::once(first.collect::<Vec<_>>())
+        let first = matching(
+            &[&self.anchor].into_iter().chain(also).collect::<Vec<_>>(),
+            from,
+            to,
+        );
+        let mut found = std::iter::once(first)
             .chain(
                 self.otherwise
                     .iter()
-                    .map(|matcher| matching(matcher, from, to)),
+                    .map(|matcher| matching(&[matcher], from, to)),
             )
             .find(|found| !found.is_empty())
             .unwrap_or_default();
@@ -796,12 +786,7 @@ impl Patch {
         }
     }
 
-    fn apply(
-        &self,
-        lines: &mut Vec<String>,
-        context: &PatchContext,
-        target: &Target<'_>,
-    ) -> Result<(), PatchError> {
+    fn apply(&self, lines: &mut Vec<String>, context: &PatchContext) -> Result<(), PatchError> {
         let rendered = self.render_lines(context)?;
         if let Some(owned) = &self.owned
             && let Some(stray) = rendered.iter().find(|line| !owned.matches(line))
@@ -819,8 +804,8 @@ impl Patch {
         };
         let misfit = |reason| PatchError::Misfit {
             id: self.id.clone(),
-            file: target.file.to_string(),
-            spark_version: target.spark_version.to_string(),
+            file: self.file.clone(),
+            spark_version: context.spark_version.clone(),
             reason,
         };
         let text = rendered.concat();
@@ -840,48 +825,38 @@ impl Patch {
                 (Some(_), Some(literal)) => literal,
             }
             .to_string();
-            if self.inserts() {
-                let after = self.operation == Operation::InsertAfter;
-                let at = if after {
-                    (index + 1).min(lines.len())
-                } else {
-                    index
-                };
-                lines.splice(
+            let after = self.operation == Operation::InsertAfter;
+            let at = if after {
+                (index + 1).min(lines.len())
+            } else {
+                index
+            };
+            match self.operation {
+                _ if self.inserts() => drop(lines.splice(
                     at..at,
                     rendered.iter().map(|line| format!("{indent}{line}")),
-                );
-            } else {
-                lines[index] = self
-                    .changed_line(&lines[index], &indent, &text)
-                    .map_err(|reason| misfit(format!("line {} {reason}", index + 1)))?;
+                )),
+                Operation::ReplaceWord => {
+                    let word = self.word.map_or(0, NonZeroUsize::get);
+                    lines[index] =
+                        replace_word(&lines[index], word, self.skip_prefix.as_deref(), &text)
+                            .ok_or_else(|| {
+                                misfit(format!("line {} has fewer than {word} words", index + 1))
+                            })?;
+                }
+                Operation::AppendToLine => {
+                    let suffix = self.before_suffix.as_deref().unwrap_or("");
+                    let body = lines[index].strip_suffix(suffix).ok_or_else(|| {
+                        misfit(format!("line {} does not end with `{suffix}`", index + 1))
+                    })?;
+                    if !body.ends_with(&text) {
+                        lines[index] = format!("{body}{text}{suffix}");
+                    }
+                }
+                _ => lines[index] = format!("{indent}{text}"),
             }
         }
         Ok(())
-    }
-
-    /// The anchor `line` as `replace`, `replace_word` or `append_to_line` leaves it with the
-    /// rendered `text`; an error says what the line lacks.
-    fn changed_line(&self, line: &str, indent: &str, text: &str) -> Result<String, String> {
-        match self.operation {
-            Operation::ReplaceWord => {
-                // `word` is there: checked when the patch was loaded.
-                let word = self.word.unwrap_or(0);
-                replace_word(line, word, self.skip_prefix.as_deref(), text)
-                    .ok_or(format!("has fewer than {word} words"))
-            }
-            Operation::AppendToLine => {
-                let suffix = self.before_suffix.as_deref().unwrap_or("");
-                let body = line
-                    .strip_suffix(suffix)
-                    .ok_or(format!("does not end with `{suffix}`"))?;
-                Ok(match body.ends_with(text) {
-                    true => line.to_string(),
-                    false => format!("{body}{text}{suffix}"),
-                })
-            }
-            _ => Ok(format!("{indent}{text}")),
-        }
     }
 }
 
@@ -951,82 +926,81 @@ fn replace_word(line: &str, word: usize, skip_prefix: Option<&str>, new: &str) -
 }
 
 // ---------------------------------------------------------------------------------------
-// Matchers, templates and conditions.
+// Matchers, templates, conditions and versions: the parts of a patch that check themselves.
 
-/// Matches a line, trimmed, when any alternative does; each key takes a string or a list.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Matcher {
-    #[serde(default, deserialize_with = "one_or_many")]
-    equals: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    starts_with: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    ends_with: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    contains: Vec<String>,
+/// How a matcher compares a line, trimmed, with its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Compare {
+    Equals,
+    StartsWith,
+    EndsWith,
+    Contains,
 }
 
-fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
+/// Matches a line when any alternative does; each key takes a string or a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "BTreeMap<Compare, OneOrMany>")]
+struct Matcher(Vec<(Compare, String)>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl TryFrom<BTreeMap<Compare, OneOrMany>> for Matcher {
+    type Error = String;
+
+    fn try_from(keys: BTreeMap<Compare, OneOrMany>) -> Result<Matcher, String> {
+        let mut alternatives = Vec::new();
+        for (compare, texts) in keys {
+            let texts = match texts {
+                OneOrMany::One(text) => vec![text],
+                OneOrMany::Many(texts) => texts,
+            };
+            // Trimmed on the side(s) the trimmed line is compared at: `"FROM "` keeps its space.
+            for text in texts {
+                let text = match compare {
+                    Compare::Equals => text.trim(),
+                    Compare::StartsWith => text.trim_start(),
+                    Compare::EndsWith => text.trim_end(),
+                    Compare::Contains => &text,
+                };
+                if text.is_empty() || text.contains(['\n', '\r']) {
+                    return Err("a matcher needs non-empty, single-line text".to_string());
+                }
+                alternatives.push((compare, text.to_string()));
+            }
+        }
+        match alternatives.is_empty() {
+            true => Err(
+                "a matcher needs one of `equals`, `starts_with`, `ends_with`, `contains`"
+                    .to_string(),
+            ),
+            false => Ok(Matcher(alternatives)),
+        }
     }
-    Ok(match OneOrMany::deserialize(deserializer)? {
-        OneOrMany::One(text) => vec![text],
-        OneOrMany::Many(texts) => texts,
-    })
 }
 
 impl Matcher {
-    /// Each alternative as `(key, text)`, the text trimmed on the side(s) the trimmed line
-    /// is compared at: `starts_with = "FROM "` keeps its space.
-    fn alternatives(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        let keyed = [
-            ("equals", &self.equals),
-            ("starts_with", &self.starts_with),
-            ("ends_with", &self.ends_with),
-            ("contains", &self.contains),
-        ];
-        keyed.into_iter().flat_map(|(key, texts)| {
-            texts.iter().map(move |text| match key {
-                "equals" => (key, text.trim()),
-                "starts_with" => (key, text.trim_start()),
-                "ends_with" => (key, text.trim_end()),
-                _ => (key, text.as_str()),
-            })
-        })
-    }
-
-    fn check(&self, key: &str) -> Result<(), String> {
-        let mut alternatives = self.alternatives().peekable();
-        if alternatives.peek().is_none() {
-            let keys = "`equals`, `starts_with`, `ends_with`, `contains`";
-            return Err(format!("`{key}` needs one of {keys}"));
-        }
-        match alternatives.find(|(_, text)| text.is_empty() || text.contains(['\n', '\r'])) {
-            Some((kind, _)) => Err(format!("`{key}.{kind}` needs non-empty, single-line text")),
-            None => Ok(()),
-        }
-    }
-
     fn matches(&self, line: &str) -> bool {
         let line = line.trim();
-        self.alternatives().any(|(key, text)| match key {
-            "equals" => line == text,
-            "starts_with" => line.starts_with(text),
-            "ends_with" => line.ends_with(text),
-            _ => line.contains(text),
+        self.0.iter().any(|(compare, text)| match compare {
+            Compare::Equals => line == text,
+            Compare::StartsWith => line.starts_with(text.as_str()),
+            Compare::EndsWith => line.ends_with(text.as_str()),
+            Compare::Contains => line.contains(text.as_str()),
         })
     }
 }
 
 impl fmt::Display for Matcher {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (position, (key, text)) in self.alternatives().enumerate() {
+        for (position, (compare, text)) in self.0.iter().enumerate() {
             let or = if position > 0 { " or " } else { "" };
+            let key = ["equals", "starts_with", "ends_with", "contains"][*compare as usize];
             write!(formatter, "{or}{key} `{text}`")?;
         }
         Ok(())
@@ -1064,23 +1038,27 @@ fn expand(
     Ok(text)
 }
 
-fn known_placeholder(name: &str) -> Result<String, String> {
-    match PLACEHOLDERS.contains(&name) {
-        true => Ok(String::new()),
-        false => Err(format!("`{{{name}}}` is not a known placeholder")),
-    }
+/// One entry of `when`: `name` or `!name`, `name` one of [`CONDITIONS`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+struct Condition {
+    test: Test,
+    negated: bool,
 }
 
-/// `name` or `!name`, one of [`CONDITIONS`]: its test and whether it is negated.
-fn condition(text: &str) -> Result<(fn(&PatchContext) -> bool, bool), String> {
-    let text = text.trim();
-    let (negated, name) = match text.strip_prefix('!') {
-        Some(name) => (true, name.trim()),
-        None => (false, text),
-    };
-    match CONDITIONS.iter().find(|(known, _)| *known == name) {
-        Some(&(_, holds)) => Ok((holds, negated)),
-        None => Err(format!("`{text}` is not a condition; {}", instead_of(name))),
+impl TryFrom<String> for Condition {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Condition, String> {
+        let text = text.trim();
+        let (negated, name) = match text.strip_prefix('!') {
+            Some(name) => (true, name.trim()),
+            None => (false, text),
+        };
+        match CONDITIONS.iter().find(|(known, _)| *known == name) {
+            Some(&(_, test)) => Ok(Condition { test, negated }),
+            None => Err(format!("`{text}` is not a condition; {}", instead_of(name))),
+        }
     }
 }
 
@@ -1088,17 +1066,22 @@ fn condition(text: &str) -> Result<(fn(&PatchContext) -> bool, bool), String> {
 /// `spark_version`, and tested `java_options`, which is always set.
 fn instead_of(condition: &str) -> String {
     let compact: String = condition.split_whitespace().collect();
-    let operator_at = compact.find(['<', '>', '=', '!']).unwrap_or(compact.len());
-    let (subject, comparison) = compact.split_at(operator_at);
+    let (subject, comparison) =
+        compact.split_at(compact.find(['<', '>', '=', '!']).unwrap_or(compact.len()));
     let value = comparison.trim_start_matches(['<', '>', '=', '!']);
-    let operator = &comparison[..comparison.len() - value.len()];
     // `< 3.3` is `spark_max = "3.2"`, as a bound covers its whole line.
-    let before = parse_bound(value).and_then(|mut parts| {
-        let last = parts.last_mut()?;
-        *last = last.checked_sub(1)?;
-        Some(dotted(&parts))
-    });
-    let keys = match (subject, operator, before) {
+    let before = Bound::try_from(value.to_string())
+        .ok()
+        .and_then(|Bound(mut parts)| {
+            let last = parts.last_mut()?;
+            *last = last.checked_sub(1)?;
+            Some(Bound(parts))
+        });
+    let keys = match (
+        subject,
+        &comparison[..comparison.len() - value.len()],
+        before,
+    ) {
         ("java_major", ..) => {
             return match comparison {
                 "<=8" | "==8" | "<9" => "write `\"java8\"` instead",
@@ -1129,6 +1112,29 @@ fn instead_of(condition: &str) -> String {
     )
 }
 
+/// A Spark version bound, `spark_min` or `spark_max`: dotted numbers such as `3.3`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+struct Bound(Vec<u64>);
+
+impl TryFrom<String> for Bound {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Bound, String> {
+        match parse_version(&text).map(Bound) {
+            Some(bound) if bound.to_string() == text.trim() => Ok(bound),
+            _ => Err(format!("`{text}` is not a version such as \"3.3\"")),
+        }
+    }
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(u64::to_string).collect();
+        formatter.write_str(&parts.join("."))
+    }
+}
+
 /// The leading numbers of a dotted version: `3.5.0-preview1` is `[3, 5, 0]`. `None` if
 /// it does not start with a number.
 fn parse_version(text: &str) -> Option<Vec<u64>> {
@@ -1144,16 +1150,6 @@ fn parse_version(text: &str) -> Option<Vec<u64>> {
         }
     }
     (!components.is_empty()).then_some(components)
-}
-
-/// A version bound: dotted numbers and nothing else, such as `3.3`.
-fn parse_bound(text: &str) -> Option<Vec<u64>> {
-    parse_version(text).filter(|parts| dotted(parts) == text.trim())
-}
-
-fn dotted(parts: &[u64]) -> String {
-    let parts: Vec<String> = parts.iter().map(u64::to_string).collect();
-    parts.join(".")
 }
 
 #[cfg(test)]
@@ -1395,10 +1391,7 @@ mod tests {
         let tree = tree_with(&entrypoint, spark35.dockerfile);
         let error =
             plan_patches(tree.path(), &PatchSet::builtin().unwrap(), &spark35.context).unwrap_err();
-        assert!(
-            matches!(error, PatchError::Misfit { .. }),
-            "{error:?}"
-        );
+        assert!(matches!(error, PatchError::Misfit { .. }), "{error:?}");
         let message = error.to_string();
         for needle in [
             ENTRYPOINT,
@@ -1472,10 +1465,7 @@ template = "LABEL switched=yes"
             .with_user_dir(ambiguous.path())
             .unwrap();
         let error = plan_patches(tree.path(), &set, &no_certs).unwrap_err();
-        assert!(
-            matches!(error, PatchError::Misfit { .. }),
-            "{error:?}"
-        );
+        assert!(matches!(error, PatchError::Misfit { .. }), "{error:?}");
         assert!(error.to_string().contains("found 2 lines"), "{error}");
         assert!(error.to_string().contains("all = true"), "{error}");
 
@@ -1804,7 +1794,7 @@ template = "RUN true"
             ),
             (
                 "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = {}\noperation = \"insert_after\"\ntemplate = \"B\"\n",
-                "`anchor` needs one of",
+                "needs one of `equals`, `starts_with`, `ends_with`, `contains` in `anchor`",
             ),
             (
                 "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = { equals = \"A\" }\noperation = \"replace_word\"\ntemplate = \"B\"\n",
@@ -1835,7 +1825,14 @@ template = "RUN true"
             .unwrap()
             .with_user_dir(user.path())
             .unwrap_err();
-        assert!(matches!(error, PatchError::Parse { .. }), "{error:?}");
+        assert!(
+            matches!(error, PatchError::InvalidPatch { .. }),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("unknown field `anchr`"),
+            "{error}"
+        );
         let missing = tempfile::tempdir().unwrap().path().join("absent");
         assert!(matches!(
             PatchSet::builtin().unwrap().with_user_dir(&missing),
