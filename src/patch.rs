@@ -182,46 +182,48 @@ impl PatchContext {
     /// Refuses values that would break the files they are written into; returns the Spark
     /// version's leading numbers, which the bounds are compared with.
     fn validate(&self) -> Result<Vec<u64>, PatchError> {
-        let version = parse_version(&self.spark_version)
-            .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']));
-        let image = self.base_image.as_ref();
-        let mut checks = vec![
-            (
-                "Spark version",
-                Some(&self.spark_version),
-                version.is_some(),
-                "it must start with a number and hold no line break",
-            ),
-            (
-                "base image",
-                image,
-                image.is_none_or(|image| !image.is_empty() && !image.contains(char::is_whitespace)),
-                "an image reference is one non-empty word",
-            ),
-        ];
-        // Aliases and file names become file names and shell words.
-        let names = self.certs.iter().flat_map(|cert| {
-            [
-                ("certificate alias", &cert.alias),
-                ("certificate file name", &cert.file_name),
-            ]
-        });
-        for (name, value) in names {
-            let safe = value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-                && value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-            let reason = "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`";
-            checks.push((name, Some(value), safe, reason));
-        }
-        match checks.into_iter().find(|(_, _, safe, _)| !safe) {
-            Some((name, value, _, reason)) => Err(PatchError::UnsafeValue {
+        let check = |name, value: &String, safe: bool, reason| match safe {
+            true => Ok(()),
+            false => Err(PatchError::UnsafeValue {
                 name,
-                value: value.cloned().unwrap_or_default(),
+                value: value.clone(),
                 reason,
             }),
-            None => Ok(version.unwrap_or_default()),
+        };
+        let version = parse_version(&self.spark_version)
+            .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']));
+        let reason = "it must start with a number and hold no line break";
+        check(
+            "Spark version",
+            &self.spark_version,
+            version.is_some(),
+            reason,
+        )?;
+        if let Some(image) = &self.base_image {
+            let word =
+                !image.is_empty() && !image.contains(|c: char| c.is_whitespace() || c == '\0');
+            check(
+                "base image",
+                image,
+                word,
+                "an image reference is one non-empty word",
+            )?;
         }
+        // Aliases and file names become file names and shell words.
+        let reason = "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`";
+        for cert in &self.certs {
+            for (name, value) in [
+                ("certificate alias", &cert.alias),
+                ("certificate file name", &cert.file_name),
+            ] {
+                let safe = value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                check(name, value, safe, reason)?;
+            }
+        }
+        Ok(version.unwrap_or_default())
     }
 
     /// The value of placeholder `name` (one of [`PLACEHOLDERS`]), `None` when this build
