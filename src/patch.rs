@@ -707,20 +707,11 @@ impl Patch {
     /// What counts as a line this patch wrote: its `owned` matcher, else exactly what it
     /// would write now.
     fn ownership(&self, context: &PatchContext) -> Option<Matcher> {
-        let written = || {
-            self.render_lines(context)
-                .ok()
-                .filter(|lines| !lines.is_empty())
-        };
-        let equal = |lines: Vec<String>| {
-            Matcher(
-                lines
-                    .into_iter()
-                    .map(|line| (Compare::Equals, line))
-                    .collect(),
-            )
-        };
-        self.owned.clone().or_else(|| written().map(equal))
+        self.owned.clone().or_else(|| {
+            let lines = self.render_lines(context).ok()?;
+            let equal = lines.into_iter().map(|line| (Compare::Equals, line));
+            Some(Matcher(equal.collect())).filter(|matcher| !matcher.0.is_empty())
+        })
     }
 
     /// The anchor lines: in the region, those of `anchor` (or owned by `also`), else those of
@@ -827,17 +818,13 @@ impl Patch {
                 (Some(_), Some(literal)) => literal,
             }
             .to_string();
-            let after = self.operation == Operation::InsertAfter;
-            let at = if after {
-                (index + 1).min(lines.len())
-            } else {
-                index
-            };
+            let indented = rendered.iter().map(|line| format!("{indent}{line}"));
             match self.operation {
-                _ if self.inserts() => drop(lines.splice(
-                    at..at,
-                    rendered.iter().map(|line| format!("{indent}{line}")),
-                )),
+                Operation::InsertBefore => drop(lines.splice(index..index, indented)),
+                Operation::InsertAfter => {
+                    let at = (index + 1).min(lines.len());
+                    drop(lines.splice(at..at, indented));
+                }
                 Operation::ReplaceWord => {
                     let word = self.word.map_or(0, NonZeroUsize::get);
                     lines[index] =
@@ -855,7 +842,7 @@ impl Patch {
                         lines[index] = format!("{body}{text}{suffix}");
                     }
                 }
-                _ => lines[index] = format!("{indent}{text}"),
+                Operation::Replace => lines[index] = format!("{indent}{text}"),
             }
         }
         Ok(())
