@@ -15,10 +15,11 @@
 //! pristine one, and a tree patched with other values is brought to the new values instead
 //! of receiving a second copy.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
+use std::num::NonZeroUsize;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
@@ -53,10 +54,23 @@ const PLACEHOLDERS: [&str; 8] = [
     "cert.file_name",
 ];
 
+/// How a condition is computed from the build's values.
+type Test = fn(&PatchContext) -> bool;
+
+/// The conditions `when` can name.
+const CONDITIONS: [(&str, Test); 4] = [
+    ("certs", |context| !context.certs.is_empty()),
+    ("java8", |context| context.java_major == 8),
+    ("base_image", |context| context.base_image.is_some()),
+    ("disable_cert_checking", |context| {
+        context.disable_cert_checking
+    }),
+];
+
 /// What can go wrong loading patches, planning them against a tree, or writing the result.
 #[derive(Debug, thiserror::Error)]
 pub enum PatchError {
-    /// A patch file is not valid TOML or not of the patch format.
+    /// A patch file is not valid TOML or holds something other than `[[patch]]` tables.
     #[error("cannot parse patch file {source_name}")]
     Parse {
         /// The patch file: an embedded file's name or a user file's path.
@@ -75,69 +89,27 @@ pub enum PatchError {
         /// What is wrong with it, and what to write instead where that is known.
         reason: String,
     },
-    /// The user patch directory, or a file in it, could not be read.
-    #[error("cannot read user patches from {path}")]
-    ReadUserDir {
+    /// A patch does not fit the file: its anchor (or region) matches no line or several, or
+    /// the anchor line lacks the word or the suffix the patch changes.
+    #[error("patch `{id}` does not fit {file} (Spark {spark_version}): {reason}")]
+    Misfit {
+        /// The patch's id.
+        id: String,
+        /// The file, relative to the tree.
+        file: String,
+        /// The Spark version being patched.
+        spark_version: String,
+        /// What did not fit: the anchors tried and how many lines matched, or the line.
+        reason: String,
+    },
+    /// The user patch directory, a file in it, or a file a patch targets could not be read.
+    #[error("cannot read {path}")]
+    Read {
         /// The directory or file.
         path: PathBuf,
         /// The I/O error.
         #[source]
         source: io::Error,
-    },
-    /// A file a patch targets could not be read from the tree.
-    #[error("cannot read {path}, which patch `{id}` changes")]
-    ReadTarget {
-        /// The file in the tree.
-        path: PathBuf,
-        /// The first patch that targets it.
-        id: String,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
-    /// A patch's anchor (or the region it is searched in) matches no line.
-    #[error("patch `{id}` found no line matching {anchor} in {file} (Spark {spark_version})")]
-    AnchorNotFound {
-        /// The patch's id.
-        id: String,
-        /// The file, relative to the tree.
-        file: String,
-        /// The anchor, as the patch states it.
-        anchor: String,
-        /// The Spark version being patched.
-        spark_version: String,
-    },
-    /// A patch's anchor matches several lines and the patch does not say `all = true`.
-    #[error(
-        "patch `{id}` found {count} lines matching {anchor} in {file} (Spark {spark_version}); \
-         it needs exactly one unless it says `all = true`"
-    )]
-    AmbiguousAnchor {
-        /// The patch's id.
-        id: String,
-        /// The file, relative to the tree.
-        file: String,
-        /// The anchor, as the patch states it.
-        anchor: String,
-        /// How many lines matched.
-        count: usize,
-        /// The Spark version being patched.
-        spark_version: String,
-    },
-    /// The anchor line lacks the word `replace_word` replaces or the suffix `append_to_line`
-    /// appends before.
-    #[error("patch `{id}` cannot change line {line} of {file} (Spark {spark_version}): {reason}")]
-    LineUnfit {
-        /// The patch's id.
-        id: String,
-        /// The file, relative to the tree.
-        file: String,
-        /// The 1-based line number.
-        line: usize,
-        /// What the line lacks.
-        reason: String,
-        /// The Spark version being patched.
-        spark_version: String,
     },
     /// A value would break the file it goes into.
     #[error("{name} `{value}` cannot go into a patched file: {reason}")]
@@ -210,39 +182,48 @@ impl PatchContext {
     /// Refuses values that would break the files they are written into; returns the Spark
     /// version's leading numbers, which the bounds are compared with.
     fn validate(&self) -> Result<Vec<u64>, PatchError> {
-        let refuse = |name, value: &str, reason| PatchError::UnsafeValue {
-            name,
-            value: value.to_string(),
-            reason,
+        let check = |name, value: &String, safe: bool, reason| match safe {
+            true => Ok(()),
+            false => Err(PatchError::UnsafeValue {
+                name,
+                value: value.clone(),
+                reason,
+            }),
         };
         let version = parse_version(&self.spark_version)
-            .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']))
-            .ok_or_else(|| {
-                let reason = "it must start with a number and hold no line break";
-                refuse("Spark version", &self.spark_version, reason)
-            })?;
-        if let Some(image) = &self.base_image
-            && (image.is_empty() || image.contains(|c: char| c.is_whitespace() || c == '\0'))
-        {
-            let reason = "an image reference is one non-empty word";
-            return Err(refuse("base image", image, reason));
+            .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']));
+        let reason = "it must start with a number and hold no line break";
+        check(
+            "Spark version",
+            &self.spark_version,
+            version.is_some(),
+            reason,
+        )?;
+        if let Some(image) = &self.base_image {
+            let word =
+                !image.is_empty() && !image.contains(|c: char| c.is_whitespace() || c == '\0');
+            check(
+                "base image",
+                image,
+                word,
+                "an image reference is one non-empty word",
+            )?;
         }
         // Aliases and file names become file names and shell words.
+        let reason = "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`";
         for cert in &self.certs {
             for (name, value) in [
                 ("certificate alias", &cert.alias),
                 ("certificate file name", &cert.file_name),
             ] {
-                let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-                if !value.chars().all(allowed)
-                    || !value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-                {
-                    let reason = "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`";
-                    return Err(refuse(name, value, reason));
-                }
+                let safe = value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                check(name, value, safe, reason)?;
             }
         }
-        Ok(version)
+        Ok(version.unwrap_or_default())
     }
 
     /// The value of placeholder `name` (one of [`PLACEHOLDERS`]), `None` when this build
@@ -263,7 +244,7 @@ impl PatchContext {
 }
 
 /// A patch set loaded from embedded data plus an optional user directory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PatchSet {
     /// Every patch file loaded, in order: `(name, contents)`, hashed by [`PatchSet::digest`].
     sources: Vec<(String, String)>,
@@ -274,14 +255,8 @@ pub struct PatchSet {
 impl PatchSet {
     /// The patches embedded in the binary.
     pub fn builtin() -> Result<PatchSet, PatchError> {
-        let files = BUILTIN_PATCH_FILES
-            .iter()
-            .map(|(name, text)| (name.to_string(), name.to_string(), text.to_string()));
-        let empty = PatchSet {
-            sources: Vec::new(),
-            patches: Vec::new(),
-        };
-        empty.add(files.collect(), "built-in")
+        let files = BUILTIN_PATCH_FILES.map(|(name, text)| (name.into(), name.into(), text.into()));
+        PatchSet::default().add(files.into(), "built-in")
     }
 
     /// Adds every `*.toml` file in `dir`, in file-name order. A patch whose id is already
@@ -289,32 +264,32 @@ impl PatchSet {
     pub fn with_user_dir(self, dir: &Path) -> Result<PatchSet, PatchError> {
         let read_error = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| PatchError::ReadUserDir { path, source }
+            move |source| PatchError::Read { path, source }
         };
-        let mut paths = Vec::new();
-        for entry in fs::read_dir(dir).map_err(read_error(dir))? {
-            let path = entry.map_err(read_error(dir))?.path();
-            if path
-                .extension()
+        let mut paths = fs::read_dir(dir)
+            .and_then(|entries| {
+                entries
+                    .map(|entry| Ok(entry?.path()))
+                    .collect::<io::Result<Vec<_>>>()
+            })
+            .map_err(read_error(dir))?;
+        paths.retain(|path| {
+            path.extension()
                 .is_some_and(|extension| extension == "toml")
                 && path.is_file()
-            {
-                paths.push(path);
-            }
-        }
+        });
         paths.sort();
-        let mut files = Vec::new();
-        for path in paths {
+        let files = paths.into_iter().map(|path| {
             let text = fs::read_to_string(&path).map_err(read_error(&path))?;
             // The digest names the file, not where the directory happens to live.
             let file_name = path.file_name().unwrap_or_default().to_string_lossy();
-            files.push((
+            Ok((
                 path.display().to_string(),
                 format!("user/{file_name}"),
                 text,
-            ));
-        }
-        self.add(files, "user")
+            ))
+        });
+        self.add(files.collect::<Result<_, _>>()?, "user")
     }
 
     /// Adds `(name, name in the digest, contents)` files of one `kind`, whose patch ids must
@@ -328,17 +303,9 @@ impl PatchSet {
         for (name, digest_name, text) in files {
             for patch in parse_patch_file(&name, &text)? {
                 if !ids.insert(patch.id.clone()) {
-                    return Err(PatchError::InvalidPatch {
-                        source_name: name,
-                        id: patch.id,
-                        reason: format!("another {kind} patch has the same id"),
-                    });
+                    return Err(patch.invalid(format!("another {kind} patch has the same id")));
                 }
-                match self
-                    .patches
-                    .iter_mut()
-                    .find(|existing| existing.id == patch.id)
-                {
+                match self.patches.iter_mut().find(|old| old.id == patch.id) {
                     Some(existing) => *existing = patch,
                     None => self.patches.push(patch),
                 }
@@ -352,10 +319,8 @@ impl PatchSet {
     /// fingerprint changes whenever the patches do.
     pub fn digest(&self) -> String {
         let mut hasher = Sha256::new();
-        for (name, text) in &self.sources {
+        for text in self.sources.iter().flat_map(|(name, text)| [name, text]) {
             // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
-            hasher.update((name.len() as u64).to_le_bytes());
-            hasher.update(name.as_bytes());
             hasher.update((text.len() as u64).to_le_bytes());
             hasher.update(text.as_bytes());
         }
@@ -379,12 +344,13 @@ pub fn plan_patches(
         warnings: Vec::new(),
     };
     // Each target file once, in the order the patches first name it.
-    let mut files: Vec<&str> = Vec::new();
-    for patch in &set.patches {
-        if !files.contains(&patch.file.as_str()) {
-            files.push(&patch.file);
-        }
-    }
+    let mut files: Vec<&str> = set
+        .patches
+        .iter()
+        .map(|patch| patch.file.as_str())
+        .collect();
+    let mut seen = BTreeSet::new();
+    files.retain(|file| seen.insert(*file));
     for file in files {
         let patches: Vec<&Patch> = set
             .patches
@@ -403,19 +369,12 @@ pub fn plan_patches(
             Err(error) if error.kind() == io::ErrorKind::NotFound && applying.is_empty() => {
                 continue;
             }
-            Err(source) => {
-                let id = patches[0].id.clone();
-                return Err(PatchError::ReadTarget { path, id, source });
-            }
-        };
-        let target = Target {
-            file,
-            spark_version: &context.spark_version,
+            Err(source) => return Err(PatchError::Read { path, source }),
         };
         let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
-        remove_owned_lines(&patches, &mut lines, context, &target);
+        remove_owned_lines(&patches, &mut lines, context);
         for patch in applying {
-            patch.apply(&mut lines, context, &target)?;
+            patch.apply(&mut lines, context)?;
             if let Some(warning) = &patch.warning {
                 plan.warnings.push(patch.render(warning, context, None)?);
             }
@@ -449,15 +408,12 @@ pub struct PatchPlan {
     warnings: Vec<String>,
 }
 
+/// A target file: where it is, as the patches name it, as read and as patched.
 #[derive(Debug, Clone)]
 struct PlannedFile {
-    /// The file in the tree.
     path: PathBuf,
-    /// The file relative to the tree, `/`-separated, as the patches name it.
     relative: String,
-    /// The contents read while planning.
     original: String,
-    /// The contents after every patch.
     patched: String,
 }
 
@@ -472,11 +428,11 @@ impl PatchPlan {
     pub fn unified_diff(&self) -> String {
         let mut diff = String::new();
         for file in self.changed() {
-            let text_diff = TextDiff::from_lines(&file.original, &file.patched);
             let (old, new) = (
                 format!("a/{}", file.relative),
                 format!("b/{}", file.relative),
             );
+            let text_diff = TextDiff::from_lines(&file.original, &file.patched);
             diff.push_str(&text_diff.unified_diff().header(&old, &new).to_string());
         }
         diff
@@ -486,25 +442,19 @@ impl PatchPlan {
     /// keeping its permissions. Refuses a file that changed since it was planned.
     pub fn write(&self) -> Result<(), PatchError> {
         for file in self.changed() {
-            let write_error = |source| PatchError::Write {
-                path: file.path.clone(),
+            let path = &file.path;
+            let error = |source| PatchError::Write {
+                path: path.clone(),
                 source,
             };
-            let current = fs::read_to_string(&file.path).map_err(write_error)?;
-            if current != file.original {
-                return Err(PatchError::ChangedSincePlan {
-                    path: file.path.clone(),
-                });
+            if fs::read_to_string(path).map_err(error)? != file.original {
+                return Err(PatchError::ChangedSincePlan { path: path.clone() });
             }
-            let permissions = fs::metadata(&file.path).map_err(write_error)?.permissions();
-            let mut temporary =
-                crate::persist::temp_for(&file.path).map_err(|error| write_error(error.source))?;
-            temporary
-                .write_all(file.patched.as_bytes())
-                .map_err(write_error)?;
-            fs::set_permissions(temporary.path(), permissions).map_err(write_error)?;
-            crate::persist::persist(temporary, &file.path)
-                .map_err(|error| write_error(error.source))?;
+            let permissions = fs::metadata(path).map_err(error)?.permissions();
+            let temporary = crate::persist::temp_for(path).map_err(|e| error(e.source))?;
+            fs::set_permissions(temporary.path(), permissions).map_err(error)?;
+            crate::persist::write_into(temporary, path, file.patched.as_bytes())
+                .map_err(|e| error(e.source))?;
         }
         Ok(())
     }
@@ -520,66 +470,29 @@ impl PatchPlan {
     }
 }
 
-/// Where a patch is being applied, for error messages.
-struct Target<'a> {
-    file: &'a str,
-    spark_version: &'a str,
-}
-
-impl Target<'_> {
-    /// No line (`count` 0) or several lines match `anchor`, as `patch` states it.
-    fn anchor_error(&self, patch: &Patch, anchor: String, count: usize) -> PatchError {
-        let (id, file) = (patch.id.clone(), self.file.to_string());
-        let spark_version = self.spark_version.to_string();
-        match count {
-            0 => PatchError::AnchorNotFound {
-                id,
-                file,
-                anchor,
-                spark_version,
-            },
-            _ => PatchError::AmbiguousAnchor {
-                id,
-                file,
-                anchor,
-                count,
-                spark_version,
-            },
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------
-// A patch: one `[[patch]]` table as written, checked when it is loaded.
+// A patch: one `[[patch]]` table as written (patches/README.md), checked when it is loaded.
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Patch {
     id: String,
-    /// For whoever reads the patch file.
-    #[serde(default)]
-    #[expect(
-        dead_code,
-        reason = "documents the patch file; the engine has no use for it"
-    )]
-    description: String,
-    /// Relative to the tree, `/`-separated.
+    /// For whoever reads the patch file; the engine has no use for it.
+    #[serde(default, rename = "description")]
+    _description: String,
     file: String,
     #[serde(default)]
-    when: Vec<String>,
-    spark_min: Option<String>,
-    spark_max: Option<String>,
+    when: Vec<Condition>,
+    spark_min: Option<Bound>,
+    spark_max: Option<Bound>,
     within: Option<Region>,
     anchor: Matcher,
-    /// Anchors tried in order when `anchor` matches no line.
     #[serde(default)]
     otherwise: Vec<Matcher>,
     #[serde(default)]
     all: bool,
-    /// With several matching lines, use the last one.
     #[serde(default)]
     last: bool,
-    /// When no anchor matches, insert at the end of the file (or region).
     #[serde(default)]
     or_at_end: bool,
     operation: Operation,
@@ -588,18 +501,12 @@ struct Patch {
     indent: Option<String>,
     owned: Option<Matcher>,
     before_suffix: Option<String>,
-    word: Option<usize>,
+    word: Option<NonZeroUsize>,
     skip_prefix: Option<String>,
     warning: Option<String>,
     /// The patch file it came from.
     #[serde(skip)]
     source_name: String,
-    /// `when`, parsed: each condition and whether it is negated.
-    #[serde(skip)]
-    conditions: Vec<(Condition, bool)>,
-    /// `spark_min` and `spark_max`, parsed.
-    #[serde(skip)]
-    bounds: [Option<Vec<u64>>; 2],
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -619,35 +526,66 @@ enum Operation {
     AppendToLine,
 }
 
+/// The patches of one file. Each `[[patch]]` table is read on its own, so that whatever is
+/// wrong with it, from an unknown key to an old-style condition, is reported with its id.
 fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct PatchFile {
         #[serde(default)]
-        patch: Vec<Patch>,
+        patch: Vec<toml::Table>,
     }
     let file: PatchFile = toml::from_str(text).map_err(|source| PatchError::Parse {
         source_name: source_name.to_string(),
         source,
     })?;
-    let mut patches = file.patch;
-    for patch in &mut patches {
+    let mut patches = Vec::new();
+    for table in file.patch {
+        let id = table
+            .get("id")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let invalid = |reason: String| PatchError::InvalidPatch {
+            source_name: source_name.to_string(),
+            id: id.clone(),
+            reason,
+        };
+        let mut patch: Patch = toml::Value::Table(table)
+            .try_into()
+            // Without the input, the error reads `<message>\nin `<key>``.
+            .map_err(|error: toml::de::Error| {
+                invalid(error.to_string().trim().replace('\n', " "))
+            })?;
         patch.source_name = source_name.to_string();
-        patch.check().map_err(|reason| patch.invalid(reason))?;
+        patch.check().map_err(invalid)?;
+        patches.push(patch);
     }
     Ok(patches)
 }
 
 impl Patch {
-    /// Checks what the TOML types cannot say, and parses `when` and the version bounds.
-    fn check(&mut self) -> Result<(), String> {
-        let insert = self.inserts();
-        let replace_word = self.operation == Operation::ReplaceWord;
+    /// Checks what the types of the fields cannot say.
+    fn check(&self) -> Result<(), String> {
         let one_line = self.template.strip_suffix('\n').unwrap_or(&self.template);
         let plain_path = Path::new(&self.file)
             .components()
             .all(|component| matches!(component, Component::Normal(_)));
         let indent = self.indent.as_deref().unwrap_or("anchor");
+        let (word, append) = (Operation::ReplaceWord, Operation::AppendToLine);
+        // (whether it is set, the operations it belongs to; none means inserts)
+        let keys = [
+            ("word", self.word.is_some(), Some(word)),
+            ("skip_prefix", self.skip_prefix.is_some(), Some(word)),
+            ("before_suffix", self.before_suffix.is_some(), Some(append)),
+            ("for_each", self.for_each.is_some(), None),
+            ("or_at_end", self.or_at_end, None),
+        ];
+        if let Some((key, ..)) = keys.iter().find(|(_, set, operation)| {
+            *set && operation.map_or(!self.inserts(), |operation| operation != self.operation)
+        }) {
+            return Err(format!("`{key}` does not go with this `operation`"));
+        }
         let rules = [
             (self.id.trim().is_empty(), "the id is empty"),
             (
@@ -659,27 +597,15 @@ impl Patch {
                 "`for_each` takes \"certs\", the one list there is",
             ),
             (
-                replace_word && self.word.is_none_or(|word| word == 0),
+                self.operation == word && self.word.is_none(),
                 "`replace_word` needs `word`, counted from 1",
-            ),
-            (
-                !replace_word && (self.word.is_some() || self.skip_prefix.is_some()),
-                "`word` and `skip_prefix` belong to `replace_word`",
-            ),
-            (
-                self.operation != Operation::AppendToLine && self.before_suffix.is_some(),
-                "`before_suffix` belongs to `append_to_line`",
             ),
             (
                 [&self.skip_prefix, &self.before_suffix].contains(&&Some(String::new())),
                 "`skip_prefix` and `before_suffix` cannot be empty",
             ),
             (
-                !insert && (self.for_each.is_some() || self.or_at_end),
-                "only insert operations take `for_each` and `or_at_end`",
-            ),
-            (
-                !insert && one_line.contains('\n'),
+                !self.inserts() && one_line.contains('\n'),
                 "this operation takes a one-line template",
             ),
             (self.all && self.last, "`all` and `last` exclude each other"),
@@ -691,48 +617,25 @@ impl Patch {
         if let Some((_, reason)) = rules.iter().find(|(broken, _)| *broken) {
             return Err(reason.to_string());
         }
-        let region = self
-            .within
-            .iter()
-            .flat_map(|region| [("within.start", &region.start), ("within.end", &region.end)]);
-        let otherwise = self.otherwise.iter().map(|matcher| ("otherwise", matcher));
-        let owned = self.owned.iter().map(|matcher| ("owned", matcher));
-        for (key, matcher) in region
-            .chain([("anchor", &self.anchor)])
-            .chain(otherwise)
-            .chain(owned)
-        {
-            matcher.check(key)?;
-        }
+        let known = |name: &str| match PLACEHOLDERS.contains(&name) {
+            true => Ok(String::new()),
+            false => Err(format!("`{{{name}}}` is not a known placeholder")),
+        };
         let mut uses_cert = false;
         expand(&self.template, |name| {
             uses_cert |= name.starts_with("cert.");
-            known_placeholder(name)
+            known(name)
         })?;
         if uses_cert && self.for_each.is_none() {
             return Err("`{cert.…}` placeholders need `for_each = \"certs\"`".to_string());
         }
-        if let Some(warning) = &self.warning {
-            expand(warning, |name| match name.starts_with("cert.") {
+        expand(self.warning.as_deref().unwrap_or(""), |name| {
+            match name.starts_with("cert.") {
                 true => Err("a warning cannot use `{cert.…}` placeholders".to_string()),
-                false => known_placeholder(name),
-            })?;
-        }
-        self.conditions = self
-            .when
-            .iter()
-            .map(|text| Condition::parse(text))
-            .collect::<Result<_, _>>()?;
-        for (bound, (key, text)) in self.bounds.iter_mut().zip([
-            ("spark_min", &self.spark_min),
-            ("spark_max", &self.spark_max),
-        ]) {
-            if let Some(text) = text {
-                let error = || format!("`{key} = \"{text}\"` is not a version such as \"3.3\"");
-                *bound = Some(parse_bound(text).ok_or_else(error)?);
+                false => known(name),
             }
-        }
-        Ok(())
+        })
+        .map(drop)
     }
 
     fn invalid(&self, reason: String) -> PatchError {
@@ -752,17 +655,16 @@ impl Patch {
 
     fn applies(&self, context: &PatchContext, spark_version: &[u64]) -> bool {
         // A bound covers its whole line: `spark_max = "3.2"` includes 3.2.4.
-        let line = |bound: &Vec<u64>| -> Vec<u64> {
+        let line = |Bound(bound): &Bound| -> Vec<u64> {
             (0..bound.len())
                 .map(|index| spark_version.get(index).copied().unwrap_or(0))
                 .collect()
         };
-        let [min, max] = &self.bounds;
-        self.conditions
+        self.when
             .iter()
-            .all(|(condition, negated)| condition.holds(context) != *negated)
-            && min.as_ref().is_none_or(|min| line(min) >= *min)
-            && max.as_ref().is_none_or(|max| line(max) <= *max)
+            .all(|condition| (condition.test)(context) != condition.negated)
+            && self.spark_min.as_ref().is_none_or(|min| line(min) >= min.0)
+            && self.spark_max.as_ref().is_none_or(|max| line(max) <= max.0)
     }
 
     /// `template` rendered with `context` (and `cert` inside `for_each`).
@@ -785,74 +687,76 @@ impl Patch {
 
     /// The lines the patch writes with these values (before indentation).
     fn render_lines(&self, context: &PatchContext) -> Result<Vec<String>, PatchError> {
-        let texts = match self.for_each {
-            Some(_) => context
-                .certs
-                .iter()
-                .map(|cert| self.render(&self.template, context, Some(cert)))
-                .collect::<Result<Vec<_>, _>>()?,
-            None => vec![self.render(&self.template, context, None)?],
+        let certs = match self.for_each {
+            Some(_) => context.certs.iter().map(Some).collect(),
+            None => vec![None],
         };
-        Ok(texts
-            .iter()
-            .flat_map(|text| text.strip_suffix('\n').unwrap_or(text).split('\n'))
-            .map(str::to_string)
-            .collect())
+        let mut lines = Vec::new();
+        for cert in certs {
+            let text = self.render(&self.template, context, cert)?;
+            lines.extend(
+                text.strip_suffix('\n')
+                    .unwrap_or(&text)
+                    .split('\n')
+                    .map(str::to_string),
+            );
+        }
+        Ok(lines)
     }
 
     /// What counts as a line this patch wrote: its `owned` matcher, else exactly what it
     /// would write now.
     fn ownership(&self, context: &PatchContext) -> Option<Matcher> {
-        match &self.owned {
-            Some(owned) => Some(owned.clone()),
-            None => self
-                .render_lines(context)
-                .ok()
-                .filter(|lines| !lines.is_empty())
-                .map(|lines| Matcher {
-                    equals: lines,
-                    ..Matcher::default()
-                }),
-        }
+        self.owned.clone().or_else(|| {
+            let lines = self.render_lines(context).ok()?;
+            let equal = lines.into_iter().map(|line| (Compare::Equals, line));
+            Some(Matcher(equal.collect())).filter(|matcher| !matcher.0.is_empty())
+        })
     }
 
-    /// The anchor lines: in the region, the first of `anchor` (or a line `also` owns) and
-    /// each of `otherwise` that matches.
-    fn locate(
-        &self,
-        lines: &[String],
-        also: Option<&Matcher>,
-        target: &Target<'_>,
-    ) -> Result<Vec<usize>, PatchError> {
-        let matching = |matcher: &Matcher, from: usize, to: usize| -> Vec<usize> {
+    /// The anchor lines: in the region, those of `anchor` (or owned by `also`), else those of
+    /// the first of `otherwise` that matches; an error says what matched no line or several.
+    fn locate(&self, lines: &[String], also: Option<&Matcher>) -> Result<Vec<usize>, String> {
+        let matching = |matchers: &[&Matcher], from: usize, to: usize| -> Vec<usize> {
             (from..to)
-                .filter(|&index| matcher.matches(&lines[index]))
+                .filter(|&index| {
+                    matchers
+                        .iter()
+                        .any(|matcher| matcher.matches(&lines[index]))
+                })
                 .collect()
+        };
+        let found_error = |count: usize, anchor: String| match count {
+            0 => format!("found no line matching {anchor}"),
+            _ => format!(
+                "found {count} lines matching {anchor}; it needs exactly one unless it says `all = true`"
+            ),
         };
         let (from, to) = match &self.within {
             None => (0, lines.len()),
             Some(Region { start, end }) => {
-                let starts = matching(start, 0, lines.len());
-                if starts.len() != 1 {
+                let starts = matching(&[start], 0, lines.len());
+                let [start_at] = starts[..] else {
                     let what = format!("{start} (the start of the region to search)");
-                    return Err(target.anchor_error(self, what, starts.len()));
-                }
-                let Some(&end_at) = matching(end, starts[0] + 1, lines.len()).first() else {
-                    let what = format!("{end} (the end of the region opened by {start})");
-                    return Err(target.anchor_error(self, what, 0));
+                    return Err(found_error(starts.len(), what));
                 };
-                (starts[0] + 1, end_at)
+                let Some(&end_at) = matching(&[end], start_at + 1, lines.len()).first() else {
+                    let what = format!("{end} (the end of the region opened by {start})");
+                    return Err(found_error(0, what));
+                };
+                (start_at + 1, end_at)
             }
         };
-        let first = (from..to).filter(|&index| {
-            self.anchor.matches(&lines[index])
-                || also.is_some_and(|also| also.matches(&lines[index]))
-        });
-        let mut found = std::iter::once(first.collect::<Vec<_>>())
+        let first = matching(
+            &[&self.anchor].into_iter().chain(also).collect::<Vec<_>>(),
+            from,
+            to,
+        );
+        let mut found = std::iter::once(first)
             .chain(
                 self.otherwise
                     .iter()
-                    .map(|matcher| matching(matcher, from, to)),
+                    .map(|matcher| matching(&[matcher], from, to)),
             )
             .find(|found| !found.is_empty())
             .unwrap_or_default();
@@ -870,17 +774,12 @@ impl Patch {
                 if let Some(Region { start, end }) = &self.within {
                     anchor.push_str(&format!(" between {start} and {end}"));
                 }
-                Err(target.anchor_error(self, anchor, count))
+                Err(found_error(count, anchor))
             }
         }
     }
 
-    fn apply(
-        &self,
-        lines: &mut Vec<String>,
-        context: &PatchContext,
-        target: &Target<'_>,
-    ) -> Result<(), PatchError> {
+    fn apply(&self, lines: &mut Vec<String>, context: &PatchContext) -> Result<(), PatchError> {
         let rendered = self.render_lines(context)?;
         if let Some(owned) = &self.owned
             && let Some(stray) = rendered.iter().find(|line| !owned.matches(line))
@@ -892,56 +791,58 @@ impl Patch {
         }
         // A line an earlier run replaced or appended to is found again as the anchor.
         let also = match self.operation {
-            Operation::InsertBefore | Operation::InsertAfter => None,
             Operation::Replace => self.ownership(context),
-            Operation::ReplaceWord | Operation::AppendToLine => self.owned.clone(),
+            _ if self.inserts() => None,
+            _ => self.owned.clone(),
+        };
+        let misfit = |reason| PatchError::Misfit {
+            id: self.id.clone(),
+            file: self.file.clone(),
+            spark_version: context.spark_version.clone(),
+            reason,
         };
         let text = rendered.concat();
-        let unfit = |index: usize, reason| PatchError::LineUnfit {
-            id: self.id.clone(),
-            file: target.file.to_string(),
-            line: index + 1,
-            reason,
-            spark_version: target.spark_version.to_string(),
-        };
         // From the bottom up, so insertions do not move the anchors still to come.
-        for index in self.locate(lines, also.as_ref(), target)?.into_iter().rev() {
+        for index in self
+            .locate(lines, also.as_ref())
+            .map_err(misfit)?
+            .into_iter()
+            .rev()
+        {
             // `or_at_end` anchors at one past the last line: no anchor line to indent like.
             let indent = match (lines.get(index), self.indent.as_deref()) {
-                (None, _) => String::new(),
+                (None, _) => "",
                 (Some(line), None | Some("anchor")) => {
-                    line[..line.len() - line.trim_start().len()].to_string()
+                    &line[..line.len() - line.trim_start().len()]
                 }
-                (Some(_), Some(literal)) => literal.to_string(),
-            };
+                (Some(_), Some(literal)) => literal,
+            }
+            .to_string();
+            let indented = rendered.iter().map(|line| format!("{indent}{line}"));
             match self.operation {
-                Operation::InsertBefore | Operation::InsertAfter => {
-                    let at = match self.operation {
-                        Operation::InsertBefore => index,
-                        _ => (index + 1).min(lines.len()),
-                    };
-                    lines.splice(
-                        at..at,
-                        rendered.iter().map(|line| format!("{indent}{line}")),
-                    );
+                Operation::InsertBefore => drop(lines.splice(index..index, indented)),
+                Operation::InsertAfter => {
+                    let at = (index + 1).min(lines.len());
+                    drop(lines.splice(at..at, indented));
                 }
-                Operation::Replace => lines[index] = format!("{indent}{text}"),
                 Operation::ReplaceWord => {
-                    // `word` is there: checked when the patch was loaded.
-                    let word = self.word.unwrap_or(0);
-                    let skip_prefix = self.skip_prefix.as_deref();
-                    lines[index] = replace_word(&lines[index], word, skip_prefix, &text)
-                        .ok_or_else(|| unfit(index, format!("it has fewer than {word} words")))?;
+                    let word = self.word.map_or(0, NonZeroUsize::get);
+                    lines[index] =
+                        replace_word(&lines[index], word, self.skip_prefix.as_deref(), &text)
+                            .ok_or_else(|| {
+                                misfit(format!("line {} has fewer than {word} words", index + 1))
+                            })?;
                 }
                 Operation::AppendToLine => {
                     let suffix = self.before_suffix.as_deref().unwrap_or("");
-                    let body = lines[index]
-                        .strip_suffix(suffix)
-                        .ok_or_else(|| unfit(index, format!("it does not end with `{suffix}`")))?;
+                    let body = lines[index].strip_suffix(suffix).ok_or_else(|| {
+                        misfit(format!("line {} does not end with `{suffix}`", index + 1))
+                    })?;
                     if !body.ends_with(&text) {
                         lines[index] = format!("{body}{text}{suffix}");
                     }
                 }
+                Operation::Replace => lines[index] = format!("{indent}{text}"),
             }
         }
         Ok(())
@@ -952,48 +853,37 @@ impl Patch {
 /// insert there, so that applying afterwards yields the same text on a pristine and on an
 /// already-patched file. Patches whose anchor cannot be found are skipped: if they apply,
 /// the apply step reports it.
-fn remove_owned_lines(
-    patches: &[&Patch],
-    lines: &mut Vec<String>,
-    context: &PatchContext,
-    target: &Target<'_>,
-) {
-    let mut inserts: Vec<(usize, Operation, Matcher)> = Vec::new();
+fn remove_owned_lines(patches: &[&Patch], lines: &mut Vec<String>, context: &PatchContext) {
+    // (anchor line, whether the patch inserts above it, what it owns)
+    let mut inserts: Vec<(usize, bool, Matcher)> = Vec::new();
     for patch in patches.iter().filter(|patch| patch.inserts()) {
-        if let (Some(owned), Ok(anchors)) =
-            (patch.ownership(context), patch.locate(lines, None, target))
-        {
+        if let (Some(owned), Ok(anchors)) = (patch.ownership(context), patch.locate(lines, None)) {
+            let above = patch.operation == Operation::InsertBefore;
             inserts.extend(
                 anchors
                     .into_iter()
-                    .map(|index| (index, patch.operation, owned.clone())),
+                    .map(|index| (index, above, owned.clone())),
             );
         }
     }
-    let anchors: BTreeSet<usize> = inserts.iter().map(|(index, _, _)| *index).collect();
-    let mut doomed: BTreeSet<usize> = BTreeSet::new();
-    for (anchor, operation, _) in &inserts {
+    let anchors: BTreeSet<usize> = inserts.iter().map(|insert| insert.0).collect();
+    let mut doomed = BTreeSet::new();
+    for &(anchor, above, _) in &inserts {
         let owners: Vec<&Matcher> = inserts
             .iter()
-            .filter(|(index, other, _)| index == anchor && other == operation)
-            .map(|(_, _, owned)| owned)
+            .filter(|other| other.0 == anchor && other.1 == above)
+            .map(|other| &other.2)
             .collect();
-        let mut index = *anchor;
-        loop {
-            let next = match operation {
-                Operation::InsertBefore => index.checked_sub(1),
-                _ => Some(index + 1).filter(|&next| next < lines.len()),
-            };
-            match next {
-                Some(next)
-                    if !anchors.contains(&next)
-                        && owners.iter().any(|owned| owned.matches(&lines[next])) =>
-                {
-                    doomed.insert(next);
-                    index = next;
-                }
-                _ => break,
-            }
+        let step = |index: usize| match above {
+            true => index.checked_sub(1),
+            false => Some(index + 1).filter(|&next| next < lines.len()),
+        };
+        let mut next = step(anchor);
+        while let Some(index) = next.filter(|index| {
+            !anchors.contains(index) && owners.iter().any(|owned| owned.matches(&lines[*index]))
+        }) {
+            doomed.insert(index);
+            next = step(index);
         }
     }
     let mut index = 0;
@@ -1025,85 +915,81 @@ fn replace_word(line: &str, word: usize, skip_prefix: Option<&str>, new: &str) -
 }
 
 // ---------------------------------------------------------------------------------------
-// Matchers, templates and conditions.
+// Matchers, templates, conditions and versions: the parts of a patch that check themselves.
 
-/// Matches a line, trimmed, when any alternative does; each key takes a string or a list.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Matcher {
-    #[serde(default, deserialize_with = "one_or_many")]
-    equals: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    starts_with: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    ends_with: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    contains: Vec<String>,
+/// How a matcher compares a line, trimmed, with its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Compare {
+    Equals,
+    StartsWith,
+    EndsWith,
+    Contains,
 }
 
-fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
+/// Matches a line when any alternative does; each key takes a string or a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "BTreeMap<Compare, OneOrMany>")]
+struct Matcher(Vec<(Compare, String)>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl TryFrom<BTreeMap<Compare, OneOrMany>> for Matcher {
+    type Error = String;
+
+    fn try_from(keys: BTreeMap<Compare, OneOrMany>) -> Result<Matcher, String> {
+        let mut alternatives = Vec::new();
+        for (compare, texts) in keys {
+            let texts = match texts {
+                OneOrMany::One(text) => vec![text],
+                OneOrMany::Many(texts) => texts,
+            };
+            // Trimmed on the side(s) the trimmed line is compared at: `"FROM "` keeps its space.
+            for text in texts {
+                let text = match compare {
+                    Compare::Equals => text.trim(),
+                    Compare::StartsWith => text.trim_start(),
+                    Compare::EndsWith => text.trim_end(),
+                    Compare::Contains => &text,
+                };
+                if text.is_empty() || text.contains(['\n', '\r']) {
+                    return Err("a matcher needs non-empty, single-line text".to_string());
+                }
+                alternatives.push((compare, text.to_string()));
+            }
+        }
+        match alternatives.is_empty() {
+            true => Err(
+                "a matcher needs one of `equals`, `starts_with`, `ends_with`, `contains`"
+                    .to_string(),
+            ),
+            false => Ok(Matcher(alternatives)),
+        }
     }
-    Ok(match OneOrMany::deserialize(deserializer)? {
-        OneOrMany::One(text) => vec![text],
-        OneOrMany::Many(texts) => texts,
-    })
 }
 
 impl Matcher {
-    /// Each alternative as `(key, text)`, the text trimmed on the side(s) the trimmed line
-    /// is compared at: `starts_with = "FROM "` keeps its space.
-    fn alternatives(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        let keyed = [
-            ("equals", &self.equals),
-            ("starts_with", &self.starts_with),
-            ("ends_with", &self.ends_with),
-            ("contains", &self.contains),
-        ];
-        keyed.into_iter().flat_map(|(key, texts)| {
-            texts.iter().map(move |text| match key {
-                "equals" => (key, text.trim()),
-                "starts_with" => (key, text.trim_start()),
-                "ends_with" => (key, text.trim_end()),
-                _ => (key, text.as_str()),
-            })
-        })
-    }
-
-    fn check(&self, key: &str) -> Result<(), String> {
-        if self.alternatives().next().is_none() {
-            return Err(format!(
-                "`{key}` needs one of `equals`, `starts_with`, `ends_with`, `contains`"
-            ));
-        }
-        match self
-            .alternatives()
-            .find(|(_, text)| text.is_empty() || text.contains(['\n', '\r']))
-        {
-            Some((kind, _)) => Err(format!("`{key}.{kind}` needs non-empty, single-line text")),
-            None => Ok(()),
-        }
-    }
-
     fn matches(&self, line: &str) -> bool {
         let line = line.trim();
-        self.alternatives().any(|(key, text)| match key {
-            "equals" => line == text,
-            "starts_with" => line.starts_with(text),
-            "ends_with" => line.ends_with(text),
-            _ => line.contains(text),
+        self.0.iter().any(|(compare, text)| match compare {
+            Compare::Equals => line == text,
+            Compare::StartsWith => line.starts_with(text.as_str()),
+            Compare::EndsWith => line.ends_with(text.as_str()),
+            Compare::Contains => line.contains(text.as_str()),
         })
     }
 }
 
 impl fmt::Display for Matcher {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (position, (key, text)) in self.alternatives().enumerate() {
+        for (position, (compare, text)) in self.0.iter().enumerate() {
             let or = if position > 0 { " or " } else { "" };
+            let key = ["equals", "starts_with", "ends_with", "contains"][*compare as usize];
             write!(formatter, "{or}{key} `{text}`")?;
         }
         Ok(())
@@ -1141,50 +1027,26 @@ fn expand(
     Ok(text)
 }
 
-fn known_placeholder(name: &str) -> Result<String, String> {
-    match PLACEHOLDERS.contains(&name) {
-        true => Ok(String::new()),
-        false => Err(format!("`{{{name}}}` is not a known placeholder")),
-    }
+/// One entry of `when`: `name` or `!name`, `name` one of [`CONDITIONS`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+struct Condition {
+    test: Test,
+    negated: bool,
 }
 
-/// A condition `when` can name, computed from the [`PatchContext`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Condition {
-    /// At least one CA certificate is to be imported.
-    Certs,
-    /// The image runs Java 8.
-    Java8,
-    /// A base image override is set.
-    BaseImage,
-    /// The AWS SDK's certificate checks are switched off.
-    DisableCertChecking,
-}
+impl TryFrom<String> for Condition {
+    type Error = String;
 
-impl Condition {
-    /// `name` or `!name`: the condition and whether it is negated.
-    fn parse(text: &str) -> Result<(Condition, bool), String> {
+    fn try_from(text: String) -> Result<Condition, String> {
         let text = text.trim();
         let (negated, name) = match text.strip_prefix('!') {
             Some(name) => (true, name.trim()),
             None => (false, text),
         };
-        let condition = match name {
-            "certs" => Condition::Certs,
-            "java8" => Condition::Java8,
-            "base_image" => Condition::BaseImage,
-            "disable_cert_checking" => Condition::DisableCertChecking,
-            _ => return Err(format!("`{text}` is not a condition; {}", instead_of(name))),
-        };
-        Ok((condition, negated))
-    }
-
-    fn holds(self, context: &PatchContext) -> bool {
-        match self {
-            Condition::Certs => !context.certs.is_empty(),
-            Condition::Java8 => context.java_major == 8,
-            Condition::BaseImage => context.base_image.is_some(),
-            Condition::DisableCertChecking => context.disable_cert_checking,
+        match CONDITIONS.iter().find(|(known, _)| *known == name) {
+            Some(&(_, test)) => Ok(Condition { test, negated }),
+            None => Err(format!("`{text}` is not a condition; {}", instead_of(name))),
         }
     }
 }
@@ -1193,49 +1055,72 @@ impl Condition {
 /// `spark_version`, and tested `java_options`, which is always set.
 fn instead_of(condition: &str) -> String {
     let compact: String = condition.split_whitespace().collect();
-    let operator_at = compact.find(['<', '>', '=', '!']).unwrap_or(compact.len());
-    let value_at = compact[operator_at..]
-        .find(|c: char| !matches!(c, '<' | '>' | '=' | '!'))
-        .map_or(compact.len(), |at| operator_at + at);
-    let (subject, operator) = (&compact[..operator_at], &compact[operator_at..value_at]);
-    let value = &compact[value_at..];
+    let (subject, comparison) =
+        compact.split_at(compact.find(['<', '>', '=', '!']).unwrap_or(compact.len()));
+    let value = comparison.trim_start_matches(['<', '>', '=', '!']);
     // `< 3.3` is `spark_max = "3.2"`, as a bound covers its whole line.
-    let before = parse_bound(value).and_then(|mut parts| {
-        let last = parts.last_mut()?;
-        *last = last.checked_sub(1)?;
-        Some(dotted(&parts))
-    });
-    let spark = |keys: String| {
-        format!(
-            "drop it from `when` and write `{keys}` beside it (inclusive bounds: \
-             `spark_max = \"3.2\"` covers every 3.2.x)"
-        )
-    };
-    match (subject, operator, value, before) {
-        ("java_major", "<=" | "==", "8", _) | ("java_major", "<", "9", _) => {
-            "write `\"java8\"` instead".to_string()
-        }
-        ("java_major", ">" | "!=", "8", _) | ("java_major", ">=", "9", _) => {
-            "write `\"!java8\"` instead".to_string()
-        }
+    let before = Bound::try_from(value.to_string())
+        .ok()
+        .and_then(|Bound(mut parts)| {
+            let last = parts.last_mut()?;
+            *last = last.checked_sub(1)?;
+            Some(Bound(parts))
+        });
+    let keys = match (
+        subject,
+        &comparison[..comparison.len() - value.len()],
+        before,
+    ) {
         ("java_major", ..) => {
-            "Java is told apart only as 8 or not: write `\"java8\"` or `\"!java8\"`".to_string()
+            return match comparison {
+                "<=8" | "==8" | "<9" => "write `\"java8\"` instead",
+                ">8" | "!=8" | ">=9" => "write `\"!java8\"` instead",
+                _ => "Java is told apart only as 8 or not: write `\"java8\"` or `\"!java8\"`",
+            }
+            .to_string();
         }
-        ("spark_version", ">=", ..) => spark(format!("spark_min = \"{value}\"")),
-        ("spark_version", "<=", ..) => spark(format!("spark_max = \"{value}\"")),
-        ("spark_version", "==", ..) => spark(format!(
-            "spark_min = \"{value}\"` and `spark_max = \"{value}\""
-        )),
-        ("spark_version", "<", _, Some(before)) => spark(format!("spark_max = \"{before}\"")),
-        ("spark_version", ..) => {
-            spark("spark_min = \"X.Y\"` and/or `spark_max = \"X.Y\"".to_string())
+        ("java_options", "", _) => {
+            return "the JVM options are always set: drop it from `when`".to_string();
         }
-        ("java_options", "", ..) => {
-            "the JVM options are always set: drop it from `when`".to_string()
+        ("spark_version", ">=", _) => format!("spark_min = \"{value}\""),
+        ("spark_version", "<=", _) => format!("spark_max = \"{value}\""),
+        ("spark_version", "==", _) => {
+            format!("spark_min = \"{value}\"` and `spark_max = \"{value}\"")
         }
-        _ => "use certs, java8, base_image or disable_cert_checking, `!` before one to negate \
-              it, and spark_min / spark_max for Spark versions"
-            .to_string(),
+        ("spark_version", "<", Some(before)) => format!("spark_max = \"{before}\""),
+        ("spark_version", ..) => "spark_min = \"X.Y\"` and/or `spark_max = \"X.Y\"".to_string(),
+        _ => {
+            return "use certs, java8, base_image or disable_cert_checking, `!` before one to \
+                    negate it, and spark_min / spark_max for Spark versions"
+                .to_string();
+        }
+    };
+    format!(
+        "drop it from `when` and write `{keys}` beside it (inclusive bounds: \
+         `spark_max = \"3.2\"` covers every 3.2.x)"
+    )
+}
+
+/// A Spark version bound, `spark_min` or `spark_max`: dotted numbers such as `3.3`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+struct Bound(Vec<u64>);
+
+impl TryFrom<String> for Bound {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Bound, String> {
+        match parse_version(&text).map(Bound) {
+            Some(bound) if bound.to_string() == text.trim() => Ok(bound),
+            _ => Err(format!("`{text}` is not a version such as \"3.3\"")),
+        }
+    }
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(u64::to_string).collect();
+        formatter.write_str(&parts.join("."))
     }
 }
 
@@ -1254,19 +1139,6 @@ fn parse_version(text: &str) -> Option<Vec<u64>> {
         }
     }
     (!components.is_empty()).then_some(components)
-}
-
-/// A version bound: dotted numbers and nothing else, such as `3.3`.
-fn parse_bound(text: &str) -> Option<Vec<u64>> {
-    parse_version(text).filter(|parts| dotted(parts) == text.trim())
-}
-
-fn dotted(parts: &[u64]) -> String {
-    parts
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 #[cfg(test)]
@@ -1508,10 +1380,7 @@ mod tests {
         let tree = tree_with(&entrypoint, spark35.dockerfile);
         let error =
             plan_patches(tree.path(), &PatchSet::builtin().unwrap(), &spark35.context).unwrap_err();
-        assert!(
-            matches!(error, PatchError::AnchorNotFound { .. }),
-            "{error:?}"
-        );
+        assert!(matches!(error, PatchError::Misfit { .. }), "{error:?}");
         let message = error.to_string();
         for needle in [
             ENTRYPOINT,
@@ -1585,10 +1454,8 @@ template = "LABEL switched=yes"
             .with_user_dir(ambiguous.path())
             .unwrap();
         let error = plan_patches(tree.path(), &set, &no_certs).unwrap_err();
-        assert!(
-            matches!(error, PatchError::AmbiguousAnchor { count: 2, .. }),
-            "{error:?}"
-        );
+        assert!(matches!(error, PatchError::Misfit { .. }), "{error:?}");
+        assert!(error.to_string().contains("found 2 lines"), "{error}");
         assert!(error.to_string().contains("all = true"), "{error}");
 
         let user = user_dir(&[("label.toml", &patch("all = true"))]);
@@ -1892,7 +1759,7 @@ template = "RUN true"
             ..spark35.context.clone()
         };
         let error = plan_patches(tree.path(), &set, &old_spark).unwrap_err();
-        assert!(matches!(error, PatchError::ReadTarget { .. }), "{error:?}");
+        assert!(matches!(error, PatchError::Read { .. }), "{error:?}");
     }
 
     #[test]
@@ -1916,7 +1783,7 @@ template = "RUN true"
             ),
             (
                 "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = {}\noperation = \"insert_after\"\ntemplate = \"B\"\n",
-                "`anchor` needs one of",
+                "needs one of `equals`, `starts_with`, `ends_with`, `contains` in `anchor`",
             ),
             (
                 "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = { equals = \"A\" }\noperation = \"replace_word\"\ntemplate = \"B\"\n",
@@ -1947,11 +1814,18 @@ template = "RUN true"
             .unwrap()
             .with_user_dir(user.path())
             .unwrap_err();
-        assert!(matches!(error, PatchError::Parse { .. }), "{error:?}");
+        assert!(
+            matches!(error, PatchError::InvalidPatch { .. }),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("unknown field `anchr`"),
+            "{error}"
+        );
         let missing = tempfile::tempdir().unwrap().path().join("absent");
         assert!(matches!(
             PatchSet::builtin().unwrap().with_user_dir(&missing),
-            Err(PatchError::ReadUserDir { .. })
+            Err(PatchError::Read { .. })
         ));
     }
 
