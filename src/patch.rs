@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
-use std::io;
+use std::io::{self, Write as _};
 use std::num::NonZeroUsize;
 use std::path::{Component, Path, PathBuf};
 
@@ -451,10 +451,13 @@ impl PatchPlan {
                 return Err(PatchError::ChangedSincePlan { path: path.clone() });
             }
             let permissions = fs::metadata(path).map_err(error)?.permissions();
-            let temporary = crate::persist::temp_for(path).map_err(|e| error(e.source))?;
+            // The files are in a staged tree, made visible by one rename of the whole tree.
+            let mut temporary = crate::persist::temp_for(path).map_err(|e| error(e.source))?;
             fs::set_permissions(temporary.path(), permissions).map_err(error)?;
-            crate::persist::write_into(temporary, path, file.patched.as_bytes())
-                .map_err(|e| error(e.source))?;
+            temporary
+                .write_all(file.patched.as_bytes())
+                .map_err(error)?;
+            crate::persist::persist_staged(temporary, path).map_err(|e| error(e.source))?;
         }
         Ok(())
     }
