@@ -529,7 +529,11 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 }
 
 /// Write a text file into the tree through a temp file and a rename.
-pub(crate) fn write_text(tree: &Path, relative: &str, text: &str) -> Result<PathBuf, AssembleError> {
+pub(crate) fn write_text(
+    tree: &Path,
+    relative: &str,
+    text: &str,
+) -> Result<PathBuf, AssembleError> {
     let path = tree.join(relative);
     let parent = path.parent().unwrap_or(tree).to_path_buf();
     fs::create_dir_all(&parent).map_err(|source| AssembleError::Write {

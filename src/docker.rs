@@ -336,11 +336,6 @@ impl Engine {
     pub(crate) fn endpoint(&self) -> &EngineEndpoint {
         &self.endpoint
     }
-
-    /// The API version in use after negotiation, such as `1.41`.
-    pub(crate) fn api_version(&self) -> String {
-        self.docker.client_version().to_string()
-    }
 }
 
 /// Connect to the engine at `endpoint` and negotiate the API version.

@@ -1,8 +1,6 @@
 //! Exit codes, documented in the README. Scripts and CI branch on them; every stage error
 //! says which one it ends a run with (`exit_code`).
 
-/// Success.
-pub(crate) const SUCCESS: u8 = 0;
 /// An unexpected internal failure.
 pub const INTERNAL: u8 = 1;
 /// Bad configuration or command-line input (clap also uses 2 for usage errors).

@@ -27,7 +27,7 @@ impl Signal {
     /// The process exit code after this signal: 128 + the signal number, as shells report it.
     pub(crate) fn exit_code(self) -> u8 {
         match self {
-            Signal::Interrupt => 130,
+            Signal::Interrupt => crate::exit::INTERRUPTED,
             Signal::Terminate => 143,
             Signal::Hangup => 129,
         }

@@ -334,11 +334,6 @@ impl RegistryClient {
         })
     }
 
-    /// The registry host.
-    pub(crate) fn host(&self) -> &str {
-        &self.host
-    }
-
     /// Check that the registry answers and accepts the credentials for pushing to
     /// `repository` (`GET /v2/`, following its challenge with a push scope).
     pub(crate) async fn check_access(&self, repository: &str) -> Result<(), RegistryError> {
