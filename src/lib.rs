@@ -6,6 +6,10 @@
 //! BuiltImage → PushedImage`. Each fact is computed once and flows one way: no stage imports
 //! a command, and `error` imports only the stages' error types. (rustfmt would sort one block
 //! alphabetically, so each stage is its own block.)
+//!
+//! A module is `pub` only when the binary or the integration tests use it, and inside it only
+//! what they use (and the types those items name) is `pub`; everything else is `pub(crate)`,
+//! so the compiler reports what nothing calls.
 
 // Leaves every stage uses: the image-reference grammar, the exit codes, every file write
 // (temp, fsync, rename, fsync the directory), credentials masked in URLs and other
