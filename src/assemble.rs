@@ -132,7 +132,7 @@ pub enum AssembleError {
 
 impl AssembleError {
     /// The exit code a run ends with when it fails with this error.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             AssembleError::Fetch(inner) => inner.exit_code(),
             AssembleError::Inspect(inner) => inner.exit_code(),
@@ -153,7 +153,7 @@ impl AssembleError {
 
 /// Where one added jar comes from.
 #[derive(Debug, Clone)]
-pub enum JarOrigin {
+pub(crate) enum JarOrigin {
     /// A Maven artifact, fetched and verified against its published checksum.
     Maven(ArtifactSpec),
     /// A member of the Hadoop distribution tarball.
@@ -174,28 +174,28 @@ impl std::fmt::Display for JarOrigin {
 
 /// One jar added to `jars/`.
 #[derive(Debug, Clone)]
-pub struct SelectedJar {
+pub(crate) struct SelectedJar {
     /// `group:artifact:version`, or the file name for jars taken from the Hadoop tarball.
-    pub name: String,
+    pub(crate) name: String,
     /// The file name under `jars/`.
-    pub file_name: String,
+    pub(crate) file_name: String,
     /// Where it comes from.
-    pub origin: JarOrigin,
+    pub(crate) origin: JarOrigin,
 }
 
 /// The S3A jars for one Hadoop version.
 #[derive(Debug, Clone)]
-pub struct S3aSelection {
+pub(crate) struct S3aSelection {
     /// Where they come from.
-    pub source: JarsSource,
+    pub(crate) source: JarsSource,
     /// The hadoop-aws version (equal to the bundled Hadoop).
-    pub hadoop_aws_version: String,
+    pub(crate) hadoop_aws_version: String,
     /// The AWS SDK bundle's version.
-    pub sdk_version: String,
+    pub(crate) sdk_version: String,
     /// Every jar to add, hadoop-aws and the SDK bundle first.
-    pub jars: Vec<SelectedJar>,
+    pub(crate) jars: Vec<SelectedJar>,
     /// The Hadoop tarball, for the `hadoop-dist` source.
-    pub hadoop_dist: Option<Fetched>,
+    pub(crate) hadoop_dist: Option<Fetched>,
 }
 
 impl S3aSelection {
@@ -210,7 +210,7 @@ impl S3aSelection {
 }
 
 /// Check `facts` against the configured pins.
-pub fn check_pins(config: &Config, facts: &DistributionFacts) -> Result<(), AssembleError> {
+pub(crate) fn check_pins(config: &Config, facts: &DistributionFacts) -> Result<(), AssembleError> {
     let detected = &facts.hadoop.version;
     if let Some(pinned) = &config.s3a.hadoop_aws_version
         && pinned != detected
@@ -263,7 +263,7 @@ fn maven_spec(role: &'static str, coordinates: &Coordinates, extension: &str) ->
 /// Decide which jars make S3A work for the bundled Hadoop; `present` lists the file names
 /// already in `jars/`. For the `hadoop-dist` source the Hadoop tarball's `tools/lib` is
 /// listed once and the listing remembered in the cache.
-pub async fn select_s3a_jars(
+pub(crate) async fn select_s3a_jars(
     config: &Config,
     fetcher: &Fetcher,
     facts: &DistributionFacts,
@@ -420,7 +420,7 @@ fn hadoop_dist_selection(
 }
 
 /// Put the selected jars into `tree/jars/`, fetching Maven ones through the cache.
-pub async fn add_jars(
+pub(crate) async fn add_jars(
     fetcher: &Fetcher,
     selection: &S3aSelection,
     tree: &Path,
@@ -466,7 +466,7 @@ pub async fn add_jars(
 /// Copy a cached artifact into the tree: a temp file beside the target, then a rename. The
 /// bytes are hashed as they are copied and the copy is refused (nothing made visible) when
 /// they no longer match the cache index.
-pub fn copy_into(artifact: &CachedArtifact, target: &Path) -> Result<(), AssembleError> {
+pub(crate) fn copy_into(artifact: &CachedArtifact, target: &Path) -> Result<(), AssembleError> {
     let write_error = |error| AssembleError::Write {
         path: target.to_path_buf(),
         source: error,
@@ -531,7 +531,11 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 }
 
 /// Write a text file into the tree through a temp file and a rename.
-pub fn write_text(tree: &Path, relative: &str, text: &str) -> Result<PathBuf, AssembleError> {
+pub(crate) fn write_text(
+    tree: &Path,
+    relative: &str,
+    text: &str,
+) -> Result<PathBuf, AssembleError> {
     let path = tree.join(relative);
     let parent = path.parent().unwrap_or(tree).to_path_buf();
     fs::create_dir_all(&parent).map_err(|source| AssembleError::Write {
@@ -551,7 +555,7 @@ pub fn write_text(tree: &Path, relative: &str, text: &str) -> Result<PathBuf, As
 
 /// The log4j configuration: the user's file (its text, read when resolving) when
 /// configured, else the distribution's template.
-pub fn log4j_config(
+pub(crate) fn log4j_config(
     user_file: Option<&str>,
     tree: &Path,
     log4j: Log4j,
@@ -619,7 +623,7 @@ pub fn event_log_settings(config: &Config) -> Vec<(&'static str, String)> {
 /// `spark.history.fs.logDirectory` = `[images.spark-hs] event_log_dir`. The history server
 /// reads them from `$SPARK_CONF_DIR/spark-defaults.conf` at start; credentials come from the
 /// environment (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`) through the S3A chain.
-pub fn history_server_settings(config: &Config) -> Vec<(&'static str, String)> {
+pub(crate) fn history_server_settings(config: &Config) -> Vec<(&'static str, String)> {
     let mut settings = spark_settings(config);
     settings.push((
         "spark.history.fs.logDirectory",
@@ -629,13 +633,13 @@ pub fn history_server_settings(config: &Config) -> Vec<(&'static str, String)> {
 }
 
 /// The spark-hs image's `spark-defaults.conf`: [`history_server_settings`] as a properties file.
-pub fn history_server_defaults(config: &Config) -> String {
+pub(crate) fn history_server_defaults(config: &Config) -> String {
     render_properties(&history_server_settings(config))
 }
 
 /// Render settings as a Spark properties file (`key  value` lines, aligned), with a header
 /// that says where credentials come from.
-pub fn render_properties(settings: &[(&'static str, String)]) -> String {
+pub(crate) fn render_properties(settings: &[(&'static str, String)]) -> String {
     let width = settings.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
     let mut text = String::from(
         "# Written by imgforge. S3 credentials are not configured here: S3A takes them from the\n\
@@ -648,12 +652,12 @@ pub fn render_properties(settings: &[(&'static str, String)]) -> String {
 }
 
 /// `conf/spark-defaults.conf`: [`spark_settings`] as a properties file.
-pub fn spark_defaults(config: &Config) -> String {
+pub(crate) fn spark_defaults(config: &Config) -> String {
     render_properties(&spark_settings(config))
 }
 
 /// Write the checked CA certificates into `tree/certs/<alias>.crt`; the imports for the patches.
-pub fn write_certs(tree: &Path, certs: &[CaCert]) -> Result<Vec<CertImport>, AssembleError> {
+pub(crate) fn write_certs(tree: &Path, certs: &[CaCert]) -> Result<Vec<CertImport>, AssembleError> {
     let mut imports = Vec::new();
     for cert in certs {
         let file_name = format!("{}.crt", cert.alias);
@@ -668,12 +672,12 @@ pub fn write_certs(tree: &Path, certs: &[CaCert]) -> Result<Vec<CertImport>, Ass
 
 /// The script both the spark and hive-metastore images import CA certificates with; see
 /// `dockerfiles/common/import-certs.sh`.
-pub const IMPORT_CERTS_SCRIPT: &str = include_str!("../dockerfiles/common/import-certs.sh");
+pub(crate) const IMPORT_CERTS_SCRIPT: &str = include_str!("../dockerfiles/common/import-certs.sh");
 
 /// Write what the spark image's CA import runs beside the certificates: `certs/aliases`
 /// (one `<file> <alias>` line per certificate) and `certs/import-certs.sh`. Nothing when
 /// there are no certificates (the Dockerfile patch then does not apply either).
-pub fn write_cert_import(tree: &Path, imports: &[CertImport]) -> Result<(), AssembleError> {
+pub(crate) fn write_cert_import(tree: &Path, imports: &[CertImport]) -> Result<(), AssembleError> {
     if imports.is_empty() {
         return Ok(());
     }
@@ -687,7 +691,7 @@ pub fn write_cert_import(tree: &Path, imports: &[CertImport]) -> Result<(), Asse
 }
 
 /// Plan the patches of `entrypoint.sh` and the `Dockerfile` for this tree.
-pub fn plan_tree_patches(
+pub(crate) fn plan_tree_patches(
     config: &Config,
     tree: &Path,
     facts: &DistributionFacts,

@@ -118,17 +118,17 @@ pub enum FetchTarget {
 pub struct PrepareArgs {
     /// Output folder [default: ./build/spark-<version>-bin-<package>]
     #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Print a unified diff of every change instead of writing the tree
     #[arg(long)]
-    pub diff: bool,
+    pub(crate) diff: bool,
     /// Replace --out even when it is a non-empty directory imgforge did not make (never /,
     /// $HOME, the current directory or its parents, or the cache)
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// CA certificates to trust (*.crt, *.pem) [default: [certs] dir, else ./certs when present]
     #[arg(long, value_name = "DIR")]
-    pub certs: Option<PathBuf>,
+    pub(crate) certs: Option<PathBuf>,
 }
 
 /// `imgforge build …`
@@ -137,31 +137,31 @@ pub struct BuildArgs {
     /// Which images, one or several (built in dependency order: spark, spark-hs on it,
     /// hive-metastore) [default: all]
     #[arg(value_enum, value_name = "TARGET")]
-    pub targets: Vec<BuildTarget>,
+    pub(crate) targets: Vec<BuildTarget>,
     /// Build every step afresh, ignoring the engine's layer cache
     #[arg(long)]
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
     /// Push the images after building them (as `imgforge push` does)
     #[arg(long)]
-    pub push: bool,
+    pub(crate) push: bool,
     /// Build (and push) only images whose input fingerprint differs from the one on the
     /// image already in the registry (with --push) or the engine; exit 8 when none does
     #[arg(long)]
-    pub if_changed: bool,
+    pub(crate) if_changed: bool,
     /// Refuse to build when anything would differ from imgforge.lock, listing each difference
     #[arg(long)]
-    pub locked: bool,
+    pub(crate) locked: bool,
     /// Replace the trees under ./build even when one is a non-empty directory imgforge did
     /// not make
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// With --push: write every pushed reference to FILE as JSON (name, image, tag, digest,
     /// platform), replacing it only once every push was verified
     #[arg(long, value_name = "FILE", requires = "push")]
-    pub digests_file: Option<PathBuf>,
+    pub(crate) digests_file: Option<PathBuf>,
     /// Registry credentials and TLS, used with --push
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub(crate) registry: RegistryArgs,
 }
 
 /// `imgforge push …`
@@ -169,18 +169,18 @@ pub struct BuildArgs {
 pub struct PushArgs {
     /// Which images, one or several (pushed in dependency order) [default: all]
     #[arg(value_enum, value_name = "TARGET")]
-    pub targets: Vec<BuildTarget>,
+    pub(crate) targets: Vec<BuildTarget>,
     /// Push to this registry and namespace instead of [images] registry (the images are
     /// tagged for it first), e.g. registry.gitlab.com/gha1
     #[arg(long, value_name = "REGISTRY")]
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// Write every pushed reference to FILE as JSON (name, image, tag, digest, platform),
     /// replacing it only once every push was verified
     #[arg(long, value_name = "FILE")]
-    pub digests_file: Option<PathBuf>,
+    pub(crate) digests_file: Option<PathBuf>,
     /// Registry credentials and TLS
     #[command(flatten)]
-    pub access: RegistryArgs,
+    pub(crate) access: RegistryArgs,
 }
 
 /// The resources `imgforge manifest` writes.
@@ -197,30 +197,30 @@ pub enum ManifestKind {
 pub struct ManifestArgs {
     /// metadata.name of the resource
     #[arg(long, value_name = "NAME")]
-    pub name: String,
+    pub(crate) name: String,
     /// metadata.namespace of the resource
     #[arg(long, value_name = "NAMESPACE", default_value = "default")]
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// spec.mainClass, for JVM applications
     #[arg(long, value_name = "CLASS")]
-    pub main_class: Option<String>,
+    pub(crate) main_class: Option<String>,
     /// spec.mainApplicationFile, e.g. local:///opt/spark/examples/jars/app.jar
     #[arg(long, value_name = "URI")]
-    pub main_application_file: String,
+    pub(crate) main_application_file: String,
     /// Take the spark image's digest from this file (written by push --digests-file)
     /// instead of asking the registry
     #[arg(long, value_name = "FILE", conflicts_with = "registry")]
-    pub digests_file: Option<PathBuf>,
+    pub(crate) digests_file: Option<PathBuf>,
     /// Ask this registry and namespace for the digest instead of [images] registry (as
     /// push --registry)
     #[arg(long, value_name = "REGISTRY")]
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// Write the manifest to FILE (whole or not at all) instead of stdout
     #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Registry credentials and TLS, for reading the digest
     #[command(flatten)]
-    pub access: RegistryArgs,
+    pub(crate) access: RegistryArgs,
 }
 
 /// `imgforge manifest scheduled-spark-application …`
@@ -228,25 +228,25 @@ pub struct ManifestArgs {
 pub struct ScheduledManifestArgs {
     /// Everything a SparkApplication takes
     #[command(flatten)]
-    pub application: ManifestArgs,
+    pub(crate) application: ManifestArgs,
     /// spec.schedule: a cron expression ("0 2 * * *") or a descriptor ("@every 6h")
     #[arg(long, value_name = "SCHEDULE")]
-    pub schedule: String,
+    pub(crate) schedule: String,
 }
 
 /// How imgforge authenticates to a registry and trusts its certificate.
 #[derive(Debug, Clone, Default, Args)]
-pub struct RegistryArgs {
+pub(crate) struct RegistryArgs {
     /// Registry user name; the password is read from stdin (requires --password-stdin)
     #[arg(long, value_name = "NAME", requires = "password_stdin")]
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Read the registry password (or token) from stdin (requires --username)
     #[arg(long, requires = "username")]
-    pub password_stdin: bool,
+    pub(crate) password_stdin: bool,
     /// A CA certificate (PEM) to trust for the registry, besides the system store
     /// [default: [push] registry_ca]
     #[arg(long, value_name = "FILE")]
-    pub registry_ca: Option<PathBuf>,
+    pub(crate) registry_ca: Option<PathBuf>,
 }
 
 /// The images `imgforge build` knows.

@@ -21,37 +21,37 @@ use crate::reference::{ImageReference, Namespace, RepositoryPath, TagTemplate};
 use crate::verify::Digest;
 
 /// The names of every environment variable imgforge reads.
-pub mod env_vars {
+pub(crate) mod env_vars {
     /// Path of the configuration file.
-    pub const CONFIG: &str = "IMGFORGE_CONFIG";
+    pub(crate) const CONFIG: &str = "IMGFORGE_CONFIG";
     /// The download cache directory.
-    pub const CACHE_DIR: &str = "IMGFORGE_CACHE_DIR";
+    pub(crate) const CACHE_DIR: &str = "IMGFORGE_CACHE_DIR";
     /// One Apache dist mirror, replacing `[mirrors] apache`.
-    pub const APACHE_MIRROR: &str = "IMGFORGE_APACHE_MIRROR";
+    pub(crate) const APACHE_MIRROR: &str = "IMGFORGE_APACHE_MIRROR";
     /// One Maven 2 repository, replacing `[mirrors] maven`.
-    pub const MAVEN_MIRROR: &str = "IMGFORGE_MAVEN_MIRROR";
+    pub(crate) const MAVEN_MIRROR: &str = "IMGFORGE_MAVEN_MIRROR";
     /// The Docker engine endpoint, as the docker CLI reads it.
-    pub const DOCKER_HOST: &str = "DOCKER_HOST";
+    pub(crate) const DOCKER_HOST: &str = "DOCKER_HOST";
     /// Verify the engine's TLS certificate and present a client certificate.
-    pub const DOCKER_TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
+    pub(crate) const DOCKER_TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
     /// Folder holding ca.pem, cert.pem and key.pem for a TLS engine.
-    pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
+    pub(crate) const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
     /// User name for the registry pushed to (with [`REGISTRY_PASSWORD`]).
-    pub const REGISTRY_USER: &str = "IMGFORGE_REGISTRY_USER";
+    pub(crate) const REGISTRY_USER: &str = "IMGFORGE_REGISTRY_USER";
     /// Password or token for the registry pushed to (with [`REGISTRY_USER`]).
-    pub const REGISTRY_PASSWORD: &str = "IMGFORGE_REGISTRY_PASSWORD";
+    pub(crate) const REGISTRY_PASSWORD: &str = "IMGFORGE_REGISTRY_PASSWORD";
     /// The docker CLI's configuration directory (holding `config.json`).
-    pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+    pub(crate) const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
     /// The home directory; `~/.docker` is the default docker configuration directory, and
     /// `--out` never replaces it.
-    pub const HOME: &str = "HOME";
+    pub(crate) const HOME: &str = "HOME";
 }
 
 /// The embedded defaults, kept as data so the README and the binary agree.
-pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
+pub(crate) const DEFAULTS_TOML: &str = include_str!("defaults.toml");
 
 /// The configuration file looked for in the working directory when none is named.
-pub const DEFAULT_CONFIG_FILE: &str = "imgforge.toml";
+pub(crate) const DEFAULT_CONFIG_FILE: &str = "imgforge.toml";
 
 /// Everything that can go wrong while assembling the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -111,14 +111,14 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// The exit code a run ends with when it fails with this error.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         exit::CONFIG
     }
 }
 
 /// Where a configuration value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// imgforge's embedded defaults.
     Default,
     /// A configuration file.
@@ -142,49 +142,49 @@ impl fmt::Display for Source {
 
 /// One effective value with its origin, as `imgforge config show` prints it.
 #[derive(Debug, Clone)]
-pub struct ShownValue {
+pub(crate) struct ShownValue {
     /// Dotted key, e.g. `spark.version`.
-    pub key: String,
+    pub(crate) key: String,
     /// The value in TOML syntax.
-    pub value: String,
+    pub(crate) value: String,
     /// Where it came from.
-    pub source: Source,
+    pub(crate) source: Source,
 }
 
 /// How results and progress reach the user.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OutputOptions {
     /// Print only errors.
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Verbosity level from repeated `-v`.
     pub verbose: u8,
     /// Plain lines even on a terminal.
-    pub no_progress: bool,
+    pub(crate) no_progress: bool,
     /// A JSON report on stdout.
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// `[spark]`.
 #[derive(Debug, Clone)]
-pub struct SparkConfig {
+pub(crate) struct SparkConfig {
     /// Spark release, e.g. `3.1.1`.
-    pub version: String,
+    pub(crate) version: String,
     /// Package suffix of the binary tarball, e.g. `hadoop3.2`.
-    pub package: String,
+    pub(crate) package: String,
     /// A pinned digest that wins over the published checksum.
-    pub checksum: Option<Digest>,
+    pub(crate) checksum: Option<Digest>,
     /// A log4j configuration that replaces the distribution's template.
-    pub log4j_file: Option<PathBuf>,
+    pub(crate) log4j_file: Option<PathBuf>,
     /// `spark.hive.metastore.uris` for `spark-defaults.conf`, when set.
-    pub hive_metastore_uris: Option<String>,
+    pub(crate) hive_metastore_uris: Option<String>,
     /// The variable the patched entrypoint exports the JVM options in.
-    pub java_options_env: JavaOptionsEnv,
+    pub(crate) java_options_env: JavaOptionsEnv,
 }
 
 /// `[spark] java_options_env`: the environment variable every JVM of the image reads its
 /// extra options (the log4j configuration, the AWS SDK switches) from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JavaOptionsEnv {
+pub(crate) enum JavaOptionsEnv {
     /// `_JAVA_OPTIONS`: read after the command line, so it overrides a job's own
     /// `-D` options (`--driver-java-options`). The reference deployment's choice.
     UnderscoreJavaOptions,
@@ -194,7 +194,7 @@ pub enum JavaOptionsEnv {
 
 impl JavaOptionsEnv {
     /// The variable's name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             JavaOptionsEnv::UnderscoreJavaOptions => "_JAVA_OPTIONS",
             JavaOptionsEnv::JavaToolOptions => "JAVA_TOOL_OPTIONS",
@@ -219,27 +219,27 @@ impl FromStr for JavaOptionsEnv {
 
 /// `[hadoop]`.
 #[derive(Debug, Clone)]
-pub struct HadoopConfig {
+pub(crate) struct HadoopConfig {
     /// The Hadoop version; when absent it is read from the Spark tarball's `jars/`.
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// A pinned digest for the Hadoop tarball.
-    pub checksum: Option<Digest>,
+    pub(crate) checksum: Option<Digest>,
 }
 
 /// `[hive]`.
 #[derive(Debug, Clone)]
-pub struct HiveConfig {
+pub(crate) struct HiveConfig {
     /// Hive standalone metastore release.
-    pub metastore_version: String,
+    pub(crate) metastore_version: String,
     /// PostgreSQL JDBC driver version.
-    pub postgresql_jdbc_version: String,
+    pub(crate) postgresql_jdbc_version: String,
     /// A pinned digest for the metastore tarball.
-    pub checksum: Option<Digest>,
+    pub(crate) checksum: Option<Digest>,
 }
 
 /// Where the S3A jars come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JarsSource {
+pub(crate) enum JarsSource {
     /// `hadoop-aws` and what its POM requires, from the Maven mirrors.
     Maven,
     /// The jars in `share/hadoop/tools/lib/` of the matching Hadoop distribution.
@@ -262,177 +262,177 @@ impl FromStr for JarsSource {
 
 /// `[s3a]`: the S3A jars and the S3A settings written into `spark-defaults.conf`.
 #[derive(Debug, Clone)]
-pub struct S3aConfig {
+pub(crate) struct S3aConfig {
     /// Where the jars come from.
-    pub jars_source: JarsSource,
+    pub(crate) jars_source: JarsSource,
     /// A pinned hadoop-aws version; must equal the Hadoop version Spark bundles.
-    pub hadoop_aws_version: Option<String>,
+    pub(crate) hadoop_aws_version: Option<String>,
     /// A pinned AWS SDK bundle version; must equal the one hadoop-aws was built against.
-    pub sdk_version: Option<String>,
+    pub(crate) sdk_version: Option<String>,
     /// `fs.s3a.endpoint`, when set.
-    pub endpoint: Option<String>,
+    pub(crate) endpoint: Option<String>,
     /// Add `-Dcom.amazonaws.sdk.disableCertChecking=true` to `_JAVA_OPTIONS` (insecure).
-    pub disable_cert_checking: bool,
+    pub(crate) disable_cert_checking: bool,
 }
 
 /// `[images.spark]`: how the Spark image is based.
 #[derive(Debug, Clone)]
-pub struct SparkImageConfig {
+pub(crate) struct SparkImageConfig {
     /// Replaces the image of the distribution Dockerfile's `FROM` line.
-    pub base: Option<String>,
+    pub(crate) base: Option<String>,
     /// The `java_image_tag` build argument.
-    pub java_image_tag: String,
+    pub(crate) java_image_tag: String,
     /// The Java major version of the base image; decides how keytool finds the truststore.
-    pub java_major: u32,
+    pub(crate) java_major: u32,
 }
 
 /// `[verify]`: release signatures.
 #[derive(Debug, Clone)]
-pub struct VerifyConfig {
+pub(crate) struct VerifyConfig {
     /// Check each Apache tarball's `.asc` against the project's `KEYS`.
-    pub signatures: bool,
+    pub(crate) signatures: bool,
     /// When not empty, only these primary-key fingerprints are trusted.
-    pub fingerprints: Vec<String>,
+    pub(crate) fingerprints: Vec<String>,
 }
 
 /// `[images]`: names, tags and the settings of the images other than Spark's.
 #[derive(Debug, Clone)]
-pub struct ImagesConfig {
+pub(crate) struct ImagesConfig {
     /// Registry and namespace the image names start with, e.g. `registry.gitlab.com/gha1`.
-    pub registry: Namespace,
+    pub(crate) registry: Namespace,
     /// Tag templates: `{spark_version}`, `{hadoop_version}`, `{scala_version}`.
-    pub tags: Vec<TagTemplate>,
+    pub(crate) tags: Vec<TagTemplate>,
     /// `org.opencontainers.image.source`, when set.
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// `org.opencontainers.image.revision`, when set.
-    pub revision: Option<String>,
+    pub(crate) revision: Option<String>,
     /// A folder overriding the embedded `spark-hs/` and `hive-metastore/` definitions.
-    pub dockerfiles: Option<PathBuf>,
+    pub(crate) dockerfiles: Option<PathBuf>,
     /// Repository name of the Spark image.
-    pub spark_name: RepositoryPath,
+    pub(crate) spark_name: RepositoryPath,
     /// The `spark_uid` build argument of Spark's Dockerfile.
-    pub spark_uid: u32,
+    pub(crate) spark_uid: u32,
     /// Repository name of the history server image.
-    pub spark_hs_name: RepositoryPath,
+    pub(crate) spark_hs_name: RepositoryPath,
     /// Where the history server reads event logs.
-    pub event_log_dir: String,
+    pub(crate) event_log_dir: String,
     /// Repository name of the metastore image.
-    pub hive_metastore_name: RepositoryPath,
+    pub(crate) hive_metastore_name: RepositoryPath,
     /// The JRE image the metastore image is built on.
-    pub hive_metastore_base: String,
+    pub(crate) hive_metastore_base: String,
     /// Install sudo for the `hive` user (debugging only).
-    pub hive_metastore_debug_sudo: bool,
+    pub(crate) hive_metastore_debug_sudo: bool,
 }
 
 /// The docker CLI's engine variables, as found in the environment.
 #[derive(Debug, Clone, Default)]
-pub struct EngineEnv {
+pub(crate) struct EngineEnv {
     /// `DOCKER_HOST`.
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// `DOCKER_TLS_VERIFY`.
-    pub tls_verify: Option<String>,
+    pub(crate) tls_verify: Option<String>,
     /// `DOCKER_CERT_PATH`.
-    pub cert_path: Option<String>,
+    pub(crate) cert_path: Option<String>,
 }
 
 /// `[push]` and the credentials the environment holds for pushing.
 #[derive(Debug, Clone, Default)]
-pub struct PushConfig {
+pub(crate) struct PushConfig {
     /// `[push] registry_ca`: an extra CA imgforge's own registry calls trust.
-    pub registry_ca: Option<PathBuf>,
+    pub(crate) registry_ca: Option<PathBuf>,
     /// `IMGFORGE_REGISTRY_USER` and `IMGFORGE_REGISTRY_PASSWORD`, when both are set.
-    pub environment_credentials: Option<(String, Secret)>,
+    pub(crate) environment_credentials: Option<(String, Secret)>,
     /// `$DOCKER_CONFIG`, else `$HOME/.docker`: where the docker CLI keeps `config.json`.
-    pub docker_config_dir: Option<PathBuf>,
+    pub(crate) docker_config_dir: Option<PathBuf>,
 }
 
 /// `[operator]`: what the Spark operator manifests (`imgforge manifest`) refer to.
 #[derive(Debug, Clone)]
-pub struct OperatorConfig {
+pub(crate) struct OperatorConfig {
     /// The Kubernetes secret whose `S3_ENDPOINT`, `S3_ACCESS_KEY` and `S3_SECRET_KEY` keys
     /// the driver and executors read as environment variables.
-    pub s3_secret: String,
+    pub(crate) s3_secret: String,
     /// The service account the driver runs as.
-    pub service_account: String,
+    pub(crate) service_account: String,
 }
 
 /// `[mirrors]`: base URLs tried in order.
 #[derive(Debug, Clone)]
-pub struct MirrorsConfig {
+pub(crate) struct MirrorsConfig {
     /// Mirrors with the layout of the Apache dist tree.
-    pub apache: Vec<Url>,
+    pub(crate) apache: Vec<Url>,
     /// Maven 2 repositories.
-    pub maven: Vec<Url>,
+    pub(crate) maven: Vec<Url>,
 }
 
 /// `[network]`.
 #[derive(Debug, Clone, Copy)]
-pub struct NetworkConfig {
+pub(crate) struct NetworkConfig {
     /// Time without progress before an attempt is abandoned.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Further attempts per URL after a transient failure.
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// `max_artifact_bytes`: no artifact body may be longer.
-    pub max_artifact_bytes: u64,
+    pub(crate) max_artifact_bytes: u64,
     /// `min_speed_bytes`: a transfer slower than this many bytes per second, averaged over
     /// `min_speed`'s window, is abandoned (0: no minimum).
-    pub min_speed_bytes: u64,
+    pub(crate) min_speed_bytes: u64,
     /// `min_speed_secs`: the window the minimum speed is averaged over.
-    pub min_speed_window: Duration,
+    pub(crate) min_speed_window: Duration,
     /// `artifact_deadline_secs`: the longest one artifact's download from one mirror may take,
     /// retries included.
-    pub artifact_deadline: Duration,
+    pub(crate) artifact_deadline: Duration,
 }
 
 /// The resolved configuration every command works from.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The configuration file that was read, if any.
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
     /// The download cache directory.
-    pub cache_dir: PathBuf,
+    pub(crate) cache_dir: PathBuf,
     /// `$HOME`, which an output directory may never be (nor contain).
-    pub home_dir: Option<PathBuf>,
+    pub(crate) home_dir: Option<PathBuf>,
     /// Use only the cache.
-    pub offline: bool,
+    pub(crate) offline: bool,
     /// Output preferences.
     pub output: OutputOptions,
     /// `[spark]`.
-    pub spark: SparkConfig,
+    pub(crate) spark: SparkConfig,
     /// `[hadoop]`.
-    pub hadoop: HadoopConfig,
+    pub(crate) hadoop: HadoopConfig,
     /// `[hive]`.
-    pub hive: HiveConfig,
+    pub(crate) hive: HiveConfig,
     /// `[mirrors]`.
-    pub mirrors: MirrorsConfig,
+    pub(crate) mirrors: MirrorsConfig,
     /// `[network]`.
-    pub network: NetworkConfig,
+    pub(crate) network: NetworkConfig,
     /// `[extract]`: the limits every archive is unpacked under.
-    pub extract: crate::extract::Limits,
+    pub(crate) extract: crate::extract::Limits,
     /// `[s3a]`.
-    pub s3a: S3aConfig,
+    pub(crate) s3a: S3aConfig,
     /// `[verify]`.
-    pub verify: VerifyConfig,
+    pub(crate) verify: VerifyConfig,
     /// `[certs] dir`: CA certificates to trust; `None` when not configured (then
     /// `./certs` is used when present).
-    pub certs_dir: Option<PathBuf>,
+    pub(crate) certs_dir: Option<PathBuf>,
     /// `[certs] aliases`: truststore aliases chosen per certificate file name (the others
     /// keep the alias derived from their file name).
-    pub certs_aliases: BTreeMap<String, String>,
+    pub(crate) certs_aliases: BTreeMap<String, String>,
     /// `[patches] dir`: a user patches directory added to the built-in patches.
-    pub patches_dir: Option<PathBuf>,
+    pub(crate) patches_dir: Option<PathBuf>,
     /// `[images.spark]`.
-    pub spark_image: SparkImageConfig,
+    pub(crate) spark_image: SparkImageConfig,
     /// `[images]`, `[images.spark-hs]`, `[images.hive-metastore]`.
-    pub images: ImagesConfig,
+    pub(crate) images: ImagesConfig,
     /// The Docker engine to talk to, from the same variables the docker CLI reads.
-    pub engine: EngineEnv,
+    pub(crate) engine: EngineEnv,
     /// `[push]` and the registry credentials from the environment.
-    pub push: PushConfig,
+    pub(crate) push: PushConfig,
     /// `[operator]`.
-    pub operator: OperatorConfig,
+    pub(crate) operator: OperatorConfig,
     /// Every effective value and its source, for `config show`.
-    pub shown: Vec<ShownValue>,
+    pub(crate) shown: Vec<ShownValue>,
 }
 
 impl Config {
@@ -769,7 +769,7 @@ impl<'de> Deserialize<'de> for KubernetesName {
 }
 
 /// Check `name` as a Kubernetes object name of at most `max` characters.
-pub fn check_kubernetes_name(name: &str, max: usize) -> Result<(), String> {
+pub(crate) fn check_kubernetes_name(name: &str, max: usize) -> Result<(), String> {
     let valid_characters = name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));

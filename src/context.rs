@@ -125,7 +125,7 @@ pub enum ContextError {
 
 impl ContextError {
     /// The exit code a run ends with when it fails with this error.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         exit::BUILD
     }
 }
@@ -138,37 +138,37 @@ pub struct ContextSummary {
     /// Directory entries in the context.
     pub directories: u64,
     /// Bytes of file content (before tar headers and padding).
-    pub content_bytes: u64,
+    pub(crate) content_bytes: u64,
 }
 
 /// One `COPY`/`ADD` instruction's context sources, as found in a Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CopySources {
+pub(crate) struct CopySources {
     /// The 1-based line the instruction starts on.
-    pub line: usize,
+    pub(crate) line: usize,
     /// `COPY` or `ADD`.
-    pub instruction: String,
+    pub(crate) instruction: String,
     /// The sources relative to the context, as written (a leading `/` removed).
-    pub sources: Vec<String>,
+    pub(crate) sources: Vec<String>,
 }
 
 /// What imgforge needs to know about a Dockerfile: its context sources and base images.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DockerfileFacts {
+pub(crate) struct DockerfileFacts {
     /// `COPY`/`ADD` instructions that read from the build context.
-    pub copies: Vec<CopySources>,
+    pub(crate) copies: Vec<CopySources>,
     /// `FROM` references in order, before variable expansion; stage names excluded.
-    pub from_images: Vec<String>,
+    pub(crate) from_images: Vec<String>,
     /// `ARG` defaults declared before the first `FROM` (the only ones `FROM` can use).
-    pub global_args: BTreeMap<String, Option<String>>,
+    pub(crate) global_args: BTreeMap<String, Option<String>>,
     /// A source uses a variable, so the exact paths cannot be known before the build.
-    pub needs_whole_context: bool,
+    pub(crate) needs_whole_context: bool,
 }
 
 impl DockerfileFacts {
     /// The base images the Dockerfile starts from, with `${name}` expanded from `build_args`
     /// over the global `ARG` defaults. `scratch` and earlier stages are left out.
-    pub fn base_images(&self, build_args: &BTreeMap<String, String>) -> Vec<String> {
+    pub(crate) fn base_images(&self, build_args: &BTreeMap<String, String>) -> Vec<String> {
         let mut stages = BTreeSet::new();
         let mut images = Vec::new();
         for reference in &self.from_images {
@@ -195,7 +195,7 @@ impl DockerfileFacts {
 }
 
 /// Parse the parts of a Dockerfile the context depends on. `name` is used in errors.
-pub fn parse_dockerfile(name: &str, text: &str) -> Result<DockerfileFacts, ContextError> {
+pub(crate) fn parse_dockerfile(name: &str, text: &str) -> Result<DockerfileFacts, ContextError> {
     let mut facts = DockerfileFacts::default();
     for (line, instruction, arguments) in logical_lines(text) {
         match instruction.as_str() {
@@ -530,14 +530,14 @@ fn match_tokens(tokens: &[Token], text: &[char]) -> bool {
 
 /// The patterns of a `.dockerignore` file, in order.
 #[derive(Debug, Clone, Default)]
-pub struct IgnoreRules {
+pub(crate) struct IgnoreRules {
     rules: Vec<(Pattern, bool)>,
 }
 
 impl IgnoreRules {
     /// Parse `.dockerignore` text: one pattern a line, `#` comments, `!` exceptions, paths
     /// cleaned and made relative as Docker does.
-    pub fn parse(text: &str) -> Result<IgnoreRules, ContextError> {
+    pub(crate) fn parse(text: &str) -> Result<IgnoreRules, ContextError> {
         let mut rules = Vec::new();
         for line in text.lines() {
             let line = line.trim();
@@ -563,7 +563,7 @@ impl IgnoreRules {
 
     /// Whether `path` (relative, `/`-separated) is excluded: the last pattern that matches it
     /// or one of its parent directories decides.
-    pub fn is_excluded(&self, path: &str) -> bool {
+    pub(crate) fn is_excluded(&self, path: &str) -> bool {
         let mut excluded = false;
         for (pattern, exception) in &self.rules {
             // An exclusion only matters while not excluded, an exception only while excluded.
@@ -764,12 +764,12 @@ impl BuildContext {
     }
 
     /// The Dockerfile's path inside the context, as the engine's `dockerfile` parameter wants it.
-    pub fn dockerfile(&self) -> &str {
+    pub(crate) fn dockerfile(&self) -> &str {
         &self.dockerfile
     }
 
     /// What the Dockerfile says about sources and base images.
-    pub fn facts(&self) -> &DockerfileFacts {
+    pub(crate) fn facts(&self) -> &DockerfileFacts {
         &self.facts
     }
 
@@ -784,7 +784,7 @@ impl BuildContext {
     }
 
     /// Start writing the tar on a blocking thread and return the stream of its bytes.
-    pub fn into_stream(self) -> ContextStream {
+    pub(crate) fn into_stream(self) -> ContextStream {
         let (sender, receiver) = mpsc::channel(CHANNEL_CHUNKS);
         let monitor = ContextMonitor::default();
         let writer_monitor = monitor.clone();
@@ -1128,19 +1128,19 @@ impl Write for ChunkWriter {
 /// Watches a [`ContextStream`] after it has been handed to the engine client: bytes sent and
 /// why streaming failed.
 #[derive(Debug, Clone, Default)]
-pub struct ContextMonitor {
+pub(crate) struct ContextMonitor {
     sent: Arc<AtomicU64>,
     failure: Arc<Mutex<Option<ContextError>>>,
 }
 
 impl ContextMonitor {
     /// Tar bytes the stream has yielded so far.
-    pub fn bytes_sent(&self) -> u64 {
+    pub(crate) fn bytes_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
 
     /// Why the tar could not be completed, taken once.
-    pub fn take_failure(&self) -> Option<ContextError> {
+    pub(crate) fn take_failure(&self) -> Option<ContextError> {
         self.failure
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -1164,7 +1164,7 @@ pub struct ContextStream {
 
 impl ContextStream {
     /// A handle that outlives the stream: bytes sent and any failure.
-    pub fn monitor(&self) -> ContextMonitor {
+    pub(crate) fn monitor(&self) -> ContextMonitor {
         self.monitor.clone()
     }
 }

@@ -20,8 +20,6 @@ use serde::Deserialize;
 
 use crate::reference::Registry;
 
-/// The `auths` key the docker CLI uses for Docker Hub.
-pub use crate::reference::DOCKER_HUB_CREDENTIAL_KEY as DOCKER_HUB_AUTH_KEY;
 /// What a credential helper answers when it holds nothing for a server.
 const HELPER_NOT_FOUND: &str = "credentials not found in native keychain";
 /// The user name a helper returns for an identity token instead of a password.

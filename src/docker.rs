@@ -23,7 +23,7 @@ use crate::progress::{Phase, Reporter};
 use crate::reference::{ImageReference, Tag};
 
 /// Where the docker CLI finds the engine when `DOCKER_HOST` is unset.
-pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+pub(crate) const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 /// How long connecting and negotiating the API version may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// bollard's per-request timeout, which covers sending a whole build context; a build's
@@ -33,7 +33,7 @@ const REQUEST_TIMEOUT_SECONDS: u64 = 3600;
 const OUTPUT_TAIL_LINES: usize = 20;
 /// The line `import-certs.sh` (`dockerfiles/common/import-certs.sh`) prints, followed by the
 /// alias, when the truststore rejects a certificate: `imgforge-cert-rejected alias=<alias>`.
-pub const CERT_REJECTED_MARKER: &str = "imgforge-cert-rejected alias=";
+pub(crate) const CERT_REJECTED_MARKER: &str = "imgforge-cert-rejected alias=";
 
 /// What can go wrong talking to the engine.
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +210,7 @@ pub enum DockerError {
 
 impl DockerError {
     /// The exit code a run ends with when it fails with this error.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             DockerError::InvalidTag { .. } => exit::CONFIG,
             _ => exit::BUILD,
@@ -232,18 +232,18 @@ fn format_tail(output: &[String]) -> String {
 
 /// The client certificate files of a TLS connection, as `DOCKER_CERT_PATH` holds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     /// The CA that signed the engine's certificate (`ca.pem`).
-    pub ca: PathBuf,
+    pub(crate) ca: PathBuf,
     /// The client certificate (`cert.pem`).
-    pub cert: PathBuf,
+    pub(crate) cert: PathBuf,
     /// The client key (`key.pem`).
-    pub key: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 impl TlsFiles {
     /// The three files in `directory`, named as the docker CLI names them.
-    pub fn in_directory(directory: impl Into<PathBuf>) -> TlsFiles {
+    pub(crate) fn in_directory(directory: impl Into<PathBuf>) -> TlsFiles {
         let directory = directory.into();
         TlsFiles {
             ca: directory.join("ca.pem"),
@@ -257,9 +257,9 @@ impl TlsFiles {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineEndpoint {
     /// `unix:///path` or `tcp://host:port` (also `http://`, `https://`).
-    pub host: String,
+    pub(crate) host: String,
     /// Verify the engine and present a client certificate (`DOCKER_TLS_VERIFY`).
-    pub tls: Option<TlsFiles>,
+    pub(crate) tls: Option<TlsFiles>,
 }
 
 impl Default for EngineEndpoint {
@@ -333,13 +333,8 @@ impl Engine {
     }
 
     /// Where the engine is.
-    pub fn endpoint(&self) -> &EngineEndpoint {
+    pub(crate) fn endpoint(&self) -> &EngineEndpoint {
         &self.endpoint
-    }
-
-    /// The API version in use after negotiation, such as `1.41`.
-    pub fn api_version(&self) -> String {
-        self.docker.client_version().to_string()
     }
 }
 
@@ -444,7 +439,7 @@ pub struct BuiltImage {
     /// Its size in bytes.
     pub size: u64,
     /// What the context held.
-    pub context: ContextSummary,
+    pub(crate) context: ContextSummary,
     /// Tar bytes sent to the engine.
     pub context_bytes: u64,
     /// The steps, in order.
@@ -452,7 +447,7 @@ pub struct BuiltImage {
 }
 
 /// Check that `tag` is a `[registry[:port]/]path:tag` reference.
-pub fn validate_tag(tag: &str) -> Result<(), DockerError> {
+pub(crate) fn validate_tag(tag: &str) -> Result<(), DockerError> {
     parse_tag(tag).map(|_| ())
 }
 

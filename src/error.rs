@@ -18,7 +18,7 @@ use crate::metastore::MetastoreError;
 use crate::patch::PatchError;
 use crate::push::PushError;
 
-pub use crate::exit;
+pub(crate) use crate::exit;
 
 /// Anything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +101,7 @@ pub enum Error {
 
 impl Error {
     /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         // Damaged cached content and refused archives are integrity failures wherever they
         // surface (inside a POM resolution, say), not the failure of the stage around them.
         if integrity_in_chain(self) {
@@ -139,7 +139,7 @@ impl Error {
     }
 
     /// What the user can do about it, when there is something specific to say.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         let io_error = match self {
             Error::Cache(error) | Error::Fetch(FetchError::Cache(error)) => error.io_error(),
             Error::Fetch(FetchError::Write { source, .. }) => Some(source),

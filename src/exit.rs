@@ -1,23 +1,21 @@
 //! Exit codes, documented in the README. Scripts and CI branch on them; every stage error
 //! says which one it ends a run with (`exit_code`).
 
-/// Success.
-pub const SUCCESS: u8 = 0;
 /// An unexpected internal failure.
 pub const INTERNAL: u8 = 1;
 /// Bad configuration or command-line input (clap also uses 2 for usage errors).
-pub const CONFIG: u8 = 2;
+pub(crate) const CONFIG: u8 = 2;
 /// A download failed: not found, unreachable, timed out, or not cached while offline.
-pub const NETWORK: u8 = 3;
+pub(crate) const NETWORK: u8 = 3;
 /// Integrity: checksum mismatch, unparsable checksum file, damaged cache entry.
-pub const INTEGRITY: u8 = 4;
+pub(crate) const INTEGRITY: u8 = 4;
 /// Local storage: cache directory unusable, disk full.
-pub const STORAGE: u8 = 5;
+pub(crate) const STORAGE: u8 = 5;
 /// An image build failed: a step, the engine, a base image, the context.
-pub const BUILD: u8 = 6;
+pub(crate) const BUILD: u8 = 6;
 /// A push failed: registry unreachable or refusing the credentials, TLS, digest mismatch.
-pub const PUSH: u8 = 7;
+pub(crate) const PUSH: u8 = 7;
 /// `build --if-changed`: every image was up to date; nothing was built or pushed.
 pub const NOTHING_TO_DO: u8 = 8;
 /// Interrupted by SIGINT (Ctrl-C); SIGTERM exits 143 and SIGHUP 129 (128 + the signal).
-pub const INTERRUPTED: u8 = 130;
+pub(crate) const INTERRUPTED: u8 = 130;

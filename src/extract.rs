@@ -2,8 +2,8 @@
 //!
 //! Spark, Hadoop and Hive ship as gzip-compressed tarballs whose members all live under one top-level
 //! directory (`spark-3.1.1-bin-hadoop3.2/...`). The `prepare` stage needs three things from them: the
-//! whole tree without that top directory ([`unpack_tree`], or [`unpack_staged`] when the tree is patched
-//! before it becomes visible), a few members copied out flat ([`extract_members`], e.g. `hadoop-aws` out
+//! whole tree without that top directory ([`unpack_staged`], patched if need be before
+//! [`StagedTree::commit`] makes it visible), a few members copied out flat ([`extract_members`], e.g. `hadoop-aws` out
 //! of a 350 MB Hadoop tarball), and the member list ([`list_members`]).
 //!
 //! Every member is validated before anything is written, in the spirit of rustup's
@@ -198,12 +198,6 @@ impl Archive {
             expected: Some((digest, artifact.entry.size)),
             limits,
         }
-    }
-
-    /// The same archive under other limits.
-    pub fn with_limits(mut self, limits: Limits) -> Archive {
-        self.limits = limits;
-        self
     }
 
     /// Where the archive is.
@@ -566,16 +560,6 @@ impl StagedTree {
         self.staging.path()
     }
 
-    /// Where [`StagedTree::commit`] will put the tree.
-    pub fn destination(&self) -> &Path {
-        &self.out
-    }
-
-    /// What the unpack wrote.
-    pub fn report(&self) -> &UnpackReport {
-        &self.report
-    }
-
     /// Atomically replace the destination with the staged tree: the old tree is renamed aside, the
     /// staged one renamed in, then the old one removed. If the swap fails, the old tree is put back and
     /// the staged tree removed.
@@ -585,18 +569,12 @@ impl StagedTree {
     }
 }
 
-/// Unpack the whole archive into `out`, dropping the single top-level directory.
-///
-/// The archive is streamed into a temporary directory created next to `out` (same parent, so the final
-/// rename is atomic), which then replaces `out`: the old tree is renamed aside, the new one renamed in,
-/// and the old one removed. If anything fails, `out` is left as it was and the temporary is removed.
-/// Concurrent unpacks to one `out` must be serialized by the caller.
-pub fn unpack_tree(archive: impl Into<Archive>, out: &Path) -> Result<UnpackReport, ExtractError> {
-    unpack_staged(archive, out)?.commit()
-}
-
 /// Unpack the whole archive, without its top-level directory, into a fresh temporary directory next to
 /// `out`, and return it staged so the caller can modify the tree before [`StagedTree::commit`].
+///
+/// The temporary directory is created next to `out` (same parent, so the final rename is atomic). If
+/// anything fails, `out` is left as it was and the temporary is removed. Concurrent unpacks to one
+/// `out` must be serialized by the caller.
 pub fn unpack_staged(archive: impl Into<Archive>, out: &Path) -> Result<StagedTree, ExtractError> {
     unpack_staged_filtered(archive, out, |_| true)
 }
@@ -640,7 +618,7 @@ pub fn unpack_staged_filtered(
 /// temporaries are renamed into place (replacing files of the same name) and their paths returned in
 /// archive order. A corrupt archive or an unsafe member therefore leaves nothing behind; only a failing
 /// rename can leave the members renamed before it in place. Modes and file times are kept as in
-/// [`unpack_tree`].
+/// [`unpack_staged`].
 pub fn extract_members(
     archive: impl Into<Archive>,
     dest_dir: &Path,
@@ -748,7 +726,7 @@ fn extract_members_from(
 
 /// List the archive's member paths, without the top-level directory, in archive order.
 ///
-/// The members are validated as for [`unpack_tree`], so an archive that lists also unpacks. The top
+/// The members are validated as for [`unpack_staged`], so an archive that lists also unpacks. The top
 /// directory itself is not listed; directories appear without a trailing slash.
 pub fn list_members(archive: impl Into<Archive>) -> Result<Vec<String>, ExtractError> {
     let archive = archive.into();
@@ -2133,8 +2111,8 @@ mod tests {
             &[Item::File("top/f", 0o644, b"x")],
         );
         let staged = unpack_staged(&archive, &scratch.out).unwrap();
-        assert_eq!(staged.destination(), scratch.out);
-        assert_eq!(staged.report().files, 1);
+        assert_eq!(staged.out, scratch.out);
+        assert_eq!(staged.report.files, 1);
         assert!(staged.path().starts_with(&scratch.work));
         // Nothing is visible before the commit.
         assert_eq!(names(&scratch.out), ["old-dir", "old.txt"]);
@@ -2759,7 +2737,11 @@ mod tests {
             max_entries: 3,
             ..Limits::DEFAULT
         };
-        let error = list_members(Archive::new(&archive).with_limits(limits)).unwrap_err();
+        let error = list_members(Archive {
+            limits,
+            ..Archive::new(&archive)
+        })
+        .unwrap_err();
         assert!(
             matches!(
                 error,

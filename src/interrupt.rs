@@ -25,9 +25,9 @@ pub enum Signal {
 
 impl Signal {
     /// The process exit code after this signal: 128 + the signal number, as shells report it.
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
-            Signal::Interrupt => 130,
+            Signal::Interrupt => crate::exit::INTERRUPTED,
             Signal::Terminate => 143,
             Signal::Hangup => 129,
         }
@@ -45,17 +45,17 @@ impl fmt::Display for Signal {
 }
 
 /// Whether a stopping signal arrived; long blocking work checks this between steps.
-pub fn requested() -> bool {
+pub(crate) fn requested() -> bool {
     REQUESTED.load(Ordering::Relaxed)
 }
 
 /// Ask blocking work to stop (what a signal does; also usable by tests of that work).
-pub fn request() {
+pub(crate) fn request() {
     REQUESTED.store(true, Ordering::Relaxed);
 }
 
 /// The error blocking work returns when it stops because a signal arrived.
-pub fn stopped() -> std::io::Error {
+pub(crate) fn stopped() -> std::io::Error {
     std::io::Error::other("stopped: imgforge is being interrupted")
 }
 

@@ -22,13 +22,13 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The kinds of staging trees kept beside an output (see [`staging_prefix`]).
-pub const STAGING_KINDS: [&str; 3] = ["unpack", "stage", "old"];
+pub(crate) const STAGING_KINDS: [&str; 3] = ["unpack", "stage", "old"];
 
 /// Run locks this process holds, by locks directory; held until the process exits.
 static HELD: Mutex<Vec<(PathBuf, File)>> = Mutex::new(Vec::new());
 
 /// This run's tag: `<pid>x<start time in nanoseconds, hex>`.
-pub fn tag() -> &'static str {
+pub(crate) fn tag() -> &'static str {
     static TAG: OnceLock<String> = OnceLock::new();
     TAG.get_or_init(|| {
         let started = SystemTime::now()
@@ -39,7 +39,7 @@ pub fn tag() -> &'static str {
 }
 
 /// The lock file of the run tagged `tag` in `locks_dir`.
-pub fn lock_path(locks_dir: &Path, tag: &str) -> PathBuf {
+pub(crate) fn lock_path(locks_dir: &Path, tag: &str) -> PathBuf {
     locks_dir.join(format!("run-{tag}.lock"))
 }
 
@@ -47,7 +47,7 @@ pub fn lock_path(locks_dir: &Path, tag: &str) -> PathBuf {
 ///
 /// The lock file is created and locked under a temporary name and only then renamed to its
 /// final name, so no other run ever sees it unlocked and takes this run for dead.
-pub fn hold(locks_dir: &Path) -> io::Result<()> {
+pub(crate) fn hold(locks_dir: &Path) -> io::Result<()> {
     let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if held.iter().any(|(dir, _)| dir == locks_dir) {
         return Ok(());
@@ -74,7 +74,7 @@ pub fn release() {
 
 /// Whether the run that owns a leftover is still running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     /// It holds its lock, or a process with its pid exists: leave its files alone.
     Alive,
     /// Its lock could be taken, or no process has its pid: what it left is debris.
@@ -82,7 +82,7 @@ pub enum Owner {
 }
 
 /// Whether the run tagged `tag` is alive, judged by its lock in `locks_dir`, else by its pid.
-pub fn owner(locks_dir: &Path, tag: &str) -> Owner {
+pub(crate) fn owner(locks_dir: &Path, tag: &str) -> Owner {
     if tag == self::tag() {
         return Owner::Alive;
     }
@@ -114,7 +114,7 @@ fn pid_owner(tag: &str) -> Owner {
 }
 
 /// The run tag in a leftover's name: `<tag>.…` or `.<tag>.…`; `None` when there is none.
-pub fn tag_of(name: &str) -> Option<&str> {
+pub(crate) fn tag_of(name: &str) -> Option<&str> {
     let name = name.strip_prefix('.').unwrap_or(name);
     let (tag, _) = name.split_once('.')?;
     is_tag(tag).then_some(tag)
@@ -133,18 +133,18 @@ fn is_tag(text: &str) -> bool {
 }
 
 /// The name prefix of this run's staging trees of `kind` beside the output named `out_name`.
-pub fn staging_prefix(out_name: &OsStr, kind: &str) -> String {
+pub(crate) fn staging_prefix(out_name: &OsStr, kind: &str) -> String {
     format!(".{}.{kind}.{}.", out_name.to_string_lossy(), tag())
 }
 
 /// The name prefix of this run's temp files (in the cache's `tmp/`, or beside a file).
-pub fn temp_prefix(purpose: &str) -> String {
+pub(crate) fn temp_prefix(purpose: &str) -> String {
     format!("{}.{purpose}-", tag())
 }
 
 /// Remove the temp files in `tmp_dir` whose owner is dead, then the dead runs' lock files in
 /// `locks_dir`. Returns what was removed. Untagged files are left alone.
-pub fn sweep_cache(tmp_dir: &Path, locks_dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn sweep_cache(tmp_dir: &Path, locks_dir: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     for (path, name) in listing(tmp_dir) {
         let Some(tag) = tag_of(&name) else { continue };
@@ -170,7 +170,7 @@ pub fn sweep_cache(tmp_dir: &Path, locks_dir: &Path) -> Vec<PathBuf> {
 ///
 /// A tree set aside by an interrupted replacement (`old`) is moved back when `out` itself is
 /// missing: it is then the only copy of the previous output. Returns what was removed.
-pub fn sweep_beside(out: &Path, locks_dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn sweep_beside(out: &Path, locks_dir: &Path) -> Vec<PathBuf> {
     let (Some(parent), Some(out_name)) = (out.parent(), out.file_name()) else {
         return Vec::new();
     };

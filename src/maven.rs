@@ -615,12 +615,6 @@ pub enum Scope {
 pub struct EffectivePom {
     /// The POM's own coordinates (inherited parts filled in).
     pub coordinates: Coordinates,
-    /// `packaging`, `jar` by default.
-    pub packaging: String,
-    /// The `<parent>` element of the POM itself.
-    pub parent: Option<Coordinates>,
-    /// Properties merged over the parent chain, child over parent, as written.
-    pub properties: BTreeMap<String, String>,
     /// Dependencies (inherited ones included), interpolated, with management applied.
     pub dependencies: Vec<Dependency>,
     /// The effective dependency management, interpolated, BOM imports expanded.
@@ -1010,11 +1004,10 @@ fn build<S: PomSource>(
         // 4. BOM imports: declared entries first, then each import's in order.
         let (imports, mut dependency_management): (Vec<_>, Vec<_>) =
             management.into_iter().partition(Dependency::is_import);
+        // The packaging is not kept, but it must interpolate, as Maven requires.
+        interpolator.interpolate(own.packaging.as_deref().unwrap_or("jar"))?;
         let partial = EffectivePom {
             coordinates: coordinates.clone(),
-            packaging: interpolator.interpolate(own.packaging.as_deref().unwrap_or("jar"))?,
-            parent: own.parent.clone(),
-            properties: properties.clone(),
             dependencies: Vec::new(),
             dependency_management: Vec::new(),
             gaps,
@@ -1716,8 +1709,6 @@ mod tests {
                 .iter()
                 .any(|d| d.group_id == "org.fusesource.leveldbjni")
         );
-        // The Apache parent's properties are inherited too.
-        assert_eq!(pom.properties["surefire.version"], "2.22.2");
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::redact::redact_text;
 
 /// Print a command's result: `json` with `--json`, else `human` unless `--quiet`.
-pub fn result(options: &OutputOptions, human: &str, json: &serde_json::Value) {
+pub(crate) fn result(options: &OutputOptions, human: &str, json: &serde_json::Value) {
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (`imgforge … | head`) is not worth a second error.
     // Credentials in a URL never reach stdout, whatever put the URL into the result.
@@ -27,7 +27,7 @@ pub fn result(options: &OutputOptions, human: &str, json: &serde_json::Value) {
 
 /// Print a document a command produces (a manifest): `json` with `--json`, else `text`
 /// even with `--quiet`, since the document is what was asked for.
-pub fn document(options: &OutputOptions, text: &str, json: &serde_json::Value) {
+pub(crate) fn document(options: &OutputOptions, text: &str, json: &serde_json::Value) {
     if options.json {
         result(options, "", json);
         return;
@@ -43,7 +43,7 @@ pub fn error(error: &Error) {
 }
 
 /// `error` with its causes and hint, as [`error`] prints it.
-pub fn error_text(error: &Error) -> String {
+pub(crate) fn error_text(error: &Error) -> String {
     use std::fmt::Write as _;
     let mut stderr = String::new();
     let _ = writeln!(stderr, "error: {error}");

@@ -123,7 +123,7 @@ impl Reporter for QuietReporter {
 
 /// One line on stderr per event, for logs and CI.
 #[derive(Debug, Default)]
-pub struct PlainReporter {
+pub(crate) struct PlainReporter {
     names: Mutex<Vec<String>>,
 }
 
@@ -196,7 +196,7 @@ impl Reporter for PlainReporter {
 }
 
 /// indicatif bars, one per task, under a shared [`MultiProgress`].
-pub struct TerminalReporter {
+pub(crate) struct TerminalReporter {
     multi: MultiProgress,
     bars: Mutex<Vec<ProgressBar>>,
     names: Mutex<Vec<String>>,
@@ -204,7 +204,7 @@ pub struct TerminalReporter {
 
 impl TerminalReporter {
     /// A reporter drawing on stderr.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         TerminalReporter {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: Mutex::new(Vec::new()),
@@ -337,7 +337,7 @@ impl Reporter for TerminalReporter {
     }
 }
 /// Human-readable byte count.
-pub fn bytes(count: u64) -> String {
+pub(crate) fn bytes(count: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = count as f64;
     let mut unit = 0;

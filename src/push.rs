@@ -660,7 +660,7 @@ mod tests {
         let auth = engine_credentials("docker.io", None);
         assert_eq!(
             auth.serveraddress.as_deref(),
-            Some(credentials::DOCKER_HUB_AUTH_KEY)
+            Some(crate::reference::DOCKER_HUB_CREDENTIAL_KEY)
         );
     }
 }

@@ -12,14 +12,14 @@ use std::borrow::Cow;
 use url::Url;
 
 /// What replaces a secret.
-pub const MASK: &str = "***";
+pub(crate) const MASK: &str = "***";
 
 /// At most this many characters of a redacted line are shown.
 const MAX_LINE_CHARS: usize = 200;
 
 /// `url` for display: any user name and password replaced by [`MASK`]
 /// (`https://***@host/path`).
-pub fn redact_url(url: &Url) -> String {
+pub(crate) fn redact_url(url: &Url) -> String {
     if url.username().is_empty() && url.password().is_none() {
         return url.to_string();
     }
@@ -32,7 +32,7 @@ pub fn redact_url(url: &Url) -> String {
 }
 
 /// `url` without its user name and password, for what imgforge records.
-pub fn strip_url(url: &Url) -> Url {
+pub(crate) fn strip_url(url: &Url) -> Url {
     let mut stripped = url.clone();
     let _ = stripped.set_password(None);
     let _ = stripped.set_username("");
@@ -40,7 +40,7 @@ pub fn strip_url(url: &Url) -> Url {
 }
 
 /// [`strip_url`] for a URL held as text; text that is not a URL gets [`redact_text`].
-pub fn strip_url_text(url: &str) -> String {
+pub(crate) fn strip_url_text(url: &str) -> String {
     match Url::parse(url) {
         Ok(parsed) => strip_url(&parsed).to_string(),
         Err(_) => redact_text(url).into_owned(),
@@ -49,7 +49,7 @@ pub fn strip_url_text(url: &str) -> String {
 
 /// `text` with the user information of every `scheme://user:pass@host` in it replaced by
 /// [`MASK`]. Borrowed when there is nothing to redact.
-pub fn redact_text(text: &str) -> Cow<'_, str> {
+pub(crate) fn redact_text(text: &str) -> Cow<'_, str> {
     if !text.contains("://") || !text.contains('@') {
         return Cow::Borrowed(text);
     }
@@ -104,7 +104,7 @@ const SECRET_WORDS: [&str; 8] = [
 /// One line of another program's output, fit to show: URL credentials masked, the value after
 /// any `password=`, `"Secret": "…"`, `token:` and the like masked, a JSON object withheld
 /// whole (a credential helper's answer holds the secret), and at most 200 characters.
-pub fn redact_line(line: &str) -> String {
+pub(crate) fn redact_line(line: &str) -> String {
     let line = line.trim();
     if line.starts_with('{') || line.starts_with('[') {
         return "(output withheld: it looks like data that may hold the credentials)".into();

@@ -133,11 +133,6 @@ impl Registry {
         host.parse()
     }
 
-    /// The registry as written (`index.docker.io` normalized to `docker.io`).
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// Whether this is Docker Hub, under its name or its API host.
     pub fn is_docker_hub(&self) -> bool {
         self.0 == DOCKER_HUB || self.0 == DOCKER_HUB_API_HOST
@@ -332,11 +327,6 @@ impl Repository {
         &self.path
     }
 
-    /// `registry/path` in full, such as `docker.io/library/busybox`.
-    pub fn full_name(&self) -> String {
-        format!("{}/{}", self.registry, self.path)
-    }
-
     fn parse(text: &str, what: &'static str) -> Result<Repository, ReferenceError> {
         let error = |invalid| ReferenceError::new(text, what, invalid);
         if text.is_empty() {
@@ -449,13 +439,6 @@ impl fmt::Display for Namespace {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(String);
 
-impl Tag {
-    /// The tag.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 impl FromStr for Tag {
     type Err = ReferenceError;
 
@@ -517,11 +500,6 @@ impl TagTemplate {
             .replace("{hadoop_version}", versions.hadoop)
             .replace("{scala_version}", versions.scala)
     }
-
-    /// The template as written.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl FromStr for TagTemplate {
@@ -552,18 +530,6 @@ impl fmt::Display for TagTemplate {
 pub struct Digest {
     algorithm: String,
     hex: String,
-}
-
-impl Digest {
-    /// The algorithm, such as `sha256`.
-    pub fn algorithm(&self) -> &str {
-        &self.algorithm
-    }
-
-    /// The hex-encoded value.
-    pub fn hex(&self) -> &str {
-        &self.hex
-    }
 }
 
 impl FromStr for Digest {
@@ -797,9 +763,13 @@ mod tests {
             let reference: ImageReference = text
                 .parse()
                 .unwrap_or_else(|error| panic!("{text}: {error}"));
-            assert_eq!(reference.registry().as_str(), *registry, "{text}");
+            assert_eq!(reference.registry().to_string(), *registry, "{text}");
             assert_eq!(reference.repository().path(), *path, "{text}");
-            assert_eq!(reference.tag().map(Tag::as_str), *tag, "{text}");
+            assert_eq!(
+                reference.tag().map(Tag::to_string).as_deref(),
+                *tag,
+                "{text}"
+            );
             assert_eq!(
                 reference.digest().map(|d| d.to_string()).as_deref(),
                 *digest
@@ -808,19 +778,19 @@ mod tests {
         }
         let pinned: ImageReference = format!("registry:5000/ns/jre:8@{SHA}").parse().unwrap();
         assert_eq!(
-            pinned.registry().as_str(),
+            pinned.registry().to_string(),
             "registry:5000",
             "a port makes a domain"
         );
         let hub: ImageReference = "registry/ns/jre:8".parse().unwrap();
         assert_eq!(
-            hub.registry().as_str(),
+            hub.registry().to_string(),
             "docker.io",
             "no '.' or ':': a Hub namespace"
         );
-        assert_eq!(pinned.digest().unwrap().algorithm(), "sha256");
+        assert_eq!(pinned.digest().unwrap().to_string(), SHA);
         let pinned: ImageReference = format!("registry.example:5000/jre@{SHA}").parse().unwrap();
-        assert_eq!(pinned.registry().as_str(), "registry.example:5000");
+        assert_eq!(pinned.registry().to_string(), "registry.example:5000");
         assert_eq!(pinned.tag(), None);
         assert_eq!(
             pinned.to_string(),
@@ -943,7 +913,7 @@ mod tests {
             ("127.0.0.1:5000", "127.0.0.1:5000"),
         ] {
             assert_eq!(
-                Registry::from_server_address(address).unwrap().as_str(),
+                Registry::from_server_address(address).unwrap().to_string(),
                 registry
             );
         }
@@ -964,7 +934,11 @@ mod tests {
             ("myuser", "docker.io/myuser/spark"),
         ] {
             let namespace: Namespace = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
-            assert_eq!(namespace.repository(&spark).unwrap().full_name(), full);
+            let repository = namespace.repository(&spark).unwrap();
+            assert_eq!(
+                format!("{}/{}", repository.registry(), repository.path()),
+                full
+            );
         }
         for text in [
             "Bad Registry",
@@ -1051,6 +1025,9 @@ mod tests {
         let full: Repository = "docker.io/library/busybox".parse().unwrap();
         assert_eq!(short, full);
         assert_eq!(short.to_string(), "busybox");
-        assert_eq!(full.full_name(), "docker.io/library/busybox");
+        assert_eq!(
+            format!("{}/{}", full.registry(), full.path()),
+            "docker.io/library/busybox"
+        );
     }
 }

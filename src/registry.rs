@@ -196,29 +196,29 @@ fn trusted_note(ca: Option<&Path>) -> String {
 
 /// A manifest read back from the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestDigest {
+pub(crate) struct ManifestDigest {
     /// `sha256:<hex>` of the manifest bytes (checked against `Docker-Content-Digest`).
-    pub digest: String,
+    pub(crate) digest: String,
     /// Its media type, when the registry said.
-    pub media_type: Option<String>,
+    pub(crate) media_type: Option<String>,
     /// Its size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
 }
 
 /// How to reach a registry.
 #[derive(Debug, Clone, Default)]
-pub struct RegistryOptions {
+pub(crate) struct RegistryOptions {
     /// An extra CA to trust besides the system store.
-    pub ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// The engine treats the registry as insecure: plain HTTP is allowed when HTTPS fails.
-    pub insecure: bool,
+    pub(crate) insecure: bool,
     /// Connect and read timeout.
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// A client for one registry host.
 #[derive(Debug)]
-pub struct RegistryClient {
+pub(crate) struct RegistryClient {
     host: String,
     options: RegistryOptions,
     client: Client,
@@ -231,7 +231,7 @@ pub struct RegistryClient {
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
+pub(crate) enum Challenge {
     /// `Basic realm=…`.
     Basic,
     /// `Bearer realm=…,service=…,scope=…`.
@@ -246,7 +246,7 @@ pub enum Challenge {
 }
 
 /// Parse a `WWW-Authenticate` value (one challenge, quoted or token parameters).
-pub fn parse_challenge(value: &str) -> Option<Challenge> {
+pub(crate) fn parse_challenge(value: &str) -> Option<Challenge> {
     let value = value.trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let mut realm = None;
@@ -295,7 +295,7 @@ struct TokenAnswer {
 
 impl RegistryClient {
     /// A client for `host` (such as `registry.gitlab.com` or `127.0.0.1:5000`).
-    pub fn new(
+    pub(crate) fn new(
         host: &str,
         options: RegistryOptions,
         credentials: Option<Credentials>,
@@ -334,21 +334,16 @@ impl RegistryClient {
         })
     }
 
-    /// The registry host.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
     /// Check that the registry answers and accepts the credentials for pushing to
     /// `repository` (`GET /v2/`, following its challenge with a push scope).
-    pub async fn check_access(&self, repository: &str) -> Result<(), RegistryError> {
+    pub(crate) async fn check_access(&self, repository: &str) -> Result<(), RegistryError> {
         let scope = format!("repository:{repository}:pull,push");
         let response = self.get("/v2/", &scope, None).await?;
         self.expect_success(response, "/v2/").await.map(|_| ())
     }
 
     /// Read the manifest of `repository:reference` and return its verified digest.
-    pub async fn manifest(
+    pub(crate) async fn manifest(
         &self,
         repository: &str,
         reference: &str,
@@ -381,7 +376,7 @@ impl RegistryClient {
     /// The labels of the image at `repository:reference` (its config blob's `config.Labels`),
     /// `Ok(None)` when the registry has no such tag. A manifest list is followed to its
     /// linux/amd64 entry.
-    pub async fn image_labels(
+    pub(crate) async fn image_labels(
         &self,
         repository: &str,
         reference: &str,
@@ -447,7 +442,7 @@ impl RegistryClient {
     }
 
     /// The tags of `repository` (`GET /v2/<repository>/tags/list`, following `Link` pages).
-    pub async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
+    pub(crate) async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
         let scope = format!("repository:{repository}:pull");
         let mut tags = Vec::new();
         let mut path = format!("/v2/{repository}/tags/list?n=1000");

@@ -174,9 +174,9 @@ pub enum SignatureError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedKeyBlock {
     /// The 1-based line of the block's `BEGIN` line in the `KEYS` text.
-    pub line: usize,
+    pub(crate) line: usize,
     /// What rPGP reported (an unsupported algorithm, broken armor, a truncated block…).
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// The keys a project signs its releases with, parsed from its `KEYS` file.
@@ -197,7 +197,7 @@ pub struct SignatureCheck {
     /// The key's primary user id (`Name <email>`); empty if the key has none.
     pub signer: String,
     /// When the signature was made, as the signature states.
-    pub created: SystemTime,
+    pub(crate) created: SystemTime,
 }
 
 impl Keyring {
@@ -302,7 +302,7 @@ pub fn verify_detached(
 }
 
 /// [`verify_detached`] over any reader of the signed content; `subject` names it in errors.
-pub fn verify_detached_reader(
+pub(crate) fn verify_detached_reader(
     keyring: &Keyring,
     signature_text: &[u8],
     content: impl Read,

@@ -122,18 +122,6 @@ pub struct Digest {
 }
 
 impl Digest {
-    /// Wraps raw digest bytes, which must be exactly as long as `algorithm` produces.
-    pub fn new(algorithm: Algorithm, bytes: &[u8]) -> Result<Digest, DigestParseError> {
-        if bytes.len() != algorithm.byte_len() {
-            return Err(DigestParseError::WrongByteLength {
-                algorithm,
-                found: bytes.len(),
-                expected: algorithm.byte_len(),
-            });
-        }
-        Ok(Digest::from_output(algorithm, bytes))
-    }
-
     /// Parses the hexadecimal form of a digest, in either case, without an algorithm prefix.
     pub fn from_hex(algorithm: Algorithm, hex_digits: &str) -> Result<Digest, DigestParseError> {
         if let Some(character) = hex_digits.chars().find(|c| !c.is_ascii_hexdigit()) {
@@ -256,16 +244,6 @@ pub enum DigestParseError {
         /// The algorithm the digest was declared to be.
         algorithm: Algorithm,
         /// How many hex digits were given.
-        found: usize,
-        /// How many the algorithm produces.
-        expected: usize,
-    },
-    /// Raw digest bytes are not as long as the algorithm's digests.
-    #[error("{algorithm} digest has {found} bytes, expected {expected}")]
-    WrongByteLength {
-        /// The algorithm the digest was declared to be.
-        algorithm: Algorithm,
-        /// How many bytes were given.
         found: usize,
         /// How many the algorithm produces.
         expected: usize,
@@ -833,15 +811,6 @@ pub struct Hashes {
     pub extra: Digest,
 }
 
-impl Hashes {
-    /// The computed digest of `algorithm`, if it was computed.
-    pub fn get(&self, algorithm: Algorithm) -> Option<&Digest> {
-        [&self.sha512, &self.extra]
-            .into_iter()
-            .find(|digest| digest.algorithm() == algorithm)
-    }
-}
-
 /// Hash a whole file: SHA-512 and `extra`, in one read.
 pub fn hash_file(path: &std::path::Path, extra: Algorithm) -> std::io::Result<Hashes> {
     let file = std::fs::File::open(path)?;
@@ -865,7 +834,7 @@ mod tests {
             Algorithm::Sha384 => Sha384::digest(data).to_vec(),
             Algorithm::Sha512 => Sha512::digest(data).to_vec(),
         };
-        Digest::new(algorithm, &output).expect("hash crates produce digests of the right length")
+        Digest::from_output(algorithm, &output)
     }
 
     const ARTIFACT: &[u8] = b"pretend this is spark-3.1.1-bin-hadoop3.2.tgz\n";
@@ -1002,7 +971,7 @@ mod tests {
             let upper = format!("{}:{}", algorithm.name(), digest.hex().to_ascii_uppercase());
             assert_eq!(upper.parse::<Digest>(), Ok(digest));
             assert_eq!(Digest::from_hex(algorithm, &digest.hex()), Ok(digest));
-            assert_eq!(Digest::new(algorithm, digest.as_bytes()), Ok(digest));
+            assert_eq!(Digest::from_output(algorithm, digest.as_bytes()), digest);
         }
         // Known answer, so a broken hex codec cannot round-trip with itself unnoticed.
         assert_eq!(
@@ -1046,14 +1015,6 @@ mod tests {
             Err(DigestParseError::NonHex {
                 algorithm: Algorithm::Sha256,
                 character: ' '
-            })
-        );
-        assert_eq!(
-            Digest::new(Algorithm::Sha1, &[0; 19]),
-            Err(DigestParseError::WrongByteLength {
-                algorithm: Algorithm::Sha1,
-                found: 19,
-                expected: 20
             })
         );
         assert_eq!(
@@ -1637,8 +1598,7 @@ mod tests {
         let hashes = hasher.finish();
         assert_eq!(hashes.sha512, one_shot(Algorithm::Sha512, ARTIFACT));
         assert_eq!(hashes.extra, hashes.sha512);
-        assert_eq!(hashes.get(Algorithm::Sha512), Some(&hashes.sha512));
-        assert_eq!(hashes.get(Algorithm::Sha1), None);
+        assert_eq!(hashes.sha512.algorithm(), Algorithm::Sha512);
     }
 
     #[test]
@@ -1647,7 +1607,7 @@ mod tests {
         std::io::copy(&mut &ARTIFACT[..], &mut hasher).expect("writing to a hasher cannot fail");
         let hashes = hasher.finish();
         assert_eq!(hashes.extra, one_shot(Algorithm::Sha1, ARTIFACT));
-        assert_eq!(hashes.get(Algorithm::Sha1), Some(&hashes.extra));
+        assert_eq!(hashes.extra.algorithm(), Algorithm::Sha1);
     }
 
     // --- Properties -----------------------------------------------------------------------

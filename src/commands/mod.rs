@@ -1,16 +1,16 @@
 //! One function per subcommand; `main` dispatches here. Each turns its arguments into one
 //! library call and reports the result through [`crate::output`]; no command calls another.
 
-pub mod build;
-pub mod cache;
-pub mod certs;
-pub mod config;
-pub mod fetch;
-pub mod lock;
-pub mod manifest;
-pub mod outdated;
-pub mod prepare;
-pub mod push;
+pub(crate) mod build;
+pub(crate) mod cache;
+pub(crate) mod certs;
+pub(crate) mod config;
+pub(crate) mod fetch;
+pub(crate) mod lock;
+pub(crate) mod manifest;
+pub(crate) mod outdated;
+pub(crate) mod prepare;
+pub(crate) mod push;
 
 use std::sync::Arc;
 
