@@ -1,4 +1,5 @@
-//! `resolve`: every fact a run needs, computed once and handed to every stage after it.
+//! `resolve`: every fact a run needs, computed once and handed to every stage after it (and
+//! `imgforge fetch`, which only downloads and verifies the inputs).
 //!
 //! From the configuration and the cache (downloading only what is missing), [`resolve`]
 //! works out what the Spark tarball is (Spark, Scala, Hadoop, log4j — read from its cached
@@ -13,19 +14,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use futures_util::future::try_join3;
+use futures_util::future::{join, join_all, try_join3};
 
 use crate::assemble::{self, S3aSelection};
 use crate::cache::Cache;
 use crate::certs::{self, CaSet};
+use crate::cli::FetchTarget;
 use crate::config::Config;
 use crate::docker::{self, Engine, EngineEndpoint};
 use crate::error::Error;
-use crate::fetch::{Fetched, Fetcher};
+use crate::fetch::{FetchError, Fetched, Fetcher};
 use crate::images::{self, ImageData, ImageKind, Versions};
-use crate::inspect::{self, DistributionFacts};
+use crate::inspect::{self, DistributionFacts, HadoopVersion};
 use crate::patch::PatchSet;
-use crate::plan;
+use crate::plan::{self, ArtifactSpec};
 use crate::progress::Reporter;
 
 /// The folder looked for when neither `--certs` nor `[certs] dir` names one.
@@ -336,5 +338,133 @@ async fn base_image_id(engine: &Engine, reference: &str) -> Result<String, Error
         Ok(image) => Ok(image.id.unwrap_or_default()),
         Err(docker::DockerError::ImageNotFound { .. }) => Ok("absent".into()),
         Err(error) => Err(error.into()),
+    }
+}
+
+/// What `fetch` produced.
+#[derive(Debug, Clone)]
+pub struct FetchReport {
+    /// The Hadoop version used, and where it came from.
+    pub hadoop: Option<HadoopVersion>,
+    /// Every artifact fetched or found in the cache.
+    pub artifacts: Vec<Fetched>,
+}
+
+/// `imgforge fetch <target>`: download and verify what `target` names, independent artifacts
+/// in parallel. The Hadoop version is `[hadoop] version` when set; otherwise it is read from
+/// the Spark tarball's `jars/` listing, so the Spark tarball comes first on that branch while
+/// the Hive and JDBC downloads proceed alongside.
+pub async fn fetch_inputs(
+    config: &Config,
+    target: FetchTarget,
+    reporter: Arc<dyn Reporter>,
+) -> Result<FetchReport, Error> {
+    let fetcher = &open_fetcher(config, Arc::clone(&reporter)).await?;
+    let reporter = reporter.as_ref();
+    let wants = |group: FetchTarget| target == FetchTarget::All || target == group;
+    // Every fetch of a group runs to its end so that, offline, all missing artifacts are named.
+    let fetch_all = |specs: Vec<ArtifactSpec>| async move {
+        let results = join_all(specs.iter().map(|spec| fetcher.fetch(spec))).await;
+        let (fetched, errors): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+        match FetchError::combine(errors.into_iter().filter_map(Result::err).collect()) {
+            Some(error) => Err(Error::from(error)),
+            None => Ok(fetched
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect::<Vec<_>>()),
+        }
+    };
+
+    let spark_and_hadoop = async {
+        let needs_hadoop = wants(FetchTarget::Hadoop) || wants(FetchTarget::Jars);
+        let hadoop_group = |version: &str| {
+            let mut specs = Vec::new();
+            if wants(FetchTarget::Hadoop) {
+                specs.push(plan::hadoop(config, version));
+            }
+            if wants(FetchTarget::Jars) {
+                specs.push(plan::hadoop_aws(version, "jar"));
+                specs.push(plan::hadoop_aws(version, "pom"));
+            }
+            specs
+        };
+        let spark_spec = plan::spark(config);
+        match (&config.hadoop.version, needs_hadoop) {
+            (Some(version), _) => {
+                let hadoop = HadoopVersion {
+                    version: version.clone(),
+                    evidence: "[hadoop] version".into(),
+                };
+                let spark = if wants(FetchTarget::Spark) {
+                    vec![spark_spec]
+                } else {
+                    Vec::new()
+                };
+                let (spark, rest) = join(fetch_all(spark), fetch_all(hadoop_group(version))).await;
+                let fetched = combine(vec![spark, rest])?;
+                Ok::<_, Error>((Some(hadoop), fetched))
+            }
+            (None, true) => {
+                let spark = fetcher.fetch(&spark_spec).await.map_err(Error::from)?;
+                let cache = Arc::clone(fetcher.cache());
+                let artifact = spark.artifact.clone();
+                let limits = config.extract;
+                let name = spark.spec.file_name.clone();
+                let hadoop = blocking(move || {
+                    let members = inspect::spark_members(&cache, &artifact, limits)?;
+                    Ok(inspect::hadoop_version(
+                        members.iter().map(String::as_str),
+                        &name,
+                    )?)
+                })
+                .await?;
+                reporter.info(&format!(
+                    "Hadoop {} is bundled in {} ({})",
+                    hadoop.version, spark.spec.file_name, hadoop.evidence
+                ));
+                let mut fetched = vec![spark];
+                fetched.extend(fetch_all(hadoop_group(&hadoop.version)).await?);
+                Ok((Some(hadoop), fetched))
+            }
+            (None, false) if wants(FetchTarget::Spark) => {
+                Ok((None, fetch_all(vec![spark_spec]).await?))
+            }
+            (None, false) => Ok((None, Vec::new())),
+        }
+    };
+    let hive = fetch_all(if wants(FetchTarget::Hive) {
+        vec![plan::hive_metastore(config)]
+    } else {
+        Vec::new()
+    });
+    let jdbc = fetch_all(if wants(FetchTarget::Jars) {
+        vec![plan::postgresql_jdbc(config)]
+    } else {
+        Vec::new()
+    });
+
+    let (spark_and_hadoop, (hive, jdbc)) = join(spark_and_hadoop, join(hive, jdbc)).await;
+    let (hadoop, spark_and_hadoop) = match spark_and_hadoop {
+        Ok((hadoop, fetched)) => (hadoop, Ok(fetched)),
+        Err(error) => (None, Err(error)),
+    };
+    let artifacts = combine(vec![spark_and_hadoop, hive, jdbc])?;
+    Ok(FetchReport { hadoop, artifacts })
+}
+
+/// Concatenate the groups' artifacts, or fail with their combined error.
+fn combine(groups: Vec<Result<Vec<Fetched>, Error>>) -> Result<Vec<Fetched>, Error> {
+    let mut artifacts = Vec::new();
+    let mut fetch_errors = Vec::new();
+    for group in groups {
+        match group {
+            Ok(fetched) => artifacts.extend(fetched),
+            Err(Error::Fetch(error)) => fetch_errors.push(error),
+            Err(other) => return Err(other),
+        }
+    }
+    match FetchError::combine(fetch_errors) {
+        Some(error) => Err(error.into()),
+        None => Ok(artifacts),
     }
 }
