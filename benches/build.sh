@@ -35,8 +35,10 @@ export DOCKER_BUILDKIT=0
 need nginx || install_packages nginx-light || install_packages nginx
 docker image inspect "$BASE" >/dev/null 2>&1 || { echo "base image $BASE is missing: run scripts/ci-services.sh" >&2; exit 1; }
 
-cargo build --release --locked --quiet
-IMGFORGE=$PWD/target/release/imgforge
+if [ -z "${IMGFORGE:-}" ]; then # IMGFORGE=/path/to/imgforge measures that binary instead
+  cargo build --release --locked --quiet
+  IMGFORGE=$PWD/target/release/imgforge
+fi
 REPO=$PWD
 
 # --- Fixtures -------------------------------------------------------------------------------

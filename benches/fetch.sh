@@ -22,8 +22,10 @@ if ! need nginx || [ ! -x /usr/bin/time ]; then
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx time >/dev/null
 fi
 
-cargo build --release --locked --quiet
-IMGFORGE=$PWD/target/release/imgforge
+if [ -z "${IMGFORGE:-}" ]; then # IMGFORGE=/path/to/imgforge measures that binary instead
+  cargo build --release --locked --quiet
+  IMGFORGE=$PWD/target/release/imgforge
+fi
 
 mirror=$WORK/mirror
 mkdir -p "$mirror"

@@ -25,6 +25,8 @@
 # Not a test beyond those checks: the figures go into the README.
 # Usage: benches/scheduled.sh   (RUNS=5, FULL_RUNS=3 by default; needs root for apt-get when
 #                                nginx, GNU time or gpg are absent)
+#        IMGFORGE=/path/to/imgforge benches/scheduled.sh   measures that binary instead of a
+#                                fresh release build (to compare two builds in one session)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/common.sh
@@ -41,8 +43,10 @@ need nginx || install_packages nginx-light || install_packages nginx
 [ -x "$REGISTRY_PROGRAM" ] || install_packages docker-registry
 docker image inspect "$BASE" >/dev/null 2>&1 || { echo "base image $BASE is missing: run scripts/ci-services.sh" >&2; exit 1; }
 
-cargo build --release --locked --quiet
-IMGFORGE=$PWD/target/release/imgforge
+if [ -z "${IMGFORGE:-}" ]; then
+  cargo build --release --locked --quiet
+  IMGFORGE=$PWD/target/release/imgforge
+fi
 REPO=$PWD
 mkdir -p "$WORK"
 
