@@ -30,10 +30,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::exit;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
+
+use crate::exit;
 
 const ARTIFACTS: &str = "artifacts-v1";
 const INDEX: &str = "index-v1";

@@ -20,7 +20,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::exit;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -30,6 +29,8 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::error::{PEMError, X509Error};
 use x509_parser::pem::Pem;
 use x509_parser::time::ASN1Time;
+
+use crate::exit;
 
 /// How close to expiry a CA certificate may be before loading it produces a warning.
 pub const EXPIRY_WARNING_WINDOW: Duration = Duration::from_secs(30 * 24 * 60 * 60);

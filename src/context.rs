@@ -25,10 +25,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use crate::exit;
 use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::mpsc;
+
+use crate::exit;
 
 /// How many bytes the tar writer gathers before handing a chunk to the stream.
 const CHUNK_SIZE: usize = 64 * 1024;

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::exit;
 use serde::{Deserialize, Serialize};
+
+use crate::exit;
 
 /// The lock format this imgforge writes and reads.
 pub const LOCK_VERSION: u32 = 1;
