@@ -425,15 +425,52 @@ pub(crate) async fn add_jars(
     selection: &S3aSelection,
     tree: &Path,
 ) -> Result<Vec<PathBuf>, AssembleError> {
-    let jars_dir = tree.join("jars");
-    let fetched = selection.fetch_maven_jars(fetcher).await?;
-    let mut written = Vec::new();
-    for artifact in &fetched {
-        let target = jars_dir.join(&artifact.spec.file_name);
-        copy_into(&artifact.artifact, &target)?;
-        written.push(target);
-    }
-    if let Some(hadoop) = &selection.hadoop_dist {
+    gather_jars(fetcher, selection, tree).await?.move_into(tree)
+}
+
+/// The selected jars, gathered in a staging directory beside the output before the tree they
+/// go into exists, so that taking them out of the Hadoop tarball overlaps unpacking Spark.
+pub(crate) struct GatheredJars {
+    staging: tempfile::TempDir,
+    file_names: Vec<String>,
+}
+
+/// Gather the selected jars (Maven ones through the cache, Hadoop-distribution ones out of its
+/// tarball) into a staging directory beside `out`, named so a later run can tell whose it is.
+pub(crate) async fn gather_jars(
+    fetcher: &Fetcher,
+    selection: &S3aSelection,
+    out: &Path,
+) -> Result<GatheredJars, AssembleError> {
+    let parent = out
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let write_error = |source| AssembleError::Write {
+        path: parent.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(parent).map_err(write_error)?;
+    let out_name = out.file_name().unwrap_or(std::ffi::OsStr::new("jars"));
+    let staging = tempfile::Builder::new()
+        .prefix(&crate::leftovers::staging_prefix(out_name, "jars"))
+        .tempdir_in(parent)
+        .map_err(write_error)?;
+    let maven = async {
+        let mut file_names = Vec::new();
+        for artifact in selection.fetch_maven_jars(fetcher).await? {
+            copy_into(
+                &artifact.artifact,
+                &staging.path().join(&artifact.spec.file_name),
+            )?;
+            file_names.push(artifact.spec.file_name.clone());
+        }
+        Ok::<_, AssembleError>(file_names)
+    };
+    let dist = async {
+        let Some(hadoop) = &selection.hadoop_dist else {
+            return Ok(Vec::new());
+        };
         let wanted: Vec<(String, String)> = selection
             .jars
             .iter()
@@ -443,7 +480,7 @@ pub(crate) async fn add_jars(
             })
             .collect();
         let archive = fetcher.archive(hadoop);
-        let destination = jars_dir.clone();
+        let destination = staging.path().to_path_buf();
         let extracted = tokio::task::spawn_blocking(move || {
             crate::extract::extract_members(archive, &destination, |member| {
                 let member = member.to_string_lossy();
@@ -455,12 +492,46 @@ pub(crate) async fn add_jars(
         })
         .await
         .map_err(|join| AssembleError::Write {
-            path: jars_dir.clone(),
+            path: staging.path().to_path_buf(),
             source: std::io::Error::other(join),
         })??;
-        written.extend(extracted);
+        Ok::<_, AssembleError>(
+            extracted
+                .iter()
+                .filter_map(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (mut file_names, from_dist) = tokio::try_join!(maven, dist)?;
+    file_names.extend(from_dist);
+    Ok(GatheredJars {
+        staging,
+        file_names,
+    })
+}
+
+impl GatheredJars {
+    /// Move the gathered jars into `tree/jars/` (renames on one file system) and remove the
+    /// staging directory. Returns the jars' paths in the tree.
+    pub(crate) fn move_into(self, tree: &Path) -> Result<Vec<PathBuf>, AssembleError> {
+        let jars_dir = tree.join("jars");
+        fs::create_dir_all(&jars_dir).map_err(|source| AssembleError::Write {
+            path: jars_dir.clone(),
+            source,
+        })?;
+        let mut written = Vec::with_capacity(self.file_names.len());
+        for file_name in &self.file_names {
+            let target = jars_dir.join(file_name);
+            fs::rename(self.staging.path().join(file_name), &target).map_err(|source| {
+                AssembleError::Write {
+                    path: target.clone(),
+                    source,
+                }
+            })?;
+            written.push(target);
+        }
+        Ok(written)
     }
-    Ok(written)
 }
 
 /// Copy a cached artifact into the tree: a temp file beside the target, then a rename. The

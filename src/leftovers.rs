@@ -22,7 +22,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The kinds of staging trees kept beside an output (see [`staging_prefix`]).
-pub(crate) const STAGING_KINDS: [&str; 3] = ["unpack", "stage", "old"];
+pub(crate) const STAGING_KINDS: [&str; 4] = ["unpack", "stage", "old", "jars"];
 
 /// Run locks this process holds, by locks directory; held until the process exits.
 static HELD: Mutex<Vec<(PathBuf, File)>> = Mutex::new(Vec::new());

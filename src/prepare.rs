@@ -123,9 +123,16 @@ pub async fn prepare_tree(
     reporter: &dyn Reporter,
 ) -> Result<PreparedTree, Error> {
     let out = target.out;
-    let staged = stage(fetcher, resolved, out).await?;
+    // The S3A jars are gathered beside the output while Spark unpacks: taking them out of
+    // the Hadoop tarball is independent work, and on a second core it costs no wall time.
+    let jars = async {
+        assemble::gather_jars(fetcher, &resolved.s3a, out)
+            .await
+            .map_err(Error::from)
+    };
+    let (staged, jars) = tokio::try_join!(stage(fetcher, resolved, out), jars)?;
     let tree = staged.path().to_path_buf();
-    assemble::add_jars(fetcher, &resolved.s3a, &tree).await?;
+    jars.move_into(&tree)?;
     let files = write_files(config, resolved, &tree)?;
     for warning in files.patches.warnings() {
         reporter.warn(warning);
