@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::assemble::{self, AssembleError};
 use crate::certs::CaSet;
-use crate::config::Config;
+use crate::config::{Config, PullPolicy};
 use crate::context::BuildContext;
 use crate::docker::{self, BuiltImage, DockerError, Engine};
 use crate::error::Error;
@@ -42,6 +42,8 @@ pub struct BuildOptions {
     pub push: Option<PushOptions>,
     /// Write the pushed digests here.
     pub digests_file: Option<PathBuf>,
+    /// When base images are pulled (`[images] pull`, `--pull`).
+    pub pull: PullPolicy,
 }
 
 /// One image built.
@@ -103,9 +105,17 @@ pub async fn build(
         .transpose()?;
     let engine = resolve::connect(config).await?;
     let fetcher = resolve::open_fetcher(config, Arc::clone(&reporter)).await?;
+    let access = crate::pull::PullAccess::new(
+        config,
+        options
+            .push
+            .as_ref()
+            .and_then(|push| push.credentials.flags.clone()),
+    );
+    let puller = crate::pull::Puller::new(&engine, options.pull, access);
     let needs = Needs {
         hive: wanted.contains(&ImageKind::HiveMetastore) || options.locked.is_some(),
-        engine: Some(&engine),
+        puller: Some(&puller),
         certs_dir: None,
     };
     // Everything the fingerprints need is read from the cache (listings are remembered), so
@@ -138,6 +148,7 @@ pub async fn build(
         .unwrap_or_default();
     let builder = Builder {
         engine: &engine,
+        puller: &puller,
         config,
         resolved: &resolved,
         created: &created,
@@ -451,6 +462,7 @@ async fn plan_context(
 /// What every image build of one run shares.
 struct Builder<'a> {
     engine: &'a Engine,
+    puller: &'a crate::pull::Puller<'a>,
     config: &'a Config,
     resolved: &'a Resolved,
     created: &'a str,
@@ -467,6 +479,23 @@ impl Builder<'_> {
         build_args: BTreeMap<String, String>,
         fingerprint: &str,
     ) -> Result<BuiltReport, Error> {
+        // Every FROM of the Dockerfile is on the engine before the build starts (the
+        // configured bases already are: resolving made them present).
+        // The Spark image spark-hs is built on is this run's own (an ID or one of its names):
+        // it is never pulled.
+        let own = |base: &str| {
+            base.starts_with("sha256:")
+                || self
+                    .resolved
+                    .references
+                    .values()
+                    .any(|references| references.iter().any(|reference| reference == base))
+        };
+        for base in context.facts().base_images(&build_args) {
+            if !own(&base) {
+                self.puller.ensure(&base, self.reporter).await?;
+            }
+        }
         let references = self.resolved.references[&kind].clone();
         let created = created_for(self.engine, &references[0], fingerprint, self.created).await?;
         let request = docker::BuildRequest {
@@ -481,7 +510,6 @@ impl Builder<'_> {
                 &created,
             ),
             no_cache: self.no_cache,
-            pull: false,
         };
         let image = docker::build_image(self.engine, context, &request, self.reporter).await?;
         Ok(BuiltReport {

@@ -141,6 +141,17 @@ pub struct BuildArgs {
     /// Build every step afresh, ignoring the engine's layer cache
     #[arg(long)]
     pub(crate) no_cache: bool,
+    /// Pull the base images first even when the engine has them, like `docker build --pull`;
+    /// --pull=missing or --pull=never override [images] pull [default: the setting, "missing"]
+    #[arg(
+        long,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "always",
+        value_parser = <crate::config::PullPolicy as std::str::FromStr>::from_str
+    )]
+    pub(crate) pull: Option<crate::config::PullPolicy>,
     /// Push the images after building them (as `imgforge push` does)
     #[arg(long)]
     pub(crate) push: bool,

@@ -237,6 +237,44 @@ pub(crate) struct HiveConfig {
     pub(crate) checksum: Option<Digest>,
 }
 
+/// When the engine pulls a base image (`[images] pull`, `--pull`), as `docker build` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Pull only the base images the engine does not have (the default).
+    #[default]
+    Missing,
+    /// Pull every base image before building, as `docker build --pull` does: a tag moved
+    /// upstream (a security fix) reaches the build.
+    Always,
+    /// Never pull: build only from images already on the engine (offline machines).
+    Never,
+}
+
+impl FromStr for PullPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(format!(
+                "{other:?} is not a pull policy: use \"missing\", \"always\" or \"never\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PullPolicy {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            PullPolicy::Missing => "missing",
+            PullPolicy::Always => "always",
+            PullPolicy::Never => "never",
+        })
+    }
+}
+
 /// Where the S3A jars come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum JarsSource {
@@ -322,6 +360,8 @@ pub(crate) struct ImagesConfig {
     pub(crate) hive_metastore_base: String,
     /// Install sudo for the `hive` user (debugging only).
     pub(crate) hive_metastore_debug_sudo: bool,
+    /// When base images are pulled.
+    pub(crate) pull: PullPolicy,
 }
 
 /// The docker CLI's engine variables, as found in the environment.
@@ -886,6 +926,7 @@ struct ImagesLayer {
     source: Option<String>,
     revision: Option<String>,
     dockerfiles: Option<String>,
+    pull: Option<Parsed<PullPolicy>>,
     #[serde(default)]
     spark: SparkImageLayer,
     #[serde(default, rename = "spark-hs")]
@@ -965,6 +1006,11 @@ impl ImagesLayer {
                 .map(|parsed| parsed.0.to_string())
                 .ok_or_else(|| missing("images.hive-metastore.base"))?,
             hive_metastore_debug_sudo: self.hive_metastore.debug_sudo.unwrap_or(false),
+            pull: self
+                .pull
+                .as_ref()
+                .map(|parsed| parsed.0)
+                .ok_or_else(|| missing("images.pull"))?,
         })
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! A build's response is a 200 stream whose items carry the outcome: every item is read, any
 //! error item fails the build with the failing step and its last output lines, and the image
-//! ID comes from the `aux` item. Base images are checked before the build starts, because the
-//! engine cannot pull them here and its own message would not say so.
+//! ID comes from the `aux` item. Base images are checked before the build starts (the caller
+//! pulls them first, [`pull_image`], as `docker build` would), so that a missing one is named
+//! rather than left to the engine's own message.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -12,9 +13,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
 use bollard::errors::Error as BollardError;
 use bollard::models::{BuildInfo, ImageInspect};
-use bollard::query_parameters::{BuildImageOptionsBuilder, RemoveImageOptions, TagImageOptions};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateImageOptionsBuilder, RemoveImageOptions, TagImageOptions,
+};
 use futures_util::StreamExt;
 
 use crate::context::{BuildContext, ContextError, ContextSummary};
@@ -87,9 +91,9 @@ pub enum DockerError {
         /// The tag.
         tag: String,
     },
-    /// A base image is absent from the engine.
+    /// A base image is absent from the engine and is not to be pulled.
     #[error(
-        "base image {image} is not present on the Docker engine at {endpoint} and cannot be pulled here; create or load it locally (scripts/ci-services.sh makes the test bases) or configure another base"
+        "base image {image} is not present on the Docker engine at {endpoint}, and imgforge does not pull it ([images] pull = \"never\" or --pull=never); set [images] pull = \"missing\" (the default), or load the image onto the engine yourself"
     )]
     BaseImageMissing {
         /// The image reference.
@@ -97,9 +101,23 @@ pub enum DockerError {
         /// The endpoint.
         endpoint: String,
     },
+    /// The engine could not pull a base image.
+    #[error(
+        "pulling base image {image} onto the Docker engine at {endpoint} failed: {message}; {hint}"
+    )]
+    PullFailed {
+        /// The image reference.
+        image: String,
+        /// The endpoint.
+        endpoint: String,
+        /// The engine's message.
+        message: String,
+        /// What to do about it.
+        hint: String,
+    },
     /// The engine failed at a `FROM` step: the base image could not be found or pulled.
     #[error(
-        "building {image}: {step} failed: base image {base} is not available on the engine and cannot be pulled here; create or load it locally: {message}"
+        "building {image}: {step} failed: base image {base} is not available on the engine: {message}"
     )]
     BaseImageUnavailable {
         /// The image being built.
@@ -403,8 +421,6 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     /// Build every step afresh.
     pub no_cache: bool,
-    /// Ask the engine to pull newer base images (useless where nothing can be pulled).
-    pub pull: bool,
 }
 
 /// One step of a build as the engine reported it.
@@ -641,9 +657,6 @@ pub async fn build_image(
     if let Some(tag) = request.tags.first() {
         options = options.t(tag);
     }
-    if request.pull {
-        options = options.pull("true");
-    }
     let mut output = OutputTracker::new();
     let mut items = engine.docker.build_image(
         options.build(),
@@ -813,6 +826,164 @@ pub async fn inspect(engine: &Engine, reference: &str) -> Result<ImageInspect, D
         })
 }
 
+/// Pull `reference` onto the engine (`POST /images/create`, the `X-Registry-Auth` header from
+/// `credentials`), reporting the layers' bytes as one task; every item of the response is read
+/// and an error item fails the pull with the engine's message and what to do about it.
+pub async fn pull_image(
+    engine: &Engine,
+    reference: &ImageReference,
+    credentials: Option<DockerCredentials>,
+    reporter: &dyn Reporter,
+) -> Result<(), DockerError> {
+    let image = reference.to_string();
+    let repository = reference.repository().to_string();
+    // A digest goes where the tag would: the engine takes `fromImage=name&tag=sha256:…`.
+    let tag = match (reference.digest(), reference.tag()) {
+        (Some(digest), _) => digest.to_string(),
+        (None, Some(tag)) => tag.to_string(),
+        (None, None) => "latest".to_string(),
+    };
+    let options = CreateImageOptionsBuilder::default()
+        .from_image(&repository)
+        .tag(&tag)
+        .build();
+    let task = reporter.task(&image);
+    reporter.phase(
+        task,
+        Phase::Pulling {
+            registry: reference.registry().to_string(),
+        },
+    );
+    let endpoint = engine.endpoint.to_string();
+    let with_credentials = credentials.is_some();
+    let failed = |message: String| {
+        reporter.phase(task, Phase::Failed);
+        DockerError::PullFailed {
+            image: image.clone(),
+            endpoint: endpoint.clone(),
+            hint: pull_hint(&message, reference, with_credentials),
+            message,
+        }
+    };
+    let mut layers = LayerProgress::default();
+    let mut items = engine.docker.create_image(Some(options), None, credentials);
+    while let Some(item) = items.next().await {
+        let info = match item {
+            Ok(info) => info,
+            Err(BollardError::DockerStreamError { error }) => return Err(failed(error)),
+            Err(BollardError::DockerResponseServerError { message, .. }) => {
+                return Err(failed(message));
+            }
+            Err(other) => return Err(failed(other.to_string())),
+        };
+        if let Some(detail) = info.error_detail {
+            return Err(failed(
+                detail.message.unwrap_or_else(|| "unknown error".into()),
+            ));
+        }
+        if layers.feed(&info) {
+            reporter.length(task, Some(layers.total()));
+            reporter.position(task, layers.done());
+        }
+    }
+    reporter.phase(
+        task,
+        Phase::Done {
+            detail: format!("pulled ({})", crate::progress::bytes(layers.total())),
+        },
+    );
+    Ok(())
+}
+
+/// The bytes of a pull, summed over its layers as the engine reports them.
+#[derive(Default)]
+struct LayerProgress {
+    /// Layer ID → (bytes downloaded, layer size).
+    layers: BTreeMap<String, (u64, u64)>,
+}
+
+impl LayerProgress {
+    /// Take in one status item; whether the totals changed.
+    fn feed(&mut self, info: &bollard::models::CreateImageInfo) -> bool {
+        let (Some(id), Some(status)) = (&info.id, &info.status) else {
+            return false;
+        };
+        let detail = info.progress_detail.as_ref();
+        let number = |value: Option<i64>| value.and_then(|value| u64::try_from(value).ok());
+        match status.as_str() {
+            "Downloading" => {
+                let current = number(detail.and_then(|detail| detail.current)).unwrap_or(0);
+                let total = number(detail.and_then(|detail| detail.total)).unwrap_or(current);
+                self.layers
+                    .insert(id.clone(), (current, total.max(current)));
+                true
+            }
+            "Download complete" | "Pull complete" => match self.layers.get_mut(id) {
+                Some((current, total)) => {
+                    *current = *total;
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.layers.values().map(|(_, total)| total).sum()
+    }
+
+    fn done(&self) -> u64 {
+        self.layers.values().map(|(current, _)| current).sum()
+    }
+}
+
+/// What to do about a failed pull, from the engine's message and whether credentials were
+/// sent.
+fn pull_hint(message: &str, reference: &ImageReference, with_credentials: bool) -> String {
+    let registry = reference.registry();
+    let lower = message.to_ascii_lowercase();
+    let mentions = |markers: &[&str]| markers.iter().any(|marker| lower.contains(marker));
+    let refused = mentions(&[
+        "unauthorized",
+        "authentication required",
+        "denied",
+        "no basic auth",
+    ]);
+    let hint = if refused && with_credentials {
+        format!("the registry {registry} refused the credentials imgforge found for it")
+    } else if refused {
+        format!("the registry {registry} wants credentials")
+    } else if mentions(&["manifest unknown", "not found", "does not exist"]) {
+        format!("check the image name and tag ({reference}), or configure another base image")
+    } else if mentions(&[
+        "connection refused",
+        "connection reset",
+        "no such host",
+        "timeout",
+        "server misbehaving",
+        "network is unreachable",
+        "tls",
+        "x509",
+    ]) {
+        format!(
+            "the engine could not reach {registry}: check its network and proxy settings and its trust of the registry's CA, or load the image onto the engine and set [images] pull = \"never\""
+        )
+    } else {
+        "see the engine's log; [images] pull = \"never\" builds only from images already on the engine".to_string()
+    };
+    let login = match registry.is_docker_hub() {
+        true => "docker login".to_string(),
+        false => format!("docker login {registry}"),
+    };
+    match with_credentials {
+        true => hint,
+        false => format!(
+            "{hint}. imgforge found no credentials for {registry}: log in with `{login}` or add them to config.json (auths, credsStore, credHelpers); IMGFORGE_REGISTRY_USER/PASSWORD and --username go only to the push registry"
+        ),
+    }
+}
+
 /// Whether image `reference` is present on the engine.
 pub async fn image_exists(engine: &Engine, reference: &str) -> Result<bool, DockerError> {
     match inspect(engine, reference).await {
@@ -846,6 +1017,50 @@ pub async fn remove_image(engine: &Engine, reference: &str) -> Result<(), Docker
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pull_hints_say_what_to_do_and_whether_credentials_were_sent() {
+        let hub: ImageReference = "eclipse-temurin:17-jre".parse().unwrap();
+        let local: ImageReference = "127.0.0.1:5000/library/jre:17".parse().unwrap();
+        let denied = "pull access denied for x, repository does not exist or may require 'docker login': denied: requested access to the resource is denied";
+        let hint = pull_hint(denied, &hub, false);
+        assert!(hint.contains("wants credentials"), "{hint}");
+        assert!(hint.contains("`docker login`"), "{hint}");
+        let hint = pull_hint("unauthorized: authentication required", &local, true);
+        assert!(hint.contains("refused the credentials"), "{hint}");
+        assert!(!hint.contains("docker login"), "{hint}");
+        let hint = pull_hint("manifest unknown: manifest unknown", &local, true);
+        assert!(hint.contains("127.0.0.1:5000/library/jre:17"), "{hint}");
+        let hint = pull_hint(
+            "dial tcp 127.0.0.1:5000: connect: connection refused",
+            &local,
+            false,
+        );
+        assert!(hint.contains("could not reach 127.0.0.1:5000"), "{hint}");
+        assert!(hint.contains("`docker login 127.0.0.1:5000`"), "{hint}");
+    }
+
+    #[test]
+    fn pull_progress_sums_the_layers() {
+        let item = |id: &str, status: &str, current: Option<i64>, total: Option<i64>| {
+            bollard::models::CreateImageInfo {
+                id: Some(id.into()),
+                status: Some(status.into()),
+                progress_detail: Some(bollard::models::ProgressDetail { current, total }),
+                ..Default::default()
+            }
+        };
+        let mut layers = LayerProgress::default();
+        assert!(!layers.feed(&item("a", "Pulling fs layer", None, None)));
+        assert!(layers.feed(&item("a", "Downloading", Some(10), Some(100))));
+        assert!(layers.feed(&item("b", "Downloading", Some(5), Some(50))));
+        assert_eq!((layers.done(), layers.total()), (15, 150));
+        assert!(layers.feed(&item("a", "Download complete", None, None)));
+        assert_eq!((layers.done(), layers.total()), (105, 150));
+        assert!(!layers.feed(&item("c", "Already exists", None, None)));
+        assert!(layers.feed(&item("b", "Pull complete", None, None)));
+        assert_eq!((layers.done(), layers.total()), (150, 150));
+    }
+
     use super::*;
 
     #[test]

@@ -62,6 +62,9 @@ pub enum Error {
     /// The hive-metastore context.
     #[error(transparent)]
     Metastore(#[from] MetastoreError),
+    /// Pulling base images.
+    #[error(transparent)]
+    Pull(#[from] crate::pull::PullError),
     /// Pushing images.
     #[error(transparent)]
     Push(#[from] PushError),
@@ -121,6 +124,7 @@ impl Error {
             Error::Images(error) => error.exit_code(),
             Error::ImageData(error) => error.exit_code(),
             Error::Metastore(error) => error.exit_code(),
+            Error::Pull(error) => error.exit_code(),
             Error::Push(error) => error.exit_code(),
             Error::Digests(error) => error.exit_code(),
             Error::Manifest(error) => error.exit_code(),

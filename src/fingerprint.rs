@@ -283,9 +283,14 @@ pub async fn write_lock(
 ) -> Result<(PathBuf, Lock), Error> {
     let engine = resolve::connect(config).await?;
     let fetcher = resolve::open_fetcher(config, Arc::clone(&reporter)).await?;
+    let puller = crate::pull::Puller::new(
+        &engine,
+        config.images.pull,
+        crate::pull::PullAccess::new(config, None),
+    );
     let needs = Needs {
         hive: true,
-        engine: Some(&engine),
+        puller: Some(&puller),
         certs_dir: None,
     };
     let resolved = resolve::resolve(config, &fetcher, needs, reporter.as_ref()).await?;

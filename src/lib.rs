@@ -67,6 +67,8 @@ pub mod context;
 // 7. docker — the Engine API, and the builds in dependency order.
 pub(crate) mod build;
 pub mod docker;
+// (base images pulled as `docker build` would, with their own registry's credentials)
+pub(crate) mod pull;
 
 // 8. registry / push — credentials, the engine's push, digests read back over the Registry
 // API, and the Spark operator manifests pinned to them.

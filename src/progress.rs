@@ -42,6 +42,11 @@ pub enum Phase {
     },
     /// Checking the digest.
     Verifying,
+    /// The engine is pulling the image from `registry`.
+    Pulling {
+        /// The registry the image comes from.
+        registry: String,
+    },
     /// An image build is at `step`; `output` is a line the step printed, if any.
     Building {
         /// The step, as the engine prints it (`Step 3/7 : RUN …`).
@@ -68,6 +73,7 @@ impl Phase {
             Phase::Restarting => "restarting",
             Phase::Retrying { .. } => "retrying",
             Phase::Verifying => "verifying",
+            Phase::Pulling { .. } => "pulling",
             Phase::Building { .. } => "building",
             Phase::Cached => "cached",
             Phase::Done { .. } => "done",
@@ -169,6 +175,7 @@ impl Reporter for PlainReporter {
                 format!("retrying {name} (attempt {attempt} of {of}): {reason}")
             }
             Phase::Verifying => format!("verifying {name}"),
+            Phase::Pulling { registry } => format!("pulling {name} from {registry}"),
             Phase::Building { step, output } => match output {
                 // Every line in plain mode: logs keep the whole build output.
                 Some(line) => format!("  {name} | {line}"),

@@ -29,6 +29,7 @@ use crate::inspect::{self, DistributionFacts, HadoopVersion};
 use crate::patch::PatchSet;
 use crate::plan::{self, ArtifactSpec};
 use crate::progress::Reporter;
+use crate::pull::Puller;
 
 /// The folder looked for when neither `--certs` nor `[certs] dir` names one.
 pub const DEFAULT_CERTS_DIR: &str = "certs";
@@ -38,8 +39,9 @@ pub const DEFAULT_CERTS_DIR: &str = "certs";
 pub struct Needs<'a> {
     /// The hive-metastore inputs (its three tarballs, fetched through the cache).
     pub hive: bool,
-    /// The base images and their IDs on this engine (for fingerprints and the lock).
-    pub engine: Option<&'a Engine>,
+    /// The base images, made present on the puller's engine (pulled as its policy says), and
+    /// their IDs there (for fingerprints and the lock).
+    pub puller: Option<&'a Puller<'a>>,
     /// `prepare --certs`: the certificate folder named on the command line.
     pub certs_dir: Option<&'a Path>,
 }
@@ -87,8 +89,9 @@ pub struct HiveInputs {
 pub struct BaseImage {
     /// The reference.
     pub reference: String,
-    /// The engine's image ID, `absent` when the engine does not have it: a new build of the
-    /// same tag (security fixes) changes the fingerprint of every image on it.
+    /// The engine's image ID (the image is pulled first when missing, as the pull policy
+    /// allows): a new build of the same tag (security fixes) changes the fingerprint of every
+    /// image on it.
     pub id: String,
 }
 
@@ -129,17 +132,21 @@ pub async fn resolve(
         true => Some(hive_inputs(config, fetcher, &facts).await?),
         false => None,
     };
-    let bases = match needs.engine {
-        Some(engine) => {
+    let bases = match needs.puller {
+        Some(puller) => {
             let spark_base = spark_base_image(config, fetcher, &spark).await?;
             let hive_base = config.images.hive_metastore_base.clone();
             Some(BaseImages {
                 spark: BaseImage {
-                    id: base_image_id(engine, &spark_base).await?,
+                    id: puller.ensure(&spark_base, reporter).await?,
                     reference: spark_base,
                 },
                 hive_metastore: BaseImage {
-                    id: base_image_id(engine, &hive_base).await?,
+                    // Pulled only for a run that builds (or locks) the metastore image.
+                    id: match needs.hive {
+                        true => puller.ensure(&hive_base, reporter).await?,
+                        false => puller.present(&hive_base).await?,
+                    },
                     reference: hive_base,
                 },
             })
@@ -330,15 +337,6 @@ pub fn spark_build_args(config: &Config) -> BTreeMap<String, String> {
         ),
         ("spark_uid".to_string(), config.images.spark_uid.to_string()),
     ])
-}
-
-/// The engine's ID of a base image; `absent` when the engine does not have it.
-async fn base_image_id(engine: &Engine, reference: &str) -> Result<String, Error> {
-    match docker::inspect(engine, reference).await {
-        Ok(image) => Ok(image.id.unwrap_or_default()),
-        Err(docker::DockerError::ImageNotFound { .. }) => Ok("absent".into()),
-        Err(error) => Err(error.into()),
-    }
 }
 
 /// What `fetch` produced.

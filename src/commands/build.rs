@@ -37,6 +37,7 @@ pub async fn run(
             .then(|| crate::lock::lock_path(config.config_file.as_deref())),
         push,
         digests_file: args.digests_file.clone(),
+        pull: args.pull.unwrap_or(config.images.pull),
     };
     let outcome = build::build(config, &options, reporter).await?;
     print(config, &outcome);

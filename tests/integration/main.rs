@@ -40,6 +40,8 @@ mod lock;
 
 // Image stages on a real Docker engine and a real PostgreSQL.
 mod docker_engine;
+// (base images pulled as docker build pulls them, with their own registry's credentials)
+mod pull;
 // (the metastore's launch script against PostgreSQL)
 mod metastore_launch;
 // `imgforge build`: the three images, proven by running them; then every bad input.

@@ -103,7 +103,6 @@ fn make_base(tag: &str, generation: &str) {
             build_args: Default::default(),
             labels: Default::default(),
             no_cache: false,
-            pull: false,
         };
         imgforge::docker::build_image(
             &engine,

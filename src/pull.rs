@@ -1,0 +1,239 @@
+//! Base images on the engine before a build: pulled as `docker build` would pull them
+//! (`[images] pull`, `--pull`), with the credentials of the base image's own registry.
+//!
+//! The credentials given for the push registry (`--username`, `IMGFORGE_REGISTRY_USER` /
+//! `IMGFORGE_REGISTRY_PASSWORD`) are sent only when a base image lives on that same registry;
+//! for any other registry only the docker CLI's `config.json` (auths, credsStore, credHelpers)
+//! is asked, by that registry's name — a password never travels to a registry it was not
+//! given for.
+
+use std::collections::BTreeMap;
+
+use bollard::auth::DockerCredentials;
+
+use crate::config::PullPolicy;
+use crate::credentials::{self, Credential, CredentialError, CredentialInputs};
+use crate::docker::{self, DockerError, Engine};
+use crate::progress::Reporter;
+use crate::reference::{ImageReference, Registry};
+
+/// Where the credentials for pulling come from.
+#[derive(Debug, Clone, Default)]
+pub struct PullAccess {
+    /// The credential sources, as for pushing.
+    pub credentials: CredentialInputs,
+    /// The registry the flag and environment credentials belong to (the push registry).
+    pub own_registry: Option<Registry>,
+}
+
+impl PullAccess {
+    /// The sources of `config` (environment, `config.json`), with `flags` (`--username` and
+    /// `--password-stdin`) when given, for the push registry `[images] registry` names.
+    pub fn new(
+        config: &crate::config::Config,
+        flags: Option<(String, crate::credentials::Secret)>,
+    ) -> PullAccess {
+        let own_registry = format!("{}/x", config.images.registry)
+            .parse::<crate::reference::Repository>()
+            .ok()
+            .map(|repository| repository.registry().clone());
+        PullAccess {
+            credentials: CredentialInputs {
+                flags,
+                environment: config.push.environment_credentials.clone(),
+                docker_config_dir: config.push.docker_config_dir.clone(),
+            },
+            own_registry,
+        }
+    }
+
+    /// The sources that may be asked for `registry`'s credentials.
+    fn sources_for(&self, registry: &Registry) -> CredentialInputs {
+        let own = self.own_registry.as_ref() == Some(registry);
+        CredentialInputs {
+            flags: self.credentials.flags.clone().filter(|_| own),
+            environment: self.credentials.environment.clone().filter(|_| own),
+            docker_config_dir: self.credentials.docker_config_dir.clone(),
+        }
+    }
+}
+
+/// What can go wrong making a base image present.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The engine refused or failed.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    /// The credentials could not be looked up.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    /// A base image is not a valid reference.
+    #[error("base image {image:?} is not a valid image reference: {message}")]
+    InvalidReference {
+        /// The reference as configured or read from a Dockerfile.
+        image: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl PullError {
+    /// The exit code a run ends with when it fails with this error.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            PullError::Docker(error) => error.exit_code(),
+            PullError::Credentials(_) | PullError::InvalidReference { .. } => crate::exit::CONFIG,
+        }
+    }
+}
+
+/// Makes base images present on one engine as the policy says, each at most once per run.
+pub struct Puller<'a> {
+    engine: &'a Engine,
+    policy: PullPolicy,
+    access: PullAccess,
+    /// Reference → the engine's image ID, for the images already made present.
+    ids: tokio::sync::Mutex<BTreeMap<String, String>>,
+}
+
+impl<'a> Puller<'a> {
+    /// A puller for `engine`.
+    pub fn new(engine: &'a Engine, policy: PullPolicy, access: PullAccess) -> Puller<'a> {
+        Puller {
+            engine,
+            policy,
+            access,
+            ids: tokio::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Make `reference` present on the engine — pulling it when it is missing, or always with
+    /// [`PullPolicy::Always`]; never with [`PullPolicy::Never`], where a missing image is an
+    /// error naming the setting — and return its image ID.
+    pub async fn ensure(
+        &self,
+        reference: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<String, PullError> {
+        // Held across the pull: one image is pulled once even when two builds ask at once.
+        let mut ids = self.ids.lock().await;
+        if let Some(id) = ids.get(reference) {
+            return Ok(id.clone());
+        }
+        let present = present_id(self.engine, reference).await?;
+        let id = match (self.policy, present) {
+            (PullPolicy::Missing, Some(id)) => id,
+            (PullPolicy::Never, Some(id)) => id,
+            (PullPolicy::Never, None) => {
+                return Err(DockerError::BaseImageMissing {
+                    image: reference.to_string(),
+                    endpoint: self.engine.endpoint().to_string(),
+                }
+                .into());
+            }
+            (PullPolicy::Always, _) | (PullPolicy::Missing, None) => {
+                self.pull(reference, reporter).await?;
+                present_id(self.engine, reference).await?.ok_or_else(|| {
+                    DockerError::ImageNotFound {
+                        reference: reference.to_string(),
+                        endpoint: self.engine.endpoint().to_string(),
+                    }
+                })?
+            }
+        };
+        ids.insert(reference.to_string(), id.clone());
+        Ok(id)
+    }
+
+    /// The engine's ID of `reference` without pulling it, `absent` when the engine lacks it
+    /// (a base image of an image this run does not build).
+    pub async fn present(&self, reference: &str) -> Result<String, PullError> {
+        if let Some(id) = self.ids.lock().await.get(reference) {
+            return Ok(id.clone());
+        }
+        Ok(present_id(self.engine, reference)
+            .await?
+            .unwrap_or_else(|| "absent".to_string()))
+    }
+
+    async fn pull(&self, reference: &str, reporter: &dyn Reporter) -> Result<(), PullError> {
+        let parsed: ImageReference =
+            reference
+                .parse()
+                .map_err(
+                    |error: crate::reference::ReferenceError| PullError::InvalidReference {
+                        image: reference.to_string(),
+                        message: error.to_string(),
+                    },
+                )?;
+        let registry = parsed.registry().clone();
+        let sources = self.access.sources_for(&registry);
+        let host = registry.to_string();
+        let found = tokio::task::spawn_blocking(move || credentials::lookup(&sources, &host))
+            .await
+            .map_err(|join| CredentialError::HelperRun {
+                program: "docker-credential helper".into(),
+                registry: registry.to_string(),
+                source: std::io::Error::other(join.to_string()),
+            })??;
+        let auth = found.map(|found| engine_credentials(&registry, &found.credential));
+        docker::pull_image(self.engine, &parsed, auth, reporter).await?;
+        Ok(())
+    }
+}
+
+/// The engine's ID of `reference`, `None` when it does not have it.
+async fn present_id(engine: &Engine, reference: &str) -> Result<Option<String>, DockerError> {
+    match docker::inspect(engine, reference).await {
+        Ok(image) => Ok(Some(image.id.unwrap_or_default())),
+        Err(DockerError::ImageNotFound { .. }) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// The `X-Registry-Auth` payload for `credential` at `registry`.
+fn engine_credentials(registry: &Registry, credential: &Credential) -> DockerCredentials {
+    let serveraddress = Some(registry.credential_key().to_string());
+    match credential {
+        Credential::Basic { username, password } => DockerCredentials {
+            username: Some(username.clone()),
+            password: Some(password.expose().to_string()),
+            serveraddress,
+            ..Default::default()
+        },
+        Credential::IdentityToken { token } => DockerCredentials {
+            identitytoken: Some(token.expose().to_string()),
+            serveraddress,
+            ..Default::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::Secret;
+
+    #[test]
+    fn push_credentials_go_only_to_the_push_registry() {
+        let access = PullAccess {
+            credentials: CredentialInputs {
+                flags: Some(("ci".into(), Secret::new("flag-secret"))),
+                environment: Some(("ci".into(), Secret::new("env-secret"))),
+                docker_config_dir: Some("/home/ci/.docker".into()),
+            },
+            own_registry: Some("registry.gitlab.com".parse().unwrap()),
+        };
+        let own = access.sources_for(&"registry.gitlab.com".parse().unwrap());
+        assert!(own.flags.is_some() && own.environment.is_some());
+        for other in ["docker.io", "ghcr.io", "registry.gitlab.com:5050"] {
+            let sources = access.sources_for(&other.parse().unwrap());
+            assert!(sources.flags.is_none(), "{other}");
+            assert!(sources.environment.is_none(), "{other}");
+            assert_eq!(
+                sources.docker_config_dir.as_deref(),
+                Some(std::path::Path::new("/home/ci/.docker"))
+            );
+        }
+    }
+}

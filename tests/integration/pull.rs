@@ -1,0 +1,344 @@
+//! Base images pulled like `docker build` pulls them: an engine without the base pulls it
+//! from its registry (a real `docker-registry` on loopback holding the local JRE image under a
+//! Docker-Hub-like name), with credentials from each source and only the base registry's
+//! own; `[images] pull = "never"` refuses with the setting named; `--pull` pulls a present
+//! base again, so a tag moved upstream reaches the build.
+
+use std::process::{Command, Output, Stdio};
+
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::PushImageOptionsBuilder;
+use futures_util::StreamExt;
+
+use crate::support::images::{ImageEnv, JRE_BASE};
+use crate::support::registry::Registry;
+use crate::support::*;
+
+const USER: &str = "puller";
+const PASSWORD: &str = "pull-s3cret-9f2";
+
+/// Put `source` (a local image) into the registry as `reference`, then remove the tag from
+/// the engine, so that only the registry has it.
+fn seed(source: &str, reference: &str, credentials: Option<(&str, &str)>) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = crate::support::docker::engine().await;
+        crate::support::containers::tag(&engine, source, reference).await;
+        let (repository, tag) = reference.rsplit_once(':').expect("name:tag");
+        let options = PushImageOptionsBuilder::default().tag(tag).build();
+        let auth = credentials.map(|(username, password)| DockerCredentials {
+            username: Some(username.into()),
+            password: Some(password.into()),
+            serveraddress: Some(reference.split('/').next().unwrap_or_default().into()),
+            ..Default::default()
+        });
+        let mut stream = engine.client().push_image(repository, Some(options), auth);
+        while let Some(item) = stream.next().await {
+            let info = item.unwrap_or_else(|error| panic!("push {reference}: {error}"));
+            if let Some(detail) = info.error_detail {
+                panic!("push {reference}: {detail:?}");
+            }
+        }
+        crate::support::containers::untag(&engine, reference).await;
+    });
+}
+
+/// The engine's image ID of `reference`, `None` when it does not have it.
+fn engine_id(reference: &str) -> Option<String> {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = crate::support::docker::engine().await;
+        imgforge::docker::inspect(&engine, reference)
+            .await
+            .ok()
+            .and_then(|image| image.id)
+    })
+}
+
+fn retag(id: &str, reference: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = crate::support::docker::engine().await;
+        crate::support::containers::tag(&engine, id, reference).await;
+    });
+}
+
+fn untag(reference: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = crate::support::docker::engine().await;
+        crate::support::containers::untag(&engine, reference).await;
+    });
+}
+
+/// `imgforge --no-progress <args>` in `image_env`, with HOME in a temp dir, no docker
+/// configuration but `envs`, and `stdin` fed.
+fn run(image_env: &ImageEnv, args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let home = image_env.env.root().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let mut command: Command = image_env.env.imgforge();
+    command
+        .arg("--no-progress")
+        .args(args)
+        .env("HOME", &home)
+        .env_remove("DOCKER_CONFIG")
+        .stdin(Stdio::piped());
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start imgforge");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        std::io::Write::write_all(&mut input, text.as_bytes()).expect("stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("wait for imgforge")
+}
+
+/// A docker configuration directory with `auths` for `host`.
+fn docker_config_with_auths(image_env: &ImageEnv, host: &str) -> String {
+    let dir = image_env.env.root().join("docker-config");
+    std::fs::create_dir_all(&dir).expect("docker config dir");
+    let auth = crate::push::base64(&format!("{USER}:{PASSWORD}"));
+    std::fs::write(
+        dir.join("config.json"),
+        format!(r#"{{"auths": {{"https://{host}": {{"auth": "{auth}"}}}}}}"#),
+    )
+    .expect("config.json");
+    dir.display().to_string()
+}
+
+/// The manifest requests (`HEAD` or `GET`, the engine's pull) in a registry log.
+fn manifest_reads(log: &str) -> usize {
+    ["\"HEAD ", "\"GET "]
+        .iter()
+        .map(|method| {
+            log.matches(&format!("{method}/v2/library/eclipse-temurin/manifests/"))
+                .count()
+        })
+        .sum()
+}
+
+fn assert_pulled(output: &Output, base: &str, registry: &Registry) {
+    assert_success(output);
+    assert_stderr_contains(output, &format!("pulling {base} from {}", registry.host));
+    assert!(engine_id(base).is_some(), "{base} is on the engine now");
+    assert!(
+        !stderr_text(output).contains(PASSWORD) && !stdout_text(output).contains(PASSWORD),
+        "the password leaked"
+    );
+}
+
+#[test]
+fn a_missing_base_is_pulled_with_the_credentials_of_its_own_registry_from_each_source() {
+    let registry = Registry::tls_htpasswd(USER, PASSWORD);
+    let host = registry.host.clone();
+    let base = format!(
+        "{host}/library/eclipse-temurin:17-jre-{}",
+        crate::support::docker::unique_tag("pull").replace([':', '/'], "-")
+    );
+    seed(JRE_BASE, &base, Some((USER, PASSWORD)));
+    assert!(
+        engine_id(&base).is_none(),
+        "the engine must start without {base}"
+    );
+    let mut image_env = ImageEnv::new(&[]);
+    image_env.configure(|config| {
+        config.set_str("images.spark", "base", &base);
+    });
+
+    // 1. config.json `auths` for the base image's registry.
+    let config_dir = docker_config_with_auths(&image_env, &host);
+    let output = run(
+        &image_env,
+        &["build", "spark"],
+        &[("DOCKER_CONFIG", &config_dir)],
+        None,
+    );
+    assert_pulled(&output, &base, &registry);
+    let log = registry.log_text();
+    assert!(
+        manifest_reads(&log) > 0,
+        "the engine asked the registry for the manifest:\n{log}"
+    );
+
+    // 2. IMGFORGE_REGISTRY_USER/PASSWORD, when the base lives on the push registry.
+    untag(&base);
+    image_env.configure(|config| {
+        config.set_str("images", "registry", &format!("{host}/team"));
+    });
+    let output = run(
+        &image_env,
+        &["build", "spark"],
+        &[
+            ("IMGFORGE_REGISTRY_USER", USER),
+            ("IMGFORGE_REGISTRY_PASSWORD", PASSWORD),
+        ],
+        None,
+    );
+    assert_pulled(&output, &base, &registry);
+
+    // 3. --username/--password-stdin with --push: the same credentials pull the base and
+    //    push the image.
+    untag(&base);
+    let ca = registry.ca.clone().expect("a TLS registry has a CA");
+    let output = run(
+        &image_env,
+        &[
+            "build",
+            "--push",
+            "--registry-ca",
+            &ca.display().to_string(),
+            "--username",
+            USER,
+            "--password-stdin",
+            "spark",
+        ],
+        &[],
+        Some(PASSWORD),
+    );
+    assert_pulled(&output, &base, &registry);
+
+    // 4. The push registry's credentials never go to another registry: with the images
+    //    named elsewhere, the environment's password is not offered and the pull is refused.
+    untag(&base);
+    image_env.configure(|config| {
+        config.set_str("images", "registry", "imgforge-itest.local/elsewhere");
+    });
+    let output = run(
+        &image_env,
+        &["build", "spark"],
+        &[
+            ("IMGFORGE_REGISTRY_USER", USER),
+            ("IMGFORGE_REGISTRY_PASSWORD", PASSWORD),
+        ],
+        None,
+    );
+    assert_exit_code(&output, 6);
+    assert_stderr_contains(&output, &format!("pulling base image {base}"));
+    assert_stderr_contains(&output, &format!("docker login {host}"));
+    assert!(engine_id(&base).is_none());
+    untag(&base);
+    untag(&format!("{host}/team/spark:3.1.1"));
+}
+
+#[test]
+fn pull_never_refuses_a_missing_base_and_names_the_setting() {
+    let registry = Registry::plain();
+    let base = format!(
+        "{}/library/eclipse-temurin:17-jre-{}",
+        registry.host,
+        crate::support::docker::unique_tag("never").replace([':', '/'], "-")
+    );
+    seed(JRE_BASE, &base, None);
+    let mut image_env = ImageEnv::new(&[]);
+    image_env.configure(|config| {
+        config
+            .set_str("images.spark", "base", &base)
+            .set_str("images", "pull", "never");
+    });
+    let log_before = registry.log_text().len();
+    let output = run(&image_env, &["build", "spark"], &[], None);
+    assert_exit_code(&output, 6);
+    assert_stderr_contains(&output, &base);
+    assert_stderr_contains(&output, "[images] pull = \"never\"");
+    // The flag wins over the setting either way.
+    let refused = run(&image_env, &["build", "--pull=never", "spark"], &[], None);
+    assert_exit_code(&refused, 6);
+    assert_eq!(
+        manifest_reads(&registry.log_text()[log_before..]),
+        0,
+        "nothing was pulled"
+    );
+    let output = run(&image_env, &["build", "--pull=missing", "spark"], &[], None);
+    assert_success(&output);
+    assert!(engine_id(&base).is_some());
+    untag(&base);
+}
+
+#[test]
+fn pull_always_brings_a_moved_tag_to_the_build() {
+    let registry = Registry::plain();
+    let base = format!(
+        "{}/library/eclipse-temurin:17-jre-{}",
+        registry.host,
+        crate::support::docker::unique_tag("always").replace([':', '/'], "-")
+    );
+    seed(JRE_BASE, &base, None);
+    let mut image_env = ImageEnv::new(&[]);
+    image_env.configure(|config| {
+        config.set_str("images.spark", "base", &base);
+    });
+    let output = run(&image_env, &["build", "spark"], &[], None);
+    assert_success(&output);
+    let first = engine_id(&base).expect("pulled");
+
+    // The tag moves upstream (a security fix): a present base is not pulled again by default…
+    let moved = moved_image(&base);
+    seed(&moved, &base, None);
+    retag(&first, &base);
+    let output = run(&image_env, &["build", "spark"], &[], None);
+    assert_success(&output);
+    assert!(
+        !stderr_text(&output).contains("pulling"),
+        "{}",
+        stderr_text(&output)
+    );
+    assert_eq!(engine_id(&base).as_deref(), Some(first.as_str()));
+
+    // …but --pull pulls it, and the build is on the new image.
+    let output = run(
+        &image_env,
+        &["--json", "build", "--pull", "spark"],
+        &[],
+        None,
+    );
+    assert_success(&output);
+    assert_stderr_contains(&output, &format!("pulling {base}"));
+    let second = engine_id(&base).expect("pulled again");
+    assert_ne!(second, first, "the moved tag was pulled");
+    assert_eq!(Some(second), engine_id(&moved));
+    untag(&base);
+    untag(&moved);
+}
+
+/// A new image on top of the JRE base ("a security fix"), under a local name of its own.
+fn moved_image(base: &str) -> String {
+    let reference = format!(
+        "imgforge-test/moved-jre:{}",
+        crate::support::docker::unique_tag("m").replace([':', '/'], "-")
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = crate::support::docker::engine().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        crate::support::docker::write_file(
+            dir.path(),
+            "Dockerfile",
+            &format!("FROM {JRE_BASE}\nLABEL imgforge.test.moved=\"{base}\"\n"),
+            0o644,
+        );
+        let context = imgforge::context::BuildContext::plan(dir.path(), "Dockerfile", Vec::new())
+            .expect("context");
+        let request = imgforge::docker::BuildRequest {
+            name: "moved base".into(),
+            tags: vec![reference.clone()],
+            build_args: Default::default(),
+            labels: Default::default(),
+            no_cache: false,
+        };
+        imgforge::docker::build_image(
+            &engine,
+            context,
+            &request,
+            &imgforge::progress::QuietReporter,
+        )
+        .await
+        .expect("moved base image");
+    });
+    reference
+}
