@@ -20,6 +20,7 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Write as _};
 use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
@@ -52,18 +53,8 @@ const PLACEHOLDERS: [&str; 6] = [
     "base_image",
 ];
 
-/// How a condition is computed from the build's values.
-type Test = fn(&PatchContext) -> bool;
-
-/// The conditions `when` can name.
-const CONDITIONS: [(&str, Test); 4] = [
-    ("certs", |context| !context.certs.is_empty()),
-    ("java8", |context| context.java_major == 8),
-    ("base_image", |context| context.base_image.is_some()),
-    ("disable_cert_checking", |context| {
-        context.disable_cert_checking
-    }),
-];
+/// The conditions `when` can name; [`PatchContext::holds`] computes them.
+const CONDITIONS: [&str; 4] = ["certs", "java8", "base_image", "disable_cert_checking"];
 
 /// What can go wrong loading patches, planning them against a tree, or writing the result.
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +138,7 @@ impl PatchError {
 }
 
 /// One CA certificate to copy into the image and import into the JVM trust store (by
-/// `certs/import-certs.sh`; patches only see whether there are any).
+/// `certs/import-certs.sh`; the patches only ask whether there is any).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertImport {
     /// The keystore alias.
@@ -181,34 +172,35 @@ impl PatchContext {
     /// Refuses values that would break the files they are written into; returns the Spark
     /// version's leading numbers, which the bounds are compared with.
     fn validate(&self) -> Result<Vec<u64>, PatchError> {
-        let check = |name, value: &String, safe: bool, reason| match safe {
-            true => Ok(()),
-            false => Err(PatchError::UnsafeValue {
-                name,
-                value: value.clone(),
-                reason,
-            }),
+        let unsafe_value = |name, value: &String, reason| PatchError::UnsafeValue {
+            name,
+            value: value.clone(),
+            reason,
         };
         let version = parse_version(&self.spark_version)
-            .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']));
-        let reason = "it must start with a number and hold no line break";
-        check(
-            "Spark version",
-            &self.spark_version,
-            version.is_some(),
-            reason,
-        )?;
-        if let Some(image) = &self.base_image {
-            let word =
-                !image.is_empty() && !image.contains(|c: char| c.is_whitespace() || c == '\0');
-            check(
-                "base image",
-                image,
-                word,
-                "an image reference is one non-empty word",
-            )?;
+            .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']))
+            .ok_or_else(|| {
+                let reason = "it must start with a number and hold no line break";
+                unsafe_value("Spark version", &self.spark_version, reason)
+            })?;
+        if let Some(image) = &self.base_image
+            && (image.is_empty() || image.contains(|c: char| c.is_whitespace() || c == '\0'))
+        {
+            let reason = "an image reference is one non-empty word";
+            return Err(unsafe_value("base image", image, reason));
         }
-        Ok(version.unwrap_or_default())
+        Ok(version)
+    }
+
+    /// Whether condition `name` (one of [`CONDITIONS`]) holds for this build.
+    fn holds(&self, name: &str) -> bool {
+        match name {
+            "certs" => !self.certs.is_empty(),
+            "java8" => self.java_major == 8,
+            "base_image" => self.base_image.is_some(),
+            "disable_cert_checking" => self.disable_cert_checking,
+            _ => false,
+        }
     }
 
     /// The value of placeholder `name` (one of [`PLACEHOLDERS`]), `None` when this build
@@ -249,30 +241,26 @@ impl PatchSet {
             let path = path.to_path_buf();
             move |source| PatchError::Read { path, source }
         };
-        let mut paths = fs::read_dir(dir)
-            .and_then(|entries| {
-                entries
-                    .map(|entry| Ok(entry?.path()))
-                    .collect::<io::Result<Vec<_>>>()
-            })
-            .map_err(read_error(dir))?;
-        paths.retain(|path| {
-            path.extension()
+        let mut paths = Vec::new();
+        for entry in fs::read_dir(dir).map_err(read_error(dir))? {
+            let path = entry.map_err(read_error(dir))?.path();
+            if path
+                .extension()
                 .is_some_and(|extension| extension == "toml")
                 && path.is_file()
-        });
+            {
+                paths.push(path);
+            }
+        }
         paths.sort();
-        let files = paths.into_iter().map(|path| {
+        let mut files = Vec::new();
+        for path in paths {
             let text = fs::read_to_string(&path).map_err(read_error(&path))?;
             // The digest names the file, not where the directory happens to live.
-            let file_name = path.file_name().unwrap_or_default().to_string_lossy();
-            Ok((
-                path.display().to_string(),
-                format!("user/{file_name}"),
-                text,
-            ))
-        });
-        self.add(files.collect::<Result<_, _>>()?, "user")
+            let digest_name = format!("user/{}", path.file_name().unwrap_or_default().display());
+            files.push((path.display().to_string(), digest_name, text));
+        }
+        self.add(files, "user")
     }
 
     /// Adds `(name, name in the digest, contents)` files of one `kind`, whose patch ids must
@@ -322,24 +310,16 @@ pub fn plan_patches(
     context: &PatchContext,
 ) -> Result<PatchPlan, PatchError> {
     let spark_version = context.validate()?;
-    let mut plan = PatchPlan {
-        files: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut plan = PatchPlan::default();
     // Each target file once, in the order the patches first name it.
-    let mut files: Vec<&str> = set
-        .patches
-        .iter()
-        .map(|patch| patch.file.as_str())
-        .collect();
-    let mut seen = BTreeSet::new();
-    files.retain(|file| seen.insert(*file));
+    let mut files: Vec<&str> = Vec::new();
+    for patch in &set.patches {
+        if !files.contains(&patch.file.as_str()) {
+            files.push(&patch.file);
+        }
+    }
     for file in files {
-        let patches: Vec<&Patch> = set
-            .patches
-            .iter()
-            .filter(|patch| patch.file == file)
-            .collect();
+        let patches: Vec<&Patch> = set.patches.iter().filter(|p| p.file == file).collect();
         let applying: Vec<&Patch> = patches
             .iter()
             .copied()
@@ -383,7 +363,7 @@ pub fn plan_patches(
 }
 
 /// The patched contents of every target file, ready to show or write.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PatchPlan {
     /// Every target file, changed or not, in the order the patches name them.
     files: Vec<PlannedFile>,
@@ -468,7 +448,7 @@ struct Patch {
     _description: String,
     file: String,
     #[serde(default)]
-    when: Vec<Condition>,
+    when: Vec<String>,
     spark_min: Option<Bound>,
     spark_max: Option<Bound>,
     within: Option<Region>,
@@ -503,13 +483,12 @@ struct Region {
 enum Operation {
     InsertBefore,
     InsertAfter,
-    Replace,
     ReplaceWord,
     AppendToLine,
 }
 
 /// The patches of one file. Each `[[patch]]` table is read on its own, so that whatever is
-/// wrong with it, from an unknown key to an old-style condition, is reported with its id.
+/// wrong with it, from an unknown key to an unknown condition, is reported with its id.
 fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -523,11 +502,8 @@ fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchEr
     })?;
     let mut patches = Vec::new();
     for table in file.patch {
-        let id = table
-            .get("id")
-            .and_then(toml::Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let id = table.get("id").and_then(toml::Value::as_str);
+        let id = id.unwrap_or("").to_string();
         let invalid = |reason: String| PatchError::InvalidPatch {
             source_name: source_name.to_string(),
             id: id.clone(),
@@ -546,39 +522,64 @@ fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchEr
     Ok(patches)
 }
 
+/// `!name` is the negation of condition `name`: `(negated, name)`.
+fn condition(text: &str) -> (bool, &str) {
+    match text.trim().strip_prefix('!') {
+        Some(name) => (true, name.trim()),
+        None => (false, text.trim()),
+    }
+}
+
 impl Patch {
     /// Checks what the types of the fields cannot say.
     fn check(&self) -> Result<(), String> {
-        let one_line = self.template.strip_suffix('\n').unwrap_or(&self.template);
+        if let Some(unknown) = self
+            .when
+            .iter()
+            .find(|c| !CONDITIONS.contains(&condition(c).1))
+        {
+            return Err(format!(
+                "`{unknown}` is not a condition: `when` takes certs, java8, base_image and \
+                 disable_cert_checking, each negated by `!`; Spark versions are bounded by \
+                 `spark_min` / `spark_max` beside it, such as `spark_max = \"3.2\"`"
+            ));
+        }
         let plain_path = Path::new(&self.file)
             .components()
             .all(|component| matches!(component, Component::Normal(_)));
-        let (word, append) = (Operation::ReplaceWord, Operation::AppendToLine);
-        // (whether it is set, the operations it belongs to; none means inserts)
-        let keys = [
-            ("word", self.word.is_some(), Some(word)),
-            ("skip_prefix", self.skip_prefix.is_some(), Some(word)),
-            ("before_suffix", self.before_suffix.is_some(), Some(append)),
-            ("or_at_end", self.or_at_end, None),
-        ];
-        if let Some((key, ..)) = keys.iter().find(|(_, set, operation)| {
-            *set && operation.map_or(!self.inserts(), |operation| operation != self.operation)
-        }) {
-            return Err(format!("`{key}` does not go with this `operation`"));
-        }
+        let one_line = self.template.strip_suffix('\n').unwrap_or(&self.template);
+        let regions = self
+            .within
+            .iter()
+            .flat_map(|region| [&region.start, &region.end]);
+        let matchers = regions.chain([&self.anchor]).chain(&self.otherwise);
         let rules = [
             (self.id.trim().is_empty(), "the id is empty"),
+            (
+                matchers
+                    .chain(&self.owned)
+                    .any(|m| m.equals.is_empty() && m.starts_with.is_empty()),
+                "a matcher needs `equals` or `starts_with`",
+            ),
             (
                 self.file.is_empty() || self.file.contains('\\') || !plain_path,
                 "`file` must be a relative path of plain names inside the Spark tree",
             ),
             (
-                self.operation == word && self.word.is_none(),
-                "`replace_word` needs `word`, counted from 1",
+                (self.operation == Operation::ReplaceWord) != self.word.is_some(),
+                "`replace_word` needs `word`, counted from 1, and no other operation takes it",
             ),
             (
-                [&self.skip_prefix, &self.before_suffix].contains(&&Some(String::new())),
-                "`skip_prefix` and `before_suffix` cannot be empty",
+                self.operation != Operation::ReplaceWord && self.skip_prefix.is_some(),
+                "`skip_prefix` goes with `replace_word`",
+            ),
+            (
+                self.operation != Operation::AppendToLine && self.before_suffix.is_some(),
+                "`before_suffix` goes with `append_to_line`",
+            ),
+            (
+                !self.inserts() && (self.or_at_end || self.owned.is_some()),
+                "`or_at_end` and `owned` go with `insert_before` and `insert_after`",
             ),
             (
                 !self.inserts() && one_line.contains('\n'),
@@ -618,18 +619,17 @@ impl Patch {
                 .map(|index| spark_version.get(index).copied().unwrap_or(0))
                 .collect()
         };
-        self.when
-            .iter()
-            .all(|condition| (condition.test)(context) != condition.negated)
-            && self.spark_min.as_ref().is_none_or(|min| line(min) >= min.0)
+        self.when.iter().all(|text| {
+            let (negated, name) = condition(text);
+            context.holds(name) != negated
+        }) && self.spark_min.as_ref().is_none_or(|min| line(min) >= min.0)
             && self.spark_max.as_ref().is_none_or(|max| line(max) <= max.0)
     }
 
     /// `template` rendered with `context`.
     fn render(&self, template: &str, context: &PatchContext) -> Result<String, PatchError> {
         // Checked when loaded, a template can only fail here on a value the build lacks.
-        expand(template, |name| context.value(name).ok_or(name.to_string()))
-        .map_err(|name| {
+        expand(template, |name| context.value(name).ok_or(name.to_string())).map_err(|name| {
             self.invalid(format!(
                 "it uses `{{{name}}}`, which this build does not set"
             ))
@@ -646,62 +646,47 @@ impl Patch {
     /// What counts as a line this patch wrote: its `owned` matcher, else exactly what it
     /// would write now.
     fn ownership(&self, context: &PatchContext) -> Option<Matcher> {
-        self.owned.clone().or_else(|| {
-            let lines = self.render_lines(context).ok()?;
-            let equal = lines.into_iter().map(|line| (Compare::Equals, line));
-            Some(Matcher(equal.collect())).filter(|matcher| !matcher.0.is_empty())
-        })
+        let rendered = || {
+            let equals = self.render_lines(context).ok()?;
+            Some(Matcher {
+                equals,
+                ..Matcher::default()
+            })
+        };
+        self.owned.clone().or_else(rendered)
     }
 
-    /// The anchor lines: in the region, those of `anchor` (or owned by `also`), else those of
-    /// the first of `otherwise` that matches; an error says what matched no line or several.
-    fn locate(&self, lines: &[String], also: Option<&Matcher>) -> Result<Vec<usize>, String> {
-        let matching = |matchers: &[&Matcher], from: usize, to: usize| -> Vec<usize> {
-            (from..to)
-                .filter(|&index| {
-                    matchers
-                        .iter()
-                        .any(|matcher| matcher.matches(&lines[index]))
-                })
+    /// The anchor lines: in the region, those of `anchor`, else those of the first of
+    /// `otherwise` that matches; an error says what matched no line or several.
+    fn locate(&self, lines: &[String]) -> Result<Vec<usize>, String> {
+        let find = |matcher: &Matcher, range: Range<usize>| -> Vec<usize> {
+            range
+                .filter(|&index| matcher.matches(&lines[index]))
                 .collect()
         };
-        let found_error = |count: usize, anchor: String| match count {
-            0 => format!("found no line matching {anchor}"),
-            _ => format!(
-                "found {count} lines matching {anchor}; it needs exactly one unless it says `last = true`"
-            ),
-        };
-        let (from, to) = match &self.within {
-            None => (0, lines.len()),
-            Some(Region { start, end }) => {
-                let starts = matching(&[start], 0, lines.len());
-                let [start_at] = starts[..] else {
-                    let what = format!("{start} (the start of the region to search)");
-                    return Err(found_error(starts.len(), what));
-                };
-                let Some(&end_at) = matching(&[end], start_at + 1, lines.len()).first() else {
-                    let what = format!("{end} (the end of the region opened by {start})");
-                    return Err(found_error(0, what));
-                };
-                (start_at + 1, end_at)
-            }
-        };
-        let first = matching(
-            &[&self.anchor].into_iter().chain(also).collect::<Vec<_>>(),
-            from,
-            to,
-        );
-        let mut found = std::iter::once(first)
-            .chain(
-                self.otherwise
-                    .iter()
-                    .map(|matcher| matching(&[matcher], from, to)),
-            )
+        let mut range = 0..lines.len();
+        if let Some(Region { start, end }) = &self.within {
+            let starts = find(start, range.clone());
+            let [start_at] = starts[..] else {
+                let count = starts.len();
+                return Err(format!(
+                    "found {count} lines matching {start}, the start of `within`; it needs one"
+                ));
+            };
+            let Some(&end_at) = find(end, start_at + 1..lines.len()).first() else {
+                return Err(format!("found no line matching {end} after {start}"));
+            };
+            range = start_at + 1..end_at;
+        }
+        let mut found = [&self.anchor]
+            .into_iter()
+            .chain(&self.otherwise)
+            .map(|matcher| find(matcher, range.clone()))
             .find(|found| !found.is_empty())
             .unwrap_or_default();
         match found.len() {
             // The end of the file (or region) stands in as the anchor.
-            0 if self.or_at_end => Ok(vec![to]),
+            0 if self.or_at_end => Ok(vec![range.end]),
             1 => Ok(found),
             count if count > 1 && self.last => Ok(found.split_off(count - 1)),
             count => {
@@ -712,7 +697,13 @@ impl Patch {
                 if let Some(Region { start, end }) = &self.within {
                     anchor.push_str(&format!(" between {start} and {end}"));
                 }
-                Err(found_error(count, anchor))
+                Err(match count {
+                    0 => format!("found no line matching {anchor}"),
+                    _ => format!(
+                        "found {count} lines matching {anchor}; it needs exactly one unless it \
+                         says `last = true`"
+                    ),
+                })
             }
         }
     }
@@ -727,12 +718,6 @@ impl Patch {
                  so applying it twice would write it twice"
             )));
         }
-        // A line an earlier run replaced or appended to is found again as the anchor.
-        let also = match self.operation {
-            Operation::Replace => self.ownership(context),
-            _ if self.inserts() => None,
-            _ => self.owned.clone(),
-        };
         let misfit = |reason| PatchError::Misfit {
             id: self.id.clone(),
             file: self.file.clone(),
@@ -741,12 +726,8 @@ impl Patch {
         };
         let text = rendered.concat();
         // From the bottom up, so insertions do not move the anchors still to come.
-        for index in self
-            .locate(lines, also.as_ref())
-            .map_err(misfit)?
-            .into_iter()
-            .rev()
-        {
+        let anchors = self.locate(lines).map_err(misfit)?;
+        for index in anchors.into_iter().rev() {
             // Written lines take the anchor line's indentation; `or_at_end` has no anchor line.
             let anchor = lines.get(index).map_or("", String::as_str);
             let indent = anchor[..anchor.len() - anchor.trim_start().len()].to_string();
@@ -759,11 +740,11 @@ impl Patch {
                 }
                 Operation::ReplaceWord => {
                     let word = self.word.map_or(0, NonZeroUsize::get);
-                    lines[index] =
-                        replace_word(&lines[index], word, self.skip_prefix.as_deref(), &text)
-                            .ok_or_else(|| {
-                                misfit(format!("line {} has fewer than {word} words", index + 1))
-                            })?;
+                    let skip_prefix = self.skip_prefix.as_deref();
+                    lines[index] = replace_word(&lines[index], word, skip_prefix, &text)
+                        .ok_or_else(|| {
+                            misfit(format!("line {} has fewer than {word} words", index + 1))
+                        })?;
                 }
                 Operation::AppendToLine => {
                     let suffix = self.before_suffix.as_deref().unwrap_or("");
@@ -774,7 +755,6 @@ impl Patch {
                         lines[index] = format!("{body}{text}{suffix}");
                     }
                 }
-                Operation::Replace => lines[index] = format!("{indent}{text}"),
             }
         }
         Ok(())
@@ -786,33 +766,27 @@ impl Patch {
 /// already-patched file. Patches whose anchor cannot be found are skipped: if they apply,
 /// the apply step reports it.
 fn remove_owned_lines(patches: &[&Patch], lines: &mut Vec<String>, context: &PatchContext) {
-    // (anchor line, whether the patch inserts above it, what it owns)
-    let mut inserts: Vec<(usize, bool, Matcher)> = Vec::new();
+    // What the insert patches own, by anchor line and side (`true`: above it).
+    let mut owners: BTreeMap<(usize, bool), Vec<Matcher>> = BTreeMap::new();
     for patch in patches.iter().filter(|patch| patch.inserts()) {
-        if let (Some(owned), Ok(anchors)) = (patch.ownership(context), patch.locate(lines, None)) {
-            let above = patch.operation == Operation::InsertBefore;
-            inserts.extend(
-                anchors
-                    .into_iter()
-                    .map(|index| (index, above, owned.clone())),
-            );
+        if let (Some(owned), Ok(anchors)) = (patch.ownership(context), patch.locate(lines)) {
+            for anchor in anchors {
+                let side = (anchor, patch.operation == Operation::InsertBefore);
+                owners.entry(side).or_default().push(owned.clone());
+            }
         }
     }
-    let anchors: BTreeSet<usize> = inserts.iter().map(|insert| insert.0).collect();
+    let is_anchor =
+        |index| owners.contains_key(&(index, true)) || owners.contains_key(&(index, false));
     let mut doomed = BTreeSet::new();
-    for &(anchor, above, _) in &inserts {
-        let owners: Vec<&Matcher> = inserts
-            .iter()
-            .filter(|other| other.0 == anchor && other.1 == above)
-            .map(|other| &other.2)
-            .collect();
+    for (&(anchor, above), owned) in &owners {
         let step = |index: usize| match above {
             true => index.checked_sub(1),
             false => Some(index + 1).filter(|&next| next < lines.len()),
         };
         let mut next = step(anchor);
-        while let Some(index) = next.filter(|index| {
-            !anchors.contains(index) && owners.iter().any(|owned| owned.matches(&lines[*index]))
+        while let Some(index) = next.filter(|&index| {
+            !is_anchor(index) && owned.iter().any(|owned| owned.matches(&lines[index]))
         }) {
             doomed.insert(index);
             next = step(index);
@@ -847,84 +821,60 @@ fn replace_word(line: &str, word: usize, skip_prefix: Option<&str>, new: &str) -
 }
 
 // ---------------------------------------------------------------------------------------
-// Matchers, templates, conditions and versions: the parts of a patch that check themselves.
+// Matchers, templates and versions: the parts of a patch that check themselves.
 
-/// How a matcher compares a line, trimmed, with its text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Compare {
-    Equals,
-    StartsWith,
-    EndsWith,
-    Contains,
+/// Which lines a patch looks for: a line matches when, trimmed, it equals one of `equals`
+/// or starts with one of `starts_with` (so `"FROM "` keeps its space).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Matcher {
+    #[serde(default, deserialize_with = "one_or_many")]
+    equals: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    starts_with: Vec<String>,
 }
 
-/// Matches a line when any alternative does; each key takes a string or a list.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "BTreeMap<Compare, OneOrMany>")]
-struct Matcher(Vec<(Compare, String)>);
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl TryFrom<BTreeMap<Compare, OneOrMany>> for Matcher {
-    type Error = String;
-
-    fn try_from(keys: BTreeMap<Compare, OneOrMany>) -> Result<Matcher, String> {
-        let mut alternatives = Vec::new();
-        for (compare, texts) in keys {
-            let texts = match texts {
-                OneOrMany::One(text) => vec![text],
-                OneOrMany::Many(texts) => texts,
-            };
-            // Trimmed on the side(s) the trimmed line is compared at: `"FROM "` keeps its space.
-            for text in texts {
-                let text = match compare {
-                    Compare::Equals => text.trim(),
-                    Compare::StartsWith => text.trim_start(),
-                    Compare::EndsWith => text.trim_end(),
-                    Compare::Contains => &text,
-                };
-                if text.is_empty() || text.contains(['\n', '\r']) {
-                    return Err("a matcher needs non-empty, single-line text".to_string());
-                }
-                alternatives.push((compare, text.to_string()));
-            }
-        }
-        match alternatives.is_empty() {
-            true => Err(
-                "a matcher needs one of `equals`, `starts_with`, `ends_with`, `contains`"
-                    .to_string(),
-            ),
-            false => Ok(Matcher(alternatives)),
-        }
+/// A matcher's text: a string or a list of strings, each non-empty and one line.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let texts = match OneOrMany::deserialize(input)? {
+        OneOrMany::One(text) => vec![text],
+        OneOrMany::Many(texts) => texts,
+    };
+    match texts
+        .iter()
+        .any(|text| text.trim().is_empty() || text.contains(['\n', '\r']))
+    {
+        true => Err(serde::de::Error::custom(
+            "a matcher takes non-empty, one-line text",
+        )),
+        false => Ok(texts),
     }
 }
 
 impl Matcher {
     fn matches(&self, line: &str) -> bool {
         let line = line.trim();
-        self.0.iter().any(|(compare, text)| match compare {
-            Compare::Equals => line == text,
-            Compare::StartsWith => line.starts_with(text.as_str()),
-            Compare::EndsWith => line.ends_with(text.as_str()),
-            Compare::Contains => line.contains(text.as_str()),
-        })
+        self.equals.iter().any(|text| line == text.trim())
+            || (self.starts_with.iter()).any(|text| line.starts_with(text.trim_start()))
     }
 }
 
 impl fmt::Display for Matcher {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (position, (compare, text)) in self.0.iter().enumerate() {
-            let or = if position > 0 { " or " } else { "" };
-            let key = ["equals", "starts_with", "ends_with", "contains"][*compare as usize];
-            write!(formatter, "{or}{key} `{text}`")?;
-        }
-        Ok(())
+        let equals = self
+            .equals
+            .iter()
+            .map(|text| format!("equals `{}`", text.trim()));
+        let starts_with =
+            (self.starts_with.iter()).map(|text| format!("starts_with `{}`", text.trim_start()));
+        let alternatives: Vec<String> = equals.chain(starts_with).collect();
+        formatter.write_str(&alternatives.join(" or "))
     }
 }
 
@@ -938,53 +888,22 @@ fn expand(
     let mut rest = template;
     while let Some(at) = rest.find(['{', '}']) {
         text.push_str(&rest[..at]);
-        let brace = &rest[at..=at];
-        if rest[at + 1..].starts_with(brace) {
+        let (brace, after) = rest[at..].split_at(1);
+        if let Some(after) = after.strip_prefix(brace) {
             text.push_str(brace);
-            rest = &rest[at + 2..];
-        } else if brace == "}" {
-            return Err("a lone `}` (write `}}` for a literal brace)".to_string());
-        } else {
-            let Some(length) = rest[at..].find('}') else {
-                let unclosed = &rest[at..];
-                return Err(format!(
-                    "`{unclosed}` is not closed (write `{{{{` for a literal brace)"
-                ));
-            };
-            text.push_str(&value(rest[at + 1..at + length].trim())?);
-            rest = &rest[at + length + 1..];
+            rest = after;
+            continue;
         }
+        let Some(end) = after.find('}').filter(|_| brace == "{") else {
+            return Err(format!(
+                "a lone `{brace}` (write `{brace}{brace}` for a literal brace)"
+            ));
+        };
+        text.push_str(&value(after[..end].trim())?);
+        rest = &after[end + 1..];
     }
     text.push_str(rest);
     Ok(text)
-}
-
-/// One entry of `when`: `name` or `!name`, `name` one of [`CONDITIONS`].
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "String")]
-struct Condition {
-    test: Test,
-    negated: bool,
-}
-
-impl TryFrom<String> for Condition {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Condition, String> {
-        let text = text.trim();
-        let (negated, name) = match text.strip_prefix('!') {
-            Some(name) => (true, name.trim()),
-            None => (false, text),
-        };
-        match CONDITIONS.iter().find(|(known, _)| *known == name) {
-            Some(&(_, test)) => Ok(Condition { test, negated }),
-            None => Err(format!(
-                "`{text}` is not a condition: `when` takes certs, java8, base_image and \
-                 disable_cert_checking, each negated by `!`; Spark versions are bounded by \
-                 `spark_min` / `spark_max` beside it, such as `spark_max = \"3.2\"`"
-            )),
-        }
-    }
 }
 
 /// A Spark version bound, `spark_min` or `spark_max`: dotted numbers such as `3.3`.
@@ -1640,38 +1559,81 @@ template = "RUN true"
 
     #[test]
     fn invalid_patches_are_rejected_when_loaded() {
+        // Each case changes one line of a valid patch: (what replaces `from`, by what, reason).
+        let valid = "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = { equals = \"A\" }\n\
+                     operation = \"insert_after\"\ntemplate = \"B\"\n";
         let cases = [
             (
-                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = { equals = \"A\" }\noperation = \"insert_after\"\ntemplate = \"{nope}\"\n",
+                "template = \"B\"",
+                "template = \"{nope}\"",
                 "`{nope}` is not a known placeholder",
             ),
             (
-                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = { equals = \"A\" }\noperation = \"insert_after\"\ntemplate = \"{cert.alias}\"\n",
-                "`{cert.alias}` is not a known placeholder",
+                "template = \"B\"",
+                "template = \"{cert.alias}\"",
+                "`{cert.alias}` is not a known",
             ),
+            ("template = \"B\"", "template = \"a } b\"", "a lone `}`"),
             (
-                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nwhen = [\"rainy\"]\nanchor = { equals = \"A\" }\noperation = \"insert_after\"\ntemplate = \"B\"\n",
+                "file = \"Dockerfile\"",
+                "file = \"Dockerfile\"\nwhen = [\"rainy\"]",
                 "`rainy` is not a condition",
             ),
             (
-                "[[patch]]\nid = \"x\"\nfile = \"../etc/passwd\"\nanchor = { equals = \"A\" }\noperation = \"insert_after\"\ntemplate = \"B\"\n",
+                "file = \"Dockerfile\"",
+                "file = \"../etc/passwd\"",
                 "relative path",
             ),
             (
-                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = {}\noperation = \"insert_after\"\ntemplate = \"B\"\n",
-                "needs one of `equals`, `starts_with`, `ends_with`, `contains` in `anchor`",
+                "{ equals = \"A\" }",
+                "{}",
+                "a matcher needs `equals` or `starts_with`",
             ),
             (
-                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = { equals = \"A\" }\noperation = \"replace_word\"\ntemplate = \"B\"\n",
-                "needs `word`",
+                "{ equals = \"A\" }",
+                "{ equals = \" \" }",
+                "non-empty, one-line text in `anchor.equals`",
             ),
             (
-                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = { equals = \"A\" }\noperation = \"replace\"\ntemplate = \"B\\nC\"\n",
+                "{ equals = \"A\" }",
+                "{ equals = \"A\", ends_with = \"B\" }",
+                "unknown field `ends_with`",
+            ),
+            (
+                "{ equals = \"A\" }",
+                "{ contains = \"A\" }",
+                "unknown field `contains`",
+            ),
+            ("\"insert_after\"", "\"replace_word\"", "needs `word`"),
+            (
+                "\"insert_after\"",
+                "\"replace\"",
+                "unknown variant `replace`",
+            ),
+            (
+                "template = \"B\"",
+                "template = \"B\"\nword = 2",
+                "no other operation takes it",
+            ),
+            (
+                "template = \"B\"",
+                "template = \"B\"\nbefore_suffix = '\"'",
+                "`before_suffix` goes with",
+            ),
+            (
+                "\"insert_after\"\ntemplate = \"B\"",
+                "\"append_to_line\"\ntemplate = \"B\\nC\"",
                 "one-line template",
             ),
+            (
+                "\"insert_after\"",
+                "\"append_to_line\"\nor_at_end = true",
+                "`or_at_end` and `owned` go with `insert_before` and `insert_after`",
+            ),
         ];
-        for (text, reason) in cases {
-            let user = user_dir(&[("bad.toml", text)]);
+        for (from, to, reason) in cases {
+            assert!(valid.contains(from), "{from}");
+            let user = user_dir(&[("bad.toml", &valid.replacen(from, to, 1))]);
             let error = PatchSet::builtin()
                 .unwrap()
                 .with_user_dir(user.path())
@@ -1703,6 +1665,31 @@ template = "RUN true"
             PatchSet::builtin().unwrap().with_user_dir(&missing),
             Err(PatchError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn removed_keys_fail_at_load_naming_the_patch_and_the_key() {
+        for removed in ["for_each = \"certs\"", "indent = \"\"", "all = true"] {
+            let text = format!(
+                "[[patch]]\nid = \"old-import\"\nfile = \"Dockerfile\"\n{removed}\n\
+                 anchor = {{ starts_with = \"USER \" }}\noperation = \"insert_before\"\n\
+                 template = \"RUN true\"\n"
+            );
+            let user = user_dir(&[("40-old.toml", &text)]);
+            let error = PatchSet::builtin()
+                .unwrap()
+                .with_user_dir(user.path())
+                .unwrap_err();
+            let key = removed.split(' ').next().unwrap();
+            let message = error.to_string();
+            for needle in [
+                "40-old.toml".to_string(),
+                "patch `old-import`".to_string(),
+                format!("unknown field `{key}`"),
+            ] {
+                assert!(message.contains(&needle), "{message:?} lacks {needle:?}");
+            }
+        }
     }
 
     #[test]
@@ -1891,7 +1878,12 @@ owned = { starts_with = "LABEL c=" }
             "`!`",
             "`spark_min` / `spark_max`",
         ];
-        for condition in ["java_major >= 9", "spark_version < 3.3", "java_options", "rainy"] {
+        for condition in [
+            "java_major >= 9",
+            "spark_version < 3.3",
+            "java_options",
+            "rainy",
+        ] {
             let text = format!(
                 "[[patch]]\nid = \"old-style\"\nfile = \"Dockerfile\"\nwhen = [\"{condition}\"]\n\
                  anchor = {{ equals = \"A\" }}\noperation = \"insert_after\"\ntemplate = \"B\"\n"
@@ -1907,7 +1899,11 @@ owned = { starts_with = "LABEL c=" }
                 assert!(message.contains(needle), "{message:?} lacks {needle:?}");
             }
         }
-        for (key, bound) in [("spark_min", "3.x"), ("spark_max", ""), ("spark_max", "3..2")] {
+        for (key, bound) in [
+            ("spark_min", "3.x"),
+            ("spark_max", ""),
+            ("spark_max", "3..2"),
+        ] {
             let text = format!(
                 "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\n{key} = \"{bound}\"\n\
                  anchor = {{ equals = \"A\" }}\noperation = \"insert_after\"\ntemplate = \"B\"\n"
