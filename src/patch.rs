@@ -1,24 +1,18 @@
 //! Patches for the Spark distribution's Kubernetes `entrypoint.sh` and `Dockerfile`.
 //!
-//! What changes is data: the TOML files under `patches/` (embedded at build time; the
-//! format is documented in `patches/README.md`), optionally extended or overridden by a
-//! user directory. This module loads them into a [`PatchSet`]; [`plan_patches`] applies
-//! them to a prepared tree in memory and returns a [`PatchPlan`], which can show a unified
-//! diff and write the files, each through a temporary file and a rename.
+//! What changes is data: the TOML files under `patches/` (embedded; the format is in
+//! `patches/README.md`), extended or overridden by a user directory, loaded into a
+//! [`PatchSet`]. [`plan_patches`] applies them to a prepared tree in memory; the
+//! [`PatchPlan`] shows a unified diff and writes the files. Whether a patch applies is
+//! decided by named conditions computed from the [`PatchContext`] and Spark version bounds.
 //!
-//! Whether a patch applies is decided by a closed set of named conditions computed here
-//! from the [`PatchContext`] (`certs`, `java8`, `base_image`, `disable_cert_checking`) and
-//! optional Spark version bounds, not by an expression language.
-//!
-//! Applying is idempotent: before the patches apply, the lines each insert patch owns are
-//! removed from next to its anchor, so an already-patched tree plans to the same bytes as a
-//! pristine one, and a tree patched with other values is brought to the new values instead
-//! of receiving a second copy.
+//! Applying is idempotent: first the lines each insert patch owns are removed from next to
+//! its anchor, so a patched tree plans to the same bytes as a pristine one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -43,18 +37,32 @@ const BUILTIN_PATCH_FILES: [(&str, &str); 2] = [
     ),
 ];
 
-/// The placeholders a template may use; [`PatchContext::value`] gives their values.
-const PLACEHOLDERS: [&str; 6] = [
-    "spark_version",
-    "java_options",
-    "java_options_env",
-    "log4j_file",
-    "java_major",
-    "base_image",
+/// A value of the build, computed from its [`PatchContext`].
+type Value<T> = fn(&PatchContext) -> T;
+
+/// The placeholders a template may use, and their values (`None`: this build has none).
+const PLACEHOLDERS: [(&str, Value<Option<String>>); 6] = [
+    ("spark_version", |values| Some(values.spark_version.clone())),
+    ("java_options", |values| Some(values.log4j.java_option())),
+    ("java_options_env", |values| {
+        Some(values.java_options_env.name().into())
+    }),
+    ("log4j_file", |values| {
+        Some(values.log4j.config_file().into())
+    }),
+    ("java_major", |values| Some(values.java_major.to_string())),
+    ("base_image", |values| values.base_image.clone()),
 ];
 
-/// The conditions `when` can name; [`PatchContext::holds`] computes them.
-const CONDITIONS: [&str; 4] = ["certs", "java8", "base_image", "disable_cert_checking"];
+/// The conditions `when` can name, and whether each holds.
+const CONDITIONS: [(&str, Value<bool>); 4] = [
+    ("certs", |values| !values.certs.is_empty()),
+    ("java8", |values| values.java_major == 8),
+    ("base_image", |values| values.base_image.is_some()),
+    ("disable_cert_checking", |values| {
+        values.disable_cert_checking
+    }),
+];
 
 /// What can go wrong loading patches, planning them against a tree, or writing the result.
 #[derive(Debug, thiserror::Error)]
@@ -169,52 +177,18 @@ pub struct PatchContext {
 }
 
 impl PatchContext {
-    /// Refuses values that would break the files they are written into; returns the Spark
-    /// version's leading numbers, which the bounds are compared with.
-    fn validate(&self) -> Result<Vec<u64>, PatchError> {
-        let unsafe_value = |name, value: &String, reason| PatchError::UnsafeValue {
-            name,
-            value: value.clone(),
-            reason,
-        };
-        let version = parse_version(&self.spark_version)
-            .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']))
-            .ok_or_else(|| {
-                let reason = "it must start with a number and hold no line break";
-                unsafe_value("Spark version", &self.spark_version, reason)
-            })?;
-        if let Some(image) = &self.base_image
-            && (image.is_empty() || image.contains(|c: char| c.is_whitespace() || c == '\0'))
-        {
-            let reason = "an image reference is one non-empty word";
-            return Err(unsafe_value("base image", image, reason));
-        }
-        Ok(version)
-    }
-
-    /// Whether condition `name` (one of [`CONDITIONS`]) holds for this build.
-    fn holds(&self, name: &str) -> bool {
-        match name {
-            "certs" => !self.certs.is_empty(),
-            "java8" => self.java_major == 8,
-            "base_image" => self.base_image.is_some(),
-            "disable_cert_checking" => self.disable_cert_checking,
-            _ => false,
-        }
-    }
-
-    /// The value of placeholder `name` (one of [`PLACEHOLDERS`]), `None` when this build
-    /// does not set it.
-    fn value(&self, name: &str) -> Option<String> {
-        match name {
-            "spark_version" => Some(self.spark_version.clone()),
-            "java_options" => Some(self.log4j.java_option()),
-            "java_options_env" => Some(self.java_options_env.name().to_string()),
-            "log4j_file" => Some(self.log4j.config_file().to_string()),
-            "java_major" => Some(self.java_major.to_string()),
-            "base_image" => self.base_image.clone(),
-            _ => None,
-        }
+    /// The Spark version's leading numbers, which the bounds are compared with. It comes
+    /// from a jar name in the distribution, so a line break in it is refused; the base image
+    /// was parsed as an image reference by `config`, and the other values are imgforge's own.
+    fn spark_version(&self) -> Result<Vec<u64>, PatchError> {
+        let version = &self.spark_version;
+        parse_version(version)
+            .filter(|_| !version.contains(['\n', '\r', '\0']))
+            .ok_or_else(|| PatchError::UnsafeValue {
+                name: "Spark version",
+                value: version.clone(),
+                reason: "it must start with a number and hold no line break",
+            })
     }
 }
 
@@ -241,17 +215,17 @@ impl PatchSet {
             let path = path.to_path_buf();
             move |source| PatchError::Read { path, source }
         };
-        let mut paths = Vec::new();
-        for entry in fs::read_dir(dir).map_err(read_error(dir))? {
-            let path = entry.map_err(read_error(dir))?.path();
-            if path
-                .extension()
+        let entries = fs::read_dir(dir).and_then(Iterator::collect::<io::Result<Vec<_>>>);
+        let mut paths: Vec<PathBuf> = entries
+            .map_err(read_error(dir))?
+            .iter()
+            .map(fs::DirEntry::path)
+            .collect();
+        paths.retain(|path| {
+            path.extension()
                 .is_some_and(|extension| extension == "toml")
                 && path.is_file()
-            {
-                paths.push(path);
-            }
-        }
+        });
         paths.sort();
         let mut files = Vec::new();
         for path in paths {
@@ -309,15 +283,16 @@ pub fn plan_patches(
     set: &PatchSet,
     context: &PatchContext,
 ) -> Result<PatchPlan, PatchError> {
-    let spark_version = context.validate()?;
+    let spark_version = context.spark_version()?;
     let mut plan = PatchPlan::default();
     // Each target file once, in the order the patches first name it.
-    let mut files: Vec<&str> = Vec::new();
-    for patch in &set.patches {
-        if !files.contains(&patch.file.as_str()) {
-            files.push(&patch.file);
-        }
-    }
+    let mut files: Vec<&str> = set
+        .patches
+        .iter()
+        .map(|patch| patch.file.as_str())
+        .collect();
+    let mut seen = BTreeSet::new();
+    files.retain(|file| seen.insert(*file));
     for file in files {
         let patches: Vec<&Patch> = set.patches.iter().filter(|p| p.file == file).collect();
         let applying: Vec<&Patch> = patches
@@ -389,16 +364,15 @@ impl PatchPlan {
 
     /// A unified diff of every changed file, with paths `a/…` and `b/…` relative to the tree.
     pub fn unified_diff(&self) -> String {
-        let mut diff = String::new();
-        for file in self.changed() {
+        let diff = |file: &PlannedFile| {
             let (old, new) = (
                 format!("a/{}", file.relative),
                 format!("b/{}", file.relative),
             );
             let text_diff = TextDiff::from_lines(&file.original, &file.patched);
-            diff.push_str(&text_diff.unified_diff().header(&old, &new).to_string());
-        }
-        diff
+            text_diff.unified_diff().header(&old, &new).to_string()
+        };
+        self.changed().map(diff).collect()
     }
 
     /// Writes every changed file through a temporary file in its directory and a rename,
@@ -415,12 +389,9 @@ impl PatchPlan {
             }
             let permissions = fs::metadata(path).map_err(error)?.permissions();
             // The files are in a staged tree, made visible by one rename of the whole tree.
-            let mut temporary = crate::persist::temp_for(path).map_err(|e| error(e.source))?;
-            fs::set_permissions(temporary.path(), permissions).map_err(error)?;
-            temporary
-                .write_all(file.patched.as_bytes())
-                .map_err(error)?;
-            crate::persist::persist_staged(temporary, path).map_err(|e| error(e.source))?;
+            crate::persist::write_staged(path, file.patched.as_bytes())
+                .map_err(|persist| error(persist.source))?;
+            fs::set_permissions(path, permissions).map_err(error)?;
         }
         Ok(())
     }
@@ -522,22 +493,26 @@ fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchEr
     Ok(patches)
 }
 
-/// `!name` is the negation of condition `name`: `(negated, name)`.
-fn condition(text: &str) -> (bool, &str) {
-    match text.trim().strip_prefix('!') {
+/// The value of placeholder `name` for this build, `None` when it has none.
+fn placeholder(context: &PatchContext, name: &str) -> Option<String> {
+    let (_, value) = PLACEHOLDERS.iter().find(|(known, _)| *known == name)?;
+    value(context)
+}
+
+/// An entry of `when`, `name` or `!name`: whether it is negated, and the condition's test.
+fn condition(text: &str) -> Option<(bool, Value<bool>)> {
+    let (negated, name) = match text.trim().strip_prefix('!') {
         Some(name) => (true, name.trim()),
         None => (false, text.trim()),
-    }
+    };
+    let (_, holds) = CONDITIONS.iter().find(|(known, _)| *known == name)?;
+    Some((negated, *holds))
 }
 
 impl Patch {
     /// Checks what the types of the fields cannot say.
     fn check(&self) -> Result<(), String> {
-        if let Some(unknown) = self
-            .when
-            .iter()
-            .find(|c| !CONDITIONS.contains(&condition(c).1))
-        {
+        if let Some(unknown) = self.when.iter().find(|text| condition(text).is_none()) {
             return Err(format!(
                 "`{unknown}` is not a condition: `when` takes certs, java8, base_image and \
                  disable_cert_checking, each negated by `!`; Spark versions are bounded by \
@@ -589,7 +564,7 @@ impl Patch {
         if let Some((_, reason)) = rules.iter().find(|(broken, _)| *broken) {
             return Err(reason.to_string());
         }
-        let known = |name: &str| match PLACEHOLDERS.contains(&name) {
+        let known = |name: &str| match PLACEHOLDERS.iter().any(|(known, _)| *known == name) {
             true => Ok(String::new()),
             false => Err(format!("`{{{name}}}` is not a known placeholder")),
         };
@@ -619,17 +594,22 @@ impl Patch {
                 .map(|index| spark_version.get(index).copied().unwrap_or(0))
                 .collect()
         };
-        self.when.iter().all(|text| {
-            let (negated, name) = condition(text);
-            context.holds(name) != negated
-        }) && self.spark_min.as_ref().is_none_or(|min| line(min) >= min.0)
+        let holds = |(negated, holds): (bool, Value<bool>)| holds(context) != negated;
+        self.when
+            .iter()
+            .filter_map(|text| condition(text))
+            .all(holds)
+            && self.spark_min.as_ref().is_none_or(|min| line(min) >= min.0)
             && self.spark_max.as_ref().is_none_or(|max| line(max) <= max.0)
     }
 
     /// `template` rendered with `context`.
     fn render(&self, template: &str, context: &PatchContext) -> Result<String, PatchError> {
         // Checked when loaded, a template can only fail here on a value the build lacks.
-        expand(template, |name| context.value(name).ok_or(name.to_string())).map_err(|name| {
+        expand(template, |name| {
+            placeholder(context, name).ok_or(name.to_string())
+        })
+        .map_err(|name| {
             self.invalid(format!(
                 "it uses `{{{name}}}`, which this build does not set"
             ))
@@ -646,19 +626,20 @@ impl Patch {
     /// What counts as a line this patch wrote: its `owned` matcher, else exactly what it
     /// would write now.
     fn ownership(&self, context: &PatchContext) -> Option<Matcher> {
+        let equals = || self.render_lines(context).ok();
         let rendered = || {
-            let equals = self.render_lines(context).ok()?;
             Some(Matcher {
-                equals,
-                ..Matcher::default()
+                equals: equals()?,
+                starts_with: Vec::new(),
             })
         };
         self.owned.clone().or_else(rendered)
     }
 
-    /// The anchor lines: in the region, those of `anchor`, else those of the first of
-    /// `otherwise` that matches; an error says what matched no line or several.
-    fn locate(&self, lines: &[String]) -> Result<Vec<usize>, String> {
+    /// The anchor line: in the region, the one of `anchor`, else of the first of `otherwise`
+    /// that matches (the last with `last`, the region's end with `or_at_end` when none does);
+    /// an error says what matched no line or several.
+    fn locate(&self, lines: &[String]) -> Result<usize, String> {
         let find = |matcher: &Matcher, range: Range<usize>| -> Vec<usize> {
             range
                 .filter(|&index| matcher.matches(&lines[index]))
@@ -666,30 +647,29 @@ impl Patch {
         };
         let mut range = 0..lines.len();
         if let Some(Region { start, end }) = &self.within {
-            let starts = find(start, range.clone());
-            let [start_at] = starts[..] else {
-                let count = starts.len();
-                return Err(format!(
-                    "found {count} lines matching {start}, the start of `within`; it needs one"
-                ));
+            let region = match find(start, range)[..] {
+                [start_at] => find(end, start_at + 1..lines.len())
+                    .first()
+                    .map(|&end_at| start_at + 1..end_at),
+                _ => None,
             };
-            let Some(&end_at) = find(end, start_at + 1..lines.len()).first() else {
-                return Err(format!("found no line matching {end} after {start}"));
-            };
-            range = start_at + 1..end_at;
+            range = region.ok_or_else(|| {
+                format!(
+                    "found no region from the one line matching {start} to a line matching {end}"
+                )
+            })?;
         }
-        let mut found = [&self.anchor]
+        let found = [&self.anchor]
             .into_iter()
             .chain(&self.otherwise)
             .map(|matcher| find(matcher, range.clone()))
             .find(|found| !found.is_empty())
             .unwrap_or_default();
-        match found.len() {
-            // The end of the file (or region) stands in as the anchor.
-            0 if self.or_at_end => Ok(vec![range.end]),
-            1 => Ok(found),
-            count if count > 1 && self.last => Ok(found.split_off(count - 1)),
-            count => {
+        match found[..] {
+            [] if self.or_at_end => Ok(range.end),
+            [only] => Ok(only),
+            [.., last] if self.last => Ok(last),
+            _ => {
                 let mut anchor = self.anchor.to_string();
                 for fallback in &self.otherwise {
                     anchor.push_str(&format!(", else {fallback}"));
@@ -697,9 +677,9 @@ impl Patch {
                 if let Some(Region { start, end }) = &self.within {
                     anchor.push_str(&format!(" between {start} and {end}"));
                 }
-                Err(match count {
+                Err(match found.len() {
                     0 => format!("found no line matching {anchor}"),
-                    _ => format!(
+                    count => format!(
                         "found {count} lines matching {anchor}; it needs exactly one unless it \
                          says `last = true`"
                     ),
@@ -724,36 +704,33 @@ impl Patch {
             spark_version: context.spark_version.clone(),
             reason,
         };
+        let index = self.locate(lines).map_err(misfit)?;
+        // Written lines take the anchor line's indentation; `or_at_end` has no anchor line.
+        let anchor = lines.get(index).map_or("", String::as_str);
+        let indent = anchor[..anchor.len() - anchor.trim_start().len()].to_string();
+        let indented = rendered.iter().map(|line| format!("{indent}{line}"));
         let text = rendered.concat();
-        // From the bottom up, so insertions do not move the anchors still to come.
-        let anchors = self.locate(lines).map_err(misfit)?;
-        for index in anchors.into_iter().rev() {
-            // Written lines take the anchor line's indentation; `or_at_end` has no anchor line.
-            let anchor = lines.get(index).map_or("", String::as_str);
-            let indent = anchor[..anchor.len() - anchor.trim_start().len()].to_string();
-            let indented = rendered.iter().map(|line| format!("{indent}{line}"));
-            match self.operation {
-                Operation::InsertBefore => drop(lines.splice(index..index, indented)),
-                Operation::InsertAfter => {
-                    let at = (index + 1).min(lines.len());
-                    drop(lines.splice(at..at, indented));
-                }
-                Operation::ReplaceWord => {
-                    let word = self.word.map_or(0, NonZeroUsize::get);
-                    let skip_prefix = self.skip_prefix.as_deref();
-                    lines[index] = replace_word(&lines[index], word, skip_prefix, &text)
-                        .ok_or_else(|| {
-                            misfit(format!("line {} has fewer than {word} words", index + 1))
-                        })?;
-                }
-                Operation::AppendToLine => {
-                    let suffix = self.before_suffix.as_deref().unwrap_or("");
-                    let body = lines[index].strip_suffix(suffix).ok_or_else(|| {
-                        misfit(format!("line {} does not end with `{suffix}`", index + 1))
+        match self.operation {
+            Operation::InsertBefore => drop(lines.splice(index..index, indented)),
+            Operation::InsertAfter => {
+                let at = (index + 1).min(lines.len());
+                drop(lines.splice(at..at, indented));
+            }
+            Operation::ReplaceWord => {
+                let word = self.word.map_or(0, NonZeroUsize::get);
+                let skip_prefix = self.skip_prefix.as_deref();
+                lines[index] =
+                    replace_word(&lines[index], word, skip_prefix, &text).ok_or_else(|| {
+                        misfit(format!("line {} has fewer than {word} words", index + 1))
                     })?;
-                    if !body.ends_with(&text) {
-                        lines[index] = format!("{body}{text}{suffix}");
-                    }
+            }
+            Operation::AppendToLine => {
+                let suffix = self.before_suffix.as_deref().unwrap_or("");
+                let body = lines[index].strip_suffix(suffix).ok_or_else(|| {
+                    misfit(format!("line {} does not end with `{suffix}`", index + 1))
+                })?;
+                if !body.ends_with(&text) {
+                    lines[index] = format!("{body}{text}{suffix}");
                 }
             }
         }
@@ -769,11 +746,9 @@ fn remove_owned_lines(patches: &[&Patch], lines: &mut Vec<String>, context: &Pat
     // What the insert patches own, by anchor line and side (`true`: above it).
     let mut owners: BTreeMap<(usize, bool), Vec<Matcher>> = BTreeMap::new();
     for patch in patches.iter().filter(|patch| patch.inserts()) {
-        if let (Some(owned), Ok(anchors)) = (patch.ownership(context), patch.locate(lines)) {
-            for anchor in anchors {
-                let side = (anchor, patch.operation == Operation::InsertBefore);
-                owners.entry(side).or_default().push(owned.clone());
-            }
+        if let (Some(owned), Ok(anchor)) = (patch.ownership(context), patch.locate(lines)) {
+            let side = (anchor, patch.operation == Operation::InsertBefore);
+            owners.entry(side).or_default().push(owned);
         }
     }
     let is_anchor =
@@ -792,11 +767,9 @@ fn remove_owned_lines(patches: &[&Patch], lines: &mut Vec<String>, context: &Pat
             next = step(index);
         }
     }
-    let mut index = 0;
-    lines.retain(|_| {
-        index += 1;
-        !doomed.contains(&(index - 1))
-    });
+    for index in doomed.into_iter().rev() {
+        lines.remove(index);
+    }
 }
 
 /// Replaces word `word` (1-based) of `line`, not counting words after the first that start
@@ -915,14 +888,15 @@ impl TryFrom<String> for Bound {
     type Error = String;
 
     fn try_from(text: String) -> Result<Bound, String> {
-        let number = |part: &str| {
-            let digits = part.bytes().all(|byte| byte.is_ascii_digit());
-            part.parse().ok().filter(|_| digits)
-        };
-        match text.trim().split('.').map(number).collect() {
-            Some(parts) => Ok(Bound(parts)),
-            None => Err(format!("`{text}` is not a version such as \"3.3\"")),
-        }
+        // Dotted numbers only: parse_version would read `3.x` as 3.
+        let numbers = !text
+            .trim()
+            .split('.')
+            .any(|part| part.is_empty() || !part.bytes().all(|byte| byte.is_ascii_digit()));
+        let parts = parse_version(&text).filter(|_| numbers);
+        parts
+            .map(Bound)
+            .ok_or_else(|| format!("`{text}` is not a version such as \"3.3\""))
     }
 }
 
@@ -1794,10 +1768,6 @@ owned = { starts_with = "LABEL c=" }
                 ..spark35.context.clone()
             },
             PatchContext {
-                base_image: Some("image\nRUN evil".to_string()),
-                ..spark35.context.clone()
-            },
-            PatchContext {
                 spark_version: "latest".to_string(),
                 ..spark35.context.clone()
             },
@@ -1916,7 +1886,7 @@ owned = { starts_with = "LABEL c=" }
     #[test]
     fn templates_escape_braces_and_reject_strays() {
         let context = context("3.5.4", 17, Log4j::V2);
-        let lookup = |name: &str| context.value(name).ok_or(name.to_string());
+        let lookup = |name: &str| placeholder(&context, name).ok_or(name.to_string());
         assert_eq!(
             expand("ENV A=${{spark_uid}} V={spark_version}", lookup).unwrap(),
             "ENV A=${spark_uid} V=3.5.4"
