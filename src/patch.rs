@@ -215,17 +215,17 @@ impl PatchSet {
             let path = path.to_path_buf();
             move |source| PatchError::Read { path, source }
         };
-        let entries = fs::read_dir(dir).and_then(Iterator::collect::<io::Result<Vec<_>>>);
-        let mut paths: Vec<PathBuf> = entries
-            .map_err(read_error(dir))?
-            .iter()
-            .map(fs::DirEntry::path)
-            .collect();
-        paths.retain(|path| {
-            path.extension()
+        let mut paths = Vec::new();
+        for entry in fs::read_dir(dir).map_err(read_error(dir))? {
+            let path = entry.map_err(read_error(dir))?.path();
+            if path
+                .extension()
                 .is_some_and(|extension| extension == "toml")
                 && path.is_file()
-        });
+            {
+                paths.push(path);
+            }
+        }
         paths.sort();
         let mut files = Vec::new();
         for path in paths {
@@ -286,13 +286,12 @@ pub fn plan_patches(
     let spark_version = context.spark_version()?;
     let mut plan = PatchPlan::default();
     // Each target file once, in the order the patches first name it.
-    let mut files: Vec<&str> = set
-        .patches
-        .iter()
-        .map(|patch| patch.file.as_str())
-        .collect();
-    let mut seen = BTreeSet::new();
-    files.retain(|file| seen.insert(*file));
+    let mut files: Vec<&str> = Vec::new();
+    for patch in &set.patches {
+        if !files.contains(&patch.file.as_str()) {
+            files.push(&patch.file);
+        }
+    }
     for file in files {
         let patches: Vec<&Patch> = set.patches.iter().filter(|p| p.file == file).collect();
         let applying: Vec<&Patch> = patches
