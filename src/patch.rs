@@ -1,25 +1,20 @@
 //! Patches for the Spark distribution's Kubernetes `entrypoint.sh` and `Dockerfile`.
 //!
-//! What changes is data: the TOML files under `patches/` (embedded at build time; the
-//! format is documented in `patches/README.md`), optionally extended or overridden by a
-//! user directory. This module loads them into a [`PatchSet`]; [`plan_patches`] applies
-//! them to a prepared tree in memory and returns a [`PatchPlan`], which can show a unified
-//! diff and write the files, each through a temporary file and a rename.
+//! What changes is data: the TOML files under `patches/` (embedded; the format is in
+//! `patches/README.md`), extended or overridden by a user directory, loaded into a
+//! [`PatchSet`]. [`plan_patches`] applies them to a prepared tree in memory; the
+//! [`PatchPlan`] shows a unified diff and writes the files. Whether a patch applies is
+//! decided by named conditions computed from the [`PatchContext`] and Spark version bounds.
 //!
-//! Whether a patch applies is decided by a closed set of named conditions computed here
-//! from the [`PatchContext`] (`certs`, `java8`, `base_image`, `disable_cert_checking`) and
-//! optional Spark version bounds, not by an expression language.
-//!
-//! Applying is idempotent: before the patches apply, the lines each insert patch owns are
-//! removed from next to its anchor, so an already-patched tree plans to the same bytes as a
-//! pristine one, and a tree patched with other values is brought to the new values instead
-//! of receiving a second copy.
+//! Applying is idempotent: first the lines each insert patch owns are removed from next to
+//! its anchor, so a patched tree plans to the same bytes as a pristine one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
@@ -42,28 +37,30 @@ const BUILTIN_PATCH_FILES: [(&str, &str); 2] = [
     ),
 ];
 
-/// The placeholders a template may use; [`PatchContext::value`] gives their values.
-const PLACEHOLDERS: [&str; 8] = [
-    "spark_version",
-    "java_options",
-    "java_options_env",
-    "log4j_file",
-    "java_major",
-    "base_image",
-    "cert.alias",
-    "cert.file_name",
+/// A value of the build, computed from its [`PatchContext`].
+type Value<T> = fn(&PatchContext) -> T;
+
+/// The placeholders a template may use, and their values (`None`: this build has none).
+const PLACEHOLDERS: [(&str, Value<Option<String>>); 6] = [
+    ("spark_version", |values| Some(values.spark_version.clone())),
+    ("java_options", |values| Some(values.log4j.java_option())),
+    ("java_options_env", |values| {
+        Some(values.java_options_env.name().into())
+    }),
+    ("log4j_file", |values| {
+        Some(values.log4j.config_file().into())
+    }),
+    ("java_major", |values| Some(values.java_major.to_string())),
+    ("base_image", |values| values.base_image.clone()),
 ];
 
-/// How a condition is computed from the build's values.
-type Test = fn(&PatchContext) -> bool;
-
-/// The conditions `when` can name.
-const CONDITIONS: [(&str, Test); 4] = [
-    ("certs", |context| !context.certs.is_empty()),
-    ("java8", |context| context.java_major == 8),
-    ("base_image", |context| context.base_image.is_some()),
-    ("disable_cert_checking", |context| {
-        context.disable_cert_checking
+/// The conditions `when` can name, and whether each holds.
+const CONDITIONS: [(&str, Value<bool>); 4] = [
+    ("certs", |values| !values.certs.is_empty()),
+    ("java8", |values| values.java_major == 8),
+    ("base_image", |values| values.base_image.is_some()),
+    ("disable_cert_checking", |values| {
+        values.disable_cert_checking
     }),
 ];
 
@@ -148,7 +145,8 @@ impl PatchError {
     }
 }
 
-/// One CA certificate to copy into the image and import into the JVM trust store.
+/// One CA certificate to copy into the image and import into the JVM trust store (by
+/// `certs/import-certs.sh`; the patches only ask whether there is any).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertImport {
     /// The keystore alias.
@@ -170,7 +168,7 @@ pub struct PatchContext {
     pub java_options_env: JavaOptionsEnv,
     /// The image's Java major version; `java8` holds for 8.
     pub java_major: u32,
-    /// The CA certificates to import, in order.
+    /// The CA certificates to import, in order; `certs` holds when there is one.
     pub certs: Vec<CertImport>,
     /// A base image to use instead of the one in Spark's Dockerfile.
     pub base_image: Option<String>,
@@ -179,67 +177,18 @@ pub struct PatchContext {
 }
 
 impl PatchContext {
-    /// Refuses values that would break the files they are written into; returns the Spark
-    /// version's leading numbers, which the bounds are compared with.
-    fn validate(&self) -> Result<Vec<u64>, PatchError> {
-        let check = |name, value: &String, safe: bool, reason| match safe {
-            true => Ok(()),
-            false => Err(PatchError::UnsafeValue {
-                name,
-                value: value.clone(),
-                reason,
-            }),
-        };
-        let version = parse_version(&self.spark_version)
-            .filter(|_| !self.spark_version.contains(['\n', '\r', '\0']));
-        let reason = "it must start with a number and hold no line break";
-        check(
-            "Spark version",
-            &self.spark_version,
-            version.is_some(),
-            reason,
-        )?;
-        if let Some(image) = &self.base_image {
-            let word =
-                !image.is_empty() && !image.contains(|c: char| c.is_whitespace() || c == '\0');
-            check(
-                "base image",
-                image,
-                word,
-                "an image reference is one non-empty word",
-            )?;
-        }
-        // Aliases and file names become file names and shell words.
-        let reason = "only letters, digits, `.`, `_` and `-` are allowed, and it must not start with `.` or `-`";
-        for cert in &self.certs {
-            for (name, value) in [
-                ("certificate alias", &cert.alias),
-                ("certificate file name", &cert.file_name),
-            ] {
-                let safe = value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-                    && value
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-                check(name, value, safe, reason)?;
-            }
-        }
-        Ok(version.unwrap_or_default())
-    }
-
-    /// The value of placeholder `name` (one of [`PLACEHOLDERS`]), `None` when this build
-    /// does not set it; `cert` is the certificate a `for_each` template is rendered for.
-    fn value(&self, name: &str, cert: Option<&CertImport>) -> Option<String> {
-        match name {
-            "spark_version" => Some(self.spark_version.clone()),
-            "java_options" => Some(self.log4j.java_option()),
-            "java_options_env" => Some(self.java_options_env.name().to_string()),
-            "log4j_file" => Some(self.log4j.config_file().to_string()),
-            "java_major" => Some(self.java_major.to_string()),
-            "base_image" => self.base_image.clone(),
-            "cert.alias" => cert.map(|cert| cert.alias.clone()),
-            "cert.file_name" => cert.map(|cert| cert.file_name.clone()),
-            _ => None,
-        }
+    /// The Spark version's leading numbers, which the bounds are compared with. It comes
+    /// from a jar name in the distribution, so a line break in it is refused; the base image
+    /// was parsed as an image reference by `config`, and the other values are imgforge's own.
+    fn spark_version(&self) -> Result<Vec<u64>, PatchError> {
+        let version = &self.spark_version;
+        parse_version(version)
+            .filter(|_| !version.contains(['\n', '\r', '\0']))
+            .ok_or_else(|| PatchError::UnsafeValue {
+                name: "Spark version",
+                value: version.clone(),
+                reason: "it must start with a number and hold no line break",
+            })
     }
 }
 
@@ -266,30 +215,26 @@ impl PatchSet {
             let path = path.to_path_buf();
             move |source| PatchError::Read { path, source }
         };
-        let mut paths = fs::read_dir(dir)
-            .and_then(|entries| {
-                entries
-                    .map(|entry| Ok(entry?.path()))
-                    .collect::<io::Result<Vec<_>>>()
-            })
-            .map_err(read_error(dir))?;
-        paths.retain(|path| {
-            path.extension()
+        let mut paths = Vec::new();
+        for entry in fs::read_dir(dir).map_err(read_error(dir))? {
+            let path = entry.map_err(read_error(dir))?.path();
+            if path
+                .extension()
                 .is_some_and(|extension| extension == "toml")
                 && path.is_file()
-        });
+            {
+                paths.push(path);
+            }
+        }
         paths.sort();
-        let files = paths.into_iter().map(|path| {
+        let mut files = Vec::new();
+        for path in paths {
             let text = fs::read_to_string(&path).map_err(read_error(&path))?;
             // The digest names the file, not where the directory happens to live.
-            let file_name = path.file_name().unwrap_or_default().to_string_lossy();
-            Ok((
-                path.display().to_string(),
-                format!("user/{file_name}"),
-                text,
-            ))
-        });
-        self.add(files.collect::<Result<_, _>>()?, "user")
+            let digest_name = format!("user/{}", path.file_name().unwrap_or_default().display());
+            files.push((path.display().to_string(), digest_name, text));
+        }
+        self.add(files, "user")
     }
 
     /// Adds `(name, name in the digest, contents)` files of one `kind`, whose patch ids must
@@ -338,25 +283,17 @@ pub fn plan_patches(
     set: &PatchSet,
     context: &PatchContext,
 ) -> Result<PatchPlan, PatchError> {
-    let spark_version = context.validate()?;
-    let mut plan = PatchPlan {
-        files: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let spark_version = context.spark_version()?;
+    let mut plan = PatchPlan::default();
     // Each target file once, in the order the patches first name it.
-    let mut files: Vec<&str> = set
-        .patches
-        .iter()
-        .map(|patch| patch.file.as_str())
-        .collect();
-    let mut seen = BTreeSet::new();
-    files.retain(|file| seen.insert(*file));
+    let mut files: Vec<&str> = Vec::new();
+    for patch in &set.patches {
+        if !files.contains(&patch.file.as_str()) {
+            files.push(&patch.file);
+        }
+    }
     for file in files {
-        let patches: Vec<&Patch> = set
-            .patches
-            .iter()
-            .filter(|patch| patch.file == file)
-            .collect();
+        let patches: Vec<&Patch> = set.patches.iter().filter(|p| p.file == file).collect();
         let applying: Vec<&Patch> = patches
             .iter()
             .copied()
@@ -376,7 +313,7 @@ pub fn plan_patches(
         for patch in applying {
             patch.apply(&mut lines, context)?;
             if let Some(warning) = &patch.warning {
-                plan.warnings.push(patch.render(warning, context, None)?);
+                plan.warnings.push(patch.render(warning, context)?);
             }
         }
         let ending = if original.contains("\r\n") {
@@ -400,7 +337,7 @@ pub fn plan_patches(
 }
 
 /// The patched contents of every target file, ready to show or write.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PatchPlan {
     /// Every target file, changed or not, in the order the patches name them.
     files: Vec<PlannedFile>,
@@ -426,16 +363,15 @@ impl PatchPlan {
 
     /// A unified diff of every changed file, with paths `a/…` and `b/…` relative to the tree.
     pub fn unified_diff(&self) -> String {
-        let mut diff = String::new();
-        for file in self.changed() {
+        let diff = |file: &PlannedFile| {
             let (old, new) = (
                 format!("a/{}", file.relative),
                 format!("b/{}", file.relative),
             );
             let text_diff = TextDiff::from_lines(&file.original, &file.patched);
-            diff.push_str(&text_diff.unified_diff().header(&old, &new).to_string());
-        }
-        diff
+            text_diff.unified_diff().header(&old, &new).to_string()
+        };
+        self.changed().map(diff).collect()
     }
 
     /// Writes every changed file through a temporary file in its directory and a rename,
@@ -452,12 +388,9 @@ impl PatchPlan {
             }
             let permissions = fs::metadata(path).map_err(error)?.permissions();
             // The files are in a staged tree, made visible by one rename of the whole tree.
-            let mut temporary = crate::persist::temp_for(path).map_err(|e| error(e.source))?;
-            fs::set_permissions(temporary.path(), permissions).map_err(error)?;
-            temporary
-                .write_all(file.patched.as_bytes())
-                .map_err(error)?;
-            crate::persist::persist_staged(temporary, path).map_err(|e| error(e.source))?;
+            crate::persist::write_staged(path, file.patched.as_bytes())
+                .map_err(|persist| error(persist.source))?;
+            fs::set_permissions(path, permissions).map_err(error)?;
         }
         Ok(())
     }
@@ -485,7 +418,7 @@ struct Patch {
     _description: String,
     file: String,
     #[serde(default)]
-    when: Vec<Condition>,
+    when: Vec<String>,
     spark_min: Option<Bound>,
     spark_max: Option<Bound>,
     within: Option<Region>,
@@ -493,15 +426,11 @@ struct Patch {
     #[serde(default)]
     otherwise: Vec<Matcher>,
     #[serde(default)]
-    all: bool,
-    #[serde(default)]
     last: bool,
     #[serde(default)]
     or_at_end: bool,
     operation: Operation,
     template: String,
-    for_each: Option<String>,
-    indent: Option<String>,
     owned: Option<Matcher>,
     before_suffix: Option<String>,
     word: Option<NonZeroUsize>,
@@ -524,13 +453,12 @@ struct Region {
 enum Operation {
     InsertBefore,
     InsertAfter,
-    Replace,
     ReplaceWord,
     AppendToLine,
 }
 
 /// The patches of one file. Each `[[patch]]` table is read on its own, so that whatever is
-/// wrong with it, from an unknown key to an old-style condition, is reported with its id.
+/// wrong with it, from an unknown key to an unknown condition, is reported with its id.
 fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -544,11 +472,8 @@ fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchEr
     })?;
     let mut patches = Vec::new();
     for table in file.patch {
-        let id = table
-            .get("id")
-            .and_then(toml::Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let id = table.get("id").and_then(toml::Value::as_str);
+        let id = id.unwrap_or("").to_string();
         let invalid = |reason: String| PatchError::InvalidPatch {
             source_name: source_name.to_string(),
             id: id.clone(),
@@ -567,78 +492,83 @@ fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchEr
     Ok(patches)
 }
 
+/// The value of placeholder `name` for this build, `None` when it has none.
+fn placeholder(context: &PatchContext, name: &str) -> Option<String> {
+    let (_, value) = PLACEHOLDERS.iter().find(|(known, _)| *known == name)?;
+    value(context)
+}
+
+/// An entry of `when`, `name` or `!name`: whether it is negated, and the condition's test.
+fn condition(text: &str) -> Option<(bool, Value<bool>)> {
+    let (negated, name) = match text.trim().strip_prefix('!') {
+        Some(name) => (true, name.trim()),
+        None => (false, text.trim()),
+    };
+    let (_, holds) = CONDITIONS.iter().find(|(known, _)| *known == name)?;
+    Some((negated, *holds))
+}
+
 impl Patch {
     /// Checks what the types of the fields cannot say.
     fn check(&self) -> Result<(), String> {
-        let one_line = self.template.strip_suffix('\n').unwrap_or(&self.template);
+        if let Some(unknown) = self.when.iter().find(|text| condition(text).is_none()) {
+            return Err(format!(
+                "`{unknown}` is not a condition: `when` takes certs, java8, base_image and \
+                 disable_cert_checking, each negated by `!`; Spark versions are bounded by \
+                 `spark_min` / `spark_max` beside it, such as `spark_max = \"3.2\"`"
+            ));
+        }
         let plain_path = Path::new(&self.file)
             .components()
             .all(|component| matches!(component, Component::Normal(_)));
-        let indent = self.indent.as_deref().unwrap_or("anchor");
-        let (word, append) = (Operation::ReplaceWord, Operation::AppendToLine);
-        // (whether it is set, the operations it belongs to; none means inserts)
-        let keys = [
-            ("word", self.word.is_some(), Some(word)),
-            ("skip_prefix", self.skip_prefix.is_some(), Some(word)),
-            ("before_suffix", self.before_suffix.is_some(), Some(append)),
-            ("for_each", self.for_each.is_some(), None),
-            ("or_at_end", self.or_at_end, None),
-        ];
-        if let Some((key, ..)) = keys.iter().find(|(_, set, operation)| {
-            *set && operation.map_or(!self.inserts(), |operation| operation != self.operation)
-        }) {
-            return Err(format!("`{key}` does not go with this `operation`"));
-        }
+        let one_line = self.template.strip_suffix('\n').unwrap_or(&self.template);
+        let regions = self
+            .within
+            .iter()
+            .flat_map(|region| [&region.start, &region.end]);
+        let matchers = regions.chain([&self.anchor]).chain(&self.otherwise);
         let rules = [
             (self.id.trim().is_empty(), "the id is empty"),
+            (
+                matchers
+                    .chain(&self.owned)
+                    .any(|m| m.equals.is_empty() && m.starts_with.is_empty()),
+                "a matcher needs `equals` or `starts_with`",
+            ),
             (
                 self.file.is_empty() || self.file.contains('\\') || !plain_path,
                 "`file` must be a relative path of plain names inside the Spark tree",
             ),
             (
-                !matches!(self.for_each.as_deref(), None | Some("certs")),
-                "`for_each` takes \"certs\", the one list there is",
+                (self.operation == Operation::ReplaceWord) != self.word.is_some(),
+                "`replace_word` needs `word`, counted from 1, and no other operation takes it",
             ),
             (
-                self.operation == word && self.word.is_none(),
-                "`replace_word` needs `word`, counted from 1",
+                self.operation != Operation::ReplaceWord && self.skip_prefix.is_some(),
+                "`skip_prefix` goes with `replace_word`",
             ),
             (
-                [&self.skip_prefix, &self.before_suffix].contains(&&Some(String::new())),
-                "`skip_prefix` and `before_suffix` cannot be empty",
+                self.operation != Operation::AppendToLine && self.before_suffix.is_some(),
+                "`before_suffix` goes with `append_to_line`",
+            ),
+            (
+                !self.inserts() && (self.or_at_end || self.owned.is_some()),
+                "`or_at_end` and `owned` go with `insert_before` and `insert_after`",
             ),
             (
                 !self.inserts() && one_line.contains('\n'),
                 "this operation takes a one-line template",
             ),
-            (self.all && self.last, "`all` and `last` exclude each other"),
-            (
-                indent != "anchor" && !indent.chars().all(|c| c == ' ' || c == '\t'),
-                "`indent` is neither \"anchor\" nor spaces and tabs",
-            ),
         ];
         if let Some((_, reason)) = rules.iter().find(|(broken, _)| *broken) {
             return Err(reason.to_string());
         }
-        let known = |name: &str| match PLACEHOLDERS.contains(&name) {
+        let known = |name: &str| match PLACEHOLDERS.iter().any(|(known, _)| *known == name) {
             true => Ok(String::new()),
             false => Err(format!("`{{{name}}}` is not a known placeholder")),
         };
-        let mut uses_cert = false;
-        expand(&self.template, |name| {
-            uses_cert |= name.starts_with("cert.");
-            known(name)
-        })?;
-        if uses_cert && self.for_each.is_none() {
-            return Err("`{cert.…}` placeholders need `for_each = \"certs\"`".to_string());
-        }
-        expand(self.warning.as_deref().unwrap_or(""), |name| {
-            match name.starts_with("cert.") {
-                true => Err("a warning cannot use `{cert.…}` placeholders".to_string()),
-                false => known(name),
-            }
-        })
-        .map(drop)
+        expand(&self.template, known)?;
+        expand(self.warning.as_deref().unwrap_or(""), known).map(drop)
     }
 
     fn invalid(&self, reason: String) -> PatchError {
@@ -663,23 +593,20 @@ impl Patch {
                 .map(|index| spark_version.get(index).copied().unwrap_or(0))
                 .collect()
         };
+        let holds = |(negated, holds): (bool, Value<bool>)| holds(context) != negated;
         self.when
             .iter()
-            .all(|condition| (condition.test)(context) != condition.negated)
+            .filter_map(|text| condition(text))
+            .all(holds)
             && self.spark_min.as_ref().is_none_or(|min| line(min) >= min.0)
             && self.spark_max.as_ref().is_none_or(|max| line(max) <= max.0)
     }
 
-    /// `template` rendered with `context` (and `cert` inside `for_each`).
-    fn render(
-        &self,
-        template: &str,
-        context: &PatchContext,
-        cert: Option<&CertImport>,
-    ) -> Result<String, PatchError> {
+    /// `template` rendered with `context`.
+    fn render(&self, template: &str, context: &PatchContext) -> Result<String, PatchError> {
         // Checked when loaded, a template can only fail here on a value the build lacks.
         expand(template, |name| {
-            context.value(name, cert).ok_or(name.to_string())
+            placeholder(context, name).ok_or(name.to_string())
         })
         .map_err(|name| {
             self.invalid(format!(
@@ -690,86 +617,58 @@ impl Patch {
 
     /// The lines the patch writes with these values (before indentation).
     fn render_lines(&self, context: &PatchContext) -> Result<Vec<String>, PatchError> {
-        let certs = match self.for_each {
-            Some(_) => context.certs.iter().map(Some).collect(),
-            None => vec![None],
-        };
-        let mut lines = Vec::new();
-        for cert in certs {
-            let text = self.render(&self.template, context, cert)?;
-            lines.extend(
-                text.strip_suffix('\n')
-                    .unwrap_or(&text)
-                    .split('\n')
-                    .map(str::to_string),
-            );
-        }
-        Ok(lines)
+        let text = self.render(&self.template, context)?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        Ok(text.split('\n').map(str::to_string).collect())
     }
 
     /// What counts as a line this patch wrote: its `owned` matcher, else exactly what it
     /// would write now.
     fn ownership(&self, context: &PatchContext) -> Option<Matcher> {
-        self.owned.clone().or_else(|| {
-            let lines = self.render_lines(context).ok()?;
-            let equal = lines.into_iter().map(|line| (Compare::Equals, line));
-            Some(Matcher(equal.collect())).filter(|matcher| !matcher.0.is_empty())
-        })
+        let equals = || self.render_lines(context).ok();
+        let rendered = || {
+            Some(Matcher {
+                equals: equals()?,
+                starts_with: Vec::new(),
+            })
+        };
+        self.owned.clone().or_else(rendered)
     }
 
-    /// The anchor lines: in the region, those of `anchor` (or owned by `also`), else those of
-    /// the first of `otherwise` that matches; an error says what matched no line or several.
-    fn locate(&self, lines: &[String], also: Option<&Matcher>) -> Result<Vec<usize>, String> {
-        let matching = |matchers: &[&Matcher], from: usize, to: usize| -> Vec<usize> {
-            (from..to)
-                .filter(|&index| {
-                    matchers
-                        .iter()
-                        .any(|matcher| matcher.matches(&lines[index]))
-                })
+    /// The anchor line: in the region, the one of `anchor`, else of the first of `otherwise`
+    /// that matches (the last with `last`, the region's end with `or_at_end` when none does);
+    /// an error says what matched no line or several.
+    fn locate(&self, lines: &[String]) -> Result<usize, String> {
+        let find = |matcher: &Matcher, range: Range<usize>| -> Vec<usize> {
+            range
+                .filter(|&index| matcher.matches(&lines[index]))
                 .collect()
         };
-        let found_error = |count: usize, anchor: String| match count {
-            0 => format!("found no line matching {anchor}"),
-            _ => format!(
-                "found {count} lines matching {anchor}; it needs exactly one unless it says `all = true`"
-            ),
-        };
-        let (from, to) = match &self.within {
-            None => (0, lines.len()),
-            Some(Region { start, end }) => {
-                let starts = matching(&[start], 0, lines.len());
-                let [start_at] = starts[..] else {
-                    let what = format!("{start} (the start of the region to search)");
-                    return Err(found_error(starts.len(), what));
-                };
-                let Some(&end_at) = matching(&[end], start_at + 1, lines.len()).first() else {
-                    let what = format!("{end} (the end of the region opened by {start})");
-                    return Err(found_error(0, what));
-                };
-                (start_at + 1, end_at)
-            }
-        };
-        let first = matching(
-            &[&self.anchor].into_iter().chain(also).collect::<Vec<_>>(),
-            from,
-            to,
-        );
-        let mut found = std::iter::once(first)
-            .chain(
-                self.otherwise
-                    .iter()
-                    .map(|matcher| matching(&[matcher], from, to)),
-            )
+        let mut range = 0..lines.len();
+        if let Some(Region { start, end }) = &self.within {
+            let region = match find(start, range)[..] {
+                [start_at] => find(end, start_at + 1..lines.len())
+                    .first()
+                    .map(|&end_at| start_at + 1..end_at),
+                _ => None,
+            };
+            range = region.ok_or_else(|| {
+                format!(
+                    "found no region from the one line matching {start} to a line matching {end}"
+                )
+            })?;
+        }
+        let found = [&self.anchor]
+            .into_iter()
+            .chain(&self.otherwise)
+            .map(|matcher| find(matcher, range.clone()))
             .find(|found| !found.is_empty())
             .unwrap_or_default();
-        match found.len() {
-            // The end of the file (or region) stands in as the anchor.
-            0 if self.or_at_end => Ok(vec![to]),
-            1 => Ok(found),
-            count if count > 1 && self.all => Ok(found),
-            count if count > 1 && self.last => Ok(found.split_off(count - 1)),
-            count => {
+        match found[..] {
+            [] if self.or_at_end => Ok(range.end),
+            [only] => Ok(only),
+            [.., last] if self.last => Ok(last),
+            _ => {
                 let mut anchor = self.anchor.to_string();
                 for fallback in &self.otherwise {
                     anchor.push_str(&format!(", else {fallback}"));
@@ -777,7 +676,13 @@ impl Patch {
                 if let Some(Region { start, end }) = &self.within {
                     anchor.push_str(&format!(" between {start} and {end}"));
                 }
-                Err(found_error(count, anchor))
+                Err(match found.len() {
+                    0 => format!("found no line matching {anchor}"),
+                    count => format!(
+                        "found {count} lines matching {anchor}; it needs exactly one unless it \
+                         says `last = true`"
+                    ),
+                })
             }
         }
     }
@@ -792,60 +697,40 @@ impl Patch {
                  so applying it twice would write it twice"
             )));
         }
-        // A line an earlier run replaced or appended to is found again as the anchor.
-        let also = match self.operation {
-            Operation::Replace => self.ownership(context),
-            _ if self.inserts() => None,
-            _ => self.owned.clone(),
-        };
         let misfit = |reason| PatchError::Misfit {
             id: self.id.clone(),
             file: self.file.clone(),
             spark_version: context.spark_version.clone(),
             reason,
         };
+        let index = self.locate(lines).map_err(misfit)?;
+        // Written lines take the anchor line's indentation; `or_at_end` has no anchor line.
+        let anchor = lines.get(index).map_or("", String::as_str);
+        let indent = anchor[..anchor.len() - anchor.trim_start().len()].to_string();
+        let indented = rendered.iter().map(|line| format!("{indent}{line}"));
         let text = rendered.concat();
-        // From the bottom up, so insertions do not move the anchors still to come.
-        for index in self
-            .locate(lines, also.as_ref())
-            .map_err(misfit)?
-            .into_iter()
-            .rev()
-        {
-            // `or_at_end` anchors at one past the last line: no anchor line to indent like.
-            let indent = match (lines.get(index), self.indent.as_deref()) {
-                (None, _) => "",
-                (Some(line), None | Some("anchor")) => {
-                    &line[..line.len() - line.trim_start().len()]
-                }
-                (Some(_), Some(literal)) => literal,
+        match self.operation {
+            Operation::InsertBefore => drop(lines.splice(index..index, indented)),
+            Operation::InsertAfter => {
+                let at = (index + 1).min(lines.len());
+                drop(lines.splice(at..at, indented));
             }
-            .to_string();
-            let indented = rendered.iter().map(|line| format!("{indent}{line}"));
-            match self.operation {
-                Operation::InsertBefore => drop(lines.splice(index..index, indented)),
-                Operation::InsertAfter => {
-                    let at = (index + 1).min(lines.len());
-                    drop(lines.splice(at..at, indented));
-                }
-                Operation::ReplaceWord => {
-                    let word = self.word.map_or(0, NonZeroUsize::get);
-                    lines[index] =
-                        replace_word(&lines[index], word, self.skip_prefix.as_deref(), &text)
-                            .ok_or_else(|| {
-                                misfit(format!("line {} has fewer than {word} words", index + 1))
-                            })?;
-                }
-                Operation::AppendToLine => {
-                    let suffix = self.before_suffix.as_deref().unwrap_or("");
-                    let body = lines[index].strip_suffix(suffix).ok_or_else(|| {
-                        misfit(format!("line {} does not end with `{suffix}`", index + 1))
+            Operation::ReplaceWord => {
+                let word = self.word.map_or(0, NonZeroUsize::get);
+                let skip_prefix = self.skip_prefix.as_deref();
+                lines[index] =
+                    replace_word(&lines[index], word, skip_prefix, &text).ok_or_else(|| {
+                        misfit(format!("line {} has fewer than {word} words", index + 1))
                     })?;
-                    if !body.ends_with(&text) {
-                        lines[index] = format!("{body}{text}{suffix}");
-                    }
+            }
+            Operation::AppendToLine => {
+                let suffix = self.before_suffix.as_deref().unwrap_or("");
+                let body = lines[index].strip_suffix(suffix).ok_or_else(|| {
+                    misfit(format!("line {} does not end with `{suffix}`", index + 1))
+                })?;
+                if !body.ends_with(&text) {
+                    lines[index] = format!("{body}{text}{suffix}");
                 }
-                Operation::Replace => lines[index] = format!("{indent}{text}"),
             }
         }
         Ok(())
@@ -857,43 +742,33 @@ impl Patch {
 /// already-patched file. Patches whose anchor cannot be found are skipped: if they apply,
 /// the apply step reports it.
 fn remove_owned_lines(patches: &[&Patch], lines: &mut Vec<String>, context: &PatchContext) {
-    // (anchor line, whether the patch inserts above it, what it owns)
-    let mut inserts: Vec<(usize, bool, Matcher)> = Vec::new();
+    // What the insert patches own, by anchor line and side (`true`: above it).
+    let mut owners: BTreeMap<(usize, bool), Vec<Matcher>> = BTreeMap::new();
     for patch in patches.iter().filter(|patch| patch.inserts()) {
-        if let (Some(owned), Ok(anchors)) = (patch.ownership(context), patch.locate(lines, None)) {
-            let above = patch.operation == Operation::InsertBefore;
-            inserts.extend(
-                anchors
-                    .into_iter()
-                    .map(|index| (index, above, owned.clone())),
-            );
+        if let (Some(owned), Ok(anchor)) = (patch.ownership(context), patch.locate(lines)) {
+            let side = (anchor, patch.operation == Operation::InsertBefore);
+            owners.entry(side).or_default().push(owned);
         }
     }
-    let anchors: BTreeSet<usize> = inserts.iter().map(|insert| insert.0).collect();
+    let is_anchor =
+        |index| owners.contains_key(&(index, true)) || owners.contains_key(&(index, false));
     let mut doomed = BTreeSet::new();
-    for &(anchor, above, _) in &inserts {
-        let owners: Vec<&Matcher> = inserts
-            .iter()
-            .filter(|other| other.0 == anchor && other.1 == above)
-            .map(|other| &other.2)
-            .collect();
+    for (&(anchor, above), owned) in &owners {
         let step = |index: usize| match above {
             true => index.checked_sub(1),
             false => Some(index + 1).filter(|&next| next < lines.len()),
         };
         let mut next = step(anchor);
-        while let Some(index) = next.filter(|index| {
-            !anchors.contains(index) && owners.iter().any(|owned| owned.matches(&lines[*index]))
+        while let Some(index) = next.filter(|&index| {
+            !is_anchor(index) && owned.iter().any(|owned| owned.matches(&lines[index]))
         }) {
             doomed.insert(index);
             next = step(index);
         }
     }
-    let mut index = 0;
-    lines.retain(|_| {
-        index += 1;
-        !doomed.contains(&(index - 1))
-    });
+    for index in doomed.into_iter().rev() {
+        lines.remove(index);
+    }
 }
 
 /// Replaces word `word` (1-based) of `line`, not counting words after the first that start
@@ -918,84 +793,60 @@ fn replace_word(line: &str, word: usize, skip_prefix: Option<&str>, new: &str) -
 }
 
 // ---------------------------------------------------------------------------------------
-// Matchers, templates, conditions and versions: the parts of a patch that check themselves.
+// Matchers, templates and versions: the parts of a patch that check themselves.
 
-/// How a matcher compares a line, trimmed, with its text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Compare {
-    Equals,
-    StartsWith,
-    EndsWith,
-    Contains,
+/// Which lines a patch looks for: a line matches when, trimmed, it equals one of `equals`
+/// or starts with one of `starts_with` (so `"FROM "` keeps its space).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Matcher {
+    #[serde(default, deserialize_with = "one_or_many")]
+    equals: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    starts_with: Vec<String>,
 }
 
-/// Matches a line when any alternative does; each key takes a string or a list.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "BTreeMap<Compare, OneOrMany>")]
-struct Matcher(Vec<(Compare, String)>);
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl TryFrom<BTreeMap<Compare, OneOrMany>> for Matcher {
-    type Error = String;
-
-    fn try_from(keys: BTreeMap<Compare, OneOrMany>) -> Result<Matcher, String> {
-        let mut alternatives = Vec::new();
-        for (compare, texts) in keys {
-            let texts = match texts {
-                OneOrMany::One(text) => vec![text],
-                OneOrMany::Many(texts) => texts,
-            };
-            // Trimmed on the side(s) the trimmed line is compared at: `"FROM "` keeps its space.
-            for text in texts {
-                let text = match compare {
-                    Compare::Equals => text.trim(),
-                    Compare::StartsWith => text.trim_start(),
-                    Compare::EndsWith => text.trim_end(),
-                    Compare::Contains => &text,
-                };
-                if text.is_empty() || text.contains(['\n', '\r']) {
-                    return Err("a matcher needs non-empty, single-line text".to_string());
-                }
-                alternatives.push((compare, text.to_string()));
-            }
-        }
-        match alternatives.is_empty() {
-            true => Err(
-                "a matcher needs one of `equals`, `starts_with`, `ends_with`, `contains`"
-                    .to_string(),
-            ),
-            false => Ok(Matcher(alternatives)),
-        }
+/// A matcher's text: a string or a list of strings, each non-empty and one line.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let texts = match OneOrMany::deserialize(input)? {
+        OneOrMany::One(text) => vec![text],
+        OneOrMany::Many(texts) => texts,
+    };
+    match texts
+        .iter()
+        .any(|text| text.trim().is_empty() || text.contains(['\n', '\r']))
+    {
+        true => Err(serde::de::Error::custom(
+            "a matcher takes non-empty, one-line text",
+        )),
+        false => Ok(texts),
     }
 }
 
 impl Matcher {
     fn matches(&self, line: &str) -> bool {
         let line = line.trim();
-        self.0.iter().any(|(compare, text)| match compare {
-            Compare::Equals => line == text,
-            Compare::StartsWith => line.starts_with(text.as_str()),
-            Compare::EndsWith => line.ends_with(text.as_str()),
-            Compare::Contains => line.contains(text.as_str()),
-        })
+        self.equals.iter().any(|text| line == text.trim())
+            || (self.starts_with.iter()).any(|text| line.starts_with(text.trim_start()))
     }
 }
 
 impl fmt::Display for Matcher {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (position, (compare, text)) in self.0.iter().enumerate() {
-            let or = if position > 0 { " or " } else { "" };
-            let key = ["equals", "starts_with", "ends_with", "contains"][*compare as usize];
-            write!(formatter, "{or}{key} `{text}`")?;
-        }
-        Ok(())
+        let equals = self
+            .equals
+            .iter()
+            .map(|text| format!("equals `{}`", text.trim()));
+        let starts_with =
+            (self.starts_with.iter()).map(|text| format!("starts_with `{}`", text.trim_start()));
+        let alternatives: Vec<String> = equals.chain(starts_with).collect();
+        formatter.write_str(&alternatives.join(" or "))
     }
 }
 
@@ -1009,99 +860,22 @@ fn expand(
     let mut rest = template;
     while let Some(at) = rest.find(['{', '}']) {
         text.push_str(&rest[..at]);
-        let brace = &rest[at..=at];
-        if rest[at + 1..].starts_with(brace) {
+        let (brace, after) = rest[at..].split_at(1);
+        if let Some(after) = after.strip_prefix(brace) {
             text.push_str(brace);
-            rest = &rest[at + 2..];
-        } else if brace == "}" {
-            return Err("a lone `}` (write `}}` for a literal brace)".to_string());
-        } else {
-            let Some(length) = rest[at..].find('}') else {
-                let unclosed = &rest[at..];
-                return Err(format!(
-                    "`{unclosed}` is not closed (write `{{{{` for a literal brace)"
-                ));
-            };
-            text.push_str(&value(rest[at + 1..at + length].trim())?);
-            rest = &rest[at + length + 1..];
+            rest = after;
+            continue;
         }
+        let Some(end) = after.find('}').filter(|_| brace == "{") else {
+            return Err(format!(
+                "a lone `{brace}` (write `{brace}{brace}` for a literal brace)"
+            ));
+        };
+        text.push_str(&value(after[..end].trim())?);
+        rest = &after[end + 1..];
     }
     text.push_str(rest);
     Ok(text)
-}
-
-/// One entry of `when`: `name` or `!name`, `name` one of [`CONDITIONS`].
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "String")]
-struct Condition {
-    test: Test,
-    negated: bool,
-}
-
-impl TryFrom<String> for Condition {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Condition, String> {
-        let text = text.trim();
-        let (negated, name) = match text.strip_prefix('!') {
-            Some(name) => (true, name.trim()),
-            None => (false, text),
-        };
-        match CONDITIONS.iter().find(|(known, _)| *known == name) {
-            Some(&(_, test)) => Ok(Condition { test, negated }),
-            None => Err(format!("`{text}` is not a condition; {}", instead_of(name))),
-        }
-    }
-}
-
-/// What to write instead of `condition`: earlier versions compared `java_major` and
-/// `spark_version`, and tested `java_options`, which is always set.
-fn instead_of(condition: &str) -> String {
-    let compact: String = condition.split_whitespace().collect();
-    let (subject, comparison) =
-        compact.split_at(compact.find(['<', '>', '=', '!']).unwrap_or(compact.len()));
-    let value = comparison.trim_start_matches(['<', '>', '=', '!']);
-    // `< 3.3` is `spark_max = "3.2"`, as a bound covers its whole line.
-    let before = Bound::try_from(value.to_string())
-        .ok()
-        .and_then(|Bound(mut parts)| {
-            let last = parts.last_mut()?;
-            *last = last.checked_sub(1)?;
-            Some(Bound(parts))
-        });
-    let keys = match (
-        subject,
-        &comparison[..comparison.len() - value.len()],
-        before,
-    ) {
-        ("java_major", ..) => {
-            return match comparison {
-                "<=8" | "==8" | "<9" => "write `\"java8\"` instead",
-                ">8" | "!=8" | ">=9" => "write `\"!java8\"` instead",
-                _ => "Java is told apart only as 8 or not: write `\"java8\"` or `\"!java8\"`",
-            }
-            .to_string();
-        }
-        ("java_options", "", _) => {
-            return "the JVM options are always set: drop it from `when`".to_string();
-        }
-        ("spark_version", ">=", _) => format!("spark_min = \"{value}\""),
-        ("spark_version", "<=", _) => format!("spark_max = \"{value}\""),
-        ("spark_version", "==", _) => {
-            format!("spark_min = \"{value}\"` and `spark_max = \"{value}\"")
-        }
-        ("spark_version", "<", Some(before)) => format!("spark_max = \"{before}\""),
-        ("spark_version", ..) => "spark_min = \"X.Y\"` and/or `spark_max = \"X.Y\"".to_string(),
-        _ => {
-            return "use certs, java8, base_image or disable_cert_checking, `!` before one to \
-                    negate it, and spark_min / spark_max for Spark versions"
-                .to_string();
-        }
-    };
-    format!(
-        "drop it from `when` and write `{keys}` beside it (inclusive bounds: \
-         `spark_max = \"3.2\"` covers every 3.2.x)"
-    )
 }
 
 /// A Spark version bound, `spark_min` or `spark_max`: dotted numbers such as `3.3`.
@@ -1113,17 +887,15 @@ impl TryFrom<String> for Bound {
     type Error = String;
 
     fn try_from(text: String) -> Result<Bound, String> {
-        match parse_version(&text).map(Bound) {
-            Some(bound) if bound.to_string() == text.trim() => Ok(bound),
-            _ => Err(format!("`{text}` is not a version such as \"3.3\"")),
-        }
-    }
-}
-
-impl fmt::Display for Bound {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(u64::to_string).collect();
-        formatter.write_str(&parts.join("."))
+        // Dotted numbers only: parse_version would read `3.x` as 3.
+        let numbers = !text
+            .trim()
+            .split('.')
+            .any(|part| part.is_empty() || !part.bytes().all(|byte| byte.is_ascii_digit()));
+        let parts = parse_version(&text).filter(|_| numbers);
+        parts
+            .map(Bound)
+            .ok_or_else(|| format!("`{text}` is not a version such as \"3.3\""))
     }
 }
 
@@ -1428,7 +1200,7 @@ mod tests {
     }
 
     #[test]
-    fn an_anchor_matching_twice_is_an_error_unless_the_patch_says_all() {
+    fn an_anchor_matching_twice_is_an_error_unless_the_patch_says_last() {
         let spark35 = family("spark-3.5");
         let dockerfile = spark35
             .dockerfile
@@ -1459,30 +1231,23 @@ template = "LABEL switched=yes"
         let error = plan_patches(tree.path(), &set, &no_certs).unwrap_err();
         assert!(matches!(error, PatchError::Misfit { .. }), "{error:?}");
         assert!(error.to_string().contains("found 2 lines"), "{error}");
-        assert!(error.to_string().contains("all = true"), "{error}");
+        assert!(error.to_string().contains("last = true"), "{error}");
 
-        let user = user_dir(&[("label.toml", &patch("all = true"))]);
+        let user = user_dir(&[("label.toml", &patch("last = true"))]);
         let set = PatchSet::builtin()
             .unwrap()
             .with_user_dir(user.path())
             .unwrap();
         let patched = plan_patches(tree.path(), &set, &no_certs).unwrap();
-        assert_eq!(
+        assert!(
+            dockerfile_of(&patched).ends_with("USER ${spark_uid}\nLABEL switched=yes\n"),
+            "{}",
             dockerfile_of(&patched)
-                .matches("LABEL switched=yes\n")
-                .count(),
-            2
         );
+        assert_eq!(dockerfile_of(&patched).matches("LABEL switched").count(), 1);
         patched.write().unwrap();
         let again = plan_patches(tree.path(), &set, &no_certs).unwrap();
         assert_eq!(again.changed_files().count(), 0);
-
-        let both = user_dir(&[("label.toml", &patch("all = true\nlast = true"))]);
-        let error = PatchSet::builtin()
-            .unwrap()
-            .with_user_dir(both.path())
-            .unwrap_err();
-        assert!(error.to_string().contains("exclude each other"), "{error}");
     }
 
     #[test]
@@ -1767,38 +1532,81 @@ template = "RUN true"
 
     #[test]
     fn invalid_patches_are_rejected_when_loaded() {
+        // Each case changes one line of a valid patch: (what replaces `from`, by what, reason).
+        let valid = "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = { equals = \"A\" }\n\
+                     operation = \"insert_after\"\ntemplate = \"B\"\n";
         let cases = [
             (
-                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = { equals = \"A\" }\noperation = \"insert_after\"\ntemplate = \"{nope}\"\n",
+                "template = \"B\"",
+                "template = \"{nope}\"",
                 "`{nope}` is not a known placeholder",
             ),
             (
-                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = { equals = \"A\" }\noperation = \"insert_after\"\ntemplate = \"{cert.alias}\"\n",
-                "for_each",
+                "template = \"B\"",
+                "template = \"{cert.alias}\"",
+                "`{cert.alias}` is not a known",
             ),
+            ("template = \"B\"", "template = \"a } b\"", "a lone `}`"),
             (
-                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nwhen = [\"rainy\"]\nanchor = { equals = \"A\" }\noperation = \"insert_after\"\ntemplate = \"B\"\n",
+                "file = \"Dockerfile\"",
+                "file = \"Dockerfile\"\nwhen = [\"rainy\"]",
                 "`rainy` is not a condition",
             ),
             (
-                "[[patch]]\nid = \"x\"\nfile = \"../etc/passwd\"\nanchor = { equals = \"A\" }\noperation = \"insert_after\"\ntemplate = \"B\"\n",
+                "file = \"Dockerfile\"",
+                "file = \"../etc/passwd\"",
                 "relative path",
             ),
             (
-                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = {}\noperation = \"insert_after\"\ntemplate = \"B\"\n",
-                "needs one of `equals`, `starts_with`, `ends_with`, `contains` in `anchor`",
+                "{ equals = \"A\" }",
+                "{}",
+                "a matcher needs `equals` or `starts_with`",
             ),
             (
-                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = { equals = \"A\" }\noperation = \"replace_word\"\ntemplate = \"B\"\n",
-                "needs `word`",
+                "{ equals = \"A\" }",
+                "{ equals = \" \" }",
+                "non-empty, one-line text in `anchor.equals`",
             ),
             (
-                "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\nanchor = { equals = \"A\" }\noperation = \"replace\"\ntemplate = \"B\\nC\"\n",
+                "{ equals = \"A\" }",
+                "{ equals = \"A\", ends_with = \"B\" }",
+                "unknown field `ends_with`",
+            ),
+            (
+                "{ equals = \"A\" }",
+                "{ contains = \"A\" }",
+                "unknown field `contains`",
+            ),
+            ("\"insert_after\"", "\"replace_word\"", "needs `word`"),
+            (
+                "\"insert_after\"",
+                "\"replace\"",
+                "unknown variant `replace`",
+            ),
+            (
+                "template = \"B\"",
+                "template = \"B\"\nword = 2",
+                "no other operation takes it",
+            ),
+            (
+                "template = \"B\"",
+                "template = \"B\"\nbefore_suffix = '\"'",
+                "`before_suffix` goes with",
+            ),
+            (
+                "\"insert_after\"\ntemplate = \"B\"",
+                "\"append_to_line\"\ntemplate = \"B\\nC\"",
                 "one-line template",
             ),
+            (
+                "\"insert_after\"",
+                "\"append_to_line\"\nor_at_end = true",
+                "`or_at_end` and `owned` go with `insert_before` and `insert_after`",
+            ),
         ];
-        for (text, reason) in cases {
-            let user = user_dir(&[("bad.toml", text)]);
+        for (from, to, reason) in cases {
+            assert!(valid.contains(from), "{from}");
+            let user = user_dir(&[("bad.toml", &valid.replacen(from, to, 1))]);
             let error = PatchSet::builtin()
                 .unwrap()
                 .with_user_dir(user.path())
@@ -1830,6 +1638,31 @@ template = "RUN true"
             PatchSet::builtin().unwrap().with_user_dir(&missing),
             Err(PatchError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn removed_keys_fail_at_load_naming_the_patch_and_the_key() {
+        for removed in ["for_each = \"certs\"", "indent = \"\"", "all = true"] {
+            let text = format!(
+                "[[patch]]\nid = \"old-import\"\nfile = \"Dockerfile\"\n{removed}\n\
+                 anchor = {{ starts_with = \"USER \" }}\noperation = \"insert_before\"\n\
+                 template = \"RUN true\"\n"
+            );
+            let user = user_dir(&[("40-old.toml", &text)]);
+            let error = PatchSet::builtin()
+                .unwrap()
+                .with_user_dir(user.path())
+                .unwrap_err();
+            let key = removed.split(' ').next().unwrap();
+            let message = error.to_string();
+            for needle in [
+                "40-old.toml".to_string(),
+                "patch `old-import`".to_string(),
+                format!("unknown field `{key}`"),
+            ] {
+                assert!(message.contains(&needle), "{message:?} lacks {needle:?}");
+            }
+        }
     }
 
     #[test]
@@ -1930,19 +1763,7 @@ owned = { starts_with = "LABEL c=" }
         let set = PatchSet::builtin().unwrap();
         let bad_contexts = [
             PatchContext {
-                certs: vec![cert("ok", "../escape.pem")],
-                ..spark35.context.clone()
-            },
-            PatchContext {
-                certs: vec![cert("two words", "ca.pem")],
-                ..spark35.context.clone()
-            },
-            PatchContext {
                 spark_version: "3.5.4\nRUN evil".to_string(),
-                ..spark35.context.clone()
-            },
-            PatchContext {
-                base_image: Some("image\nRUN evil".to_string()),
                 ..spark35.context.clone()
             },
             PatchContext {
@@ -2019,29 +1840,19 @@ owned = { starts_with = "LABEL c=" }
     }
 
     #[test]
-    fn old_comparisons_fail_at_load_naming_file_patch_and_what_to_write() {
-        let cases = [
-            ("java_major >= 9", "write `\"!java8\"` instead"),
-            ("java_major<=8", "write `\"java8\"` instead"),
-            ("java_major >= 11", "`\"java8\"` or `\"!java8\"`"),
-            ("spark_version >= 3.3", "`spark_min = \"3.3\"`"),
-            ("spark_version < 3.3", "`spark_max = \"3.2\"`"),
-            ("spark_version <= 3.2", "`spark_max = \"3.2\"`"),
-            (
-                "spark_version == 3.5",
-                "`spark_min = \"3.5\"` and `spark_max = \"3.5\"`",
-            ),
-            (
-                "spark_version < 3.0",
-                "`spark_min = \"X.Y\"` and/or `spark_max = \"X.Y\"`",
-            ),
-            ("java_options", "always set"),
-            (
-                "hadoop_version >= 3",
-                "use certs, java8, base_image or disable_cert_checking",
-            ),
+    fn old_comparisons_fail_at_load_naming_file_patch_and_what_to_write_instead() {
+        // One hint names what `when` takes and where Spark versions go instead.
+        let hint = [
+            "certs, java8, base_image and disable_cert_checking",
+            "`!`",
+            "`spark_min` / `spark_max`",
         ];
-        for (condition, instead) in cases {
+        for condition in [
+            "java_major >= 9",
+            "spark_version < 3.3",
+            "java_options",
+            "rainy",
+        ] {
             let text = format!(
                 "[[patch]]\nid = \"old-style\"\nfile = \"Dockerfile\"\nwhen = [\"{condition}\"]\n\
                  anchor = {{ equals = \"A\" }}\noperation = \"insert_after\"\ntemplate = \"B\"\n"
@@ -2052,11 +1863,16 @@ owned = { starts_with = "LABEL c=" }
                 .with_user_dir(user.path())
                 .unwrap_err();
             let message = error.to_string();
-            for needle in ["50-old.toml", "`old-style`", "is not a condition", instead] {
+            let needles = ["50-old.toml", "`old-style`", "is not a condition"];
+            for needle in needles.into_iter().chain(hint) {
                 assert!(message.contains(needle), "{message:?} lacks {needle:?}");
             }
         }
-        for (key, bound) in [("spark_min", "3.x"), ("spark_max", "")] {
+        for (key, bound) in [
+            ("spark_min", "3.x"),
+            ("spark_max", ""),
+            ("spark_max", "3..2"),
+        ] {
             let text = format!(
                 "[[patch]]\nid = \"x\"\nfile = \"Dockerfile\"\n{key} = \"{bound}\"\n\
                  anchor = {{ equals = \"A\" }}\noperation = \"insert_after\"\ntemplate = \"B\"\n"
@@ -2069,7 +1885,7 @@ owned = { starts_with = "LABEL c=" }
     #[test]
     fn templates_escape_braces_and_reject_strays() {
         let context = context("3.5.4", 17, Log4j::V2);
-        let lookup = |name: &str| context.value(name, None).ok_or(name.to_string());
+        let lookup = |name: &str| placeholder(&context, name).ok_or(name.to_string());
         assert_eq!(
             expand("ENV A=${{spark_uid}} V={spark_version}", lookup).unwrap(),
             "ENV A=${spark_uid} V=3.5.4"
