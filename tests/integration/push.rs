@@ -732,7 +732,8 @@ async fn build_push_all_three_images_end_to_end() {
         format!(
             "[images]\nregistry = \"{namespace}\"\ntags = [\"{{spark_version}}\", \"latest\"]\n\n\
              [images.spark]\nbase = \"imgforge-test/openjdk:17-jre\"\njava_image_tag = \"17-jre\"\n\n\
-             [images.hive-metastore]\nbase = \"imgforge-test/openjdk:17-jre\"\n"
+             [images.hive-metastore]\nbase = \"imgforge-test/openjdk:17-jre\"\n\
+             tags = [\"{{hive_version}}\", \"latest\"]\n"
         ),
     )
     .expect("write imgforge.toml");
@@ -777,10 +778,16 @@ async fn build_push_all_three_images_end_to_end() {
         .collect();
     assert_eq!(
         references,
-        ["spark", "spark-hs", "hive-metastore"]
-            .iter()
-            .flat_map(|name| ["3.1.1", "latest"].map(|tag| format!("{namespace}/{name}:{tag}")))
-            .collect::<Vec<_>>()
+        [
+            ("spark", "3.1.1"),
+            ("spark-hs", "3.1.1"),
+            ("hive-metastore", "3.0.0")
+        ]
+        .iter()
+        .flat_map(|(name, version)| {
+            [*version, "latest"].map(|tag| format!("{namespace}/{name}:{tag}"))
+        })
+        .collect::<Vec<_>>()
     );
     // Each digest is checked once more here, independently: the registry's manifest bytes hash
     // to it.
