@@ -2039,6 +2039,18 @@ mod tests {
             text.contains(r#"drop "http://" and write "127.0.0.1:5000/ns""#),
             "{text}"
         );
+        let error = load(
+            Some("[images]\nregistry = \"https://ghcr.io/me\"\n"),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect_err("scheme in the file");
+        let text = error.to_string();
+        assert!(
+            text.contains("line 2, column 12")
+                && text.contains(r#"drop "https://" and write "ghcr.io/me""#),
+            "{text}"
+        );
         let error = config
             .with_names(Some("https://ghcr.io/me"), &[], &ImageKind::ALL)
             .expect_err("scheme");

@@ -185,23 +185,16 @@ pub fn references(
         .repository(image.repository_path(config))
         .map_err(|error| invalid_registry(namespace.as_str(), error.invalid.to_string()))?;
     let java = java_major(config, image).map(|major| major.to_string());
-    let mut tag_versions = TagVersions {
-        spark: Some(&versions.spark),
-        hadoop: Some(&versions.hadoop),
-        scala: Some(&versions.scala),
-        hive: Some(&config.hive.metastore_version),
+    // A value the image does not have stays unset, so a template naming it is an error.
+    let own = |placeholder: Placeholder| image.lacks(placeholder).is_none();
+    let tag_versions = TagVersions {
+        spark: Some(versions.spark.as_str()).filter(|_| own(Placeholder::Spark)),
+        hadoop: Some(versions.hadoop.as_str()).filter(|_| own(Placeholder::Hadoop)),
+        scala: Some(versions.scala.as_str()).filter(|_| own(Placeholder::Scala)),
+        hive: Some(config.hive.metastore_version.as_str()).filter(|_| own(Placeholder::Hive)),
         java: java.as_deref(),
         imgforge: Some(env!("CARGO_PKG_VERSION")),
     };
-    if image.lacks(Placeholder::Spark).is_some() {
-        tag_versions.spark = None;
-    }
-    if image.lacks(Placeholder::Scala).is_some() {
-        tag_versions.scala = None;
-    }
-    if image.lacks(Placeholder::Hive).is_some() {
-        tag_versions.hive = None;
-    }
     let templates = config
         .images
         .tags
