@@ -170,9 +170,17 @@ pub struct BuildArgs {
     /// platform), replacing it only once every push was verified
     #[arg(long, value_name = "FILE", requires = "push")]
     pub(crate) digests_file: Option<PathBuf>,
+    /// Name the images under this registry and namespace instead of [images] registry, e.g.
+    /// registry.gitlab.com/gha1 (no scheme) [env: IMGFORGE_REGISTRY]
+    #[arg(long, value_name = "REGISTRY")]
+    pub(crate) registry: Option<String>,
+    /// Tag template replacing the configured tags of the images built (repeat for more),
+    /// e.g. --tag '{spark_version}-rc1' --tag latest
+    #[arg(long = "tag", value_name = "TEMPLATE")]
+    pub(crate) tags: Vec<String>,
     /// Registry credentials and TLS, used with --push
     #[command(flatten)]
-    pub(crate) registry: RegistryArgs,
+    pub(crate) access: RegistryArgs,
 }
 
 /// `imgforge push …`
@@ -182,9 +190,13 @@ pub struct PushArgs {
     #[arg(value_enum, value_name = "TARGET")]
     pub(crate) targets: Vec<BuildTarget>,
     /// Push to this registry and namespace instead of [images] registry (the images are
-    /// tagged for it first), e.g. registry.gitlab.com/gha1
+    /// tagged for it first), e.g. registry.gitlab.com/gha1 (no scheme) [env: IMGFORGE_REGISTRY]
     #[arg(long, value_name = "REGISTRY")]
     pub(crate) registry: Option<String>,
+    /// Tag template replacing the configured tags of the images pushed (repeat for more;
+    /// the images are tagged with them first)
+    #[arg(long = "tag", value_name = "TEMPLATE")]
+    pub(crate) tags: Vec<String>,
     /// Write every pushed reference to FILE as JSON (name, image, tag, digest, platform),
     /// replacing it only once every push was verified
     #[arg(long, value_name = "FILE")]

@@ -17,7 +17,8 @@ use url::Url;
 use crate::cli::GlobalArgs;
 use crate::credentials::Secret;
 use crate::exit;
-use crate::reference::{ImageReference, Namespace, RepositoryPath, TagTemplate};
+use crate::images::ImageKind;
+use crate::reference::{ImageReference, Namespace, Placeholder, RepositoryPath, TagTemplate};
 use crate::verify::Digest;
 
 /// The names of every environment variable imgforge reads.
@@ -40,6 +41,8 @@ pub(crate) mod env_vars {
     pub(crate) const REGISTRY_USER: &str = "IMGFORGE_REGISTRY_USER";
     /// Password or token for the registry pushed to (with [`REGISTRY_USER`]).
     pub(crate) const REGISTRY_PASSWORD: &str = "IMGFORGE_REGISTRY_PASSWORD";
+    /// Registry and namespace the images are named under, replacing `[images] registry`.
+    pub(crate) const REGISTRY: &str = "IMGFORGE_REGISTRY";
     /// The docker CLI's configuration directory (holding `config.json`).
     pub(crate) const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
     /// The home directory; `~/.docker` is the default docker configuration directory, and
@@ -338,8 +341,9 @@ pub(crate) struct VerifyConfig {
 pub(crate) struct ImagesConfig {
     /// Registry and namespace the image names start with, e.g. `registry.gitlab.com/gha1`.
     pub(crate) registry: Namespace,
-    /// Tag templates: `{spark_version}`, `{hadoop_version}`, `{scala_version}`.
-    pub(crate) tags: Vec<TagTemplate>,
+    /// Each image's tag templates: `[images.<image>] tags`, else `[images] tags` (checked:
+    /// every placeholder has a value for its image).
+    pub(crate) tags: BTreeMap<ImageKind, Vec<TagTemplate>>,
     /// `org.opencontainers.image.source`, when set.
     pub(crate) source: Option<String>,
     /// `org.opencontainers.image.revision`, when set.
@@ -362,6 +366,9 @@ pub(crate) struct ImagesConfig {
     pub(crate) hive_metastore_debug_sudo: bool,
     /// When base images are pulled.
     pub(crate) pull: PullPolicy,
+    /// The Java major version of the metastore's base image: `[images.hive-metastore]
+    /// java_major`, else the number its tag starts with (`8-jre` → 8), else unknown.
+    pub(crate) hive_metastore_java_major: Option<u32>,
 }
 
 /// The docker CLI's engine variables, as found in the environment.
@@ -541,6 +548,18 @@ impl Config {
             }
         }
 
+        if let Some(value) = env(env_vars::REGISTRY) {
+            let namespace = Namespace::from_str(&value).map_err(|error| ConfigError::Env {
+                name: env_vars::REGISTRY,
+                message: error.to_string(),
+            })?;
+            layers.set(
+                "images.registry",
+                toml::Value::from(namespace.as_str()),
+                Source::Env(env_vars::REGISTRY),
+            );
+        }
+
         let (cache_dir, cache_source) = match (&args.cache_dir, env(env_vars::CACHE_DIR)) {
             (Some(dir), _) => (dir.clone(), Source::Flag("--cache-dir")),
             (None, Some(dir)) => (PathBuf::from(dir), Source::Env(env_vars::CACHE_DIR)),
@@ -569,16 +588,22 @@ impl Config {
                 source: source.clone(),
             });
         }
-        shown.extend(
-            layers
-                .values
-                .iter()
-                .map(|(key, (value, source))| ShownValue {
-                    key: key.clone(),
-                    value: value.to_string(),
-                    source: source.clone(),
-                }),
-        );
+        let tag_keys = layers.tag_keys();
+        shown.extend(layers.values.iter().map(|(key, (value, source))| {
+            // A per-image tag list that gives way to `[images] tags` from a later layer is
+            // shown as what the image really gets.
+            let effective = ImageKind::ALL
+                .into_iter()
+                .find(|kind| *key == own_tags_key(*kind))
+                .and_then(|kind| layers.values.get(&tag_keys[&kind]))
+                .map(|(value, source)| (value, source));
+            let (value, source) = effective.unwrap_or((value, source));
+            ShownValue {
+                key: key.clone(),
+                value: value.to_string(),
+                source: source.clone(),
+            }
+        }));
 
         let engine = EngineEnv {
             host: env(env_vars::DOCKER_HOST),
@@ -607,7 +632,8 @@ impl Config {
         let docker_config_dir = env(env_vars::DOCKER_CONFIG)
             .map(PathBuf::from)
             .or_else(|| env(env_vars::HOME).map(|home| Path::new(&home).join(".docker")));
-        merged.into_config(ResolvedParts {
+        let config = merged.into_config(ResolvedParts {
+            tag_keys: tag_keys.clone(),
             engine,
             push: (environment_credentials, docker_config_dir),
             config_file: config_file.map(|(path, _)| path),
@@ -621,12 +647,142 @@ impl Config {
                 json: args.json,
             },
             shown,
-        })
+        })?;
+        for kind in ImageKind::ALL {
+            let key = &tag_keys[&kind];
+            for (index, template) in config.images.tags[&kind].iter().enumerate() {
+                if let Err(message) = config.check_placeholders(kind, template) {
+                    let message = match key.as_str() {
+                        "images.tags" => format!(
+                            "{message}; give the {kind} image its own tags in [images.{kind}] tags"
+                        ),
+                        _ => message,
+                    };
+                    return Err(layers.error_at(key, index, message));
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// Whether `template` can name `image`: every placeholder it holds has a value for
+    /// that image. The message says which has none, and why.
+    fn check_placeholders(&self, image: ImageKind, template: &TagTemplate) -> Result<(), String> {
+        for placeholder in template.placeholders() {
+            if let Some(why) = image.lacks(*placeholder) {
+                return Err(format!(
+                    "tag template {:?}: {placeholder} has no value for the {image} image ({why})",
+                    template.to_string()
+                ));
+            }
+            if image == ImageKind::HiveMetastore
+                && *placeholder == Placeholder::Java
+                && self.images.hive_metastore_java_major.is_none()
+            {
+                return Err(format!(
+                    "tag template {:?}: cannot tell the Java version of the hive-metastore base \
+                     {:?}; set [images.hive-metastore] java_major",
+                    template.to_string(),
+                    self.images.hive_metastore_base
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// This configuration with the image names the command line gives: `--registry`
+    /// replaces the registry of every image, `--tag` the tag templates of `images` (the
+    /// images the command builds or pushes, and spark with spark-hs, which finds the spark
+    /// image it is built on by those names). Each template is checked against those images.
+    pub(crate) fn with_names(
+        &self,
+        registry: Option<&str>,
+        tags: &[String],
+        images: &[ImageKind],
+    ) -> Result<Config, ConfigError> {
+        let mut config = self.clone();
+        if let Some(text) = registry {
+            config.images.registry =
+                Namespace::from_str(text).map_err(|error| ConfigError::Flag {
+                    flag: "--registry",
+                    message: error.to_string(),
+                })?;
+            config.show(
+                "images.registry",
+                toml::Value::from(config.images.registry.as_str()),
+                Source::Flag("--registry"),
+            );
+        }
+        if tags.is_empty() {
+            return Ok(config);
+        }
+        let templates = tags
+            .iter()
+            .map(|text| {
+                TagTemplate::from_str(text).map_err(|error| ConfigError::Flag {
+                    flag: "--tag",
+                    message: error.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut named = images.to_vec();
+        if named.contains(&ImageKind::SparkHs) && !named.contains(&ImageKind::Spark) {
+            named.push(ImageKind::Spark);
+        }
+        for kind in &named {
+            for template in &templates {
+                config
+                    .check_placeholders(*kind, template)
+                    .map_err(|message| ConfigError::Flag {
+                        flag: "--tag",
+                        message,
+                    })?;
+            }
+            config.images.tags.insert(*kind, templates.clone());
+            let value = toml::Value::Array(
+                templates
+                    .iter()
+                    .map(|template| toml::Value::from(template.to_string()))
+                    .collect(),
+            );
+            config.show(&own_tags_key(*kind), value, Source::Flag("--tag"));
+        }
+        Ok(config)
+    }
+
+    /// Record `key`'s effective value for `config show`, replacing what it said before.
+    fn show(&mut self, key: &str, value: toml::Value, source: Source) {
+        let shown = ShownValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            source,
+        };
+        match self.shown.iter_mut().find(|entry| entry.key == key) {
+            Some(entry) => *entry = shown,
+            None => self.shown.push(shown),
+        }
+    }
+}
+
+/// `images.<image>.tags`: an image's own tag templates.
+fn own_tags_key(image: ImageKind) -> String {
+    format!("images.{image}.tags")
+}
+
+/// How late a layer comes: a later one wins.
+fn layer_rank(source: &Source) -> u8 {
+    match source {
+        Source::Default => 0,
+        Source::File(_) => 1,
+        Source::Env(_) => 2,
+        Source::Flag(_) => 3,
     }
 }
 
 /// The parts of [`Config`] that do not come from the TOML layers.
 struct ResolvedParts {
+    /// The key each image's tag templates come from.
+    tag_keys: BTreeMap<ImageKind, String>,
     engine: EngineEnv,
     /// The environment's registry credentials and docker configuration directory.
     push: (Option<(String, Secret)>, Option<PathBuf>),
@@ -642,6 +798,9 @@ struct ResolvedParts {
 #[derive(Default)]
 struct Layers {
     values: BTreeMap<String, (toml::Value, Source)>,
+    /// Where each element of a tag list read from a file was written, by key: (file, line,
+    /// column), so a template that cannot name its image is reported at its place.
+    tag_locations: BTreeMap<String, Vec<(PathBuf, usize, usize)>>,
 }
 
 impl Layers {
@@ -656,9 +815,39 @@ impl Layers {
                 message: error.message().trim_end().to_string(),
             }
         };
+        // Tag templates first, so a bad one is reported at its own place in its list (the
+        // schema's errors point at the list).
+        let tag_lists = toml::from_str::<TagSpans>(text)
+            .map(TagSpans::lists)
+            .unwrap_or_default();
+        for (_, tags) in &tag_lists {
+            for tag in tags {
+                if let toml::Value::String(template) = tag.get_ref()
+                    && let Err(error) = TagTemplate::from_str(template)
+                {
+                    let (line, column) = line_column(text, tag.span().start);
+                    return Err(ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        line,
+                        column,
+                        message: error.to_string(),
+                    });
+                }
+            }
+        }
         toml::from_str::<Layer>(text).map_err(invalid)?;
         let table: toml::Table = toml::from_str(text).map_err(invalid)?;
         self.flatten("", table, source);
+        for (key, tags) in tag_lists {
+            let locations = tags
+                .iter()
+                .map(|tag| {
+                    let (line, column) = line_column(text, tag.span().start);
+                    (path.to_path_buf(), line, column)
+                })
+                .collect();
+            self.tag_locations.insert(key, locations);
+        }
         if let Source::File(file) = source {
             let base = file.parent().unwrap_or(Path::new(""));
             for key in PATH_KEYS {
@@ -694,6 +883,46 @@ impl Layers {
 
     fn set(&mut self, key: &str, value: toml::Value, source: Source) {
         self.values.insert(key.to_string(), (value, source));
+    }
+
+    /// The key each image's tag templates come from: its own `[images.<image>] tags`,
+    /// unless `[images] tags` was set in a later layer (so `[images] tags` in a file
+    /// replaces the embedded per-image defaults).
+    fn tag_keys(&self) -> BTreeMap<ImageKind, String> {
+        let rank = |key: &str| self.values.get(key).map(|(_, source)| layer_rank(source));
+        ImageKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let own = own_tags_key(kind);
+                let key = match (rank(&own), rank("images.tags")) {
+                    (Some(own_rank), Some(shared_rank)) if own_rank >= shared_rank => own,
+                    (Some(_), None) => own,
+                    _ => "images.tags".to_string(),
+                };
+                (kind, key)
+            })
+            .collect()
+    }
+
+    /// A configuration error at element `index` of the tag list `key`, placed where that
+    /// element was written.
+    fn error_at(&self, key: &str, index: usize, message: String) -> ConfigError {
+        let location = self
+            .tag_locations
+            .get(key)
+            .and_then(|locations| locations.get(index));
+        match (self.values.get(key), location) {
+            (Some((_, Source::File(_))), Some((path, line, column))) => ConfigError::Invalid {
+                path: path.clone(),
+                line: *line,
+                column: *column,
+                message,
+            },
+            _ => ConfigError::Value {
+                key: "images.tags",
+                message,
+            },
+        }
     }
 
     fn to_table(&self) -> toml::Table {
@@ -744,6 +973,48 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
         .map_or(0, |tail| tail.chars().count())
         + 1;
     (line, column)
+}
+
+/// Where the tag lists of a file are written (everything else is ignored).
+#[derive(Default, Deserialize)]
+struct TagSpans {
+    #[serde(default)]
+    images: ImagesTagSpans,
+}
+
+impl TagSpans {
+    /// Each tag list the file sets, by dotted key.
+    fn lists(self) -> Vec<(String, Vec<toml::Spanned<toml::Value>>)> {
+        let images = self.images;
+        [
+            ("images.tags".to_string(), images.tags),
+            (own_tags_key(ImageKind::Spark), images.spark.tags),
+            (own_tags_key(ImageKind::SparkHs), images.spark_hs.tags),
+            (
+                own_tags_key(ImageKind::HiveMetastore),
+                images.hive_metastore.tags,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, tags)| tags.map(|tags| (key, tags)))
+        .collect()
+    }
+}
+
+#[derive(Default, Deserialize)]
+struct ImagesTagSpans {
+    tags: Option<Vec<toml::Spanned<toml::Value>>>,
+    #[serde(default)]
+    spark: ImageTagSpans,
+    #[serde(default, rename = "spark-hs")]
+    spark_hs: ImageTagSpans,
+    #[serde(default, rename = "hive-metastore")]
+    hive_metastore: ImageTagSpans,
+}
+
+#[derive(Default, Deserialize)]
+struct ImageTagSpans {
+    tags: Option<Vec<toml::Spanned<toml::Value>>>,
 }
 
 /// The schema of `imgforge.toml`: every key optional, unknown keys rejected.
@@ -939,6 +1210,7 @@ struct ImagesLayer {
 #[serde(deny_unknown_fields)]
 struct SparkHsLayer {
     name: Option<Parsed<RepositoryPath>>,
+    tags: Option<Vec<Parsed<TagTemplate>>>,
     event_log_dir: Option<String>,
 }
 
@@ -946,7 +1218,9 @@ struct SparkHsLayer {
 #[serde(deny_unknown_fields)]
 struct HiveMetastoreLayer {
     name: Option<Parsed<RepositoryPath>>,
+    tags: Option<Vec<Parsed<TagTemplate>>>,
     base: Option<Parsed<ImageReference>>,
+    java_major: Option<Parsed<Ranged<8, 99>>>,
     debug_sudo: Option<bool>,
 }
 
@@ -954,6 +1228,7 @@ struct HiveMetastoreLayer {
 #[serde(deny_unknown_fields)]
 struct SparkImageLayer {
     name: Option<Parsed<RepositoryPath>>,
+    tags: Option<Vec<Parsed<TagTemplate>>>,
     base: Option<Parsed<ImageReference>>,
     java_image_tag: Option<Parsed<Version>>,
     java_major: Option<Parsed<Ranged<8, 99>>>,
@@ -961,7 +1236,11 @@ struct SparkImageLayer {
 }
 
 impl ImagesLayer {
-    fn to_config(&self) -> Result<ImagesConfig, ConfigError> {
+    /// The `[images]` settings, each image's tags taken from the key `tag_keys` names.
+    fn to_config(
+        &self,
+        tag_keys: &BTreeMap<ImageKind, String>,
+    ) -> Result<ImagesConfig, ConfigError> {
         let missing = |key: &str| ConfigError::Defaults(format!("no value for {key}"));
         let name = |layer: &Option<Parsed<RepositoryPath>>, key: &str| {
             layer
@@ -975,13 +1254,27 @@ impl ImagesLayer {
                 .as_ref()
                 .map(|parsed| parsed.0.clone())
                 .ok_or_else(|| missing("images.registry"))?,
-            tags: self
-                .tags
-                .as_ref()
-                .ok_or_else(|| missing("images.tags"))?
-                .iter()
-                .map(|parsed| parsed.0.clone())
-                .collect(),
+            tags: ImageKind::ALL
+                .into_iter()
+                .map(|kind| {
+                    let own = match kind {
+                        ImageKind::Spark => &self.spark.tags,
+                        ImageKind::SparkHs => &self.spark_hs.tags,
+                        ImageKind::HiveMetastore => &self.hive_metastore.tags,
+                    };
+                    let templates = match tag_keys.get(&kind).map(String::as_str) {
+                        Some("images.tags") | None => &self.tags,
+                        Some(_) => own,
+                    };
+                    let templates = templates
+                        .as_ref()
+                        .ok_or_else(|| missing("images.tags"))?
+                        .iter()
+                        .map(|parsed| parsed.0.clone())
+                        .collect();
+                    Ok((kind, templates))
+                })
+                .collect::<Result<_, ConfigError>>()?,
             source: self.source.clone(),
             revision: self.revision.clone(),
             dockerfiles: self.dockerfiles.as_ref().map(PathBuf::from),
@@ -1011,6 +1304,15 @@ impl ImagesLayer {
                 .as_ref()
                 .map(|parsed| parsed.0)
                 .ok_or_else(|| missing("images.pull"))?,
+            hive_metastore_java_major: match &self.hive_metastore.java_major {
+                Some(major) => Some(major.0.as_u32()),
+                None => self
+                    .hive_metastore
+                    .base
+                    .as_ref()
+                    .and_then(|base| base.0.tag())
+                    .and_then(|tag| java_major_of(&tag.to_string())),
+            },
         })
     }
 }
@@ -1269,7 +1571,7 @@ impl Layer {
                 .collect(),
             patches_dir: self.patches.dir.map(PathBuf::from),
             spark_image: self.images.spark.to_config()?,
-            images: self.images.to_config()?,
+            images: self.images.to_config(&parts.tag_keys)?,
             engine: parts.engine,
             push: PushConfig {
                 registry_ca: self.push.registry_ca.map(PathBuf::from),
@@ -1622,6 +1924,230 @@ mod tests {
         )
         .expect_err("unknown java");
         assert!(error.to_string().contains("java_major"), "{error}");
+    }
+
+    fn tags_of(config: &Config, kind: ImageKind) -> Vec<String> {
+        config.images.tags[&kind]
+            .iter()
+            .map(TagTemplate::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn each_image_has_its_own_default_tags_and_a_file_s_shared_tags_replace_them() {
+        let config = load(None, &[], GlobalArgs::default()).expect("defaults");
+        let spark_tags = [
+            "{spark_version}",
+            "{spark_version}-hadoop{hadoop_version}",
+            "latest",
+        ];
+        assert_eq!(tags_of(&config, ImageKind::Spark), spark_tags);
+        assert_eq!(tags_of(&config, ImageKind::SparkHs), spark_tags);
+        assert_eq!(
+            tags_of(&config, ImageKind::HiveMetastore),
+            [
+                "{hive_version}",
+                "{hive_version}-hadoop{hadoop_version}",
+                "latest"
+            ]
+        );
+
+        let config = load(
+            Some("[images]\ntags = [\"dev\", \"{hadoop_version}\"]\n"),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect("loads");
+        for kind in ImageKind::ALL {
+            assert_eq!(
+                tags_of(&config, kind),
+                ["dev", "{hadoop_version}"],
+                "{kind}"
+            );
+        }
+        let shown = config
+            .shown
+            .iter()
+            .find(|shown| shown.key == "images.hive-metastore.tags")
+            .expect("shown");
+        assert_eq!(shown.value, r#"["dev", "{hadoop_version}"]"#);
+        assert!(
+            matches!(shown.source, Source::File(_)),
+            "{:?}",
+            shown.source
+        );
+
+        let config = load(
+            Some(
+                "[images]\ntags = [\"{spark_version}\"]\n\
+                 [images.spark-hs]\ntags = [\"hs-{spark_version}\"]\n\
+                 [images.hive-metastore]\ntags = [\"{hive_version}\", \"{java_version}\"]\n",
+            ),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect("loads");
+        assert_eq!(tags_of(&config, ImageKind::Spark), ["{spark_version}"]);
+        assert_eq!(tags_of(&config, ImageKind::SparkHs), ["hs-{spark_version}"]);
+        assert_eq!(
+            tags_of(&config, ImageKind::HiveMetastore),
+            ["{hive_version}", "{java_version}"]
+        );
+        assert_eq!(config.images.hive_metastore_java_major, Some(8));
+    }
+
+    #[test]
+    fn a_tag_placeholder_that_is_unknown_or_has_no_value_is_reported_at_its_place() {
+        for (file, place, expected) in [
+            (
+                "[images]\ntags = [\"latest\", \"{spark_versoin}\"]\n",
+                "line 2, column 19",
+                "{spark_versoin} is not a placeholder",
+            ),
+            (
+                "[images.spark]\nname = \"spark\"\ntags = [\"{hive_version}\"]\n",
+                "line 3, column 9",
+                "{hive_version} has no value for the spark image (it holds no Hive metastore)",
+            ),
+            (
+                "[images.spark-hs]\ntags = [\"x\",\n  \"{hive_version}-y\"]\n",
+                "line 3, column 3",
+                "{hive_version} has no value for the spark-hs image",
+            ),
+            (
+                "[images]\ntags = [\"{spark_version}\", \"latest\"]\n",
+                "line 2, column 9",
+                "{spark_version} has no value for the hive-metastore image (it holds no Spark); \
+                 give the hive-metastore image its own tags in [images.hive-metastore] tags",
+            ),
+            (
+                "[images.hive-metastore]\ntags = [\"{scala_version}\"]\n",
+                "line 2, column 9",
+                "{scala_version} has no value for the hive-metastore image (it holds no Scala)",
+            ),
+            (
+                "[images.hive-metastore]\nbase = \"eclipse-temurin:latest\"\ntags = [\"j{java_version}\"]\n",
+                "line 3, column 9",
+                "cannot tell the Java version of the hive-metastore base \"eclipse-temurin:latest\"; \
+                 set [images.hive-metastore] java_major",
+            ),
+        ] {
+            let error = load(Some(file), &[], GlobalArgs::default()).expect_err(file);
+            assert!(matches!(error, ConfigError::Invalid { .. }), "{error:?}");
+            assert_eq!(error.exit_code(), exit::CONFIG);
+            let text = error.to_string();
+            assert!(text.contains(place), "{file}: {text}");
+            assert!(text.contains(expected), "{file}: {text}");
+        }
+        let config = load(
+            Some(
+                "[images.hive-metastore]\nbase = \"eclipse-temurin:latest\"\njava_major = 17\n\
+                 tags = [\"j{java_version}\"]\n",
+            ),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect("java_major tells the Java version");
+        assert_eq!(config.images.hive_metastore_java_major, Some(17));
+    }
+
+    #[test]
+    fn registry_comes_from_the_flag_then_the_environment_then_the_file() {
+        let file = "[images]\nregistry = \"file.example/ns\"\n";
+        let config = load(Some(file), &[], GlobalArgs::default()).expect("loads");
+        assert_eq!(config.images.registry.as_str(), "file.example/ns");
+        let env = [("IMGFORGE_REGISTRY", "env.example:5000/team")];
+        let config = load(Some(file), &env, GlobalArgs::default()).expect("loads");
+        assert_eq!(config.images.registry.as_str(), "env.example:5000/team");
+        let source = |config: &Config| {
+            config
+                .shown
+                .iter()
+                .find(|shown| shown.key == "images.registry")
+                .map(|shown| shown.source.clone())
+        };
+        assert_eq!(source(&config), Some(Source::Env("IMGFORGE_REGISTRY")));
+        let flagged = config
+            .with_names(Some("flag.example/x"), &[], &ImageKind::ALL)
+            .expect("valid flag");
+        assert_eq!(flagged.images.registry.as_str(), "flag.example/x");
+        assert_eq!(source(&flagged), Some(Source::Flag("--registry")));
+
+        let error = load(
+            None,
+            &[("IMGFORGE_REGISTRY", "http://127.0.0.1:5000/ns")],
+            GlobalArgs::default(),
+        )
+        .expect_err("scheme");
+        let text = error.to_string();
+        assert!(text.contains("IMGFORGE_REGISTRY"), "{text}");
+        assert!(
+            text.contains(r#"drop "http://" and write "127.0.0.1:5000/ns""#),
+            "{text}"
+        );
+        let error = load(
+            Some("[images]\nregistry = \"https://ghcr.io/me\"\n"),
+            &[],
+            GlobalArgs::default(),
+        )
+        .expect_err("scheme in the file");
+        let text = error.to_string();
+        assert!(
+            text.contains("line 2, column 12")
+                && text.contains(r#"drop "https://" and write "ghcr.io/me""#),
+            "{text}"
+        );
+        let error = config
+            .with_names(Some("https://ghcr.io/me"), &[], &ImageKind::ALL)
+            .expect_err("scheme");
+        let text = error.to_string();
+        assert!(
+            text.contains("--registry") && text.contains(r#"write "ghcr.io/me""#),
+            "{text}"
+        );
+        assert!(!text.contains("is not a port"), "{text}");
+    }
+
+    #[test]
+    fn tag_flags_replace_the_templates_of_the_images_named() {
+        let config = load(None, &[], GlobalArgs::default()).expect("defaults");
+        let tags = ["{spark_version}-rc1".to_string(), "latest".to_string()];
+        let flagged = config
+            .with_names(None, &tags, &[ImageKind::SparkHs])
+            .expect("spark-hs has a Spark version");
+        assert_eq!(tags_of(&flagged, ImageKind::SparkHs), tags);
+        assert_eq!(
+            tags_of(&flagged, ImageKind::Spark),
+            tags,
+            "spark-hs finds its spark image under the same tags"
+        );
+        assert_eq!(
+            tags_of(&flagged, ImageKind::HiveMetastore),
+            tags_of(&config, ImageKind::HiveMetastore),
+            "not named, not renamed"
+        );
+        let error = config
+            .with_names(None, &tags, &ImageKind::ALL)
+            .expect_err("hive-metastore holds no Spark");
+        let text = error.to_string();
+        assert!(
+            text.contains("--tag")
+                && text.contains("{spark_version} has no value for the hive-metastore image"),
+            "{text}"
+        );
+        let error = config
+            .with_names(None, &["{spark}".to_string()], &ImageKind::ALL)
+            .expect_err("unknown placeholder");
+        assert!(
+            error.to_string().contains("{spark} is not a placeholder"),
+            "{error}"
+        );
+        let flagged = config
+            .with_names(None, &["v2".to_string()], &ImageKind::ALL)
+            .expect("a literal tag names every image");
+        for kind in ImageKind::ALL {
+            assert_eq!(tags_of(&flagged, kind), ["v2"], "{kind}");
+        }
     }
 
     proptest::proptest! {

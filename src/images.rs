@@ -11,7 +11,7 @@ use std::fmt;
 use crate::cli::BuildTarget;
 use crate::config::Config;
 use crate::exit;
-use crate::reference::{ImageReference, Namespace, Tag, TagVersions};
+use crate::reference::{ImageReference, Namespace, Placeholder, Tag, TagVersions};
 
 /// One of the images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -64,6 +64,19 @@ impl ImageKind {
             .collect()
     }
 
+    /// Why this image has no value for `placeholder` in its tags, or `None` when it has one
+    /// (`{java_version}` of hive-metastore further needs its base's Java version known).
+    pub fn lacks(self, placeholder: Placeholder) -> Option<&'static str> {
+        match (self, placeholder) {
+            (ImageKind::Spark | ImageKind::SparkHs, Placeholder::Hive) => {
+                Some("it holds no Hive metastore")
+            }
+            (ImageKind::HiveMetastore, Placeholder::Spark) => Some("it holds no Spark"),
+            (ImageKind::HiveMetastore, Placeholder::Scala) => Some("it holds no Scala"),
+            _ => None,
+        }
+    }
+
     /// The name used on the command line and in reports.
     pub fn label(self) -> &'static str {
         match self {
@@ -92,6 +105,17 @@ pub enum ImagesError {
         image: ImageKind,
         /// What is wrong.
         reason: String,
+    },
+    /// A tag template names a value the image does not have (the configuration check
+    /// prevents this; kept so a bug is an error, not a wrong tag).
+    #[error("tag template {template:?} has no value for {placeholder} in the {image} image")]
+    Placeholder {
+        /// The template.
+        template: String,
+        /// The placeholder without a value.
+        placeholder: Placeholder,
+        /// Which image.
+        image: ImageKind,
     },
     /// A tag template rendered to something Docker rejects.
     #[error(
@@ -160,17 +184,34 @@ pub fn references(
     let repository = namespace
         .repository(image.repository_path(config))
         .map_err(|error| invalid_registry(namespace.as_str(), error.invalid.to_string()))?;
+    let java = java_major(config, image).map(|major| major.to_string());
+    // A value the image does not have stays unset, so a template naming it is an error.
+    let own = |placeholder: Placeholder| image.lacks(placeholder).is_none();
     let tag_versions = TagVersions {
-        spark: &versions.spark,
-        hadoop: &versions.hadoop,
-        scala: &versions.scala,
+        spark: Some(versions.spark.as_str()).filter(|_| own(Placeholder::Spark)),
+        hadoop: Some(versions.hadoop.as_str()).filter(|_| own(Placeholder::Hadoop)),
+        scala: Some(versions.scala.as_str()).filter(|_| own(Placeholder::Scala)),
+        hive: Some(config.hive.metastore_version.as_str()).filter(|_| own(Placeholder::Hive)),
+        java: java.as_deref(),
+        imgforge: Some(env!("CARGO_PKG_VERSION")),
     };
-    config
+    let templates = config
         .images
         .tags
+        .get(&image)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    templates
         .iter()
         .map(|template| {
-            let tag = template.fill(tag_versions);
+            let tag =
+                template
+                    .fill(&tag_versions)
+                    .map_err(|placeholder| ImagesError::Placeholder {
+                        template: template.to_string(),
+                        placeholder,
+                        image,
+                    })?;
             match tag.parse::<Tag>() {
                 Ok(tag) => Ok(ImageReference::tagged(repository.clone(), tag).to_string()),
                 Err(_) => Err(ImagesError::Tag {
@@ -181,6 +222,29 @@ pub fn references(
             }
         })
         .collect()
+}
+
+/// The Java major version of `image` as imgforge knows it: spark's from `[images.spark]`
+/// (`java_major`, else `java_image_tag`), which spark-hs is built on; hive-metastore's from
+/// `[images.hive-metastore]` (`java_major`, else its base's tag), when known.
+pub fn java_major(config: &Config, image: ImageKind) -> Option<u32> {
+    match image {
+        ImageKind::Spark | ImageKind::SparkHs => Some(config.spark_image.java_major),
+        ImageKind::HiveMetastore => config.images.hive_metastore_java_major,
+    }
+}
+
+/// The version of the product `image` holds, for `org.opencontainers.image.version`: Spark
+/// for spark and spark-hs, the Hive metastore for hive-metastore.
+pub fn product_version<'a>(
+    config: &'a Config,
+    image: ImageKind,
+    versions: &'a Versions,
+) -> &'a str {
+    match image {
+        ImageKind::Spark | ImageKind::SparkHs => &versions.spark,
+        ImageKind::HiveMetastore => &config.hive.metastore_version,
+    }
 }
 
 /// The labels of `image`: OCI annotations plus imgforge's own.
@@ -199,7 +263,10 @@ pub fn labels(
         "org.opencontainers.image.title",
         image.repository_name(config),
     );
-    put("org.opencontainers.image.version", &versions.spark);
+    put(
+        "org.opencontainers.image.version",
+        product_version(config, image, versions),
+    );
     put("org.opencontainers.image.created", created);
     if let Some(source) = &config.images.source {
         put("org.opencontainers.image.source", source);
@@ -348,7 +415,63 @@ mod tests {
             Some("127.0.0.1:5000/x/"),
         )
         .expect("valid");
-        assert_eq!(refs[0], "127.0.0.1:5000/x/hive-metastore:3.1.1");
+        assert_eq!(
+            refs,
+            [
+                "127.0.0.1:5000/x/hive-metastore:3.0.0",
+                "127.0.0.1:5000/x/hive-metastore:3.0.0-hadoop3.2.0",
+                "127.0.0.1:5000/x/hive-metastore:latest"
+            ],
+            "named after the Hive metastore it holds, not Spark"
+        );
+    }
+
+    #[test]
+    fn every_placeholder_fills_with_the_image_s_own_values() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("imgforge.toml");
+        std::fs::write(
+            &path,
+            "[images.spark]\ntags = [\"{spark_version}-scala{scala_version}-java{java_version}-{imgforge_version}\"]\n\
+             [images.spark-hs]\ntags = [\"hs{spark_version}-hadoop{hadoop_version}\"]\n\
+             [images.hive-metastore]\ntags = [\"{hive_version}-java{java_version}\"]\n",
+        )
+        .expect("write");
+        let args = crate::cli::GlobalArgs {
+            cache_dir: Some(dir.path().into()),
+            config: Some(path),
+            ..Default::default()
+        };
+        let config = Config::load_with_env(&args, &|_| None).expect("loads");
+        let tag = |kind| references(&config, kind, &versions(), None).expect("valid")[0].clone();
+        assert_eq!(
+            tag(ImageKind::Spark),
+            format!(
+                "registry.gitlab.com/gha1/spark:3.1.1-scala2.12-java11-{}",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        assert_eq!(
+            tag(ImageKind::SparkHs),
+            "registry.gitlab.com/gha1/spark-hs:hs3.1.1-hadoop3.2.0"
+        );
+        assert_eq!(
+            tag(ImageKind::HiveMetastore),
+            "registry.gitlab.com/gha1/hive-metastore:3.0.0-java8"
+        );
+    }
+
+    #[test]
+    fn the_version_label_is_each_image_s_own_product() {
+        let config = config();
+        let version = |kind| {
+            labels(&config, kind, &versions(), "f00", "2026-01-01T00:00:00Z")
+                ["org.opencontainers.image.version"]
+                .clone()
+        };
+        assert_eq!(version(ImageKind::Spark), "3.1.1");
+        assert_eq!(version(ImageKind::SparkHs), "3.1.1");
+        assert_eq!(version(ImageKind::HiveMetastore), "3.0.0");
     }
 
     #[test]

@@ -64,33 +64,34 @@ async fn resolve_names(config: &Config, reporter: Arc<dyn Reporter>) -> Result<R
     resolve::resolve(config, &fetcher, Needs::default(), reporter.as_ref()).await
 }
 
-/// `imgforge push`: push `kinds`, found on the engine under the references `imgforge build`
-/// gave them; `registry` tags them for another registry first.
+/// `imgforge push`: push `kinds` under the names `target` gives them (`config` with
+/// `--registry` and `--tag` applied). Each image is found on the engine under its first
+/// target name when `imgforge build` was given the same flags, else under the name
+/// `config` gives it, and tagged with the target names first.
 pub async fn push(
     config: &Config,
+    target: &Config,
     kinds: &[ImageKind],
-    registry: Option<&str>,
     options: &PushOptions,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Vec<PushedImage>, Error> {
-    if let Some(registry) = registry {
-        // Check the override before anything is read or contacted.
-        images::check_registry_override(kinds[0], registry)?;
-    }
     let engine = resolve::connect(config).await?;
     let resolved = resolve_names(config, Arc::clone(&reporter)).await?;
     let mut targets = Vec::with_capacity(kinds.len());
     for kind in kinds {
         let local = resolved.references[kind].clone();
-        let references = match registry {
-            Some(registry) => {
-                images::references(config, *kind, &resolved.versions, Some(registry))?
+        let references = images::references(target, *kind, &resolved.versions, None)?;
+        let source = match references.first() {
+            Some(first)
+                if *first != local[0] && crate::docker::image_exists(&engine, first).await? =>
+            {
+                first.clone()
             }
-            None => local.clone(),
+            _ => local[0].clone(),
         };
         targets.push(PushTarget {
             image: kind.label().to_string(),
-            source: local[0].clone(),
+            source,
             references,
         });
     }

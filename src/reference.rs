@@ -92,6 +92,23 @@ pub enum Invalid {
         /// The tag.
         tag: String,
     },
+    /// A `{name}` in a tag template that is no placeholder.
+    #[error("{name} is not a placeholder")]
+    Placeholder {
+        /// The braces and what they hold, e.g. `{spark}`.
+        name: String,
+    },
+    /// A registry written as a URL: image names carry no scheme.
+    #[error(
+        "image names carry no scheme: drop {scheme:?} and write {rest:?} (imgforge uses HTTPS, \
+         or plain HTTP only for registries the engine treats as insecure)"
+    )]
+    Scheme {
+        /// The scheme with its `://`, e.g. `http://`.
+        scheme: String,
+        /// The text after it.
+        rest: String,
+    },
     /// The digest is not `algorithm:hex`.
     #[error("{digest:?} is not a digest like \"sha256:<64 hex digits>\"")]
     Digest {
@@ -172,6 +189,7 @@ impl FromStr for Registry {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let error = |invalid| ReferenceError::new(text, "a registry host[:port]", invalid);
+        check_scheme(text).map_err(error)?;
         check_domain(text).map_err(error)?;
         if text == DOCKER_HUB_LEGACY {
             return Ok(Registry::docker_hub());
@@ -184,6 +202,24 @@ impl fmt::Display for Registry {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(&self.0)
     }
+}
+
+/// A name written as a URL (`https://registry.example/ns`): refused with what to write
+/// instead, rather than as a host `"https"` with the port `"//registry.example"`.
+fn check_scheme(text: &str) -> Result<(), Invalid> {
+    if let Some((scheme, rest)) = text.split_once("://") {
+        let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if is_scheme {
+            return Err(Invalid::Scheme {
+                scheme: format!("{scheme}://"),
+                rest: rest.trim_end_matches('/').to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `host[:port]`: DNS-style labels (IPv4 included), or a bracketed IPv6 address.
@@ -332,6 +368,7 @@ impl Repository {
         if text.is_empty() {
             return Err(error(Invalid::Empty));
         }
+        check_scheme(text).map_err(error)?;
         if text.len() > NAME_MAX {
             return Err(error(Invalid::TooLong { length: text.len() }));
         }
@@ -410,6 +447,8 @@ impl FromStr for Namespace {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let trimmed = text.trim_end_matches('/');
+        let what = "a registry[:port]/namespace like \"registry.gitlab.com/gha1\"";
+        check_scheme(trimmed).map_err(|invalid| ReferenceError::new(text, what, invalid))?;
         // Any valid path component stands in for the image name.
         Repository::parse(&format!("{trimmed}/x"), "")
             .map(|_| Namespace(trimmed.to_string()))
@@ -420,11 +459,7 @@ impl FromStr for Namespace {
                     },
                     other => other,
                 };
-                ReferenceError::new(
-                    text,
-                    "a registry[:port]/namespace like \"registry.gitlab.com/gha1\"",
-                    invalid,
-                )
+                ReferenceError::new(text, what, invalid)
             })
     }
 }
@@ -467,38 +502,129 @@ impl fmt::Display for Tag {
     }
 }
 
-/// The versions a [`TagTemplate`] may name.
-#[derive(Debug, Clone, Copy)]
+/// A placeholder a [`TagTemplate`] may hold, written `{name}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Placeholder {
+    /// `{spark_version}`: the Spark release.
+    Spark,
+    /// `{hadoop_version}`: the Hadoop release the image carries.
+    Hadoop,
+    /// `{scala_version}`: Spark's Scala binary version.
+    Scala,
+    /// `{hive_version}`: the Hive metastore release.
+    Hive,
+    /// `{java_version}`: the Java major version of the image's base.
+    Java,
+    /// `{imgforge_version}`: the imgforge release that built the image.
+    Imgforge,
+}
+
+impl Placeholder {
+    /// Every placeholder, in the order messages list them.
+    pub const ALL: [Placeholder; 6] = [
+        Placeholder::Spark,
+        Placeholder::Hadoop,
+        Placeholder::Scala,
+        Placeholder::Hive,
+        Placeholder::Java,
+        Placeholder::Imgforge,
+    ];
+
+    /// The name between the braces.
+    pub fn name(self) -> &'static str {
+        match self {
+            Placeholder::Spark => "spark_version",
+            Placeholder::Hadoop => "hadoop_version",
+            Placeholder::Scala => "scala_version",
+            Placeholder::Hive => "hive_version",
+            Placeholder::Java => "java_version",
+            Placeholder::Imgforge => "imgforge_version",
+        }
+    }
+
+    /// A value of the usual shape, to check a template before the real values are known.
+    fn sample(self) -> &'static str {
+        match self {
+            Placeholder::Spark => "3.1.1",
+            Placeholder::Hadoop => "3.2.0",
+            Placeholder::Scala => "2.12",
+            Placeholder::Hive => "3.0.0",
+            Placeholder::Java => "11",
+            Placeholder::Imgforge => "0.1.0",
+        }
+    }
+
+    /// `{spark_version}, {hadoop_version}, …`: every placeholder, for messages.
+    pub fn list() -> String {
+        Placeholder::ALL
+            .iter()
+            .map(|placeholder| placeholder.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for Placeholder {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{{{}}}", self.name())
+    }
+}
+
+/// The values a [`TagTemplate`] is filled with for one image; `None` where the image has no
+/// such version (the metastore image holds no Spark, the Spark image no Hive metastore).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct TagVersions<'a> {
     /// `{spark_version}`.
-    pub spark: &'a str,
+    pub spark: Option<&'a str>,
     /// `{hadoop_version}`.
-    pub hadoop: &'a str,
+    pub hadoop: Option<&'a str>,
     /// `{scala_version}`.
-    pub scala: &'a str,
+    pub scala: Option<&'a str>,
+    /// `{hive_version}`.
+    pub hive: Option<&'a str>,
+    /// `{java_version}`.
+    pub java: Option<&'a str>,
+    /// `{imgforge_version}`.
+    pub imgforge: Option<&'a str>,
 }
 
-impl TagVersions<'static> {
-    /// Versions of the usual shape, to check a template before the real ones are known.
-    pub const SAMPLE: TagVersions<'static> = TagVersions {
-        spark: "3.1.1",
-        hadoop: "3.2.0",
-        scala: "2.12",
-    };
+impl<'a> TagVersions<'a> {
+    /// The value of `placeholder`, when the image has one.
+    pub fn get(&self, placeholder: Placeholder) -> Option<&'a str> {
+        match placeholder {
+            Placeholder::Spark => self.spark,
+            Placeholder::Hadoop => self.hadoop,
+            Placeholder::Scala => self.scala,
+            Placeholder::Hive => self.hive,
+            Placeholder::Java => self.java,
+            Placeholder::Imgforge => self.imgforge,
+        }
+    }
 }
 
-/// A tag with placeholders — `{spark_version}`, `{hadoop_version}`, `{scala_version}` —
-/// that makes a valid tag once they are filled with versions of the usual shape.
+/// A tag with placeholders (see [`Placeholder`]) that makes a valid tag once they are
+/// filled with values of the usual shape. A `{name}` that is no placeholder is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TagTemplate(String);
+pub struct TagTemplate {
+    text: String,
+    placeholders: Vec<Placeholder>,
+}
 
 impl TagTemplate {
-    /// The text with the placeholders filled in (a valid tag only if the versions are).
-    pub fn fill(&self, versions: TagVersions<'_>) -> String {
-        self.0
-            .replace("{spark_version}", versions.spark)
-            .replace("{hadoop_version}", versions.hadoop)
-            .replace("{scala_version}", versions.scala)
+    /// The placeholders the template holds, each once, in order of first use.
+    pub fn placeholders(&self) -> &[Placeholder] {
+        &self.placeholders
+    }
+
+    /// The text with the placeholders filled in (a valid tag only if the values are), or
+    /// the first placeholder `versions` has no value for.
+    pub fn fill(&self, versions: &TagVersions<'_>) -> Result<String, Placeholder> {
+        let mut text = self.text.clone();
+        for placeholder in &self.placeholders {
+            let value = versions.get(*placeholder).ok_or(*placeholder)?;
+            text = text.replace(&placeholder.to_string(), value);
+        }
+        Ok(text)
     }
 }
 
@@ -506,22 +632,61 @@ impl FromStr for TagTemplate {
     type Err = ReferenceError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let template = TagTemplate(text.to_string());
-        let sample = template.fill(TagVersions::SAMPLE);
-        sample.parse::<Tag>().map_err(|error| {
+        let error = |invalid| {
             ReferenceError::new(
                 text,
-                "a tag template (placeholders {spark_version}, {hadoop_version}, {scala_version})",
-                error.invalid,
+                "a tag template (placeholders {spark_version}, {hadoop_version}, \
+                 {scala_version}, {hive_version}, {java_version}, {imgforge_version})",
+                invalid,
             )
+        };
+        let mut placeholders = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            let after = &rest[open + 1..];
+            // An unclosed brace is left to the tag grammar, which refuses it.
+            let Some(close) = after.find('}') else { break };
+            let name = &after[..close];
+            let placeholder = Placeholder::ALL
+                .into_iter()
+                .find(|placeholder| placeholder.name() == name)
+                .ok_or_else(|| {
+                    error(Invalid::Placeholder {
+                        name: format!("{{{name}}}"),
+                    })
+                })?;
+            if !placeholders.contains(&placeholder) {
+                placeholders.push(placeholder);
+            }
+            rest = &after[close + 1..];
+        }
+        let template = TagTemplate {
+            text: text.to_string(),
+            placeholders,
+        };
+        let samples = TagVersions {
+            spark: Some(Placeholder::Spark.sample()),
+            hadoop: Some(Placeholder::Hadoop.sample()),
+            scala: Some(Placeholder::Scala.sample()),
+            hive: Some(Placeholder::Hive.sample()),
+            java: Some(Placeholder::Java.sample()),
+            imgforge: Some(Placeholder::Imgforge.sample()),
+        };
+        let sample = template.fill(&samples).map_err(|placeholder| {
+            error(Invalid::Placeholder {
+                name: placeholder.to_string(),
+            })
         })?;
+        sample
+            .parse::<Tag>()
+            .map_err(|tag_error| error(tag_error.invalid))?;
         Ok(template)
     }
 }
 
 impl fmt::Display for TagTemplate {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
+        formatter.write_str(&self.text)
     }
 }
 
@@ -976,9 +1141,12 @@ mod tests {
             assert!(text.parse::<Tag>().is_err(), "{text}");
         }
         let versions = TagVersions {
-            spark: "3.5.1",
-            hadoop: "3.3.4",
-            scala: "2.13",
+            spark: Some("3.5.1"),
+            hadoop: Some("3.3.4"),
+            scala: Some("2.13"),
+            hive: Some("3.1.3"),
+            java: Some("17"),
+            imgforge: Some("0.4.0"),
         };
         for (template, filled) in [
             ("{spark_version}", "3.5.1"),
@@ -987,15 +1155,95 @@ mod tests {
                 "3.5.1-hadoop3.3.4",
             ),
             ("{spark_version}-scala{scala_version}", "3.5.1-scala2.13"),
+            ("{hive_version}-hadoop{hadoop_version}", "3.1.3-hadoop3.3.4"),
+            ("{spark_version}-java{java_version}", "3.5.1-java17"),
+            (
+                "{spark_version}-imgforge{imgforge_version}",
+                "3.5.1-imgforge0.4.0",
+            ),
+            ("{hive_version}-{hive_version}", "3.1.3-3.1.3"),
             ("latest", "latest"),
         ] {
             let parsed: TagTemplate = template.parse().unwrap();
-            assert_eq!(parsed.fill(versions), filled);
+            assert_eq!(parsed.fill(&versions).unwrap(), filled);
+            assert_eq!(parsed.to_string(), template);
         }
-        for template in ["x y", "{spark_version}/x", "-{spark_version}", "{unknown}"] {
+        for template in [
+            "x y",
+            "{spark_version}/x",
+            "-{spark_version}",
+            "{unknown}",
+            "{spark_version",
+        ] {
             let error = template.parse::<TagTemplate>().expect_err(template);
             assert!(error.to_string().contains("placeholders"), "{error}");
         }
+    }
+
+    #[test]
+    fn an_unknown_placeholder_is_named_and_a_missing_value_reported() {
+        for (template, name) in [
+            ("{spark}", "{spark}"),
+            ("{spark_version}-{hive_versoin}", "{hive_versoin}"),
+            ("{}", "{}"),
+        ] {
+            let error = template.parse::<TagTemplate>().expect_err(template);
+            assert_eq!(
+                error.invalid,
+                Invalid::Placeholder { name: name.into() },
+                "{template}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("{name} is not a placeholder")),
+                "{error}"
+            );
+        }
+        let template: TagTemplate = "{hive_version}-hadoop{hadoop_version}".parse().unwrap();
+        assert_eq!(
+            template.placeholders(),
+            [Placeholder::Hive, Placeholder::Hadoop]
+        );
+        let spark_only = TagVersions {
+            spark: Some("3.1.1"),
+            hadoop: Some("3.2.0"),
+            ..TagVersions::default()
+        };
+        assert_eq!(template.fill(&spark_only), Err(Placeholder::Hive));
+    }
+
+    #[test]
+    fn a_registry_written_as_a_url_is_told_to_drop_the_scheme() {
+        for (text, scheme, rest) in [
+            ("http://127.0.0.1:5000/ns", "http://", "127.0.0.1:5000/ns"),
+            (
+                "https://registry.example/team/",
+                "https://",
+                "registry.example/team",
+            ),
+            ("HTTPS://ghcr.io", "HTTPS://", "ghcr.io"),
+        ] {
+            let expected = Invalid::Scheme {
+                scheme: scheme.into(),
+                rest: rest.into(),
+            };
+            let error = text.parse::<Namespace>().expect_err(text);
+            assert_eq!(error.invalid, expected, "{text}");
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!("drop {scheme:?} and write {rest:?}")),
+                "{message}"
+            );
+            assert!(!message.contains("is not a port"), "{message}");
+            let reference = format!("{}/spark:1", text.trim_end_matches('/'));
+            let error = reference.parse::<ImageReference>().expect_err(&reference);
+            assert!(matches!(error.invalid, Invalid::Scheme { .. }), "{error}");
+        }
+        let error = "http://127.0.0.1:5000"
+            .parse::<Registry>()
+            .expect_err("scheme");
+        assert!(matches!(error.invalid, Invalid::Scheme { .. }), "{error}");
     }
 
     #[test]

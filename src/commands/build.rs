@@ -22,13 +22,16 @@ pub async fn run(
     args: &BuildArgs,
     reporter: Arc<dyn Reporter>,
 ) -> Result<BuildOutcome, Error> {
+    let images = ImageKind::wanted(&args.targets);
+    // --registry and --tag name the images for the whole run: built, compared and pushed.
+    let config = &config.with_names(args.registry.as_deref(), &args.tags, &images)?;
     // Read --password-stdin and check the push settings before spending time on a build.
     let push = match args.push {
-        true => Some(publish::options(config, &args.registry)?),
+        true => Some(publish::options(config, &args.access)?),
         false => None,
     };
     let options = BuildOptions {
-        images: ImageKind::wanted(&args.targets),
+        images,
         if_changed: args.if_changed,
         no_cache: args.no_cache,
         force: args.force,

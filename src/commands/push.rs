@@ -1,4 +1,4 @@
-//! `imgforge push [--registry R] [spark|spark-hs|hive-metastore|all]`: push the images
+//! `imgforge push [--registry R] [--tag T]… [spark|spark-hs|hive-metastore|all]`: push the images
 //! `imgforge build` made (see [`crate::publish::push`]).
 
 use std::sync::Arc;
@@ -21,10 +21,11 @@ pub async fn run(
     args: &PushArgs,
     reporter: Arc<dyn Reporter>,
 ) -> Result<(), Error> {
-    let options = publish::options(config, &args.access)?;
     let kinds = ImageKind::wanted(&args.targets);
-    let pushed =
-        publish::push(config, &kinds, args.registry.as_deref(), &options, reporter).await?;
+    // Checked before anything is read or contacted.
+    let target = config.with_names(args.registry.as_deref(), &args.tags, &kinds)?;
+    let options = publish::options(config, &args.access)?;
+    let pushed = publish::push(config, &target, &kinds, &options, reporter).await?;
     if let Some(path) = &args.digests_file {
         crate::build::write_digests(path, &pushed).await?;
     }

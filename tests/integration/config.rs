@@ -381,3 +381,159 @@ fn a_bad_mirror_url_in_the_environment_or_a_flag_names_it() {
     assert_stderr_contains(&output, "--maven-mirror");
     assert_eq!(env.server.requests(), Vec::new());
 }
+
+/// `build --push --registry` is accepted (it was refused as an unexpected argument), and a
+/// registry written as a URL — on the flag or in `IMGFORGE_REGISTRY` — is refused before
+/// anything is fetched or contacted, saying to drop the scheme.
+#[test]
+fn a_registry_with_a_scheme_is_told_to_drop_it_on_the_flag_and_in_the_environment() {
+    let env = TestEnv::new();
+    for args in [
+        &["build", "--push", "--registry", "http://127.0.0.1:5000/ns"][..],
+        &[
+            "build",
+            "--registry",
+            "http://127.0.0.1:5000/ns",
+            "hive-metastore",
+        ][..],
+        &["push", "--registry", "http://127.0.0.1:5000/ns"][..],
+    ] {
+        let output = run(bare(&env), args);
+        assert_exit_code(&output, 2);
+        assert_stderr_contains(&output, "--registry");
+        assert_stderr_contains(&output, r#"drop "http://" and write "127.0.0.1:5000/ns""#);
+        let stderr = crate::support::stderr_text(&output);
+        assert!(
+            !stderr.contains("is not a port") && !stderr.contains("unexpected argument"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let mut command = bare(&env);
+    command.env("IMGFORGE_REGISTRY", "https://ghcr.io/me/");
+    let output = run(command, &["config", "show"]);
+    assert_exit_code(&output, 2);
+    assert_stderr_contains(&output, "IMGFORGE_REGISTRY");
+    assert_stderr_contains(&output, r#"drop "https://" and write "ghcr.io/me""#);
+}
+
+/// `IMGFORGE_REGISTRY` replaces `[images] registry` from the file, and `config show` says so.
+#[test]
+fn imgforge_registry_beats_the_file() {
+    let env = TestEnv::new();
+    let file = write_config(
+        &env,
+        "registry.toml",
+        "[images]\nregistry = \"file.invalid/ns\"\n",
+    );
+    let config_flag = file.to_str().expect("UTF-8 path");
+    let report = show(bare(&env), &["--config", config_flag]);
+    assert_eq!(
+        shown(&report, "images.registry"),
+        ("file.invalid/ns".into(), format!("file {}", file.display()))
+    );
+    let mut command = bare(&env);
+    command.env("IMGFORGE_REGISTRY", "127.0.0.1:5000/names-registry");
+    let report = show(command, &["--config", config_flag]);
+    assert_eq!(
+        shown(&report, "images.registry"),
+        (
+            "127.0.0.1:5000/names-registry".into(),
+            "env IMGFORGE_REGISTRY".to_string()
+        )
+    );
+}
+
+/// Each image's default tags, as `config show` reports them, and a file's `[images] tags`
+/// standing in for the hive-metastore default.
+#[test]
+fn config_show_reports_each_image_s_tags() {
+    let env = TestEnv::new();
+    let report = show(bare(&env), &[]);
+    assert_eq!(
+        shown(&report, "images.hive-metastore.tags"),
+        (
+            serde_json::json!([
+                "{hive_version}",
+                "{hive_version}-hadoop{hadoop_version}",
+                "latest"
+            ]),
+            "default".to_string()
+        )
+    );
+    let file = write_config(&env, "tags.toml", "[images]\ntags = [\"nightly\"]\n");
+    let report = show(
+        bare(&env),
+        &["--config", file.to_str().expect("UTF-8 path")],
+    );
+    assert_eq!(
+        shown(&report, "images.hive-metastore.tags"),
+        (
+            serde_json::json!(["nightly"]),
+            format!("file {}", file.display())
+        )
+    );
+}
+
+/// A tag template that names an unknown placeholder, or one an image has no value for, is a
+/// configuration error: at its line and column in a file, naming `--tag` on the command line.
+#[test]
+fn tag_placeholders_are_checked_per_image_in_files_and_flags() {
+    let env = TestEnv::new();
+    let file = write_config(
+        &env,
+        "bad-tags.toml",
+        "[images.spark]\ntags = [\"latest\", \"{hive_version}\"]\n",
+    );
+    let output = run(
+        bare(&env),
+        &[
+            "config",
+            "show",
+            "--config",
+            file.to_str().expect("UTF-8 path"),
+        ],
+    );
+    assert_exit_code(&output, 2);
+    assert_stderr_contains(&output, "line 2, column 19");
+    assert_stderr_contains(
+        &output,
+        "{hive_version} has no value for the spark image (it holds no Hive metastore)",
+    );
+    let file = write_config(
+        &env,
+        "unknown.toml",
+        "[images.hive-metastore]\ntags = [\"{hive}\"]\n",
+    );
+    let output = run(
+        bare(&env),
+        &[
+            "config",
+            "show",
+            "--config",
+            file.to_str().expect("UTF-8 path"),
+        ],
+    );
+    assert_exit_code(&output, 2);
+    assert_stderr_contains(&output, "line 2, column 9");
+    assert_stderr_contains(&output, "{hive} is not a placeholder");
+
+    for (args, expected) in [
+        (
+            &["build", "--tag", "{spark}"][..],
+            "{spark} is not a placeholder",
+        ),
+        (
+            &["build", "--push", "--tag", "{spark_version}"][..],
+            "{spark_version} has no value for the hive-metastore image",
+        ),
+        (
+            &["push", "--tag", "{hive_version}", "spark-hs"][..],
+            "{hive_version} has no value for the spark-hs image",
+        ),
+    ] {
+        let output = run(bare(&env), args);
+        assert_exit_code(&output, 2);
+        assert_stderr_contains(&output, "--tag");
+        assert_stderr_contains(&output, expected);
+    }
+}

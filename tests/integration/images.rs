@@ -10,7 +10,9 @@ use crate::support::containers::{
     self, ContainerSpec, Finished, image_config, run_container, run_script,
 };
 use crate::support::docker::engine;
-use crate::support::images::{CA_FILES, ImageEnv, REVISION, SOURCE, built, generate_cas};
+use crate::support::images::{
+    CA_FILES, ImageEnv, REVISION, SOURCE, built, generate_cas, product_version,
+};
 
 const IMAGES: [&str; 3] = ["spark", "spark-hs", "hive-metastore"];
 
@@ -299,7 +301,8 @@ async fn every_image_carries_the_oci_and_imgforge_labels() {
                 .as_str()
         };
         assert_eq!(label("org.opencontainers.image.title"), image);
-        assert_eq!(label("org.opencontainers.image.version"), "3.1.1");
+        let version = product_version(image);
+        assert_eq!(label("org.opencontainers.image.version"), version);
         assert_eq!(label("org.opencontainers.image.source"), SOURCE);
         assert_eq!(label("org.opencontainers.image.revision"), REVISION);
         let created = label("org.opencontainers.image.created");
@@ -322,8 +325,8 @@ async fn every_image_carries_the_oci_and_imgforge_labels() {
         assert_eq!(
             tags,
             [
-                format!("{}/{image}:3.1.1", built.namespace),
-                format!("{}/{image}:3.1.1-hadoop3.2.0", built.namespace),
+                format!("{}/{image}:{version}", built.namespace),
+                format!("{}/{image}:{version}-hadoop3.2.0", built.namespace),
                 format!("{}/{image}:latest", built.namespace),
             ]
         );

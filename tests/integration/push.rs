@@ -732,7 +732,8 @@ async fn build_push_all_three_images_end_to_end() {
         format!(
             "[images]\nregistry = \"{namespace}\"\ntags = [\"{{spark_version}}\", \"latest\"]\n\n\
              [images.spark]\nbase = \"imgforge-test/openjdk:17-jre\"\njava_image_tag = \"17-jre\"\n\n\
-             [images.hive-metastore]\nbase = \"imgforge-test/openjdk:17-jre\"\n"
+             [images.hive-metastore]\nbase = \"imgforge-test/openjdk:17-jre\"\n\
+             tags = [\"{{hive_version}}\", \"latest\"]\n"
         ),
     )
     .expect("write imgforge.toml");
@@ -777,10 +778,16 @@ async fn build_push_all_three_images_end_to_end() {
         .collect();
     assert_eq!(
         references,
-        ["spark", "spark-hs", "hive-metastore"]
-            .iter()
-            .flat_map(|name| ["3.1.1", "latest"].map(|tag| format!("{namespace}/{name}:{tag}")))
-            .collect::<Vec<_>>()
+        [
+            ("spark", "3.1.1"),
+            ("spark-hs", "3.1.1"),
+            ("hive-metastore", "3.0.0")
+        ]
+        .iter()
+        .flat_map(|(name, version)| {
+            [*version, "latest"].map(|tag| format!("{namespace}/{name}:{tag}"))
+        })
+        .collect::<Vec<_>>()
     );
     // Each digest is checked once more here, independently: the registry's manifest bytes hash
     // to it.
@@ -1023,4 +1030,72 @@ async fn several_targets_are_pushed_in_dependency_order_in_one_run() {
     )
     .await;
     drop(registry);
+}
+
+/// The `docker-image-tool.sh -r/-t` habit: `build --push --registry R --tag T…` names the
+/// images after the flags (the flag beating `IMGFORGE_REGISTRY`, which beats the file), the
+/// hive-metastore image tagged and labelled with its own Hive metastore version and Java
+/// version; `push` with the same flags finds the images under those names.
+#[tokio::test]
+async fn build_push_registry_and_tag_flags_name_the_metastore_after_its_own_versions() {
+    use crate::support::containers::image_config;
+    use crate::support::images::{BUILD_TIMEOUT, ImageEnv};
+
+    let engine = engine().await;
+    let registry = Registry::plain();
+    let image_env = ImageEnv::new(&[]);
+    let namespace = format!("{}/names-registry-{}", registry.host, rand_suffix());
+    let flags = [
+        "--registry",
+        namespace.as_str(),
+        "--tag",
+        "{hive_version}-java{java_version}",
+        "--tag",
+        "names-registry",
+        "hive-metastore",
+    ];
+    let run_with_flags = |command: &[&str]| {
+        let mut imgforge = image_env.env.imgforge();
+        imgforge
+            .env("IMGFORGE_REGISTRY", "env.invalid/names-registry")
+            .args(["--no-progress", "--json"])
+            .args(command)
+            .args(flags);
+        crate::support::env::run_command(imgforge, BUILD_TIMEOUT)
+    };
+    let output = run_with_flags(&["build", "--push"]);
+    assert_success(&output);
+    let expected = [
+        format!("{namespace}/hive-metastore:3.0.0-java17"),
+        format!("{namespace}/hive-metastore:names-registry"),
+    ];
+    let references: Vec<String> = pushed_tags(&output, "pushed")
+        .into_iter()
+        .map(|(reference, _)| reference)
+        .collect();
+    assert_eq!(references, expected);
+    let (_, config) = image_config(&engine, &expected[0]).await;
+    let labels = config.labels.unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("org.opencontainers.image.version")
+            .map(String::as_str),
+        Some("3.0.0"),
+        "the Hive metastore version, not Spark's: {labels:#?}"
+    );
+    assert_eq!(
+        labels.get("imgforge.hadoop.version").map(String::as_str),
+        Some("3.2.0")
+    );
+
+    let output = run_with_flags(&["push"]);
+    assert_success(&output);
+    let pushed: Vec<String> = pushed_tags(&output, "images")
+        .into_iter()
+        .map(|(reference, _)| reference)
+        .collect();
+    assert_eq!(pushed, expected);
+
+    let cleanup: Vec<&str> = expected.iter().map(String::as_str).collect();
+    remove_images(&engine, &cleanup).await;
 }

@@ -69,6 +69,15 @@ pub const CA_FILES: [(&str, &str); 2] = [
     ("corp-root.pem", "imgforge-corp-root"),
 ];
 
+/// The version an image's default tags and `org.opencontainers.image.version` carry: the
+/// Hive metastore's for hive-metastore, Spark's for the others.
+pub fn product_version(image: &str) -> &'static str {
+    match image {
+        "hive-metastore" => defaults::HIVE_METASTORE_VERSION,
+        _ => defaults::SPARK_VERSION,
+    }
+}
+
 /// A registry namespace for one environment: unique to this process and call.
 pub fn unique_namespace() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -222,9 +231,10 @@ impl ImageEnv {
         BuildReport::parse(&output)
     }
 
-    /// The reference `<namespace>/<image>:3.1.1`.
+    /// The reference `<namespace>/<image>:<version>`: the Spark version for spark and
+    /// spark-hs, the Hive metastore version for hive-metastore (the default tags).
     pub fn reference(&self, image: &str) -> String {
-        format!("{}/{image}:{}", self.namespace, defaults::SPARK_VERSION)
+        format!("{}/{image}:{}", self.namespace, product_version(image))
     }
 }
 
@@ -342,9 +352,10 @@ pub struct BuiltImages {
 }
 
 impl BuiltImages {
-    /// The reference `<namespace>/<image>:3.1.1`.
+    /// The reference `<namespace>/<image>:<version>`: the Spark version for spark and
+    /// spark-hs, the Hive metastore version for hive-metastore (the default tags).
     pub fn reference(&self, image: &str) -> String {
-        format!("{}/{image}:{}", self.namespace, defaults::SPARK_VERSION)
+        format!("{}/{image}:{}", self.namespace, product_version(image))
     }
 }
 
