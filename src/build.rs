@@ -105,14 +105,20 @@ pub async fn build(
         .transpose()?;
     let engine = resolve::connect(config).await?;
     let fetcher = resolve::open_fetcher(config, Arc::clone(&reporter)).await?;
-    let access = crate::pull::PullAccess::new(
+    let mut access = crate::pull::PullAccess::new(
         config,
         options
             .push
             .as_ref()
             .and_then(|push| push.credentials.flags.clone()),
     );
-    let puller = crate::pull::Puller::new(&engine, options.pull, access);
+    if let Some(push) = &options.push {
+        access.registry_ca = push.registry_ca.clone();
+    }
+    let mut puller = crate::pull::Puller::new(&engine, options.pull, access);
+    if options.if_changed {
+        puller = puller.checking_upstream(config.offline);
+    }
     let needs = Needs {
         hive: wanted.contains(&ImageKind::HiveMetastore) || options.locked.is_some(),
         puller: Some(&puller),

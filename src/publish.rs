@@ -128,6 +128,9 @@ pub struct BaseReport {
     pub image: String,
     /// Newer tags of the same form.
     pub newer: Vec<String>,
+    /// The digest the tag serves now, when the engine holds an older build of the same tag
+    /// (the next `build --if-changed` pulls it and rebuilds the images on it).
+    pub moved: Option<String>,
     /// Why it could not be checked (reported, never skipped silently).
     pub error: Option<String>,
 }
@@ -137,6 +140,7 @@ pub async fn base_updates(config: &Config, reporter: Arc<dyn Reporter>) -> Vec<B
     let failed = |image: &str, error: &dyn std::fmt::Display| BaseReport {
         image: image.to_string(),
         newer: Vec::new(),
+        moved: None,
         error: Some(error.to_string()),
     };
     let spark_base = async {
@@ -160,37 +164,54 @@ pub async fn base_updates(config: &Config, reporter: Arc<dyn Reporter>) -> Vec<B
             return reports;
         }
     };
-    let options = PushOptions {
-        credentials: CredentialInputs {
-            flags: None,
-            environment: config.push.environment_credentials.clone(),
-            docker_config_dir: config.push.docker_config_dir.clone(),
-        },
-        registry_ca: config.push.registry_ca.clone(),
-        timeout: config.network.timeout,
-        ..PushOptions::default()
-    };
+    let access = crate::pull::PullAccess::new(config, None);
     for image in images {
-        let Some(reference) = push::split_reference(&image) else {
+        let Ok(parsed) = image.parse::<crate::reference::ImageReference>() else {
+            reports.push(failed(&image, &"not a valid image reference"));
+            continue;
+        };
+        let Some(tag) = parsed.tag().map(ToString::to_string) else {
             reports.push(failed(&image, &"not a name:tag reference"));
             continue;
         };
-        let tags = async {
-            let credentials = push::credentials_for(&options, &reference.host).await?;
-            let client =
-                push::registry_client(&engine, &reference.host, &options, credentials).await?;
-            client
-                .tags(&reference.repository)
-                .await
-                .map_err(PushError::from)
+        // The push credentials go only to the push registry (see `pull`).
+        let options = PushOptions {
+            credentials: access.sources_for(parsed.registry()),
+            registry_ca: config.push.registry_ca.clone(),
+            timeout: config.network.timeout,
+            ..PushOptions::default()
+        };
+        let host = parsed.registry().to_string();
+        let repository = parsed.repository().path().to_string();
+        let checked = async {
+            let credentials = push::credentials_for(&options, &host).await?;
+            let client = push::registry_client(&engine, &host, &options, credentials).await?;
+            let tags = client.tags(&repository).await?;
+            let current = client.current_digest(&repository, &tag).await?;
+            Ok::<_, PushError>((tags, current))
         }
         .await;
-        match tags {
-            Ok(tags) => reports.push(BaseReport {
-                newer: crate::outdated::newer_tags(&reference.tag, &tags),
-                image,
-                error: None,
-            }),
+        match checked {
+            Ok((tags, current)) => {
+                let recorded = crate::docker::inspect(&engine, &image)
+                    .await
+                    .ok()
+                    .map(|inspect| inspect.repo_digests.unwrap_or_default());
+                let moved = match (current, recorded) {
+                    (Some(current), Some(recorded))
+                        if !crate::pull::records(&recorded, parsed.repository(), &current) =>
+                    {
+                        Some(current)
+                    }
+                    _ => None,
+                };
+                reports.push(BaseReport {
+                    newer: crate::outdated::newer_tags(&tag, &tags),
+                    moved,
+                    image,
+                    error: None,
+                })
+            }
             Err(error) => reports.push(failed(&image, &error)),
         }
     }

@@ -24,6 +24,10 @@ pub struct PullAccess {
     pub credentials: CredentialInputs,
     /// The registry the flag and environment credentials belong to (the push registry).
     pub own_registry: Option<Registry>,
+    /// An extra CA for imgforge's own registry calls (`--registry-ca`, `[push] registry_ca`).
+    pub registry_ca: Option<std::path::PathBuf>,
+    /// Connect and read timeout of those calls.
+    pub timeout: std::time::Duration,
 }
 
 impl PullAccess {
@@ -44,11 +48,13 @@ impl PullAccess {
                 docker_config_dir: config.push.docker_config_dir.clone(),
             },
             own_registry,
+            registry_ca: config.push.registry_ca.clone(),
+            timeout: config.network.timeout,
         }
     }
 
     /// The sources that may be asked for `registry`'s credentials.
-    fn sources_for(&self, registry: &Registry) -> CredentialInputs {
+    pub(crate) fn sources_for(&self, registry: &Registry) -> CredentialInputs {
         let own = self.own_registry.as_ref() == Some(registry);
         CredentialInputs {
             flags: self.credentials.flags.clone().filter(|_| own),
@@ -67,6 +73,31 @@ pub enum PullError {
     /// The credentials could not be looked up.
     #[error(transparent)]
     Credentials(#[from] CredentialError),
+    /// With `--if-changed`, a base image's registry could not say what its tag holds now.
+    #[error(
+        "cannot check base image {image} against its registry {registry}, so --if-changed cannot tell whether it moved; pass --offline to treat the engine's copy as current, or set [images] pull = \"never\" for a base that exists only on this engine"
+    )]
+    Unchecked {
+        /// The base image.
+        image: String,
+        /// Its registry.
+        registry: String,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::push::PushError>,
+    },
+    /// With `--if-changed`, a base image's tag is not in its registry.
+    #[error(
+        "base image {image} is not in its registry {registry} (no tag {tag} there), so --if-changed cannot tell whether it moved; set [images] pull = \"never\" for a base that exists only on this engine"
+    )]
+    NotInRegistry {
+        /// The base image.
+        image: String,
+        /// Its registry.
+        registry: String,
+        /// The tag.
+        tag: String,
+    },
     /// A base image is not a valid reference.
     #[error("base image {image:?} is not a valid image reference: {message}")]
     InvalidReference {
@@ -82,6 +113,7 @@ impl PullError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             PullError::Docker(error) => error.exit_code(),
+            PullError::Unchecked { .. } | PullError::NotInRegistry { .. } => crate::exit::PUSH,
             PullError::Credentials(_) | PullError::InvalidReference { .. } => crate::exit::CONFIG,
         }
     }
@@ -94,6 +126,15 @@ pub struct Puller<'a> {
     access: PullAccess,
     /// Reference → the engine's image ID, for the images already made present.
     ids: tokio::sync::Mutex<BTreeMap<String, String>>,
+    /// Compare a present base with its registry's current digest (`--if-changed`), and
+    /// whether an unreachable registry is then a warning (`--offline`) rather than an error.
+    upstream: Option<Upstream>,
+}
+
+/// How a present base image is compared with its registry.
+#[derive(Debug, Clone, Copy)]
+struct Upstream {
+    offline: bool,
 }
 
 impl<'a> Puller<'a> {
@@ -104,7 +145,19 @@ impl<'a> Puller<'a> {
             policy,
             access,
             ids: tokio::sync::Mutex::new(BTreeMap::new()),
+            upstream: None,
         }
+    }
+
+    /// Also compare each present base image with what its tag holds in the registry now, and
+    /// pull it when the tag moved (`--if-changed` with `[images] pull = "missing"`): a new
+    /// upstream build changes the image ID, so the images on it are rebuilt. An unreachable
+    /// registry is an error, or with `offline` a warning naming the base.
+    pub fn checking_upstream(mut self, offline: bool) -> Puller<'a> {
+        if self.policy == PullPolicy::Missing {
+            self.upstream = Some(Upstream { offline });
+        }
+        self
     }
 
     /// Make `reference` present on the engine — pulling it when it is missing, or always with
@@ -121,6 +174,10 @@ impl<'a> Puller<'a> {
             return Ok(id.clone());
         }
         let present = present_id(self.engine, reference).await?;
+        let present = match (present, self.upstream) {
+            (Some(id), Some(upstream)) => self.unmoved(reference, id, upstream, reporter).await?,
+            (present, _) => present,
+        };
         let id = match (self.policy, present) {
             (PullPolicy::Missing, Some(id)) => id,
             (PullPolicy::Never, Some(id)) => id,
@@ -156,30 +213,135 @@ impl<'a> Puller<'a> {
             .unwrap_or_else(|| "absent".to_string()))
     }
 
-    async fn pull(&self, reference: &str, reporter: &dyn Reporter) -> Result<(), PullError> {
-        let parsed: ImageReference =
-            reference
-                .parse()
-                .map_err(
-                    |error: crate::reference::ReferenceError| PullError::InvalidReference {
-                        image: reference.to_string(),
-                        message: error.to_string(),
-                    },
-                )?;
+    /// `Some(id)` when the engine's copy of `reference` is what its registry serves now,
+    /// `None` when the tag moved (so it is pulled).
+    async fn unmoved(
+        &self,
+        reference: &str,
+        id: String,
+        upstream: Upstream,
+        reporter: &dyn Reporter,
+    ) -> Result<Option<String>, PullError> {
+        let parsed = parse(reference)?;
+        // A digest-pinned base cannot move.
+        let Some(tag) = parsed.tag().filter(|_| parsed.digest().is_none()) else {
+            return Ok(Some(id));
+        };
         let registry = parsed.registry().clone();
-        let sources = self.access.sources_for(&registry);
+        let credentials = self.credentials(&registry).await?;
+        let current = async {
+            let options = crate::push::PushOptions {
+                registry_ca: self.access.registry_ca.clone(),
+                timeout: self.access.timeout,
+                ..crate::push::PushOptions::default()
+            };
+            let client = crate::push::registry_client(
+                self.engine,
+                &registry.to_string(),
+                &options,
+                credentials,
+            )
+            .await?;
+            let digest = client
+                .current_digest(parsed.repository().path(), &tag.to_string())
+                .await?;
+            Ok::<_, crate::push::PushError>(digest)
+        }
+        .await;
+        let current = match current {
+            Ok(Some(digest)) => digest,
+            Ok(None) => {
+                return Err(PullError::NotInRegistry {
+                    image: reference.to_string(),
+                    registry: registry.to_string(),
+                    tag: tag.to_string(),
+                });
+            }
+            Err(source) => {
+                let error = PullError::Unchecked {
+                    image: reference.to_string(),
+                    registry: registry.to_string(),
+                    source: Box::new(source),
+                };
+                if !upstream.offline {
+                    return Err(error);
+                }
+                let cause = std::error::Error::source(&error)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                reporter.warn(&format!(
+                    "base image {reference} was not checked against {registry} ({cause}); --offline: the engine's copy is treated as current"
+                ));
+                return Ok(Some(id));
+            }
+        };
+        let recorded = docker::inspect(self.engine, reference)
+            .await?
+            .repo_digests
+            .unwrap_or_default();
+        if records(&recorded, parsed.repository(), &current) {
+            return Ok(Some(id));
+        }
+        reporter.info(&format!(
+            "base image {reference} moved upstream (its registry serves {current}); pulling it"
+        ));
+        Ok(None)
+    }
+
+    /// The credentials for `registry` from the sources allowed for it (a helper may run).
+    async fn credentials(
+        &self,
+        registry: &Registry,
+    ) -> Result<Option<crate::credentials::Credentials>, PullError> {
+        let sources = self.access.sources_for(registry);
         let host = registry.to_string();
-        let found = tokio::task::spawn_blocking(move || credentials::lookup(&sources, &host))
-            .await
-            .map_err(|join| CredentialError::HelperRun {
-                program: "docker-credential helper".into(),
-                registry: registry.to_string(),
-                source: std::io::Error::other(join.to_string()),
-            })??;
+        Ok(
+            tokio::task::spawn_blocking(move || credentials::lookup(&sources, &host))
+                .await
+                .map_err(|join| CredentialError::HelperRun {
+                    program: "docker-credential helper".into(),
+                    registry: registry.to_string(),
+                    source: std::io::Error::other(join.to_string()),
+                })??,
+        )
+    }
+
+    async fn pull(&self, reference: &str, reporter: &dyn Reporter) -> Result<(), PullError> {
+        let parsed = parse(reference)?;
+        let registry = parsed.registry().clone();
+        let found = self.credentials(&registry).await?;
         let auth = found.map(|found| engine_credentials(&registry, &found.credential));
         docker::pull_image(self.engine, &parsed, auth, reporter).await?;
         Ok(())
     }
+}
+
+/// Whether the engine's `RepoDigests` of an image record `digest` for `repository` (entries
+/// are `name@sha256:…`, Docker Hub names in their short form).
+pub(crate) fn records(
+    repo_digests: &[String],
+    repository: &crate::reference::Repository,
+    digest: &str,
+) -> bool {
+    repo_digests.iter().any(|entry| {
+        entry.rsplit_once('@').is_some_and(|(name, recorded)| {
+            recorded == digest
+                && name
+                    .parse::<crate::reference::Repository>()
+                    .is_ok_and(|named| named == *repository)
+        })
+    })
+}
+
+fn parse(reference: &str) -> Result<ImageReference, PullError> {
+    reference
+        .parse()
+        .map_err(
+            |error: crate::reference::ReferenceError| PullError::InvalidReference {
+                image: reference.to_string(),
+                message: error.to_string(),
+            },
+        )
 }
 
 /// The engine's ID of `reference`, `None` when it does not have it.
@@ -215,6 +377,28 @@ mod tests {
     use crate::credentials::Secret;
 
     #[test]
+    fn recorded_digests_match_by_repository_in_either_form() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let other = format!("sha256:{}", "b".repeat(64));
+        let hub: crate::reference::Repository = "eclipse-temurin".parse().unwrap();
+        let local: crate::reference::Repository = "127.0.0.1:5000/library/jre".parse().unwrap();
+        let recorded = vec![
+            format!("eclipse-temurin@{digest}"),
+            format!("127.0.0.1:5000/library/jre@{other}"),
+        ];
+        assert!(records(&recorded, &hub, &digest));
+        assert!(!records(&recorded, &hub, &other));
+        assert!(records(&recorded, &local, &other));
+        assert!(
+            !records(&recorded, &local, &digest),
+            "another repository's digest"
+        );
+        let long = vec![format!("docker.io/library/eclipse-temurin@{digest}")];
+        assert!(records(&long, &hub, &digest));
+        assert!(!records(&[], &hub, &digest));
+    }
+
+    #[test]
     fn push_credentials_go_only_to_the_push_registry() {
         let access = PullAccess {
             credentials: CredentialInputs {
@@ -223,6 +407,7 @@ mod tests {
                 docker_config_dir: Some("/home/ci/.docker".into()),
             },
             own_registry: Some("registry.gitlab.com".parse().unwrap()),
+            ..PullAccess::default()
         };
         let own = access.sources_for(&"registry.gitlab.com".parse().unwrap());
         assert!(own.flags.is_some() && own.environment.is_some());

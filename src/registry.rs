@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, Method, Response, StatusCode};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
@@ -373,6 +373,31 @@ impl RegistryClient {
         })
     }
 
+    /// The digest of `repository:reference` as the registry serves it now (a manifest list's
+    /// own digest for a multi-platform tag, as the engine records it when it pulls), `Ok(None)`
+    /// when the registry has no such tag. A `HEAD` request, which Docker Hub does not count
+    /// against its pull limit; the manifest is read (and hashed) only when the registry does
+    /// not announce the digest.
+    pub(crate) async fn current_digest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        let path = format!("/v2/{repository}/manifests/{reference}");
+        let scope = format!("repository:{repository}:pull");
+        let response = self
+            .request(Method::HEAD, &path, &scope, Some(MANIFEST_ACCEPT))
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = self.expect_success(response, &path).await?;
+        match header_text(response.headers(), "docker-content-digest") {
+            Some(digest) if digest.starts_with("sha256:") => Ok(Some(digest)),
+            _ => Ok(Some(self.manifest(repository, reference).await?.digest)),
+        }
+    }
+
     /// The labels of the image at `repository:reference` (its config blob's `config.Labels`),
     /// `Ok(None)` when the registry has no such tag. A manifest list is followed to its
     /// linux/amd64 entry.
@@ -559,6 +584,17 @@ impl RegistryClient {
         scope: &str,
         accept: Option<&str>,
     ) -> Result<Response, RegistryError> {
+        self.request(Method::GET, path, scope, accept).await
+    }
+
+    /// `method` on `path`, answering an authentication challenge once.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        scope: &str,
+        accept: Option<&str>,
+    ) -> Result<Response, RegistryError> {
         let base = self.base().await?;
         let url = format!("{base}{path}");
         let cached = self
@@ -568,7 +604,9 @@ impl RegistryClient {
             .and_then(|guard| guard.clone())
             .filter(|(for_scope, _)| for_scope == scope)
             .map(|(_, value)| value);
-        let response = self.send(&url, accept, cached.as_deref()).await?;
+        let response = self
+            .send(method.clone(), &url, accept, cached.as_deref())
+            .await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -580,7 +618,9 @@ impl RegistryClient {
                 challenge: challenge_text.clone(),
             })?;
         let authorization = self.authorize(&challenge, scope).await?;
-        let response = self.send(&url, accept, Some(&authorization)).await?;
+        let response = self
+            .send(method, &url, accept, Some(&authorization))
+            .await?;
         if response.status() == StatusCode::UNAUTHORIZED {
             return Err(self.refused());
         }
@@ -592,11 +632,12 @@ impl RegistryClient {
 
     async fn send(
         &self,
+        method: Method,
         url: &str,
         accept: Option<&str>,
         authorization: Option<&str>,
     ) -> Result<Response, RegistryError> {
-        let mut request = self.client.get(url);
+        let mut request = self.client.request(method, url);
         if let Some(accept) = accept {
             request = request.header(ACCEPT, accept);
         }

@@ -42,6 +42,12 @@ pub async fn run(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Err
         updates.listing_url
     ));
     for base in &bases {
+        if let Some(digest) = &base.moved {
+            human.push_str(&format!(
+                "base {}: the registry serves a new build of this tag ({digest}); the next build --if-changed pulls it and rebuilds the images on it\n",
+                base.image
+            ));
+        }
         match (&base.error, base.newer.is_empty()) {
             (Some(error), _) => {
                 human.push_str(&format!("base {}: cannot check: {error}\n", base.image))
@@ -68,6 +74,7 @@ pub async fn run(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Err
         "base_images": bases.iter().map(|base| json!({
             "image": base.image,
             "newer_tags": base.newer,
+            "moved_digest": base.moved,
             "error": base.error,
         })).collect::<Vec<_>>(),
     });

@@ -93,6 +93,47 @@ fn newer_tags_of_the_base_images_come_from_their_registry() {
         serde_json::json!(["1.1-jre", "2.0-jre"])
     );
     assert!(bases[0]["error"].is_null(), "{report}");
+    assert!(bases[0]["moved_digest"].is_null(), "{report}");
+
+    // A new build is pushed under the same tag while the engine keeps the old one: the
+    // report names the digest the tag serves now.
+    let base = format!("{repository}:1.0-jre");
+    runtime.block_on(async {
+        let engine = crate::support::docker::engine().await;
+        let old = imgforge::docker::inspect(&engine, &base)
+            .await
+            .expect("the engine has the base")
+            .id
+            .expect("an id");
+        crate::support::containers::tag(&engine, "imgforge-test/jre8-layout:latest", &base).await;
+        let options = bollard::query_parameters::PushImageOptionsBuilder::default()
+            .tag("1.0-jre")
+            .build();
+        let mut stream = engine.client().push_image(&repository, Some(options), None);
+        while let Some(item) = stream.next().await {
+            let item = item.expect("push progress");
+            assert!(item.error_detail.is_none(), "push failed: {item:?}");
+        }
+        crate::support::containers::tag(&engine, &old, &base).await;
+    });
+    let output = env.run(&["--json", "outdated"]);
+    assert_success(&output);
+    let report: serde_json::Value = serde_json::from_str(&stdout_text(&output)).expect("json");
+    let moved = report["base_images"][0]["moved_digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the moved tag is reported: {report}"));
+    assert!(
+        registry.log_text().contains(&format!("manifests/1.0-jre")) && moved.starts_with("sha256:"),
+        "{report}"
+    );
+    let output = env.run(&["outdated"]);
+    assert!(
+        stdout_text(&output).contains(&format!(
+            "base {base}: the registry serves a new build of this tag ({moved})"
+        )),
+        "{}",
+        stdout_text(&output)
+    );
     runtime.block_on(async {
         let engine = crate::support::docker::engine().await;
         for reference in crate::support::containers::references_under(&engine, &repository).await {

@@ -19,7 +19,7 @@ const PASSWORD: &str = "pull-s3cret-9f2";
 
 /// Put `source` (a local image) into the registry as `reference`, then remove the tag from
 /// the engine, so that only the registry has it.
-fn seed(source: &str, reference: &str, credentials: Option<(&str, &str)>) {
+pub(crate) fn seed(source: &str, reference: &str, credentials: Option<(&str, &str)>) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let engine = crate::support::docker::engine().await;
@@ -44,7 +44,7 @@ fn seed(source: &str, reference: &str, credentials: Option<(&str, &str)>) {
 }
 
 /// The engine's image ID of `reference`, `None` when it does not have it.
-fn engine_id(reference: &str) -> Option<String> {
+pub(crate) fn engine_id(reference: &str) -> Option<String> {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let engine = crate::support::docker::engine().await;
@@ -55,7 +55,7 @@ fn engine_id(reference: &str) -> Option<String> {
     })
 }
 
-fn retag(id: &str, reference: &str) {
+pub(crate) fn retag(id: &str, reference: &str) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let engine = crate::support::docker::engine().await;
@@ -63,7 +63,7 @@ fn retag(id: &str, reference: &str) {
     });
 }
 
-fn untag(reference: &str) {
+pub(crate) fn untag(reference: &str) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let engine = crate::support::docker::engine().await;
@@ -307,7 +307,7 @@ fn pull_always_brings_a_moved_tag_to_the_build() {
 }
 
 /// A new image on top of the JRE base ("a security fix"), under a local name of its own.
-fn moved_image(base: &str) -> String {
+pub(crate) fn moved_image(base: &str) -> String {
     let reference = format!(
         "imgforge-test/moved-jre:{}",
         crate::support::docker::unique_tag("m").replace([':', '/'], "-")

@@ -125,12 +125,14 @@ fn scheduled_rebuilds_do_nothing_when_nothing_changed_and_exactly_what_a_change_
     make_base(&base, "1");
     let mut image_env = ImageEnv::new(&generate_cas(&["first.crt"]));
     let prefix = format!("{}/sched", registry.host);
+    // The bases exist only on this engine: with pull = "never" the engine's copies are the
+    // truth, and a new local build of one is what changes (registry-hosted bases that move
+    // upstream are the next test's).
     image_env.configure(|config| {
-        config.set_str("images", "registry", &prefix).set_str(
-            "images.hive-metastore",
-            "base",
-            &base,
-        );
+        config
+            .set_str("images", "registry", &prefix)
+            .set_str("images", "pull", "never")
+            .set_str("images.hive-metastore", "base", &base);
     });
 
     // First run: nothing in the registry, so everything is built and pushed.
@@ -227,7 +229,9 @@ fn a_registry_image_without_the_label_is_treated_as_changed_and_says_so() {
     let mut image_env = ImageEnv::new(&[]);
     let prefix = format!("{}/nolabel", registry.host);
     image_env.configure(|config| {
-        config.set_str("images", "registry", &prefix);
+        config
+            .set_str("images", "registry", &prefix)
+            .set_str("images", "pull", "never");
     });
     // Put an unrelated image (no imgforge labels) where the spark image would be.
     let reference = format!("{prefix}/spark:3.1.1");
@@ -247,6 +251,91 @@ fn a_registry_image_without_the_label_is_treated_as_changed_and_says_so() {
         &output,
         &format!("{reference} has no imgforge.inputs.sha256 label"),
     );
+    untag_all(&[], &prefix);
+}
+
+#[test]
+fn a_base_image_that_moved_upstream_is_pulled_and_exactly_the_images_on_it_are_rebuilt() {
+    use crate::pull::{engine_id, moved_image, retag, seed, untag};
+    let bases = Registry::plain();
+    let registry = Registry::plain();
+    let unique = unique_namespace().replace(['/', '.'], "-");
+    let spark_base = format!("{}/library/spark-jre:17-{unique}", bases.host);
+    let hive_base = format!("{}/library/hive-jre:17-{unique}", bases.host);
+    seed(JRE_BASE, &spark_base, None);
+    seed(JRE_BASE, &hive_base, None);
+    let mut image_env = ImageEnv::new(&[]);
+    let prefix = format!("{}/upstream", registry.host);
+    image_env.configure(|config| {
+        config
+            .set_str("images", "registry", &prefix)
+            .set_str("images.spark", "base", &spark_base)
+            .set_str("images.hive-metastore", "base", &hive_base);
+    });
+
+    // First run: the engine has neither base; both are pulled, everything is built and pushed.
+    let (_, report, output) = scheduled_run(&image_env);
+    assert_eq!(
+        names(&report, "images"),
+        set(&["spark", "spark-hs", "hive-metastore"])
+    );
+    assert_stderr_contains(&output, &format!("pulling {hive_base}"));
+
+    // Nothing moved: the bases' registry is asked for the tags' digests (HEAD) and nothing is
+    // pulled, built or pushed.
+    let bases_log = bases.log_text().len();
+    let registry_log = registry.log_text().len();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let since = now();
+    let (_, report, output) = scheduled_run(&image_env);
+    let until = now() + 1;
+    assert!(names(&report, "images").is_empty(), "{report}");
+    assert!(
+        !stderr_text(&output).contains("pulling"),
+        "{}",
+        stderr_text(&output)
+    );
+    let new_bases_log = &bases.log_text()[bases_log..];
+    assert!(
+        new_bases_log.contains("\"HEAD /v2/library/hive-jre/manifests/")
+            && new_bases_log.contains("\"HEAD /v2/library/spark-jre/manifests/"),
+        "each base was checked:\n{new_bases_log}"
+    );
+    assert!(
+        !new_bases_log.contains("\"GET /v2/library/"),
+        "nothing was pulled:\n{new_bases_log}"
+    );
+    assert!(events_naming(&prefix, since, until).is_empty());
+    assert!(!registry.log_text()[registry_log..].contains("\"PUT "));
+
+    // A new build of the metastore's base is pushed under the same tag (a security fix):
+    // it is pulled, and exactly the metastore is rebuilt and pushed.
+    let old_id = engine_id(&hive_base).expect("the engine has the base");
+    let moved = moved_image(&hive_base);
+    seed(&moved, &hive_base, None);
+    retag(&old_id, &hive_base);
+    let (_, report, output) = scheduled_run(&image_env);
+    assert_eq!(names(&report, "images"), set(&["hive-metastore"]));
+    assert_eq!(names(&report, "unchanged"), set(&["spark", "spark-hs"]));
+    assert_stderr_contains(&output, &format!("base image {hive_base} moved upstream"));
+    assert_eq!(engine_id(&hive_base), engine_id(&moved));
+
+    // The bases' registry is unreachable: the run says which base it could not check and
+    // stops (exit 7) — unless --offline says to trust the engine's copies.
+    drop(bases);
+    let output = image_env.run(&["build", "--push", "--if-changed"]);
+    assert_exit_code(&output, 7);
+    assert_stderr_contains(&output, &format!("cannot check base image {spark_base}"));
+    let output = image_env.run(&["--offline", "build", "--push", "--if-changed"]);
+    assert!(
+        matches!(output.status.code(), Some(0 | 8)),
+        "{}",
+        stderr_text(&output)
+    );
+    assert_stderr_contains(&output, &format!("base image {spark_base} was not checked"));
+    for base in [&spark_base, &hive_base, &moved] {
+        untag(base);
+    }
     untag_all(&[], &prefix);
 }
 
