@@ -42,6 +42,14 @@ pub enum Phase {
     },
     /// Checking the digest.
     Verifying,
+    /// The engine is pushing the image to `registry`; `status` is its latest word on a layer
+    /// (`Pushing`, `Layer already exists`), none when the push starts.
+    Pushing {
+        /// The registry the image goes to.
+        registry: String,
+        /// The engine's latest status line.
+        status: Option<String>,
+    },
     /// The engine is pulling the image from `registry`.
     Pulling {
         /// The registry the image comes from.
@@ -74,6 +82,7 @@ impl Phase {
             Phase::Retrying { .. } => "retrying",
             Phase::Verifying => "verifying",
             Phase::Pulling { .. } => "pulling",
+            Phase::Pushing { .. } => "pushing",
             Phase::Building { .. } => "building",
             Phase::Cached => "cached",
             Phase::Done { .. } => "done",
@@ -176,6 +185,12 @@ impl Reporter for PlainReporter {
             }
             Phase::Verifying => format!("verifying {name}"),
             Phase::Pulling { registry } => format!("pulling {name} from {registry}"),
+            // One line when the push starts; the layers' statuses are for the terminal.
+            Phase::Pushing {
+                registry,
+                status: None,
+            } => format!("pushing {name} to {registry}"),
+            Phase::Pushing { .. } => return,
             Phase::Building { step, output } => match output {
                 // Every line in plain mode: logs keep the whole build output.
                 Some(line) => format!("  {name} | {line}"),
@@ -300,6 +315,15 @@ impl Reporter for TerminalReporter {
                     "retrying {} (attempt {attempt} of {of}): {reason}",
                     bar.message()
                 )));
+            }
+            Phase::Pushing { registry, status } => {
+                bar.set_style(Self::step_style());
+                bar.set_prefix(phase.label());
+                let name = self.name(task);
+                match status {
+                    Some(status) => bar.set_message(format!("{name} to {registry}: {status}")),
+                    None => bar.set_message(format!("{name} to {registry}")),
+                }
             }
             Phase::Building { step, output } => {
                 // The step in progress and the latest line of its output, on one line.

@@ -393,7 +393,12 @@ pub async fn push(
             Err(error) => return Err(error.into()),
         };
         let platform = platform_of(&image);
-        ids.push((image.id.unwrap_or_else(|| target.source.clone()), platform));
+        let size = image.size.and_then(|size| u64::try_from(size).ok());
+        ids.push((
+            image.id.unwrap_or_else(|| target.source.clone()),
+            platform,
+            size,
+        ));
         for reference in &target.references {
             let split = split_reference(reference).ok_or_else(|| PushError::Reference {
                 reference: reference.clone(),
@@ -415,7 +420,7 @@ pub async fn push(
     }
 
     let mut pushed = Vec::with_capacity(targets.len());
-    for (target, (id, platform)) in targets.iter().zip(ids) {
+    for (target, (id, platform, size)) in targets.iter().zip(ids) {
         let mut tags = Vec::with_capacity(target.references.len());
         for reference in &target.references {
             let present = docker::inspect(engine, reference)
@@ -430,14 +435,22 @@ pub async fn push(
             })?;
             let (client, auth) = &clients[&split.host];
             let task = reporter.task(reference);
-            let engine_digest =
+            reporter.phase(
+                task,
+                Phase::Pushing {
+                    registry: split.host.clone(),
+                    status: None,
+                },
+            );
+            let pushed =
                 match push_with_retry(engine, reference, auth, options, reporter, task).await {
-                    Ok(digest) => digest,
+                    Ok(pushed) => pushed,
                     Err(error) => {
                         reporter.phase(task, Phase::Failed);
                         return Err(error);
                     }
                 };
+            let engine_digest = pushed.digest;
             reporter.phase(task, Phase::Verifying);
             let manifest = client.manifest(&split.repository, &split.tag).await?;
             if manifest.digest != engine_digest {
@@ -451,7 +464,15 @@ pub async fn push(
             reporter.phase(
                 task,
                 Phase::Done {
-                    detail: engine_digest.clone(),
+                    detail: format!(
+                        "{engine_digest} ({}; {} layer(s) uploaded, {} already there)",
+                        size.map_or_else(
+                            || "size unknown".to_string(),
+                            |size| format!("{} image", crate::progress::bytes(size))
+                        ),
+                        pushed.uploaded,
+                        pushed.existing
+                    ),
                 },
             );
             tags.push(PushedTag {
@@ -486,7 +507,7 @@ async fn push_with_retry(
     options: &PushOptions,
     reporter: &dyn Reporter,
     task: crate::progress::TaskId,
-) -> Result<String, PushError> {
+) -> Result<PushOutcome, PushError> {
     let attempts = options.attempts.max(1);
     let mut delay = options.retry_delay;
     let mut attempt = 1;
@@ -517,6 +538,16 @@ async fn push_with_retry(
     }
 }
 
+/// What one push of a reference did.
+struct PushOutcome {
+    /// The manifest digest the engine reported.
+    digest: String,
+    /// Layers the registry received.
+    uploaded: usize,
+    /// Layers the registry had already.
+    existing: usize,
+}
+
 /// One push of `reference`: every stream item read, the digest taken from the last status.
 async fn push_once(
     engine: &Engine,
@@ -524,7 +555,7 @@ async fn push_once(
     auth: &DockerCredentials,
     reporter: &dyn Reporter,
     task: crate::progress::TaskId,
-) -> Result<String, PushError> {
+) -> Result<PushOutcome, PushError> {
     let not_tagged = || PushError::Reference {
         reference: reference.to_string(),
     };
@@ -541,6 +572,8 @@ async fn push_once(
         .client()
         .push_image(&repository, Some(options), Some(auth.clone()));
     let mut digest = None;
+    let (mut uploaded, mut existing) = (0, 0);
+    let registry = parsed.registry().to_string();
     while let Some(item) = stream.next().await {
         match item {
             Ok(info) => {
@@ -548,11 +581,16 @@ async fn push_once(
                     if let Some(found) = digest_from_status(status) {
                         digest = Some(found);
                     }
+                    match status.as_str() {
+                        "Pushed" => uploaded += 1,
+                        "Layer already exists" => existing += 1,
+                        _ => {}
+                    }
                     reporter.phase(
                         task,
-                        Phase::Building {
-                            step: status.clone(),
-                            output: None,
+                        Phase::Pushing {
+                            registry: registry.clone(),
+                            status: Some(status.clone()),
                         },
                     );
                 }
@@ -578,8 +616,13 @@ async fn push_once(
             }
         }
     }
-    digest.ok_or_else(|| PushError::NoDigest {
+    let digest = digest.ok_or_else(|| PushError::NoDigest {
         reference: reference.to_string(),
+    })?;
+    Ok(PushOutcome {
+        digest,
+        uploaded,
+        existing,
     })
 }
 

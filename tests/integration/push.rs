@@ -1008,6 +1008,27 @@ async fn several_targets_are_pushed_in_dependency_order_in_one_run() {
         .map(|image| image["image"].as_str().expect("image name"))
         .collect();
     assert_eq!(images, ["spark", "spark-hs"], "{report:#}");
+    // The display says what happens: pushing, to where, and how much went over the wire.
+    let stderr = stderr_text(&output);
+    let first = format!("{target}/spark:latest");
+    assert!(
+        stderr.contains(&format!("pushing {first} to {}", registry.host)),
+        "{stderr}"
+    );
+    let done = stderr
+        .lines()
+        .find(|line| line.starts_with(&format!("done {first} sha256:")))
+        .unwrap_or_else(|| panic!("no done line for {first}:\n{stderr}"));
+    assert!(
+        done.contains(" image; ") && done.contains("layer(s) uploaded"),
+        "{done}"
+    );
+    let again = stderr
+        .lines()
+        .find(|line| line.starts_with(&format!("done {target}/spark:t1 sha256:")))
+        .unwrap_or_else(|| panic!("no done line for the second tag:\n{stderr}"));
+    assert!(again.contains("0 layer(s) uploaded"), "the layers were there: {again}");
+    assert!(!stderr.contains("building"), "a push is not a build:\n{stderr}");
     let tags = pushed_tags(&output, "images");
     let references: Vec<&str> = tags
         .iter()
