@@ -145,9 +145,14 @@ pub struct BuildArgs {
     #[arg(long)]
     pub(crate) push: bool,
     /// Build (and push) only images whose input fingerprint differs from the one on the
-    /// image already in the registry (with --push) or the engine; exit 8 when none does
+    /// image already in the registry (with --push) or the engine; exit 0 when none does
+    /// (see --exit-code)
     #[arg(long)]
     pub(crate) if_changed: bool,
+    /// With --if-changed: exit 8 when every image was up to date and nothing was built or
+    /// pushed, like `git diff --exit-code`, for scripts that branch on it
+    #[arg(long, requires = "if_changed")]
+    pub(crate) exit_code: bool,
     /// Refuse to build when anything would differ from imgforge.lock, listing each difference
     #[arg(long)]
     pub(crate) locked: bool,

@@ -71,6 +71,9 @@ fn print(config: &Config, outcome: &BuildOutcome) {
     }
     let mut json = json!({
         "command": "build",
+        // Whether anything was built (and pushed): false for a run `--if-changed` found
+        // nothing to do in, whatever its exit code.
+        "changed": !built.is_empty(),
         "unchanged": outcome.unchanged.iter().map(|unchanged| json!({
             "image": unchanged.kind.label(),
             "reference": unchanged.reference,

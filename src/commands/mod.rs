@@ -28,7 +28,7 @@ use crate::push::PushedImage;
 pub enum Completion {
     /// It did its work.
     Done,
-    /// `build --if-changed` found every image up to date: nothing built or pushed.
+    /// `build --if-changed --exit-code` found every image up to date: nothing built or pushed.
     NothingToDo,
 }
 
@@ -42,7 +42,8 @@ pub async fn run(
     match command {
         Command::Build(args) => {
             let outcome = build::run(config, &args, reporter).await?;
-            Ok(match args.if_changed && outcome.built.is_empty() {
+            // A run with nothing to do succeeded; exit 8 only for scripts that ask for it.
+            Ok(match args.if_changed && args.exit_code && outcome.built.is_empty() {
                 true => Completion::NothingToDo,
                 false => done,
             })
