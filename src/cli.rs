@@ -54,6 +54,8 @@ pub struct GlobalArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a commented starter imgforge.toml here (or at --config); never overwrites one
+    Init,
     /// Download and verify the release artifacts a build needs
     Fetch {
         /// Which artifacts

@@ -80,6 +80,9 @@ pub enum Error {
     /// Reading upstream release listings.
     #[error(transparent)]
     Outdated(#[from] crate::outdated::OutdatedError),
+    /// `imgforge init` wrote nothing.
+    #[error(transparent)]
+    Init(#[from] crate::starter::StarterError),
     /// `cache verify` found damaged entries (they were removed).
     #[error(
         "{count} cached artifact(s) did not match their recorded digest and were removed; the next fetch downloads them again"
@@ -127,6 +130,7 @@ impl Error {
             Error::Lock(error) => error.exit_code(),
             Error::OutDir(error) => error.exit_code(),
             Error::Outdated(error) => error.exit_code(),
+            Error::Init(error) => error.exit_code(),
             Error::DamagedCache { .. } => exit::INTEGRITY,
             Error::Runtime(_) => exit::INTERNAL,
             Error::Interrupted { signal } => signal.exit_code(),
@@ -136,6 +140,45 @@ impl Error {
     /// The process exit code as [`ExitCode`].
     pub fn exit(&self) -> ExitCode {
         ExitCode::from(self.exit_code())
+    }
+
+    /// A stable, machine-readable name for this error's class (the `kind` of a `--json`
+    /// error report): the class of its exit code (`config`, `network`, `integrity`,
+    /// `storage`, `build`, `push`, `internal`, `interrupted`), refined as
+    /// `<class>.<detail>` for the failures scripts commonly tell apart. The README lists
+    /// every value; [`KINDS`] is that list.
+    pub fn kind(&self) -> &'static str {
+        let class = class_of(self.exit_code());
+        let detail = match self {
+            Error::Fetch(FetchError::NotFound { .. }) => "network.not_found",
+            Error::Fetch(FetchError::Unavailable { .. }) => "network.unavailable",
+            Error::Fetch(FetchError::Offline { .. }) => "network.offline",
+            Error::Fetch(FetchError::ChecksumMismatch { .. }) => "integrity.checksum_mismatch",
+            Error::Fetch(FetchError::SignatureMissing { .. } | FetchError::Signature { .. }) => {
+                "integrity.signature"
+            }
+            Error::DamagedCache { .. } => "integrity.damaged_cache",
+            Error::Docker(DockerError::Unreachable { .. } | DockerError::ConnectTimeout { .. }) => {
+                "build.engine_unreachable"
+            }
+            Error::Docker(
+                DockerError::BaseImageMissing { .. } | DockerError::BaseImageUnavailable { .. },
+            ) => "build.base_image_missing",
+            Error::Docker(
+                DockerError::StepFailed { .. } | DockerError::CertificateRejected { .. },
+            ) => "build.step_failed",
+            Error::Push(PushError::DigestMismatch { .. }) => "push.digest_mismatch",
+            Error::Lock(crate::lock::LockError::Differs { .. }) => "config.lock_differs",
+            Error::Init(crate::starter::StarterError::Exists { .. })
+            | Error::Certs(CertError::Exists { .. }) => "config.exists",
+            _ => class,
+        };
+        // A detail always refines the class the exit code says (damaged content found inside
+        // another stage's error keeps the integrity class, for instance).
+        match detail.split('.').next() == Some(class) {
+            true => detail,
+            false => class,
+        }
     }
 
     /// What the user can do about it, when there is something specific to say.
@@ -168,6 +211,46 @@ impl Error {
             ),
             _ => None,
         }
+    }
+}
+
+/// Every value [`Error::kind`] can take, and `config.usage` for a command line clap refuses
+/// (documented in the README's JSON section).
+pub const KINDS: &[&str] = &[
+    "internal",
+    "interrupted",
+    "config",
+    "config.usage",
+    "config.lock_differs",
+    "config.exists",
+    "network",
+    "network.not_found",
+    "network.unavailable",
+    "network.offline",
+    "integrity",
+    "integrity.checksum_mismatch",
+    "integrity.signature",
+    "integrity.damaged_cache",
+    "storage",
+    "build",
+    "build.engine_unreachable",
+    "build.base_image_missing",
+    "build.step_failed",
+    "push",
+    "push.digest_mismatch",
+];
+
+/// The class name of an exit code, the prefix of every [`Error::kind`].
+fn class_of(code: u8) -> &'static str {
+    match code {
+        exit::CONFIG => "config",
+        exit::NETWORK => "network",
+        exit::INTEGRITY => "integrity",
+        exit::STORAGE => "storage",
+        exit::BUILD => "build",
+        exit::PUSH => "push",
+        code if code > 128 => "interrupted",
+        _ => "internal",
     }
 }
 

@@ -158,7 +158,12 @@ fn scheduled_rebuilds_do_nothing_when_nothing_changed_and_exactly_what_a_change_
     let since = now();
     let (code, report, output) = scheduled_run(&image_env);
     let until = now() + 1;
-    assert_eq!(code, 0, "nothing to do is a success: {}", stderr_text(&output));
+    assert_eq!(
+        code,
+        0,
+        "nothing to do is a success: {}",
+        stderr_text(&output)
+    );
     assert_eq!(report["changed"], false, "{report}");
     assert!(names(&report, "images").is_empty(), "{report}");
     assert_eq!(
@@ -182,7 +187,12 @@ fn scheduled_rebuilds_do_nothing_when_nothing_changed_and_exactly_what_a_change_
     );
     // Scripts that branch on a no-op ask for exit 8, like `git diff --exit-code`.
     let (code, report, output) = scheduled_run_with(&image_env, &["--exit-code"]);
-    assert_eq!(code, 8, "--exit-code: nothing to do is exit 8: {}", stderr_text(&output));
+    assert_eq!(
+        code,
+        8,
+        "--exit-code: nothing to do is exit 8: {}",
+        stderr_text(&output)
+    );
     assert_eq!(report["changed"], false, "{report}");
     assert!(names(&report, "images").is_empty(), "{report}");
 
