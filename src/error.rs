@@ -200,8 +200,9 @@ impl Error {
             Error::Lock(crate::lock::LockError::Read { .. }) => {
                 Some("run `imgforge lock` to write it, and commit it next to imgforge.toml".into())
             }
-            Error::Fetch(FetchError::NotFound { .. }) => Some(
-                "check the version in imgforge.toml, or the mirror lists ([mirrors], --apache-mirror, --maven-mirror)".into(),
+            // Whether every mirror said 404 or none could be reached, the same things to check.
+            Error::Fetch(FetchError::NotFound { .. } | FetchError::Unavailable { .. }) => Some(
+                "check the version in imgforge.toml and the mirror lists ([mirrors], --apache-mirror, --maven-mirror); with the artifacts already in the cache, --offline needs no mirror".into(),
             ),
             Error::Fetch(FetchError::Offline { .. }) => Some(
                 "run `imgforge fetch` once with network access (without --offline) to fill the cache".into(),
