@@ -273,3 +273,86 @@ fn integrity_in_chain(error: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_errors() -> Vec<Error> {
+        vec![
+            FetchError::NotFound {
+                name: "spark.tgz".into(),
+                tried: vec![],
+            }
+            .into(),
+            FetchError::Unavailable {
+                name: "spark.tgz".into(),
+                tried: vec![],
+            }
+            .into(),
+            FetchError::Offline {
+                names: vec![],
+                cache_dir: "/cache".into(),
+            }
+            .into(),
+            FetchError::Status {
+                url: "http://mirror".into(),
+                status: 403,
+            }
+            .into(),
+            crate::lock::LockError::Differs {
+                path: "imgforge.lock".into(),
+                differences: vec![],
+            }
+            .into(),
+            crate::starter::StarterError::Exists {
+                path: "imgforge.toml".into(),
+            }
+            .into(),
+            Error::DamagedCache { count: 1 },
+            Error::Runtime("a bug".into()),
+            Error::Interrupted {
+                signal: crate::interrupt::Signal::Terminate,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_kind_is_listed_and_starts_with_the_class_of_its_exit_code() {
+        let expected = [
+            "network.not_found",
+            "network.unavailable",
+            "network.offline",
+            "network",
+            "config.lock_differs",
+            "config.exists",
+            "integrity.damaged_cache",
+            "internal",
+            "interrupted",
+        ];
+        for (error, expected) in sample_errors().iter().zip(expected) {
+            let kind = error.kind();
+            assert_eq!(kind, expected, "{error:?}");
+            assert!(KINDS.contains(&kind), "{kind} is not in KINDS");
+            assert!(kind.starts_with(class_of(error.exit_code())), "{kind}");
+        }
+    }
+
+    #[test]
+    fn the_readme_documents_exactly_the_kinds() {
+        let readme = include_str!("../README.md");
+        let documented: std::collections::BTreeSet<&str> = readme
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once("` | "))
+            .map(|(kind, rest)| (kind, rest.split(" | ").next().unwrap_or_default()))
+            .filter(|(_, code)| {
+                code.split(", ")
+                    .all(|code| !code.is_empty() && code.chars().all(|c| c.is_ascii_digit()))
+            })
+            .map(|(kind, _)| kind)
+            .collect();
+        let listed: std::collections::BTreeSet<&str> = KINDS.iter().copied().collect();
+        assert_eq!(documented, listed);
+    }
+}
