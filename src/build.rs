@@ -84,8 +84,8 @@ pub struct Unchanged {
 pub struct BuildFailed {
     /// Why it failed.
     pub error: Error,
-    /// The images built (and, when the push itself succeeded, pushed) before the failure,
-    /// and those `--if-changed` had found unchanged.
+    /// The images built and the tags pushed before the failure, and those `--if-changed`
+    /// had found unchanged.
     pub partial: BuildOutcome,
 }
 
@@ -288,7 +288,8 @@ async fn build_into(
     if let Some(push_options) = &options.push
         && !built.is_empty()
     {
-        outcome.pushed = push_built(&engine, built, push_options, reporter.as_ref()).await?;
+        let pushed = &mut outcome.pushed;
+        push_built(&engine, built, push_options, reporter.as_ref(), pushed).await?;
     }
     if let Some(path) = &options.digests_file {
         write_digests(path, &outcome.pushed).await?;
@@ -317,13 +318,14 @@ async fn check_lock(
     }
 }
 
-/// Push what was just built, under the references it was tagged with.
+/// Push what was just built, under the references it was tagged with, into `pushed`.
 async fn push_built(
     engine: &Engine,
     built: &[BuiltReport],
     options: &PushOptions,
     reporter: &dyn Reporter,
-) -> Result<Vec<PushedImage>, Error> {
+    pushed: &mut Vec<PushedImage>,
+) -> Result<(), Error> {
     let targets: Vec<crate::push::PushTarget> = built
         .iter()
         .map(|report| crate::push::PushTarget {
@@ -332,7 +334,7 @@ async fn push_built(
             references: report.references.clone(),
         })
         .collect();
-    Ok(crate::push::push(engine, &targets, options, reporter).await?)
+    Ok(crate::push::push(engine, &targets, options, reporter, pushed).await?)
 }
 
 /// Write every pushed reference to the digests file `path`.

@@ -65,14 +65,16 @@ async fn resolve_names(config: &Config, reporter: Arc<dyn Reporter>) -> Result<R
 }
 
 /// `imgforge push`: push `kinds`, found on the engine under the references `imgforge build`
-/// gave them; `registry` tags them for another registry first.
+/// gave them; `registry` tags them for another registry first. What was pushed goes into
+/// `pushed` as it is verified (see [`push::push`]), so a failure can still report it.
 pub async fn push(
     config: &Config,
     kinds: &[ImageKind],
     registry: Option<&str>,
     options: &PushOptions,
     reporter: Arc<dyn Reporter>,
-) -> Result<Vec<PushedImage>, Error> {
+    pushed: &mut Vec<PushedImage>,
+) -> Result<(), Error> {
     if let Some(registry) = registry {
         // Check the override before anything is read or contacted.
         images::check_registry_override(kinds[0], registry)?;
@@ -94,7 +96,7 @@ pub async fn push(
             references,
         });
     }
-    Ok(push::push(&engine, &targets, options, reporter.as_ref()).await?)
+    Ok(push::push(&engine, &targets, options, reporter.as_ref(), pushed).await?)
 }
 
 /// `repository@sha256:…` of the spark image's first tag, as its registry serves it.

@@ -121,7 +121,7 @@ fn report(outcome: &BuildOutcome) -> (String, serde_json::Map<String, serde_json
     );
     let (pushed_human, pushed_json) = pushed_report(&outcome.pushed);
     human.push_str(&pushed_human);
-    if !outcome.pushed.is_empty() {
+    if outcome.pushed.iter().any(|image| !image.tags.is_empty()) {
         json.insert("pushed".into(), pushed_json);
     }
     (human, json)

@@ -131,10 +131,15 @@ fn certificates_json(set: &CaSet) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The human lines and JSON entries of pushed images (`push`, `build --push`).
+/// The human lines and JSON entries of pushed images (`push`, `build --push`); an image
+/// whose push failed before any tag was verified is left out.
 fn pushed_report(pushed: &[PushedImage]) -> (String, serde_json::Value) {
+    let pushed: Vec<&PushedImage> = pushed
+        .iter()
+        .filter(|image| !image.tags.is_empty())
+        .collect();
     let mut human = String::new();
-    for image in pushed {
+    for image in &pushed {
         for tag in &image.tags {
             human.push_str(&format!("{:<15} {tag}\n", image.image));
         }
