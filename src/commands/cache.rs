@@ -21,7 +21,7 @@ pub async fn run(
     action: CacheAction,
     reporter: Arc<dyn Reporter>,
 ) -> Result<(), Failure> {
-    Ok(match action {
+    match action {
         CacheAction::Path => {
             let root = config.cache_dir.display().to_string();
             output::result(
@@ -33,7 +33,8 @@ pub async fn run(
         CacheAction::Ls => list(config).await?,
         CacheAction::Verify => verify(config, reporter).await?,
         CacheAction::Clean => clean(config, reporter).await?,
-    })
+    }
+    Ok(())
 }
 
 async fn list(config: &Config) -> Result<(), Error> {
