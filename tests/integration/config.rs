@@ -519,6 +519,13 @@ fn init_refuses_to_overwrite_an_existing_configuration() {
     let output = run(bare(&env), &["--config", other_arg, "init"]);
     assert_exit_code(&output, 2);
     assert_stderr_contains(&output, &format!("{} already exists", other.display()));
+
+    // IMGFORGE_CONFIG names it as well, as for every other command.
+    let from_env = env.root().join("from-env.toml");
+    let mut command = bare(&env);
+    command.env("IMGFORGE_CONFIG", &from_env);
+    assert_success(&run(command, &["init"]));
+    assert!(from_env.is_file(), "init did not write $IMGFORGE_CONFIG");
 }
 
 /// The `error` object of a failed `--json` run, checked for its fields.
