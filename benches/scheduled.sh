@@ -2,10 +2,10 @@
 # Benchmark: the scheduled CI run when nothing changed against a full rebuild and push, for the
 # three images (spark, spark-hs, hive-metastore), both from a warm download cache.
 #
-#   no-op     `imgforge --no-progress build --push --if-changed` with the three images already
-#             built and pushed: imgforge computes each image's input fingerprint from the cache
-#             and compares it with the `imgforge.inputs.sha256` label of the image in the
-#             registry; it must exit 8 (nothing to do) having built and pushed nothing. Median
+#   no-op     `imgforge --no-progress build --push --if-changed --exit-code` with the three
+#             images already built and pushed: imgforge computes each image's input
+#             fingerprint from the cache and compares it with the `imgforge.inputs.sha256`
+#             label of the image in the registry; it must exit 8 (nothing to do) having built and pushed nothing. Median
 #             of RUNS runs; the target is under 2 s.
 #   rebuild   `imgforge --no-progress build --push --no-cache`: every image built afresh and
 #             pushed. Median of FULL_RUNS runs.
@@ -128,7 +128,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 writes_before=$(registry_writes)
 : >"$WORK/noop.txt"
 for run in $(seq "$RUNS"); do
-  measure 8 "$IMGFORGE" --cache-dir "$WORK/cache" --no-progress build --push --if-changed >>"$WORK/noop.txt"
+  measure 8 "$IMGFORGE" --cache-dir "$WORK/cache" --no-progress build --push --if-changed --exit-code >>"$WORK/noop.txt"
   echo "no-op run $run: $(tail -1 "$WORK/noop.txt")  (seconds, KiB)"
 done
 writes_during_noop=$(($(registry_writes) - writes_before))
@@ -144,7 +144,7 @@ for run in $(seq "$FULL_RUNS"); do
   echo "full rebuild and push run $run: $(tail -1 "$WORK/full.txt")  (seconds, KiB)"
 done
 # A rebuild of the same inputs carries the same fingerprints: the scheduled run is a no-op again.
-measure 8 "$IMGFORGE" --cache-dir "$WORK/cache" --no-progress build --push --if-changed >/dev/null
+measure 8 "$IMGFORGE" --cache-dir "$WORK/cache" --no-progress build --push --if-changed --exit-code >/dev/null
 
 noop=$(cut -d' ' -f1 "$WORK/noop.txt" | median)
 full=$(cut -d' ' -f1 "$WORK/full.txt" | median)

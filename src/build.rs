@@ -81,12 +81,40 @@ pub struct Unchanged {
     pub fingerprint: String,
 }
 
+/// A build that failed, and what it had done before the failure.
+#[derive(Debug)]
+pub struct BuildFailed {
+    /// Why it failed.
+    pub error: Error,
+    /// The images built and the tags pushed before the failure, and those `--if-changed`
+    /// had found unchanged.
+    pub partial: BuildOutcome,
+}
+
 /// Build (and push) the images `options` asks for.
 pub async fn build(
     config: &Config,
     options: &BuildOptions,
     reporter: Arc<dyn Reporter>,
-) -> Result<BuildOutcome, Error> {
+) -> Result<BuildOutcome, BuildFailed> {
+    let mut outcome = BuildOutcome::default();
+    match build_into(config, options, reporter, &mut outcome).await {
+        Ok(()) => Ok(outcome),
+        Err(error) => Err(BuildFailed {
+            error,
+            partial: outcome,
+        }),
+    }
+}
+
+/// [`build`], recording each result in `outcome` as soon as it is known, so that a failure
+/// can still report what came before it.
+async fn build_into(
+    config: &Config,
+    options: &BuildOptions,
+    reporter: Arc<dyn Reporter>,
+    outcome: &mut BuildOutcome,
+) -> Result<(), Error> {
     let wanted = &options.images;
     // The trees under ./build are checked before anything is fetched or written.
     let spark_out = wanted
@@ -148,6 +176,7 @@ pub async fn build(
         }
         false => (wanted.clone(), Vec::new()),
     };
+    outcome.unchanged = unchanged;
 
     let created = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -161,7 +190,7 @@ pub async fn build(
         no_cache: options.no_cache,
         reporter: reporter.as_ref(),
     };
-    let mut built = Vec::new();
+    let built = &mut outcome.built;
     let mut spark_image_id = None;
     if to_build.contains(&ImageKind::Spark) {
         let out = spark_out.unwrap_or_else(|| prepare::default_out(config));
@@ -273,20 +302,16 @@ pub async fn build(
         );
     }
 
-    let pushed = match &options.push {
-        Some(push_options) if !built.is_empty() => {
-            push_built(&engine, &built, push_options, reporter.as_ref()).await?
-        }
-        _ => Vec::new(),
-    };
-    if let Some(path) = &options.digests_file {
-        write_digests(path, &pushed).await?;
+    if let Some(push_options) = &options.push
+        && !built.is_empty()
+    {
+        let pushed = &mut outcome.pushed;
+        push_built(&engine, built, push_options, reporter.as_ref(), pushed).await?;
     }
-    Ok(BuildOutcome {
-        built,
-        unchanged,
-        pushed,
-    })
+    if let Some(path) = &options.digests_file {
+        write_digests(path, &outcome.pushed).await?;
+    }
+    Ok(())
 }
 
 /// `build --locked`: fail, listing each difference, unless resolving now gives the lock.
@@ -310,13 +335,14 @@ async fn check_lock(
     }
 }
 
-/// Push what was just built, under the references it was tagged with.
+/// Push what was just built, under the references it was tagged with, into `pushed`.
 async fn push_built(
     engine: &Engine,
     built: &[BuiltReport],
     options: &PushOptions,
     reporter: &dyn Reporter,
-) -> Result<Vec<PushedImage>, Error> {
+    pushed: &mut Vec<PushedImage>,
+) -> Result<(), Error> {
     let targets: Vec<crate::push::PushTarget> = built
         .iter()
         .map(|report| crate::push::PushTarget {
@@ -325,7 +351,7 @@ async fn push_built(
             references: report.references.clone(),
         })
         .collect();
-    Ok(crate::push::push(engine, &targets, options, reporter).await?)
+    Ok(crate::push::push(engine, &targets, options, reporter, pushed).await?)
 }
 
 /// Write every pushed reference to the digests file `path`.

@@ -54,6 +54,8 @@ pub struct GlobalArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a commented starter imgforge.toml here (or at --config); never overwrites one
+    Init,
     /// Download and verify the release artifacts a build needs
     Fetch {
         /// Which artifacts
@@ -156,9 +158,14 @@ pub struct BuildArgs {
     #[arg(long)]
     pub(crate) push: bool,
     /// Build (and push) only images whose input fingerprint differs from the one on the
-    /// image already in the registry (with --push) or the engine; exit 8 when none does
+    /// image already in the registry (with --push) or the engine; exit 0 when none does
+    /// (see --exit-code)
     #[arg(long)]
     pub(crate) if_changed: bool,
+    /// With --if-changed: exit 8 when every image was up to date and nothing was built or
+    /// pushed, like `git diff --exit-code`, for scripts that branch on it
+    #[arg(long, requires = "if_changed")]
+    pub(crate) exit_code: bool,
     /// Refuse to build when anything would differ from imgforge.lock, listing each difference
     #[arg(long)]
     pub(crate) locked: bool,

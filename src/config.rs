@@ -488,6 +488,18 @@ impl Config {
         Self::load_with_env(args, &|name| std::env::var(name).ok())
     }
 
+    /// The configuration file `args` name: `--config`, else `$IMGFORGE_CONFIG`, else
+    /// `./imgforge.toml` — where `imgforge init` writes, whether or not it exists.
+    pub fn file_path(args: &GlobalArgs) -> PathBuf {
+        let env = std::env::var(env_vars::CONFIG)
+            .ok()
+            .filter(|path| !path.is_empty());
+        args.config
+            .clone()
+            .or(env.map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+    }
+
     /// Resolve the configuration with `env` standing in for the process environment.
     pub fn load_with_env(
         args: &GlobalArgs,

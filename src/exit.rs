@@ -15,7 +15,7 @@ pub(crate) const STORAGE: u8 = 5;
 pub(crate) const BUILD: u8 = 6;
 /// A push failed: registry unreachable or refusing the credentials, TLS, digest mismatch.
 pub(crate) const PUSH: u8 = 7;
-/// `build --if-changed`: every image was up to date; nothing was built or pushed.
+/// `build --if-changed --exit-code`: every image was up to date; nothing was built or pushed.
 pub const NOTHING_TO_DO: u8 = 8;
 /// Interrupted by SIGINT (Ctrl-C); SIGTERM exits 143 and SIGHUP 129 (128 + the signal).
 pub(crate) const INTERRUPTED: u8 = 130;

@@ -24,6 +24,8 @@ pub mod redact;
 // 1. config — what the user asked for.
 pub mod cli;
 pub mod config;
+// (the commented starter imgforge.toml `imgforge init` writes)
+pub(crate) mod starter;
 
 // 2. resolve — every fact a run needs, computed once: the artifacts (`plan`), the listing
 // facts, the S3A jars, certificates, patches, base images and names.

@@ -67,14 +67,16 @@ async fn resolve_names(config: &Config, reporter: Arc<dyn Reporter>) -> Result<R
 /// `imgforge push`: push `kinds` under the names `target` gives them (`config` with
 /// `--registry` and `--tag` applied). Each image is found on the engine under its first
 /// target name when `imgforge build` was given the same flags, else under the name
-/// `config` gives it, and tagged with the target names first.
+/// `config` gives it, and tagged with the target names first. What was pushed goes into
+/// `pushed` as it is verified (see [`push::push`]), so a failure can still report it.
 pub async fn push(
     config: &Config,
     target: &Config,
     kinds: &[ImageKind],
     options: &PushOptions,
     reporter: Arc<dyn Reporter>,
-) -> Result<Vec<PushedImage>, Error> {
+    pushed: &mut Vec<PushedImage>,
+) -> Result<(), Error> {
     let engine = resolve::connect(config).await?;
     let resolved = resolve_names(config, Arc::clone(&reporter)).await?;
     let mut targets = Vec::with_capacity(kinds.len());
@@ -95,7 +97,7 @@ pub async fn push(
             references,
         });
     }
-    Ok(push::push(&engine, &targets, options, reporter.as_ref()).await?)
+    Ok(push::push(&engine, &targets, options, reporter.as_ref(), pushed).await?)
 }
 
 /// `repository@sha256:…` of the spark image's first tag, as its registry serves it.

@@ -371,12 +371,16 @@ fn engine_credentials(host: &str, credentials: Option<&Credentials>) -> DockerCr
 }
 
 /// Push every target's references and verify each digest; see the module documentation.
+/// Each image is added to `pushed` as its push starts and each tag once its digest is
+/// verified, so after a failure `pushed` holds what did reach the registry (an image whose
+/// first tag failed has no tags).
 pub async fn push(
     engine: &Engine,
     targets: &[PushTarget],
     options: &PushOptions,
     reporter: &dyn Reporter,
-) -> Result<Vec<PushedImage>, PushError> {
+    pushed: &mut Vec<PushedImage>,
+) -> Result<(), PushError> {
     // Every image must exist, and every reference must be well formed, before anything moves.
     let mut ids = Vec::with_capacity(targets.len());
     let mut hosts = BTreeMap::<String, String>::new();
@@ -419,9 +423,13 @@ pub async fn push(
         );
     }
 
-    let mut pushed = Vec::with_capacity(targets.len());
     for (target, (id, platform, size)) in targets.iter().zip(ids) {
-        let mut tags = Vec::with_capacity(target.references.len());
+        pushed.push(PushedImage {
+            image: target.image.clone(),
+            id: id.clone(),
+            platform,
+            tags: Vec::with_capacity(target.references.len()),
+        });
         for reference in &target.references {
             let present = docker::inspect(engine, reference)
                 .await
@@ -442,15 +450,15 @@ pub async fn push(
                     status: None,
                 },
             );
-            let pushed =
+            let outcome =
                 match push_with_retry(engine, reference, auth, options, reporter, task).await {
-                    Ok(pushed) => pushed,
+                    Ok(outcome) => outcome,
                     Err(error) => {
                         reporter.phase(task, Phase::Failed);
                         return Err(error);
                     }
                 };
-            let engine_digest = pushed.digest;
+            let engine_digest = outcome.digest;
             reporter.phase(task, Phase::Verifying);
             let manifest = client.manifest(&split.repository, &split.tag).await?;
             if manifest.digest != engine_digest {
@@ -470,24 +478,20 @@ pub async fn push(
                             || "size unknown".to_string(),
                             |size| format!("{} image", crate::progress::bytes(size))
                         ),
-                        pushed.uploaded,
-                        pushed.existing
+                        outcome.uploaded,
+                        outcome.existing
                     ),
                 },
             );
-            tags.push(PushedTag {
-                reference: reference.clone(),
-                digest: engine_digest,
-            });
+            if let Some(image) = pushed.last_mut() {
+                image.tags.push(PushedTag {
+                    reference: reference.clone(),
+                    digest: engine_digest,
+                });
+            }
         }
-        pushed.push(PushedImage {
-            image: target.image.clone(),
-            id,
-            platform,
-            tags,
-        });
     }
-    Ok(pushed)
+    Ok(())
 }
 
 /// `os/architecture[/variant]` of an image on the engine (`linux/amd64` when it says nothing).

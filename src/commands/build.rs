@@ -5,26 +5,27 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::build::{self, BuildOptions, BuildOutcome};
+use crate::build::{self, BuildFailed, BuildOptions, BuildOutcome};
 use crate::cli::BuildArgs;
 use crate::config::Config;
-use crate::error::Error;
 use crate::images::ImageKind;
 use crate::output;
 use crate::progress::Reporter;
 use crate::publish;
 
-use super::pushed_report;
+use super::{Failure, pushed_report};
 
-/// Run `imgforge build`.
+/// Run `imgforge build`; a failure carries the report of what was done before it.
 pub async fn run(
     config: &Config,
     args: &BuildArgs,
     reporter: Arc<dyn Reporter>,
-) -> Result<BuildOutcome, Error> {
+) -> Result<BuildOutcome, Failure> {
     let images = ImageKind::wanted(&args.targets);
     // --registry and --tag name the images for the whole run: built, compared and pushed.
-    let config = &config.with_names(args.registry.as_deref(), &args.tags, &images)?;
+    let config = &config
+        .with_names(args.registry.as_deref(), &args.tags, &images)
+        .map_err(crate::error::Error::from)?;
     // Read --password-stdin and check the push settings before spending time on a build.
     let push = match args.push {
         true => Some(publish::options(config, &args.access)?),
@@ -42,12 +43,25 @@ pub async fn run(
         digests_file: args.digests_file.clone(),
         pull: args.pull.unwrap_or(config.images.pull),
     };
-    let outcome = build::build(config, &options, reporter).await?;
-    print(config, &outcome);
-    Ok(outcome)
+    match build::build(config, &options, reporter).await {
+        Ok(outcome) => {
+            let (human, json) = report(&outcome);
+            output::result(&config.output, &human, &serde_json::Value::Object(json));
+            Ok(outcome)
+        }
+        Err(BuildFailed { error, partial }) => {
+            let (_, mut json) = report(&partial);
+            json.remove("command");
+            Err(Failure {
+                error,
+                partial: json,
+            })
+        }
+    }
 }
 
-fn print(config: &Config, outcome: &BuildOutcome) {
+/// The human lines and the JSON report of `outcome`.
+fn report(outcome: &BuildOutcome) -> (String, serde_json::Map<String, serde_json::Value>) {
     let built = &outcome.built;
     let mut human = String::new();
     for unchanged in &outcome.unchanged {
@@ -73,29 +87,48 @@ fn print(config: &Config, outcome: &BuildOutcome) {
             human.push_str(&format!("                {reference}\n"));
         }
     }
-    let mut json = json!({
-        "command": "build",
-        "unchanged": outcome.unchanged.iter().map(|unchanged| json!({
-            "image": unchanged.kind.label(),
-            "reference": unchanged.reference,
-            "fingerprint": unchanged.fingerprint,
-        })).collect::<Vec<_>>(),
-        "images": built.iter().map(|report| json!({
-            "image": report.kind.label(),
-            "id": report.image.id,
-            "tags": report.references,
-            "size": report.image.size,
-            "context_bytes": report.image.context_bytes,
-            "context_files": report.image.context.files,
-            "cacheable_steps": build::cache_use(&report.image).1,
-            "cached_steps": build::cache_use(&report.image).0,
-            "fingerprint": report.fingerprint,
-        })).collect::<Vec<_>>(),
-    });
+    let mut json = serde_json::Map::new();
+    json.insert("command".into(), json!("build"));
+    // Whether anything was built (and pushed): false for a run `--if-changed` found nothing
+    // to do in, whatever its exit code.
+    json.insert("changed".into(), json!(!built.is_empty()));
+    json.insert(
+        "unchanged".into(),
+        outcome
+            .unchanged
+            .iter()
+            .map(|unchanged| {
+                json!({
+                    "image": unchanged.kind.label(),
+                    "reference": unchanged.reference,
+                    "fingerprint": unchanged.fingerprint,
+                })
+            })
+            .collect(),
+    );
+    json.insert(
+        "images".into(),
+        built
+            .iter()
+            .map(|report| {
+                json!({
+                    "image": report.kind.label(),
+                    "id": report.image.id,
+                    "tags": report.references,
+                    "size": report.image.size,
+                    "context_bytes": report.image.context_bytes,
+                    "context_files": report.image.context.files,
+                    "cacheable_steps": build::cache_use(&report.image).1,
+                    "cached_steps": build::cache_use(&report.image).0,
+                    "fingerprint": report.fingerprint,
+                })
+            })
+            .collect(),
+    );
     let (pushed_human, pushed_json) = pushed_report(&outcome.pushed);
     human.push_str(&pushed_human);
-    if !outcome.pushed.is_empty() {
-        json["pushed"] = pushed_json;
+    if outcome.pushed.iter().any(|image| !image.tags.is_empty()) {
+        json.insert("pushed".into(), pushed_json);
     }
-    output::result(&config.output, &human, &json);
+    (human, json)
 }

@@ -11,6 +11,8 @@ use crate::error::Error;
 use crate::output;
 use crate::progress::{Phase, Reporter};
 
+use super::Failure;
+
 use crate::resolve::{blocking, open_cache};
 
 /// Run `imgforge cache <action>`.
@@ -18,7 +20,7 @@ pub async fn run(
     config: &Config,
     action: CacheAction,
     reporter: Arc<dyn Reporter>,
-) -> Result<(), Error> {
+) -> Result<(), Failure> {
     match action {
         CacheAction::Path => {
             let root = config.cache_dir.display().to_string();
@@ -27,12 +29,12 @@ pub async fn run(
                 &root,
                 &json!({ "command": "cache path", "path": root }),
             );
-            Ok(())
         }
-        CacheAction::Ls => list(config).await,
-        CacheAction::Verify => verify(config, reporter).await,
-        CacheAction::Clean => clean(config, reporter).await,
+        CacheAction::Ls => list(config).await?,
+        CacheAction::Verify => verify(config, reporter).await?,
+        CacheAction::Clean => clean(config, reporter).await?,
     }
+    Ok(())
 }
 
 async fn list(config: &Config) -> Result<(), Error> {
@@ -70,7 +72,7 @@ async fn list(config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
-async fn verify(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Error> {
+async fn verify(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Failure> {
     let cache = Arc::new(open_cache(config).await?);
     let entries = {
         let cache = Arc::clone(&cache);
@@ -113,18 +115,24 @@ async fn verify(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Erro
         checked.len(),
         damaged.len()
     );
-    output::result(
-        &config.output,
-        &human,
-        &json!({ "command": "cache verify", "artifacts": checked }),
-    );
     if damaged.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::DamagedCache {
-            count: damaged.len(),
-        })
+        output::result(
+            &config.output,
+            &human,
+            &json!({ "command": "cache verify", "artifacts": checked }),
+        );
+        return Ok(());
     }
+    // With --json the failure's document carries the report: one document per run.
+    if !config.output.json {
+        output::result(&config.output, &human, &serde_json::Value::Null);
+    }
+    Err(Failure {
+        error: Error::DamagedCache {
+            count: damaged.len(),
+        },
+        partial: serde_json::Map::from_iter([("artifacts".to_string(), json!(checked))]),
+    })
 }
 
 async fn clean(config: &Config, reporter: Arc<dyn Reporter>) -> Result<(), Error> {

@@ -7,30 +7,42 @@ use serde_json::json;
 
 use crate::cli::PushArgs;
 use crate::config::Config;
-use crate::error::Error;
 use crate::images::ImageKind;
 use crate::output;
 use crate::progress::Reporter;
 use crate::publish;
 
-use super::pushed_report;
+use super::{Failure, pushed_report};
 
-/// Run `imgforge push`.
+/// Run `imgforge push`; a failure carries the tags pushed (and verified) before it.
 pub async fn run(
     config: &Config,
     args: &PushArgs,
     reporter: Arc<dyn Reporter>,
-) -> Result<(), Error> {
+) -> Result<(), Failure> {
     let kinds = ImageKind::wanted(&args.targets);
     // Checked before anything is read or contacted.
-    let target = config.with_names(args.registry.as_deref(), &args.tags, &kinds)?;
+    let target = config
+        .with_names(args.registry.as_deref(), &args.tags, &kinds)
+        .map_err(crate::error::Error::from)?;
     let options = publish::options(config, &args.access)?;
-    let pushed = publish::push(config, &target, &kinds, &options, reporter).await?;
-    if let Some(path) = &args.digests_file {
-        crate::build::write_digests(path, &pushed).await?;
+    let mut pushed = Vec::new();
+    let mut result = publish::push(config, &target, &kinds, &options, reporter, &mut pushed).await;
+    if result.is_ok()
+        && let Some(path) = &args.digests_file
+    {
+        result = crate::build::write_digests(path, &pushed).await;
     }
     let (human, images) = pushed_report(&pushed);
-    let json = json!({ "command": "push", "images": images });
-    output::result(&config.output, &human, &json);
-    Ok(())
+    match result {
+        Ok(()) => {
+            let json = json!({ "command": "push", "images": images });
+            output::result(&config.output, &human, &json);
+            Ok(())
+        }
+        Err(error) => Err(Failure {
+            error,
+            partial: serde_json::Map::from_iter([("images".to_string(), images)]),
+        }),
+    }
 }

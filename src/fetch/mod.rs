@@ -271,6 +271,9 @@ impl Fetcher {
         let client = http::client_builder(config.network.timeout)
             // Tarballs are already compressed; asking for gzip would only cost CPU.
             .no_gzip()
+            // Resolution failures come back typed, so they are told apart from other
+            // connection failures without reading error text (see `is_unresolved`).
+            .dns_resolver(Arc::new(Resolver))
             .build()
             .map_err(FetchError::Client)?;
         Ok(Fetcher {
@@ -519,6 +522,8 @@ impl Fetcher {
                             why,
                         }));
                     }
+                    // A name that does not resolve will not resolve a moment later.
+                    None if is_unresolved(&error) => return Err(Attempt::Failed(describe(&error))),
                     None => Err(describe(&error)),
                 },
             };
@@ -660,6 +665,7 @@ impl Fetcher {
                 Ok(()) => break,
                 Err(Transfer::Fatal(error)) => return Err(fatal(error)),
                 Err(Transfer::Missing) => return Err(Attempt::Missing),
+                Err(Transfer::Unresolved(why)) => return Err(Attempt::Failed(why)),
                 Err(Transfer::Deadline) => {
                     return Err(Attempt::Failed(format!(
                         "not downloaded within {} s ([network] artifact_deadline_secs)",
@@ -778,6 +784,7 @@ impl Fetcher {
                         url: redact_url(url),
                         why,
                     }),
+                    None if is_unresolved(&error) => Transfer::Unresolved(describe(&error)),
                     None => Transfer::Transient(describe(&error)),
                 });
             }
@@ -890,6 +897,8 @@ struct TransferLimits {
 enum Transfer {
     Missing,
     Transient(String),
+    /// The mirror's host name does not resolve: the next mirror, without retries.
+    Unresolved(String),
     /// `[network] artifact_deadline_secs` passed.
     Deadline,
     Fatal(FetchError),
@@ -952,6 +961,46 @@ fn describe(error: &reqwest::Error) -> String {
     } else {
         format!("{kind}: {detail}")
     }
+}
+
+/// Resolves host names as reqwest's default resolver does (the system's `getaddrinfo`, off
+/// the async threads), but fails with [`Unresolved`], which the retry decision recognises.
+struct Resolver;
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map(|addresses| addresses.collect::<Vec<_>>());
+            match found {
+                Ok(addresses) => Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs),
+                Err(why) => Err(Box::new(Unresolved { host, why }) as _),
+            }
+        })
+    }
+}
+
+/// A host name the system resolver could not turn into addresses.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve the host name {host}: {why}")]
+struct Unresolved {
+    host: String,
+    // Part of the message rather than a source: `describe` shows only the innermost cause.
+    why: std::io::Error,
+}
+
+/// Whether `error` failed because a host name did not resolve.
+fn is_unresolved(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.is::<Unresolved>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The start offset of a `Content-Range: bytes START-END/TOTAL` header.

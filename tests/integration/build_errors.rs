@@ -79,15 +79,16 @@ fn a_closed_tcp_port_is_named_as_the_unreachable_engine() {
 }
 
 #[test]
-fn an_absent_base_image_is_named_and_said_to_be_unpullable() {
+fn an_absent_base_image_that_cannot_be_pulled_is_named() {
     let mut image_env = ImageEnv::new(&[]);
     image_env.configure(|config| {
         config.set_str("images.hive-metastore", "base", "imgforge-test/absent:1");
     });
+    // Nothing can be pulled from Docker Hub here: the pull fails, naming the image.
     let output = image_env.run(&["build", "hive-metastore"]);
     assert_exit_code(&output, BUILD_FAILED);
-    assert_stderr_contains(&output, "base image imgforge-test/absent:1");
-    assert_stderr_contains(&output, "cannot be pulled");
+    assert_stderr_contains(&output, "pulling base image imgforge-test/absent:1");
+    assert_stderr_contains(&output, "docker login");
     assert_nothing_built(&image_env);
 }
 
@@ -129,6 +130,70 @@ fn a_failing_run_step_is_shown_with_its_output() {
         references_under(&engine, &format!("{}/spark-hs", image_env.namespace)).await
     });
     assert!(found.is_empty(), "a failed build was tagged: {found:?}");
+}
+
+#[test]
+fn a_failed_build_with_json_reports_the_error_and_the_images_built_before_it() {
+    let mut image_env = ImageEnv::new(&[]);
+    let definitions = image_env.env.root().join("definitions");
+    std::fs::create_dir_all(definitions.join("spark-hs")).expect("create definitions");
+    std::fs::write(
+        definitions.join("spark-hs/Dockerfile"),
+        "ARG spark_image\nFROM ${spark_image}\nRUN echo 'prerequisite missing' >&2 && exit 3\n",
+    )
+    .expect("write the Dockerfile");
+    std::fs::write(
+        definitions.join("spark-hs/.dockerignore"),
+        "*\n!Dockerfile\n",
+    )
+    .expect("write .dockerignore");
+    let definitions = definitions.display().to_string();
+    image_env.configure(|config| {
+        config.set_str("images", "dockerfiles", &definitions);
+    });
+
+    let output = image_env.run(&["--json", "build", "spark", "spark-hs"]);
+    assert_exit_code(&output, BUILD_FAILED);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+            panic!(
+                "stdout is not one JSON document ({error}):\n{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                stderr_text(&output)
+            )
+        });
+    assert_eq!(report["command"], "build", "{report:#}");
+    let error = &report["error"];
+    assert_eq!(error["kind"], "build.step_failed", "{report:#}");
+    assert_eq!(error["exit_code"], BUILD_FAILED, "{report:#}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("building spark-hs failed")),
+        "{report:#}"
+    );
+    assert!(
+        error["causes"].is_array() && error.get("hint").is_some(),
+        "{report:#}"
+    );
+    // The spark image was built before spark-hs failed: the partial report says so.
+    let images = report["images"]
+        .as_array()
+        .expect("images built before the failure");
+    assert_eq!(images.len(), 1, "{report:#}");
+    assert_eq!(images[0]["image"], "spark", "{report:#}");
+    assert!(
+        images[0]["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("sha256:"))
+    );
+    assert_eq!(report["changed"], true, "{report:#}");
+    block_on(async {
+        let engine = engine().await;
+        for reference in references_under(&engine, &format!("{}/", image_env.namespace)).await {
+            crate::support::containers::untag(&engine, &reference).await;
+        }
+    });
 }
 
 #[test]

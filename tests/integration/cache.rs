@@ -286,3 +286,30 @@ fn cache_clean_waits_for_a_running_fetch_which_still_succeeds() {
     // The clean ran after the fetch finished, so the cache is empty now.
     assert_cache_empty(&env.cache_dir());
 }
+
+#[test]
+fn cache_verify_with_json_finding_damage_prints_one_document_with_the_report() {
+    let env = warm();
+    let path = spark_path(&env);
+    std::fs::write(&path, b"not the tarball").expect("replace the cached tarball");
+
+    let output = env.run(&["--json", "cache", "verify"]);
+    assert_exit_code(&output, 4);
+    // One document: the failure, with the per-artifact report it found.
+    let report = json_of(&output);
+    assert_eq!(report["command"], "cache verify", "{report:#}");
+    assert_eq!(
+        report["error"]["kind"], "integrity.damaged_cache",
+        "{report:#}"
+    );
+    assert_eq!(report["error"]["exit_code"], 4, "{report:#}");
+    let artifacts = report["artifacts"].as_array().expect("artifacts");
+    assert_eq!(artifacts.len(), 6, "{report:#}");
+    let damaged: Vec<_> = artifacts
+        .iter()
+        .filter(|entry| entry["ok"] == false)
+        .collect();
+    assert_eq!(damaged.len(), 1, "{report:#}");
+    assert_eq!(damaged[0]["key"], SPARK_KEY, "{report:#}");
+    assert_stderr_contains(&output, SPARK_KEY);
+}

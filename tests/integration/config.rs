@@ -537,3 +537,210 @@ fn tag_placeholders_are_checked_per_image_in_files_and_flags() {
         assert_stderr_contains(&output, expected);
     }
 }
+
+/// The `[section]` headers of the README's configuration reference (its first TOML block).
+fn reference_sections() -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("read README.md");
+    let start = readme
+        .find("## Configuration reference")
+        .expect("the README has a configuration reference");
+    let block = &readme[start..];
+    let block = &block[block.find("```toml").expect("a TOML block") + 7..];
+    let block = &block[..block.find("```").expect("the block ends")];
+    let mut sections: Vec<String> = block
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let header = line.strip_prefix('[')?;
+            Some(header[..header.find(']')?].to_string())
+        })
+        .collect();
+    sections.sort();
+    sections.dedup();
+    sections
+}
+
+/// The `key = value` of every commented `# key = value` line of `text`, by `section.key`.
+fn commented_values(text: &str) -> Vec<(String, toml::Value)> {
+    let mut section = String::new();
+    let mut values = Vec::new();
+    for line in text.lines() {
+        if let Some(header) = line.strip_prefix('[') {
+            section = header.trim_end_matches(']').to_string();
+        } else if let Some(assignment) = line.strip_prefix("# ") {
+            // A commented assignment is itself a TOML line (trailing comment included).
+            if let Ok(table) = toml::from_str::<toml::Table>(assignment) {
+                for (key, value) in table {
+                    values.push((format!("{section}.{key}"), value));
+                }
+            }
+        }
+    }
+    values
+}
+
+#[test]
+fn init_writes_a_starter_that_loads_as_written_with_every_section_and_default() {
+    let env = TestEnv::new();
+    let output = run(bare(&env), &["init"]);
+    assert_success(&output);
+    let path = env.work_dir().join("imgforge.toml");
+    let text = std::fs::read_to_string(&path).expect("init wrote ./imgforge.toml");
+    assert!(
+        stdout_text(&output).contains("imgforge.toml"),
+        "{}",
+        stdout_text(&output)
+    );
+
+    // Every section of the configuration reference is present, as a live header.
+    let table: toml::Table = toml::from_str(&text).expect("the starter is TOML");
+    for section in reference_sections() {
+        let mut node = &table;
+        for part in section.split('.') {
+            node = node
+                .get(part)
+                .and_then(toml::Value::as_table)
+                .unwrap_or_else(|| panic!("[{section}] missing from the starter:\n{text}"));
+        }
+    }
+    // The registry is left for the user: commented, so the starter loads as written.
+    assert!(
+        text.contains("# registry = "),
+        "no registry line to fill in:\n{text}"
+    );
+    assert!(
+        !table["images"]
+            .as_table()
+            .expect("[images]")
+            .contains_key("registry")
+    );
+
+    // The real loader accepts it as written (found as ./imgforge.toml), and every commented
+    // line shows the value that applies while it stays commented.
+    let report = show(bare(&env), &[]);
+    assert_eq!(shown(&report, "config_file").0, "imgforge.toml");
+    let defaults: Vec<Value> = report["values"].as_array().expect("values").clone();
+    let mut checked = 0;
+    for entry in &defaults {
+        let key = entry["key"].as_str().expect("key");
+        if entry["source"] != "default"
+            || ["cache_dir", "config_file", "images.registry"].contains(&key)
+        {
+            continue;
+        }
+        let (_, commented) = commented_values(&text)
+            .into_iter()
+            .find(|(name, _)| name == key)
+            .unwrap_or_else(|| panic!("{key} has no commented default in the starter:\n{text}"));
+        let commented = serde_json::to_value(&commented).expect("TOML value as JSON");
+        assert_eq!(
+            commented, entry["value"],
+            "{key}: the starter shows a different default"
+        );
+        checked += 1;
+    }
+    assert!(checked > 20, "only {checked} defaults compared");
+}
+
+#[test]
+fn init_refuses_to_overwrite_an_existing_configuration() {
+    let env = TestEnv::new();
+    let path = env.work_dir().join("imgforge.toml");
+    std::fs::write(&path, "[spark]\nversion = \"3.1.1\"\n").expect("write a configuration");
+
+    let output = run(bare(&env), &["init"]);
+    assert_exit_code(&output, 2);
+    assert_stderr_contains(&output, "imgforge.toml already exists");
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("read"),
+        "[spark]\nversion = \"3.1.1\"\n",
+        "the existing file was changed"
+    );
+    let output = run(bare(&env), &["--json", "init"]);
+    assert_exit_code(&output, 2);
+    let report = json_of(&output);
+    assert_eq!(report["command"], "init");
+    assert_eq!(report["error"]["kind"], "config.exists");
+    assert_eq!(report["error"]["exit_code"], 2);
+
+    // --config names the file, which need not exist yet; a second init refuses it too.
+    let other = env.root().join("team/imgforge.toml");
+    std::fs::create_dir_all(other.parent().expect("parent")).expect("create the directory");
+    let other_arg = other.to_str().expect("UTF-8 path");
+    let output = run(bare(&env), &["--json", "--config", other_arg, "init"]);
+    assert_success(&output);
+    assert_eq!(json_of(&output)["path"], other_arg);
+    assert_success(&run(bare(&env), &["--config", other_arg, "config", "show"]));
+    let output = run(bare(&env), &["--config", other_arg, "init"]);
+    assert_exit_code(&output, 2);
+    assert_stderr_contains(&output, &format!("{} already exists", other.display()));
+
+    // IMGFORGE_CONFIG names it as well, as for every other command.
+    let from_env = env.root().join("from-env.toml");
+    let mut command = bare(&env);
+    command.env("IMGFORGE_CONFIG", &from_env);
+    assert_success(&run(command, &["init"]));
+    assert!(from_env.is_file(), "init did not write $IMGFORGE_CONFIG");
+}
+
+/// The `error` object of a failed `--json` run, checked for its fields.
+fn error_of(output: &Output, command: &str, exit_code: i32, kind: &str) -> Value {
+    assert_exit_code(output, exit_code);
+    let report = json_of(output);
+    assert_eq!(report["command"], command, "{report:#}");
+    let error = &report["error"];
+    assert_eq!(error["exit_code"], exit_code, "{report:#}");
+    assert_eq!(error["kind"], kind, "{report:#}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{report:#}"
+    );
+    assert!(error["causes"].is_array(), "{report:#}");
+    assert!(error.get("hint").is_some(), "{report:#}");
+    report
+}
+
+#[test]
+fn a_configuration_error_with_json_prints_one_error_document() {
+    let env = TestEnv::new();
+    let config = write_config(&env, "bad.toml", "[spark]\nflavour = \"vanilla\"\n");
+    let config_arg = config.to_str().expect("UTF-8 path");
+    for (args, command) in [
+        (vec!["--json", "--config", config_arg, "fetch"], "fetch"),
+        (
+            vec!["--config", config_arg, "cache", "ls", "--json"],
+            "cache ls",
+        ),
+        (
+            vec!["--json", "--config", config_arg, "build", "spark"],
+            "build",
+        ),
+    ] {
+        let output = env.run(&args);
+        let report = error_of(&output, command, 2, "config");
+        let message = report["error"]["message"].as_str().expect("message");
+        assert!(message.contains("flavour"), "{message}");
+        // The same report stays on stderr for people.
+        assert_stderr_contains(&output, "flavour");
+    }
+    let output = env.run(&["--json", "--config", "/nonexistent/imgforge.toml", "lock"]);
+    let report = error_of(&output, "lock", 2, "config");
+    assert_eq!(
+        report["error"]["causes"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
+
+    // A command line clap refuses, too.
+    let output = env.run(&["--json", "build", "--exit-code"]);
+    let report = error_of(&output, "build", 2, "config.usage");
+    let message = report["error"]["message"].as_str().expect("message");
+    assert!(message.contains("--if-changed"), "{message}");
+    assert_eq!(env.server.requests(), Vec::new());
+
+    // Success output is unchanged: no error field.
+    let output = env.run(&["--json", "config", "show"]);
+    assert_success(&output);
+    assert!(json_of(&output).get("error").is_none());
+}

@@ -1114,3 +1114,142 @@ pub fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> O
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The `hint:` line of a failed run's stderr.
+fn hint_line(output: &Output) -> String {
+    stderr_text(output)
+        .lines()
+        .find(|line| line.trim_start().starts_with("hint:"))
+        .unwrap_or_else(|| panic!("no hint:\n{}", stderr_text(output)))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn every_mirror_unreachable_ends_with_the_same_hint_as_not_found() {
+    let env = TestEnv::new();
+    let dead = dead_url();
+    let unreachable = write_config(
+        &env,
+        "dead.toml",
+        &format!("[mirrors]\napache = [\"{dead}\"]\n[network]\nretries = 0\n"),
+    );
+    let output = run_with_config(&env, &unreachable, &["fetch", "spark"]);
+    assert_exit_code(&output, 3);
+    assert_stderr_contains(&output, &dead);
+    assert_stderr_contains(&output, "connection failed");
+    let connection_hint = hint_line(&output);
+
+    let missing = write_config(
+        &env,
+        "missing.toml",
+        &format!(
+            "[spark]\nversion = \"9.9.9\"\n[mirrors]\napache = [\"{}\"]\n",
+            env.apache_url()
+        ),
+    );
+    let output = run_with_config(&env, &missing, &["fetch", "spark"]);
+    assert_exit_code(&output, 3);
+    assert_stderr_contains(&output, "not found on any mirror");
+    assert_eq!(connection_hint, hint_line(&output));
+    for named in ["[mirrors]", "--apache-mirror", "--offline"] {
+        assert!(connection_hint.contains(named), "{connection_hint}");
+    }
+}
+
+#[test]
+fn an_unresolvable_mirror_host_is_not_retried() {
+    let env = TestEnv::new();
+    // `.invalid` never resolves (RFC 2606); three retries are allowed and none may be used.
+    let unresolvable = "http://nonexistent.invalid";
+    let only = write_config(
+        &env,
+        "unresolvable.toml",
+        &format!("[mirrors]\napache = [\"{unresolvable}\"]\n[network]\nretries = 3\n"),
+    );
+    let started = Instant::now();
+    let output = run_with_config(&env, &only, &["--no-progress", "fetch", "spark"]);
+    assert_exit_code(&output, 3);
+    assert_stderr_contains(&output, "cannot resolve the host name nonexistent.invalid");
+    assert!(
+        !stderr_text(&output).contains("retrying"),
+        "a resolution failure was retried:\n{}",
+        stderr_text(&output)
+    );
+    // Backoffs before three retries would take 0.25 + 0.5 + 1 s at least.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_stderr_contains(&output, "--offline");
+
+    // With a good mirror after it, the fetch falls through to that one at once.
+    let config = fallback_config(&env, unresolvable, 3);
+    let output = run_with_config(
+        &env,
+        &config,
+        &["--no-progress", "--json", "fetch", "spark"],
+    );
+    assert_success(&output);
+    assert!(
+        !stderr_text(&output).contains("retrying"),
+        "a resolution failure was retried:\n{}",
+        stderr_text(&output)
+    );
+    assert_eq!(
+        artifact(&json_of(&output), "spark")["sha512"],
+        env.apache.spark.sha512.as_str()
+    );
+}
+
+#[test]
+fn a_failed_fetch_with_json_prints_the_error_document() {
+    let env = TestEnv::new();
+    let missing = write_config(
+        &env,
+        "missing.toml",
+        &format!(
+            "[spark]\nversion = \"9.9.9\"\n[mirrors]\napache = [\"{}\"]\n",
+            env.apache_url()
+        ),
+    );
+    let output = run_with_config(&env, &missing, &["--json", "fetch", "spark"]);
+    assert_exit_code(&output, 3);
+    let report = json_of(&output);
+    assert_eq!(report["command"], "fetch", "{report:#}");
+    let error = &report["error"];
+    assert_eq!(error["kind"], "network.not_found", "{report:#}");
+    assert_eq!(error["exit_code"], 3, "{report:#}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("spark-9.9.9-bin-hadoop3.2.tgz")),
+        "{report:#}"
+    );
+    assert!(error["causes"].is_array(), "{report:#}");
+    assert_eq!(
+        error["hint"].as_str(),
+        Some(&hint_line(&output)["hint: ".len()..])
+    );
+
+    let dead = write_config(
+        &env,
+        "dead.toml",
+        &format!(
+            "[mirrors]\napache = [\"{}\"]\n[network]\nretries = 0\n",
+            dead_url()
+        ),
+    );
+    let output = run_with_config(&env, &dead, &["--json", "fetch", "spark"]);
+    assert_exit_code(&output, 3);
+    let report = json_of(&output);
+    assert_eq!(report["error"]["kind"], "network.unavailable", "{report:#}");
+
+    // Success output is unchanged: the report, no error field.
+    let output = env.run(&["--json", "fetch", "spark"]);
+    assert_success(&output);
+    let report = json_of(&output);
+    assert!(report.get("error").is_none(), "{report:#}");
+    assert_eq!(report["command"], "fetch");
+}

@@ -205,6 +205,11 @@ fn after_sigkill_mid_extraction_the_next_run_removes_the_leftovers_and_succeeds(
 /// Starts `imgforge fetch spark` against a Spark tarball whose body stalls after 200 000
 /// bytes, and returns once those bytes are in the cache's temp file.
 fn start_stalled_fetch(env: &TestEnv) -> (Child, Vec<PathBuf>) {
+    start_stalled_fetch_with(env, &[])
+}
+
+/// [`start_stalled_fetch`] with `global` options before the subcommand.
+fn start_stalled_fetch_with(env: &TestEnv, global: &[&str]) -> (Child, Vec<PathBuf>) {
     let spark = ApacheTree::new(&env.mirror_root()).spark(
         "3.1.1",
         "hadoop3.2",
@@ -220,6 +225,7 @@ fn start_stalled_fetch(env: &TestEnv) -> (Child, Vec<PathBuf>) {
     );
     let mut command = env.imgforge();
     command
+        .args(global)
         .args(["fetch", "spark"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -241,6 +247,25 @@ fn sigterm_mid_download_exits_143_and_keeps_no_partial_file() {
     assert_stderr_contains(&output, "interrupted by SIGTERM");
     assert_no_temp_files(&env.cache_dir());
     assert_eq!(run_locks(&env), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn sigterm_with_json_prints_the_interruption_as_one_error_document() {
+    let env = TestEnv::new();
+    let (child, _) = start_stalled_fetch_with(&env, &["--json"]);
+    signal(&child, libc::SIGTERM);
+    let output = wait_with_timeout(child, Duration::from_secs(60));
+    assert_exit_code(&output, 143);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("stdout is not one JSON document: {error}"));
+    assert_eq!(report["command"], "fetch", "{report:#}");
+    assert_eq!(report["error"]["kind"], "interrupted", "{report:#}");
+    assert_eq!(report["error"]["exit_code"], 143, "{report:#}");
+    assert_eq!(
+        report["error"]["message"], "interrupted by SIGTERM; nothing partial was kept",
+        "{report:#}"
+    );
+    assert_no_temp_files(&env.cache_dir());
 }
 
 #[test]

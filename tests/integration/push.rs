@@ -522,6 +522,7 @@ async fn plain_registry_rides_out_503s_mid_push_then_gives_up_after_bounded_retr
         Faults {
             blob_upload_starts: 1,
             manifest_puts: 2,
+            ..Default::default()
         },
     )
     .await;
@@ -568,6 +569,7 @@ async fn plain_registry_rides_out_503s_mid_push_then_gives_up_after_bounded_retr
         Faults {
             blob_upload_starts: 0,
             manifest_puts: usize::MAX,
+            ..Default::default()
         },
     )
     .await;
@@ -1027,8 +1029,14 @@ async fn several_targets_are_pushed_in_dependency_order_in_one_run() {
         .lines()
         .find(|line| line.starts_with(&format!("done {target}/spark:t1 sha256:")))
         .unwrap_or_else(|| panic!("no done line for the second tag:\n{stderr}"));
-    assert!(again.contains("0 layer(s) uploaded"), "the layers were there: {again}");
-    assert!(!stderr.contains("building"), "a push is not a build:\n{stderr}");
+    assert!(
+        again.contains("0 layer(s) uploaded"),
+        "the layers were there: {again}"
+    );
+    assert!(
+        !stderr.contains("building"),
+        "a push is not a build:\n{stderr}"
+    );
     let tags = pushed_tags(&output, "images");
     let references: Vec<&str> = tags
         .iter()
@@ -1119,4 +1127,93 @@ async fn build_push_registry_and_tag_flags_name_the_metastore_after_its_own_vers
 
     let cleanup: Vec<&str> = expected.iter().map(String::as_str).collect();
     remove_images(&engine, &cleanup).await;
+}
+
+/// A push that fails midway under `--json`: one document with the error and every tag that
+/// did reach the registry, verified, before the failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_failing_midway_with_json_reports_the_tags_already_pushed() {
+    let engine = engine().await;
+    let registry = Registry::start(RegistrySpec {
+        relative_urls: true,
+        ..Default::default()
+    });
+    let (id, source_tag) = small_image(&engine, &format!("{}\n", unique_tag("midway"))).await;
+    let push_env = PushEnv::new(&engine, &id, "").await;
+    let mut cleanup = push_env.local.clone();
+    cleanup.push(source_tag);
+    for tag in ["latest", "t1"] {
+        let reference = format!("{}/spark-hs:{tag}", push_env.prefix);
+        docker::tag_image(&engine, &id, &reference)
+            .await
+            .expect("tag the small image as spark-hs");
+        cleanup.push(reference);
+    }
+    // spark's two tags go through; every manifest after them is refused.
+    let proxy = FaultyProxy::start(
+        &registry.host,
+        Faults {
+            manifest_puts_after: Some(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    let target = format!("{}/midway", proxy.host);
+    let output = push_env.run(
+        &[
+            "--no-progress",
+            "--json",
+            "push",
+            "--registry",
+            &target,
+            "spark",
+            "spark-hs",
+        ],
+        &[],
+        None,
+    );
+    assert_exit_code(&output, 7);
+    let report: Value = serde_json::from_str(&stdout_text(&output)).unwrap_or_else(|error| {
+        panic!(
+            "stdout is not one JSON document ({error}):\n{}\n{}",
+            stdout_text(&output),
+            stderr_text(&output)
+        )
+    });
+    assert_eq!(report["command"], "push", "{report:#}");
+    assert_eq!(report["error"]["kind"], "push", "{report:#}");
+    assert_eq!(report["error"]["exit_code"], 7, "{report:#}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains(&format!("{target}/spark-hs:latest"))),
+        "{report:#}"
+    );
+    let tags = pushed_tags(&output, "images");
+    let references: Vec<&str> = tags
+        .iter()
+        .map(|(reference, _)| reference.as_str())
+        .collect();
+    assert_eq!(
+        references,
+        [
+            format!("{target}/spark:latest"),
+            format!("{target}/spark:t1")
+        ],
+        "{report:#}"
+    );
+    assert!(
+        tags.iter().all(|(_, digest)| digest.starts_with("sha256:")),
+        "{report:#}"
+    );
+    cleanup.extend(
+        ["spark:latest", "spark:t1", "spark-hs:latest", "spark-hs:t1"]
+            .map(|name| format!("{target}/{name}")),
+    );
+    remove_images(
+        &engine,
+        &cleanup.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    drop(registry);
 }

@@ -15,7 +15,14 @@ use crate::support::*;
 
 /// `build --push --if-changed --json`, returning the exit code and the report.
 fn scheduled_run(image_env: &ImageEnv) -> (i32, serde_json::Value, Output) {
-    let output = image_env.run(&["--json", "build", "--push", "--if-changed"]);
+    scheduled_run_with(image_env, &[])
+}
+
+/// `build --push --if-changed --json` with `extra` arguments.
+fn scheduled_run_with(image_env: &ImageEnv, extra: &[&str]) -> (i32, serde_json::Value, Output) {
+    let mut args = vec!["--json", "build", "--push", "--if-changed"];
+    args.extend_from_slice(extra);
+    let output = image_env.run(&args);
     let code = output.status.code().unwrap_or(-1);
     assert!(
         code == 0 || code == 8,
@@ -138,12 +145,13 @@ fn scheduled_rebuilds_do_nothing_when_nothing_changed_and_exactly_what_a_change_
     // First run: nothing in the registry, so everything is built and pushed.
     let (code, report, _) = scheduled_run(&image_env);
     assert_eq!(code, 0);
+    assert_eq!(report["changed"], true, "{report}");
     assert_eq!(
         names(&report, "images"),
         set(&["spark", "spark-hs", "hive-metastore"])
     );
 
-    // Second run with nothing changed: no download, no build, no push; exit 8.
+    // Second run with nothing changed: no download, no build, no push; a success (exit 0).
     image_env.env.server.clear_log();
     let registry_log = registry.log_text().len();
     // Engine events carry whole seconds: start the window after the first run's last second.
@@ -151,7 +159,13 @@ fn scheduled_rebuilds_do_nothing_when_nothing_changed_and_exactly_what_a_change_
     let since = now();
     let (code, report, output) = scheduled_run(&image_env);
     let until = now() + 1;
-    assert_eq!(code, 8, "nothing to do is exit 8: {}", stderr_text(&output));
+    assert_eq!(
+        code,
+        0,
+        "nothing to do is a success: {}",
+        stderr_text(&output)
+    );
+    assert_eq!(report["changed"], false, "{report}");
     assert!(names(&report, "images").is_empty(), "{report}");
     assert_eq!(
         names(&report, "unchanged"),
@@ -172,6 +186,16 @@ fn scheduled_rebuilds_do_nothing_when_nothing_changed_and_exactly_what_a_change_
         !new_log.contains("\"PUT ") && !new_log.contains("\"POST ") && !new_log.contains("PATCH"),
         "the registry received uploads:\n{new_log}"
     );
+    // Scripts that branch on a no-op ask for exit 8, like `git diff --exit-code`.
+    let (code, report, output) = scheduled_run_with(&image_env, &["--exit-code"]);
+    assert_eq!(
+        code,
+        8,
+        "--exit-code: nothing to do is exit 8: {}",
+        stderr_text(&output)
+    );
+    assert_eq!(report["changed"], false, "{report}");
+    assert!(names(&report, "images").is_empty(), "{report}");
 
     // A new build of the metastore's base image: only the metastore is rebuilt.
     make_base(&base, "2");

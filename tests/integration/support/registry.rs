@@ -179,6 +179,8 @@ pub struct Faults {
     pub blob_upload_starts: usize,
     /// Fail this many manifest uploads (`PUT /v2/<name>/manifests/<tag>`).
     pub manifest_puts: usize,
+    /// Let this many manifest uploads through, then fail every later one.
+    pub manifest_puts_after: Option<usize>,
 }
 
 /// What the proxy saw.
@@ -246,12 +248,20 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
     let is_blob_start = method == "POST" && path.ends_with("/blobs/uploads/");
     let is_manifest_put = method == "PUT" && path.contains("/manifests/");
     let fail = |counter: &AtomicUsize, limit: usize| counter.fetch_add(1, Ordering::SeqCst) < limit;
+    let manifest_put =
+        is_manifest_put.then(|| state.counts.manifest_puts.fetch_add(1, Ordering::SeqCst));
     let should_fail = (is_blob_start
         && fail(
             &state.counts.blob_upload_starts,
             state.faults.blob_upload_starts,
         ))
-        || (is_manifest_put && fail(&state.counts.manifest_puts, state.faults.manifest_puts));
+        || manifest_put.is_some_and(|index| {
+            index < state.faults.manifest_puts
+                || state
+                    .faults
+                    .manifest_puts_after
+                    .is_some_and(|after| index >= after)
+        });
     if should_fail {
         state.counts.failed.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::SERVICE_UNAVAILABLE, "injected failure").into_response();
