@@ -759,7 +759,7 @@ pub async fn build_image(
         task,
         Phase::Done {
             detail: format!(
-                "{} ({} steps, {} cached)",
+                "{} ({} steps, {} from cache)",
                 short_id(&built.id),
                 built.steps.len(),
                 cached

@@ -73,15 +73,16 @@ fn report(outcome: &BuildOutcome) -> (String, serde_json::Map<String, serde_json
         ));
     }
     for report in built {
-        let (cached, cacheable) = build::cache_use(&report.image);
+        // The same count as the live display's `Step n/N` and its last line.
+        let cached = report.image.steps.iter().filter(|step| step.cached).count();
         human.push_str(&format!(
-            "{:<15} {}  {:>10}  context {}  {}/{} steps from cache\n",
+            "{:<15} {}  {:>10}  context {}  {} steps, {} from cache\n",
             report.kind.label(),
             report.image.id,
             crate::progress::bytes(report.image.size),
             crate::progress::bytes(report.image.context_bytes),
+            report.image.steps.len(),
             cached,
-            cacheable,
         ));
         for reference in &report.references {
             human.push_str(&format!("                {reference}\n"));

@@ -288,6 +288,7 @@ fn pull_always_brings_a_moved_tag_to_the_build() {
         "{}",
         stderr_text(&output)
     );
+    assert_counts_agree(&output);
     assert_eq!(engine_id(&base).as_deref(), Some(first.as_str()));
 
     // …but --pull pulls it, and the build is on the new image.
@@ -304,6 +305,37 @@ fn pull_always_brings_a_moved_tag_to_the_build() {
     assert_eq!(Some(second), engine_id(&moved));
     untag(&base);
     untag(&moved);
+}
+
+/// The live display's step count (`Step n/N`), its last line and the final summary give the
+/// same numbers.
+fn assert_counts_agree(output: &Output) {
+    let stderr = stderr_text(output);
+    let stdout = stdout_text(output);
+    let total = stderr
+        .lines()
+        .filter_map(|line| line.split("Step ").nth(1))
+        .filter_map(|rest| rest.split(' ').next())
+        .filter_map(|count| count.split_once('/'))
+        .map(|(_, total)| total.to_string())
+        .last()
+        .unwrap_or_else(|| panic!("no step lines:\n{stderr}"));
+    let live = stderr
+        .lines()
+        .find(|line| line.starts_with("done spark "))
+        .unwrap_or_else(|| panic!("no done line:\n{stderr}"));
+    let counts = live
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no counts in {live:?}"));
+    assert!(
+        counts.starts_with(&format!("{total} steps, ")),
+        "{live} vs Step …/{total}"
+    );
+    assert!(
+        stdout.contains(counts),
+        "the summary says {counts:?} too:\n{stdout}"
+    );
 }
 
 /// A new image on top of the JRE base ("a security fix"), under a local name of its own.
