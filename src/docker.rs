@@ -720,8 +720,8 @@ pub async fn build_image(
         }
         return Err(fail(DockerError::StepFailed {
             image,
+            message: without_repeated_command(engine_error.trim()),
             step,
-            message: engine_error.trim().to_string(),
             output: output.tail(),
             rejected_alias: output.rejected_alias.clone(),
         }));
@@ -824,6 +824,19 @@ pub async fn inspect(engine: &Engine, reference: &str) -> Result<ImageInspect, D
                 }
             }
         })
+}
+
+/// The engine's message for a failed `RUN` step repeats the command the step line already
+/// shows (`The command '/bin/sh -c …' returned a non-zero code: 3`): keep what it adds.
+fn without_repeated_command(message: &str) -> String {
+    let repeated = message
+        .strip_prefix("The command '")
+        .and_then(|rest| rest.rsplit_once("' returned a non-zero code: "))
+        .map(|(_, code)| code);
+    match repeated {
+        Some(code) => format!("the command returned a non-zero code: {code}"),
+        None => message.to_string(),
+    }
 }
 
 /// Pull `reference` onto the engine (`POST /images/create`, the `X-Registry-Auth` header from
@@ -1017,6 +1030,20 @@ pub async fn remove_image(engine: &Engine, reference: &str) -> Result<(), Docker
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_run_step_names_its_command_once() {
+        assert_eq!(
+            without_repeated_command(
+                "The command '/bin/sh -c echo 'it's here' && exit 3' returned a non-zero code: 3"
+            ),
+            "the command returned a non-zero code: 3"
+        );
+        let other = "failed to compute cache key: \"/missing\" not found";
+        assert_eq!(without_repeated_command(other), other);
+    }
+
     #[test]
     fn pull_hints_say_what_to_do_and_whether_credentials_were_sent() {
         let hub: ImageReference = "eclipse-temurin:17-jre".parse().unwrap();
@@ -1060,8 +1087,6 @@ mod tests {
         assert!(layers.feed(&item("b", "Pull complete", None, None)));
         assert_eq!((layers.done(), layers.total()), (150, 150));
     }
-
-    use super::*;
 
     #[test]
     fn endpoint_defaults_to_the_local_socket() {

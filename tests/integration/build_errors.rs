@@ -125,6 +125,14 @@ fn a_failing_run_step_is_shown_with_its_output() {
     assert_stderr_contains(&output, "returned a non-zero code: 3");
     assert_stderr_contains(&output, "checking the history server's prerequisites");
     assert_stderr_contains(&output, "prerequisite missing");
+    // The error names the command once (the engine's own message repeats it).
+    let stderr = crate::support::stderr_text(&output);
+    let error = &stderr[stderr.find("error: ").expect("an error line")..];
+    assert_eq!(
+        error.matches("echo 'prerequisite missing'").count(),
+        1,
+        "{error}"
+    );
     let found = block_on(async {
         let engine = engine().await;
         references_under(&engine, &format!("{}/spark-hs", image_env.namespace)).await
