@@ -227,8 +227,12 @@ pub(crate) struct TerminalReporter {
 impl TerminalReporter {
     /// A reporter drawing on stderr.
     pub(crate) fn new() -> Self {
+        Self::drawing_on(ProgressDrawTarget::stderr())
+    }
+
+    fn drawing_on(target: ProgressDrawTarget) -> Self {
         TerminalReporter {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(Vec::new()),
             names: Mutex::new(Vec::new()),
         }
@@ -253,9 +257,11 @@ impl TerminalReporter {
             .and_then(|bars| bars.get(task.0).cloned())
     }
 
+    /// One line as wide as the terminal (80 columns hold it): the name takes what the fixed
+    /// parts leave and is cut to fit.
     fn bytes_style() -> ProgressStyle {
         ProgressStyle::with_template(
-            "{prefix:>11.cyan.bold} {msg:40!} [{bar:25}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} eta {eta}",
+            "{prefix:>11.cyan.bold} {wide_msg} [{bar:10}] {bytes:>9}/{total_bytes:<9} {bytes_per_sec:>11}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
@@ -380,5 +386,81 @@ pub(crate) fn bytes(count: u64) -> String {
         format!("{count} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A terminal of `width` columns that keeps every line drawn on it.
+    #[derive(Debug)]
+    struct Screen {
+        width: u16,
+        lines: std::sync::Arc<Mutex<Vec<String>>>,
+    }
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            self.width
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, line: &str) -> std::io::Result<()> {
+            self.write_str(line)
+        }
+        fn write_str(&self, text: &str) -> std::io::Result<()> {
+            if let Ok(mut lines) = self.lines.lock() {
+                lines.extend(text.lines().map(str::to_string));
+            }
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_download_line_fits_an_80_column_terminal() {
+        let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let screen = Screen {
+            width: 80,
+            lines: std::sync::Arc::clone(&lines),
+        };
+        let reporter =
+            TerminalReporter::drawing_on(ProgressDrawTarget::term_like(Box::new(screen)));
+        let task = reporter.task("aws-java-sdk-bundle-1.12.262-with-a-long-classifier.jar");
+        reporter.phase(
+            task,
+            Phase::Downloading {
+                url: "https://archive.apache.org/dist/spark/spark-3.5.4/x.tgz".into(),
+            },
+        );
+        reporter.length(task, Some(412 * 1024 * 1024 + 17));
+        for position in [1u64 << 20, 123 * 1024 * 1024, 400 * 1024 * 1024] {
+            reporter.position(task, position);
+        }
+        let drawn = lines.lock().unwrap().clone();
+        let bars: Vec<&String> = drawn.iter().filter(|line| line.contains("MiB")).collect();
+        assert!(!bars.is_empty(), "nothing drawn: {drawn:?}");
+        for line in bars {
+            let plain = console::strip_ansi_codes(line);
+            let width = console::measure_text_width(&plain);
+            assert!(width <= 80, "{width} columns: {plain:?}");
+            assert!(plain.contains("aws-java-sdk-bundle"), "{plain:?}");
+        }
     }
 }
