@@ -18,6 +18,8 @@
 # Usage: benches/prepare.sh        (RUNS=5 by default; needs root for apt-get when nginx is absent)
 #        IMGFORGE=/path/to/imgforge benches/prepare.sh   measures that binary instead of a fresh
 #        release build (to compare two builds, e.g. main's and a branch's, in one session)
+#        BASELINE=/path/to/other/imgforge benches/prepare.sh   also measures that binary in the
+#        same runs, interleaved (the order rotates from run to run), and prints both rows
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/common.sh
@@ -134,6 +136,10 @@ imgforge() { "$IMGFORGE" --config "$WORK/imgforge.toml" --cache-dir "$WORK/cache
 # from the cache, as the manual side reads its already-downloaded copies.
 rm -rf "$WORK/cache" "$WORK/out"
 imgforge prepare --out "$WORK/out/imgforge" >/dev/null 2>"$WORK/warm-up.log" || { tail -30 "$WORK/warm-up.log" >&2; exit 1; }
+if [ -n "${BASELINE:-}" ]; then # whatever the baseline derives from the cache, once, unmeasured
+  "$BASELINE" --config "$WORK/imgforge.toml" --cache-dir "$WORK/cache" --no-progress \
+    prepare --out "$WORK/out/baseline" >/dev/null 2>"$WORK/warm-up.log" || { tail -30 "$WORK/warm-up.log" >&2; exit 1; }
+fi
 spark_cached=$(find "$WORK/cache" -name 'spark-3.1.1-bin-hadoop3.2.tgz' | head -1)
 hadoop_cached=$(find "$WORK/cache" -name 'hadoop-3.2.0.tar.gz' | head -1)
 
@@ -159,14 +165,28 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Both sides start from the same state: outputs removed, dirty pages written, a pause so
 # background work on the deleted files does not land on either side.
 settle() { rm -rf "$WORK/out"; mkdir -p "$WORK/out/manual"; sync; sleep 2; }
-: > "$WORK/imgforge.txt"; : > "$WORK/manual.txt"
+: > "$WORK/imgforge.txt"; : > "$WORK/manual.txt"; : > "$WORK/baseline.txt"
+side() { # imgforge | baseline | manual → one measurement appended to its file
+  settle
+  case $1 in
+    imgforge) measure "$IMGFORGE" --config "$WORK/imgforge.toml" --cache-dir "$WORK/cache" --no-progress \
+      prepare --out "$WORK/out/imgforge" >> "$WORK/imgforge.txt" ;;
+    baseline) measure "$BASELINE" --config "$WORK/imgforge.toml" --cache-dir "$WORK/cache" --no-progress \
+      prepare --out "$WORK/out/baseline" >> "$WORK/baseline.txt" ;;
+    manual) measure bash -c manual >> "$WORK/manual.txt" ;;
+  esac
+}
+sides=(imgforge manual)
+[ -n "${BASELINE:-}" ] && sides=(imgforge baseline manual)
 for run in $(seq "$RUNS"); do
-  settle
-  measure "$IMGFORGE" --config "$WORK/imgforge.toml" --cache-dir "$WORK/cache" --no-progress \
-    prepare --out "$WORK/out/imgforge" >> "$WORK/imgforge.txt"
-  settle
-  measure bash -c manual >> "$WORK/manual.txt"
-  echo "run $run: imgforge $(tail -1 "$WORK/imgforge.txt")  manual $(tail -1 "$WORK/manual.txt")  (wall s, user s, sys s, KiB)"
+  # Rotate the order, so no side always runs right after another's writeback.
+  count=${#sides[@]}
+  for index in $(seq 0 $((count - 1))); do
+    side "${sides[$(( (index + run) % count ))]}"
+  done
+  line="run $run: imgforge $(tail -1 "$WORK/imgforge.txt")"
+  [ -n "${BASELINE:-}" ] && line="$line  baseline $(tail -1 "$WORK/baseline.txt")"
+  echo "$line  manual $(tail -1 "$WORK/manual.txt")  (wall s, user s, sys s, KiB)"
 done
 
 column_median() { cut -d' ' -f"$2" "$1" | median; }
@@ -178,5 +198,11 @@ echo
 echo "| | median wall time (s) | user CPU (s) | system CPU (s) | peak RSS (MiB) |"
 echo "| --- | --- | --- | --- | --- |"
 echo "| imgforge prepare (hadoop-dist, warm cache) | $ours | $(column_median "$WORK/imgforge.txt" 2) | $(column_median "$WORK/imgforge.txt" 3) | $((ours_rss / 1024)) |"
+if [ -n "${BASELINE:-}" ]; then
+  base=$(column_median "$WORK/baseline.txt" 1)
+  base_rss=$(cut -d' ' -f4 "$WORK/baseline.txt" | sort -n | tail -1)
+  echo "| baseline $BASELINE | $base | $(column_median "$WORK/baseline.txt" 2) | $(column_median "$WORK/baseline.txt" 3) | $((base_rss / 1024)) |"
+fi
 echo "| tar xzf ×2, cp ×2, conf copy | $theirs | $(column_median "$WORK/manual.txt" 2) | $(column_median "$WORK/manual.txt" 3) | $((theirs_rss / 1024)) |"
 echo "| ratio | $(awk "BEGIN {printf \"%.2f\", $ours / $theirs}")× | | | |"
+[ -n "${BASELINE:-}" ] && echo "| imgforge / baseline | $(awk "BEGIN {printf \"%.3f\", $ours / $base}")× | | | |"
