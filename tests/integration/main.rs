@@ -59,3 +59,5 @@ mod manifest;
 
 // CI: the imgforge image itself, and the example pipelines run against a real TLS engine.
 mod ci_image;
+// (each example pipeline's script lines, run with the platform's variables)
+mod ci_examples;
