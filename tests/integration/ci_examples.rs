@@ -43,7 +43,9 @@ const JOB_TIMEOUT: Duration = Duration::from_secs(1500);
 
 /// An example, parsed.
 fn example(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
     let text = std::fs::read_to_string(&path).expect("read the example");
     serde_norway::from_str(&text).unwrap_or_else(|error| panic!("{name} is not YAML: {error}"))
 }
