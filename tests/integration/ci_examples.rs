@@ -152,6 +152,23 @@ impl Stage {
         assert_success(&output);
     }
 
+    /// Take the base image off the engine again (`imgforge lock` pulled it): the job starts
+    /// on an engine without it, like a fresh dind service, and must pull it itself.
+    async fn forget_base(&self) {
+        let engine = imgforge::docker::connect(&self.remote.endpoint())
+            .await
+            .expect("connect to the second engine");
+        let options = bollard::query_parameters::RemoveImageOptions {
+            noprune: true,
+            ..Default::default()
+        };
+        engine
+            .client()
+            .remove_image(&self.base, Some(options), None)
+            .await
+            .unwrap_or_else(|error| panic!("untag {} on the second engine: {error}", self.base));
+    }
+
     /// Run `script` with bash as the platform does (`bash --noprofile --norc -eo pipefail`),
     /// with exactly `vars` and `PATH` leading to this run's imgforge.
     fn run(&self, script: &str, dir: &Path, vars: &BTreeMap<String, String>) -> Output {
@@ -316,6 +333,7 @@ async fn gitlab(stage: &Stage) {
     let job = &pipeline["rebuild-images"];
     let project = stage.env.root().join("gitlab/ci-image-project");
     stage.project(&project);
+    stage.forget_base().await;
     let namespace = format!("{}/ci-image-group/ci-image-project", stage.registry.host);
     let mut vars: BTreeMap<String, String> = [
         ("CI", "true".to_string()),
@@ -355,6 +373,13 @@ async fn gitlab(stage: &Stage) {
         "{}",
         stdout_text(&output)
     );
+    // The engine had no base image: the job pulled it, as on a fresh dind service.
+    let base_host = stage.base.split('/').next().unwrap_or_default();
+    assert!(
+        stderr_text(&output).contains(&format!("pulling {} from {base_host}", stage.base)),
+        "{}",
+        stderr_text(&output)
+    );
 
     // What the platform keeps from the run: the cache paths and the artifacts.
     for path in strings(&job["cache"], "paths") {
@@ -377,6 +402,7 @@ async fn github(stage: &Stage) {
     let job = &workflow["jobs"]["rebuild"];
     let workspace = stage.env.root().join("github/ci-image-repo");
     stage.project(&workspace);
+    stage.forget_base().await;
     // Mixed case, as GitHub owners may be: the registry wants it lower-cased.
     let owner = "Ci-Image-Org";
     let github: BTreeMap<&str, String> = [
@@ -423,6 +449,7 @@ async fn github(stage: &Stage) {
 
     let mut kept = Vec::new();
     let mut ran = 0;
+    let mut stderr = String::new();
     for step in job["steps"].as_array().expect("steps") {
         if let Some(action) = step["uses"].as_str() {
             let path = || {
@@ -433,7 +460,13 @@ async fn github(stage: &Stage) {
             };
             match action.split('@').next().unwrap_or_default() {
                 "actions/checkout" => {}
-                "actions/cache" => kept.push((path(), true)),
+                "actions/cache" => {
+                    // Keyed by the committed lock, so a new lock saves a new cache.
+                    let key = step["with"]["key"].as_str().expect("a cache key");
+                    assert!(key.contains("hashFiles('imgforge.lock')"), "{key}");
+                    assert!(workspace.join("imgforge.lock").exists());
+                    kept.push((path(), true))
+                }
                 "actions/upload-artifact" => kept.push((path(), false)),
                 other => panic!("the test does not know the action {other}; map it"),
             }
@@ -445,10 +478,16 @@ async fn github(stage: &Stage) {
             let value = evaluate(value.as_str().expect("an env value"), &github, &vars);
             step_vars.insert(name.clone(), value);
         }
-        stage.run(&script, &workspace, &step_vars);
+        let output = stage.run(&script, &workspace, &step_vars);
+        stderr.push_str(&stderr_text(&output));
         ran += 1;
     }
     assert!(ran > 0, "the job has run steps");
+    let base_host = stage.base.split('/').next().unwrap_or_default();
+    assert!(
+        stderr.contains(&format!("pulling {} from {base_host}", stage.base)),
+        "the job pulled its base image:\n{stderr}"
+    );
     for (path, is_cache) in &kept {
         let path = workspace.join(path);
         if *is_cache {
