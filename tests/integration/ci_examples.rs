@@ -4,9 +4,11 @@
 //! being this test run's binary, against the test suite's own TLS engine (a second `dockerd`
 //! standing for GitLab's `docker:dind` service and the GitHub runner's engine), a TLS
 //! htpasswd registry standing for the project's registry (`$CI_REGISTRY_IMAGE`,
-//! `ghcr.io/<owner>`), a plain registry holding the JRE base image under a Docker-Hub-like
-//! name (so the build really pulls it), and the loopback mirror. The build must succeed and
-//! push all three images; a flag imgforge does not accept fails the script.
+//! `ghcr.io/<owner>`), a plain registry holding the base image (the local JRE image with the
+//! Dockerfiles' packages installed, see [`CI_BASE`]) under a Docker-Hub-like name, and the
+//! loopback mirror. Each job starts on an engine without its base, so it really pulls it; the
+//! build must succeed and push all three images; a flag imgforge does not accept fails the
+//! script (exit 2 from the argument parser).
 //!
 //! What the test substitutes, and only through the examples' own variables: the engine
 //! (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`, whose example values are checked
