@@ -56,3 +56,8 @@ mod real_spark;
 mod push;
 // (the Spark operator manifests, pinned to what was pushed)
 mod manifest;
+
+// CI: the imgforge image itself, and the example pipelines run against a real TLS engine.
+mod ci_image;
+// (each example pipeline's script lines, run with the platform's variables)
+mod ci_examples;
