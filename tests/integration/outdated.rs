@@ -123,7 +123,7 @@ fn newer_tags_of_the_base_images_come_from_their_registry() {
         .as_str()
         .unwrap_or_else(|| panic!("the moved tag is reported: {report}"));
     assert!(
-        registry.log_text().contains(&format!("manifests/1.0-jre")) && moved.starts_with("sha256:"),
+        registry.log_text().contains("manifests/1.0-jre") && moved.starts_with("sha256:"),
         "{report}"
     );
     let output = env.run(&["outdated"]);

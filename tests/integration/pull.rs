@@ -314,11 +314,12 @@ fn assert_counts_agree(output: &Output) {
     let stdout = stdout_text(output);
     let total = stderr
         .lines()
+        .rev()
         .filter_map(|line| line.split("Step ").nth(1))
         .filter_map(|rest| rest.split(' ').next())
         .filter_map(|count| count.split_once('/'))
         .map(|(_, total)| total.to_string())
-        .last()
+        .next()
         .unwrap_or_else(|| panic!("no step lines:\n{stderr}"));
     let live = stderr
         .lines()
