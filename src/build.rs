@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use crate::assemble::{self, AssembleError};
 use crate::certs::CaSet;
-use crate::config::{Config, PullPolicy};
+use crate::cli::PullPolicy;
+use crate::config::Config;
 use crate::context::BuildContext;
 use crate::docker::{self, BuiltImage, DockerError, Engine};
 use crate::error::Error;

@@ -151,9 +151,9 @@ pub struct BuildArgs {
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "always",
-        value_parser = <crate::config::PullPolicy as std::str::FromStr>::from_str
+        value_parser = <PullPolicy as std::str::FromStr>::from_str
     )]
-    pub(crate) pull: Option<crate::config::PullPolicy>,
+    pub(crate) pull: Option<PullPolicy>,
     /// Push the images after building them (as `imgforge push` does)
     #[arg(long)]
     pub(crate) push: bool,
@@ -333,4 +333,42 @@ pub enum CacheAction {
 pub enum ConfigAction {
     /// Print the effective configuration and where each value came from
     Show,
+}
+
+/// When the engine pulls a base image (`[images] pull`, `--pull`), as `docker build` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Pull only the base images the engine does not have (the default).
+    #[default]
+    Missing,
+    /// Pull every base image before building, as `docker build --pull` does: a tag moved
+    /// upstream (a security fix) reaches the build.
+    Always,
+    /// Never pull: build only from images already on the engine (offline machines).
+    Never,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(format!(
+                "{other:?} is not a pull policy: use \"missing\", \"always\" or \"never\""
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for PullPolicy {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            PullPolicy::Missing => "missing",
+            PullPolicy::Always => "always",
+            PullPolicy::Never => "never",
+        })
+    }
 }

@@ -14,10 +14,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{GlobalArgs, PullPolicy};
 use crate::credentials::Secret;
 use crate::exit;
-use crate::images::ImageKind;
 use crate::reference::{ImageReference, Namespace, Placeholder, RepositoryPath, TagTemplate};
 use crate::verify::Digest;
 
@@ -240,41 +239,73 @@ pub(crate) struct HiveConfig {
     pub(crate) checksum: Option<Digest>,
 }
 
-/// When the engine pulls a base image (`[images] pull`, `--pull`), as `docker build` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PullPolicy {
-    /// Pull only the base images the engine does not have (the default).
-    #[default]
-    Missing,
-    /// Pull every base image before building, as `docker build --pull` does: a tag moved
-    /// upstream (a security fix) reaches the build.
-    Always,
-    /// Never pull: build only from images already on the engine (offline machines).
-    Never,
+/// One of the images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ImageKind {
+    /// The patched Spark distribution.
+    Spark,
+    /// The Spark history server, built on the Spark image.
+    SparkHs,
+    /// The standalone Hive metastore.
+    HiveMetastore,
 }
 
-impl FromStr for PullPolicy {
-    type Err = String;
+impl ImageKind {
+    /// Every image, in build order (spark-hs needs spark).
+    pub const ALL: [ImageKind; 3] = [
+        ImageKind::Spark,
+        ImageKind::SparkHs,
+        ImageKind::HiveMetastore,
+    ];
 
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "missing" => Ok(PullPolicy::Missing),
-            "always" => Ok(PullPolicy::Always),
-            "never" => Ok(PullPolicy::Never),
-            other => Err(format!(
-                "{other:?} is not a pull policy: use \"missing\", \"always\" or \"never\""
-            )),
+    /// The images `targets` name, each once, in dependency order (spark, spark-hs,
+    /// hive-metastore) whatever order they were given in; none given means all.
+    pub fn wanted(targets: &[crate::cli::BuildTarget]) -> Vec<ImageKind> {
+        let named = |kind: ImageKind| {
+            targets.is_empty()
+                || targets.iter().any(|target| match target {
+                    crate::cli::BuildTarget::Spark => kind == ImageKind::Spark,
+                    crate::cli::BuildTarget::SparkHs => kind == ImageKind::SparkHs,
+                    crate::cli::BuildTarget::HiveMetastore => kind == ImageKind::HiveMetastore,
+                    crate::cli::BuildTarget::All => true,
+                })
+        };
+        ImageKind::ALL
+            .into_iter()
+            .filter(|kind| named(*kind))
+            .collect()
+    }
+
+    /// Why this image has no value for `placeholder` in its tags, or `None` when it has one
+    /// (`{java_version}` of hive-metastore further needs its base's Java version known).
+    pub fn lacks(self, placeholder: crate::reference::Placeholder) -> Option<&'static str> {
+        match (self, placeholder) {
+            (ImageKind::Spark | ImageKind::SparkHs, crate::reference::Placeholder::Hive) => {
+                Some("it holds no Hive metastore")
+            }
+            (ImageKind::HiveMetastore, crate::reference::Placeholder::Spark) => {
+                Some("it holds no Spark")
+            }
+            (ImageKind::HiveMetastore, crate::reference::Placeholder::Scala) => {
+                Some("it holds no Scala")
+            }
+            _ => None,
+        }
+    }
+
+    /// The name used on the command line and in reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            ImageKind::Spark => "spark",
+            ImageKind::SparkHs => "spark-hs",
+            ImageKind::HiveMetastore => "hive-metastore",
         }
     }
 }
 
-impl fmt::Display for PullPolicy {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(match self {
-            PullPolicy::Missing => "missing",
-            PullPolicy::Always => "always",
-            PullPolicy::Never => "never",
-        })
+impl fmt::Display for ImageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
     }
 }
 

@@ -6,32 +6,16 @@
 //! tell whether an image needs rebuilding without building it.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use crate::cli::BuildTarget;
 use crate::config::Config;
 use crate::exit;
 use crate::reference::{ImageReference, Namespace, Placeholder, Tag, TagVersions};
 
-/// One of the images.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ImageKind {
-    /// The patched Spark distribution.
-    Spark,
-    /// The Spark history server, built on the Spark image.
-    SparkHs,
-    /// The standalone Hive metastore.
-    HiveMetastore,
-}
+/// The image kinds are part of the configuration (`[images.<kind>]`); what depends on the
+/// configured names lives here.
+pub use crate::config::ImageKind;
 
 impl ImageKind {
-    /// Every image, in build order (spark-hs needs spark).
-    pub const ALL: [ImageKind; 3] = [
-        ImageKind::Spark,
-        ImageKind::SparkHs,
-        ImageKind::HiveMetastore,
-    ];
-
     /// The repository name configured for this image.
     pub fn repository_name(self, config: &Config) -> &str {
         self.repository_path(config).as_str()
@@ -44,52 +28,6 @@ impl ImageKind {
             ImageKind::SparkHs => &config.images.spark_hs_name,
             ImageKind::HiveMetastore => &config.images.hive_metastore_name,
         }
-    }
-
-    /// The images `targets` name, each once, in dependency order (spark, spark-hs,
-    /// hive-metastore) whatever order they were given in; none given means all.
-    pub fn wanted(targets: &[BuildTarget]) -> Vec<ImageKind> {
-        let named = |kind: ImageKind| {
-            targets.is_empty()
-                || targets.iter().any(|target| match target {
-                    BuildTarget::Spark => kind == ImageKind::Spark,
-                    BuildTarget::SparkHs => kind == ImageKind::SparkHs,
-                    BuildTarget::HiveMetastore => kind == ImageKind::HiveMetastore,
-                    BuildTarget::All => true,
-                })
-        };
-        ImageKind::ALL
-            .into_iter()
-            .filter(|kind| named(*kind))
-            .collect()
-    }
-
-    /// Why this image has no value for `placeholder` in its tags, or `None` when it has one
-    /// (`{java_version}` of hive-metastore further needs its base's Java version known).
-    pub fn lacks(self, placeholder: Placeholder) -> Option<&'static str> {
-        match (self, placeholder) {
-            (ImageKind::Spark | ImageKind::SparkHs, Placeholder::Hive) => {
-                Some("it holds no Hive metastore")
-            }
-            (ImageKind::HiveMetastore, Placeholder::Spark) => Some("it holds no Spark"),
-            (ImageKind::HiveMetastore, Placeholder::Scala) => Some("it holds no Scala"),
-            _ => None,
-        }
-    }
-
-    /// The name used on the command line and in reports.
-    pub fn label(self) -> &'static str {
-        match self {
-            ImageKind::Spark => "spark",
-            ImageKind::SparkHs => "spark-hs",
-            ImageKind::HiveMetastore => "hive-metastore",
-        }
-    }
-}
-
-impl fmt::Display for ImageKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
     }
 }
 
@@ -500,7 +438,7 @@ mod tests {
 
     #[test]
     fn several_targets_come_once_each_in_dependency_order() {
-        use BuildTarget::{All, HiveMetastore, Spark, SparkHs};
+        use crate::cli::BuildTarget::{All, HiveMetastore, Spark, SparkHs};
         assert_eq!(ImageKind::wanted(&[]), ImageKind::ALL);
         assert_eq!(ImageKind::wanted(&[All]), ImageKind::ALL);
         assert_eq!(

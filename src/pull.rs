@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use bollard::auth::DockerCredentials;
 
-use crate::config::PullPolicy;
+use crate::cli::PullPolicy;
 use crate::credentials::{self, Credential, CredentialError, CredentialInputs};
 use crate::docker::{self, DockerError, Engine};
 use crate::progress::Reporter;
