@@ -166,6 +166,55 @@ fn a_missing_base_is_pulled_with_the_credentials_of_its_own_registry_from_each_s
         "the engine asked the registry for the manifest:\n{log}"
     );
 
+    // 1b. A credential helper that config.json's `credHelpers` names for that registry.
+    untag(&base);
+    let bin = image_env.env.root().join("bin");
+    std::fs::create_dir_all(&bin).expect("helper dir");
+    let asked = bin.join("asked");
+    let helper = bin.join("docker-credential-pulltest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nserver=$(cat)\necho \"$server\" >> {asked}\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}\\n' \"$server\"\n",
+            asked = asked.display()
+        ),
+    )
+    .expect("write the helper");
+    std::fs::set_permissions(
+        &helper,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .expect("chmod the helper");
+    let helpers_dir = image_env.env.root().join("docker-config-helpers");
+    std::fs::create_dir_all(&helpers_dir).expect("docker config dir");
+    std::fs::write(
+        helpers_dir.join("config.json"),
+        format!(r#"{{"credHelpers": {{"{host}": "pulltest"}}}}"#),
+    )
+    .expect("config.json");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = run(
+        &image_env,
+        &["build", "spark"],
+        &[
+            ("DOCKER_CONFIG", &helpers_dir.display().to_string()),
+            ("PATH", &path),
+        ],
+        None,
+    );
+    assert_pulled(&output, &base, &registry);
+    assert_eq!(
+        std::fs::read_to_string(&asked)
+            .expect("the helper was asked")
+            .lines()
+            .next(),
+        Some(host.as_str())
+    );
+
     // 2. IMGFORGE_REGISTRY_USER/PASSWORD, when the base lives on the push registry.
     untag(&base);
     image_env.configure(|config| {
