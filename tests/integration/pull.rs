@@ -275,20 +275,28 @@ fn a_missing_base_is_pulled_with_the_credentials_of_its_own_registry_from_each_s
     untag(&format!("{host}/team/spark:3.1.1"));
 }
 
-#[test]
-fn pull_never_refuses_a_missing_base_and_names_the_setting() {
-    let registry = Registry::plain();
+/// A JRE base that only `registry` holds (under a Docker-Hub-like name unique to `label`), and
+/// an environment whose spark image is built on it.
+fn spark_on_a_registry_base(registry: &Registry, label: &str) -> (String, ImageEnv) {
     let base = format!(
         "{}/library/eclipse-temurin:17-jre-{}",
         registry.host,
-        crate::support::docker::unique_tag("never").replace([':', '/'], "-")
+        crate::support::docker::unique_tag(label).replace([':', '/'], "-")
     );
     seed(JRE_BASE, &base, None);
     let mut image_env = ImageEnv::new(&[]);
     image_env.configure(|config| {
-        config
-            .set_str("images.spark", "base", &base)
-            .set_str("images", "pull", "never");
+        config.set_str("images.spark", "base", &base);
+    });
+    (base, image_env)
+}
+
+#[test]
+fn pull_never_refuses_a_missing_base_and_names_the_setting() {
+    let registry = Registry::plain();
+    let (base, mut image_env) = spark_on_a_registry_base(&registry, "never");
+    image_env.configure(|config| {
+        config.set_str("images", "pull", "never");
     });
     let log_before = registry.log_text().len();
     let output = run(&image_env, &["build", "spark"], &[], None);
@@ -312,16 +320,7 @@ fn pull_never_refuses_a_missing_base_and_names_the_setting() {
 #[test]
 fn pull_always_brings_a_moved_tag_to_the_build() {
     let registry = Registry::plain();
-    let base = format!(
-        "{}/library/eclipse-temurin:17-jre-{}",
-        registry.host,
-        crate::support::docker::unique_tag("always").replace([':', '/'], "-")
-    );
-    seed(JRE_BASE, &base, None);
-    let mut image_env = ImageEnv::new(&[]);
-    image_env.configure(|config| {
-        config.set_str("images.spark", "base", &base);
-    });
+    let (base, image_env) = spark_on_a_registry_base(&registry, "always");
     let output = run(&image_env, &["build", "spark"], &[], None);
     assert_success(&output);
     let first = engine_id(&base).expect("pulled");
@@ -394,33 +393,6 @@ pub(crate) fn moved_image(base: &str) -> String {
         "imgforge-test/moved-jre:{}",
         crate::support::docker::unique_tag("m").replace([':', '/'], "-")
     );
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let engine = crate::support::docker::engine().await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        crate::support::docker::write_file(
-            dir.path(),
-            "Dockerfile",
-            &format!("FROM {JRE_BASE}\nLABEL imgforge.test.moved=\"{base}\"\n"),
-            0o644,
-        );
-        let context = imgforge::context::BuildContext::plan(dir.path(), "Dockerfile", Vec::new())
-            .expect("context");
-        let request = imgforge::docker::BuildRequest {
-            name: "moved base".into(),
-            tags: vec![reference.clone()],
-            build_args: Default::default(),
-            labels: Default::default(),
-            no_cache: false,
-        };
-        imgforge::docker::build_image(
-            &engine,
-            context,
-            &request,
-            &imgforge::progress::QuietReporter,
-        )
-        .await
-        .expect("moved base image");
-    });
+    crate::support::images::image_on_jre(&reference, &format!("moved {base}"));
     reference
 }

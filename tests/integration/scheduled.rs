@@ -92,34 +92,7 @@ fn now() -> i64 {
 /// A base image of its own for the metastore, so that a new build of it ("security fixes")
 /// can be made without touching the Spark image's base.
 fn make_base(tag: &str, generation: &str) {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let engine = crate::support::docker::engine().await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        crate::support::docker::write_file(
-            dir.path(),
-            "Dockerfile",
-            &format!("FROM {JRE_BASE}\nLABEL imgforge.test.generation={generation}\n"),
-            0o644,
-        );
-        let context = imgforge::context::BuildContext::plan(dir.path(), "Dockerfile", Vec::new())
-            .expect("context");
-        let request = imgforge::docker::BuildRequest {
-            name: "metastore base".into(),
-            tags: vec![tag.to_string()],
-            build_args: Default::default(),
-            labels: Default::default(),
-            no_cache: false,
-        };
-        imgforge::docker::build_image(
-            &engine,
-            context,
-            &request,
-            &imgforge::progress::QuietReporter,
-        )
-        .await
-        .expect("base image");
-    });
+    crate::support::images::image_on_jre(tag, &format!("generation {generation}"));
 }
 
 #[test]

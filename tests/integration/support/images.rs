@@ -513,3 +513,36 @@ fn sweep_stale_namespaces() {
         }
     });
 }
+
+/// Build a small image on [`JRE_BASE`] tagged `tag`, told apart from other such images by
+/// `variant` (a label): a "new build" of a base image, for the tests of base images that move.
+pub fn image_on_jre(tag: &str, variant: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = super::docker::engine().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        super::docker::write_file(
+            dir.path(),
+            "Dockerfile",
+            &format!("FROM {JRE_BASE}\nLABEL imgforge.test.variant=\"{variant}\"\n"),
+            0o644,
+        );
+        let context = imgforge::context::BuildContext::plan(dir.path(), "Dockerfile", Vec::new())
+            .expect("context");
+        let request = imgforge::docker::BuildRequest {
+            name: "image on the JRE base".into(),
+            tags: vec![tag.to_string()],
+            build_args: Default::default(),
+            labels: Default::default(),
+            no_cache: false,
+        };
+        imgforge::docker::build_image(
+            &engine,
+            context,
+            &request,
+            &imgforge::progress::QuietReporter,
+        )
+        .await
+        .expect("an image on the JRE base");
+    });
+}
