@@ -139,6 +139,8 @@ async fn real_spark_runs_a_job_with_the_settings_and_the_history_server_lists_it
             .set_str("spark", "version", SPARK_VERSION)
             .set_str("spark", "package", REAL_35.package)
             .set("images", "tags", "[\"{spark_version}\"]")
+            // The metastore holds no Spark: its tags name its own version.
+            .set("images.hive-metastore", "tags", "[\"{hive_version}\"]")
             .set_str("images.spark", "java_image_tag", "17-jre")
             .set_str(
                 "images.spark-hs",
