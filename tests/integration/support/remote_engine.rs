@@ -104,10 +104,13 @@ impl RemoteEngine {
         let host = format!("tcp://127.0.0.1:{port}");
         let server = dir.path().join("server");
         write(&dir.path().join("daemon.json"), "{}");
-        // A bridge for this daemon alone (interface names are at most 15 bytes).
+        // A bridge and subnet for this daemon alone — tests of one process may run two at
+        // once (interface names are at most 15 bytes).
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let instance = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 50;
         let pid = std::process::id();
-        let bridge = format!("ifit{}", pid % 100_000);
-        let address = format!("10.254.{}.1/24", pid % 250);
+        let bridge = format!("ifit{}i{instance}", pid % 100_000);
+        let address = format!("10.{}.{}.1/24", 254 - instance, pid % 250);
         let _ = ip(&["link", "del", &bridge]);
         assert!(
             ip(&["link", "add", &bridge, "type", "bridge"])
