@@ -297,6 +297,21 @@ pub fn lookup(
     from_auths(&file, &path, parsed.as_ref(), &address)
 }
 
+/// [`lookup`] on a blocking thread, for async callers: a credential helper may run.
+pub(crate) async fn lookup_blocking(
+    inputs: CredentialInputs,
+    registry: &str,
+) -> Result<Option<Credentials>, CredentialError> {
+    let host = registry.to_string();
+    tokio::task::spawn_blocking(move || lookup(&inputs, &host))
+        .await
+        .map_err(|join| CredentialError::HelperRun {
+            program: "docker-credential helper".into(),
+            registry: registry.to_string(),
+            source: std::io::Error::other(join.to_string()),
+        })?
+}
+
 fn read_config(path: &Path) -> Result<Option<DockerConfigFile>, CredentialError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,

@@ -294,16 +294,7 @@ impl<'a> Puller<'a> {
         registry: &Registry,
     ) -> Result<Option<crate::credentials::Credentials>, PullError> {
         let sources = self.access.sources_for(registry);
-        let host = registry.to_string();
-        Ok(
-            tokio::task::spawn_blocking(move || credentials::lookup(&sources, &host))
-                .await
-                .map_err(|join| CredentialError::HelperRun {
-                    program: "docker-credential helper".into(),
-                    registry: registry.to_string(),
-                    source: std::io::Error::other(join.to_string()),
-                })??,
-        )
+        Ok(credentials::lookup_blocking(sources, &registry.to_string()).await?)
     }
 
     async fn pull(&self, reference: &str, reporter: &dyn Reporter) -> Result<(), PullError> {

@@ -233,17 +233,7 @@ pub async fn credentials_for(
     options: &PushOptions,
     host: &str,
 ) -> Result<Option<Credentials>, PushError> {
-    let inputs = options.credentials.clone();
-    let lookup_host = host.to_string();
-    Ok(
-        tokio::task::spawn_blocking(move || credentials::lookup(&inputs, &lookup_host))
-            .await
-            .map_err(|join| CredentialError::HelperRun {
-                program: "docker-credential helper".into(),
-                registry: host.to_string(),
-                source: std::io::Error::other(join.to_string()),
-            })??,
-    )
+    Ok(credentials::lookup_blocking(options.credentials.clone(), host).await?)
 }
 
 /// Split `registry/name:tag` into host, repository and tag, as the docker CLI normalizes
