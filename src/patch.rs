@@ -2,14 +2,12 @@
 //!
 //! What changes is data: the TOML files under `patches/` (embedded; the format is in
 //! `patches/README.md`), extended or overridden by a user directory, loaded into a
-//! [`PatchSet`]. [`plan_patches`] applies them to a prepared tree in memory; the
-//! [`PatchPlan`] shows a unified diff and writes the files. Whether a patch applies is
-//! decided by named conditions computed from the [`PatchContext`] and Spark version bounds.
-//!
-//! Applying is idempotent: first the lines each insert patch owns are removed from next to
-//! its anchor, so a patched tree plans to the same bytes as a pristine one.
+//! [`PatchSet`]. [`plan_patches`] applies them to a prepared tree in memory, named conditions
+//! on the [`PatchContext`] deciding which apply; the [`PatchPlan`] shows a unified diff and
+//! writes the files. Planning is idempotent: the lines each insert patch owns are removed
+//! from beside its anchor first, so a patched tree plans to the same bytes as a pristine one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -42,26 +40,22 @@ type Value<T> = fn(&PatchContext) -> T;
 
 /// The placeholders a template may use, and their values (`None`: this build has none).
 const PLACEHOLDERS: [(&str, Value<Option<String>>); 6] = [
-    ("spark_version", |values| Some(values.spark_version.clone())),
-    ("java_options", |values| Some(values.log4j.java_option())),
-    ("java_options_env", |values| {
-        Some(values.java_options_env.name().into())
+    ("spark_version", |build| Some(build.spark_version.clone())),
+    ("java_options", |build| Some(build.log4j.java_option())),
+    ("java_options_env", |build| {
+        Some(build.java_options_env.name().into())
     }),
-    ("log4j_file", |values| {
-        Some(values.log4j.config_file().into())
-    }),
-    ("java_major", |values| Some(values.java_major.to_string())),
-    ("base_image", |values| values.base_image.clone()),
+    ("log4j_file", |build| Some(build.log4j.config_file().into())),
+    ("java_major", |build| Some(build.java_major.to_string())),
+    ("base_image", |build| build.base_image.clone()),
 ];
 
 /// The conditions `when` can name, and whether each holds.
 const CONDITIONS: [(&str, Value<bool>); 4] = [
-    ("certs", |values| !values.certs.is_empty()),
-    ("java8", |values| values.java_major == 8),
-    ("base_image", |values| values.base_image.is_some()),
-    ("disable_cert_checking", |values| {
-        values.disable_cert_checking
-    }),
+    ("certs", |build| !build.certs.is_empty()),
+    ("java8", |build| build.java_major == 8),
+    ("base_image", |build| build.base_image.is_some()),
+    ("disable_cert_checking", |build| build.disable_cert_checking),
 ];
 
 /// What can go wrong loading patches, planning them against a tree, or writing the result.
@@ -86,8 +80,7 @@ pub enum PatchError {
         /// What is wrong with it, and what to write instead where that is known.
         reason: String,
     },
-    /// A patch does not fit the file: its anchor (or region) matches no line or several, or
-    /// the anchor line lacks the word or the suffix the patch changes.
+    /// A patch does not fit the file: no anchor line or several, or one it cannot change.
     #[error("patch `{id}` does not fit {file} (Spark {spark_version}): {reason}")]
     Misfit {
         /// The patch's id.
@@ -108,15 +101,14 @@ pub enum PatchError {
         #[source]
         source: io::Error,
     },
-    /// A value would break the file it goes into.
-    #[error("{name} `{value}` cannot go into a patched file: {reason}")]
-    UnsafeValue {
-        /// What the value is.
-        name: &'static str,
-        /// The value.
-        value: String,
-        /// Why it is refused.
-        reason: &'static str,
+    /// The Spark version, read from a jar name in the distribution, would break the files.
+    #[error(
+        "Spark version `{version}` cannot go into a patched file: it must start with a number \
+         and hold no line break"
+    )]
+    UnsafeSparkVersion {
+        /// The version.
+        version: String,
     },
     /// A file changed between planning and writing, so the plan no longer fits it.
     #[error("{path} changed after the patches were planned")]
@@ -158,11 +150,9 @@ pub struct CertImport {
 /// The build's values: what the conditions are computed from and the templates render.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchContext {
-    /// The Spark version being patched, e.g. `3.5.4`: named in errors, compared with a
-    /// patch's `spark_min` / `spark_max`.
+    /// The Spark version being patched, e.g. `3.5.4`, compared with `spark_min` / `spark_max`.
     pub spark_version: String,
-    /// The distribution's log4j as [`crate::inspect`] read it from the tree: it gives
-    /// `{java_options}` and `{log4j_file}`.
+    /// The distribution's log4j as [`crate::inspect`] read it: `{java_options}`, `{log4j_file}`.
     pub log4j: Log4j,
     /// The variable the entrypoint exports the JVM options in.
     pub java_options_env: JavaOptionsEnv,
@@ -177,17 +167,19 @@ pub struct PatchContext {
 }
 
 impl PatchContext {
-    /// The Spark version's leading numbers, which the bounds are compared with. It comes
-    /// from a jar name in the distribution, so a line break in it is refused; the base image
-    /// was parsed as an image reference by `config`, and the other values are imgforge's own.
+    /// The numbers the Spark version starts with (`3.5.0-preview1`: 3, 5, 0), for the bounds.
+    /// Only the version comes from outside imgforge (a jar name), so only it is checked here:
+    /// `config` parsed the base image and the other values are imgforge's own.
     fn spark_version(&self) -> Result<Vec<u64>, PatchError> {
         let version = &self.spark_version;
-        parse_version(version)
+        let numbers = version
+            .split(|c: char| !c.is_ascii_digit() && c != '.')
+            .next();
+        numbers
+            .and_then(|numbers| dotted_numbers(numbers.trim_end_matches('.')))
             .filter(|_| !version.contains(['\n', '\r', '\0']))
-            .ok_or_else(|| PatchError::UnsafeValue {
-                name: "Spark version",
-                value: version.clone(),
-                reason: "it must start with a number and hold no line break",
+            .ok_or_else(|| PatchError::UnsafeSparkVersion {
+                version: version.clone(),
             })
     }
 }
@@ -275,9 +267,8 @@ impl PatchSet {
 
 /// Apply every patch to the tree in memory and return the new contents (nothing written).
 ///
-/// Fails if an anchor is not found, naming the file, the anchor text and the Spark
-/// version. Idempotent: planning against an already-patched tree yields byte-identical
-/// contents.
+/// Fails if an anchor is not found, naming the file, the anchor text and the Spark version.
+/// Planning against an already-patched tree yields byte-identical contents.
 pub fn plan_patches(
     tree: &Path,
     set: &PatchSet,
@@ -286,30 +277,37 @@ pub fn plan_patches(
     let spark_version = context.spark_version()?;
     let mut plan = PatchPlan::default();
     // Each target file once, in the order the patches first name it.
-    let mut files: Vec<&str> = Vec::new();
-    for patch in &set.patches {
-        if !files.contains(&patch.file.as_str()) {
-            files.push(&patch.file);
-        }
-    }
+    let mut files: Vec<&str> = set
+        .patches
+        .iter()
+        .map(|patch| patch.file.as_str())
+        .collect();
+    let mut seen = BTreeSet::new();
+    files.retain(|file| seen.insert(*file));
     for file in files {
-        let patches: Vec<&Patch> = set.patches.iter().filter(|p| p.file == file).collect();
-        let applying: Vec<&Patch> = patches
+        let patches: Vec<&Patch> = set
+            .patches
             .iter()
-            .copied()
-            .filter(|patch| patch.applies(context, &spark_version))
+            .filter(|patch| patch.file == file)
             .collect();
+        let mut applying = patches
+            .iter()
+            .filter(|patch| patch.applies(context, &spark_version))
+            .peekable();
         let path = tree.join(file);
         let original = match fs::read_to_string(&path) {
             Ok(original) => original,
-            // Nothing to do in a file no applicable patch changes, so it may be absent.
-            Err(error) if error.kind() == io::ErrorKind::NotFound && applying.is_empty() => {
+            // A file no applicable patch changes may be absent.
+            Err(error) if error.kind() == io::ErrorKind::NotFound && applying.peek().is_none() => {
                 continue;
             }
             Err(source) => return Err(PatchError::Read { path, source }),
         };
         let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
-        remove_owned_lines(&patches, &mut lines, context);
+        // Last first, so each finds its lines next to its anchor, nearer than earlier ones'.
+        for patch in patches.iter().rev() {
+            patch.remove_owned(&mut lines, context);
+        }
         for patch in applying {
             patch.apply(&mut lines, context)?;
             if let Some(warning) = &patch.warning {
@@ -406,9 +404,7 @@ impl PatchPlan {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// A patch: one `[[patch]]` table as written (patches/README.md), checked when it is loaded.
-
+/// A patch: one `[[patch]]` table as written (patches/README.md), checked when it is loaded.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Patch {
@@ -466,26 +462,31 @@ fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchEr
         #[serde(default)]
         patch: Vec<toml::Table>,
     }
+    let source_name = source_name.to_string();
     let file: PatchFile = toml::from_str(text).map_err(|source| PatchError::Parse {
-        source_name: source_name.to_string(),
+        source_name: source_name.clone(),
         source,
     })?;
     let mut patches = Vec::new();
     for table in file.patch {
-        let id = table.get("id").and_then(toml::Value::as_str);
-        let id = id.unwrap_or("").to_string();
-        let invalid = |reason: String| PatchError::InvalidPatch {
-            source_name: source_name.to_string(),
+        let id = table
+            .get("id")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let invalid = |reason| PatchError::InvalidPatch {
+            source_name: source_name.clone(),
             id: id.clone(),
             reason,
         };
-        let mut patch: Patch = toml::Value::Table(table)
-            .try_into()
-            // Without the input, the error reads `<message>\nin `<key>``.
-            .map_err(|error: toml::de::Error| {
-                invalid(error.to_string().trim().replace('\n', " "))
-            })?;
-        patch.source_name = source_name.to_string();
+        // Without the input, a TOML error reads `<message>\nin `<key>``.
+        let mut patch: Patch =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|error: toml::de::Error| {
+                    invalid(error.to_string().trim().replace('\n', " "))
+                })?;
+        patch.source_name = source_name.clone();
         patch.check().map_err(invalid)?;
         patches.push(patch);
     }
@@ -520,19 +521,17 @@ impl Patch {
         }
         let plain_path = Path::new(&self.file)
             .components()
-            .all(|component| matches!(component, Component::Normal(_)));
+            .all(|part| matches!(part, Component::Normal(_)));
         let one_line = self.template.strip_suffix('\n').unwrap_or(&self.template);
         let regions = self
             .within
             .iter()
             .flat_map(|region| [&region.start, &region.end]);
-        let matchers = regions.chain([&self.anchor]).chain(&self.otherwise);
+        let mut matchers = regions.chain(self.anchors()).chain(&self.owned);
         let rules = [
             (self.id.trim().is_empty(), "the id is empty"),
             (
-                matchers
-                    .chain(&self.owned)
-                    .any(|m| m.equals.is_empty() && m.starts_with.is_empty()),
+                matchers.any(|m| m.equals.is_empty() && m.starts_with.is_empty()),
                 "a matcher needs `equals` or `starts_with`",
             ),
             (
@@ -586,6 +585,11 @@ impl Patch {
         )
     }
 
+    /// `anchor`, then the fallbacks of `otherwise`.
+    fn anchors(&self) -> impl Iterator<Item = &Matcher> {
+        [&self.anchor].into_iter().chain(&self.otherwise)
+    }
+
     fn applies(&self, context: &PatchContext, spark_version: &[u64]) -> bool {
         // A bound covers its whole line: `spark_max = "3.2"` includes 3.2.4.
         let line = |Bound(bound): &Bound| -> Vec<u64> {
@@ -622,21 +626,8 @@ impl Patch {
         Ok(text.split('\n').map(str::to_string).collect())
     }
 
-    /// What counts as a line this patch wrote: its `owned` matcher, else exactly what it
-    /// would write now.
-    fn ownership(&self, context: &PatchContext) -> Option<Matcher> {
-        let equals = || self.render_lines(context).ok();
-        let rendered = || {
-            Some(Matcher {
-                equals: equals()?,
-                starts_with: Vec::new(),
-            })
-        };
-        self.owned.clone().or_else(rendered)
-    }
-
-    /// The anchor line: in the region, the one of `anchor`, else of the first of `otherwise`
-    /// that matches (the last with `last`, the region's end with `or_at_end` when none does);
+    /// The anchor line: in the region, the one of the first of [`Patch::anchors`] that
+    /// matches (the last with `last`, the region's end with `or_at_end` when none does);
     /// an error says what matched no line or several.
     fn locate(&self, lines: &[String]) -> Result<usize, String> {
         let find = |matcher: &Matcher, range: Range<usize>| -> Vec<usize> {
@@ -658,21 +649,17 @@ impl Patch {
                 )
             })?;
         }
-        let found = [&self.anchor]
-            .into_iter()
-            .chain(&self.otherwise)
+        let found = self
+            .anchors()
             .map(|matcher| find(matcher, range.clone()))
-            .find(|found| !found.is_empty())
-            .unwrap_or_default();
-        match found[..] {
+            .find(|found| !found.is_empty());
+        match found.unwrap_or_default()[..] {
             [] if self.or_at_end => Ok(range.end),
             [only] => Ok(only),
             [.., last] if self.last => Ok(last),
-            _ => {
-                let mut anchor = self.anchor.to_string();
-                for fallback in &self.otherwise {
-                    anchor.push_str(&format!(", else {fallback}"));
-                }
+            ref found => {
+                let anchors: Vec<String> = self.anchors().map(Matcher::to_string).collect();
+                let mut anchor = anchors.join(", else ");
                 if let Some(Region { start, end }) = &self.within {
                     anchor.push_str(&format!(" between {start} and {end}"));
                 }
@@ -685,6 +672,35 @@ impl Patch {
                 })
             }
         }
+    }
+
+    /// Removes the run of lines beside the anchor that this insert patch owns: lines its
+    /// `owned` matcher matches, else lines equal to what it would write now. A patch whose
+    /// anchor is not found is skipped: if it applies, applying reports it.
+    fn remove_owned(&self, lines: &mut Vec<String>, context: &PatchContext) {
+        let rendered = || {
+            Some(Matcher {
+                equals: self.render_lines(context).ok()?,
+                starts_with: Vec::new(),
+            })
+        };
+        let owned = self
+            .owned
+            .clone()
+            .or_else(rendered)
+            .filter(|_| self.inserts());
+        let (Some(owned), Ok(anchor)) = (owned, self.locate(lines)) else {
+            return;
+        };
+        let owns = |index: &usize| owned.matches(&lines[*index]);
+        let run = match self.operation {
+            Operation::InsertBefore => anchor - (0..anchor).rev().take_while(owns).count()..anchor,
+            _ => {
+                let after = (anchor + 1).min(lines.len());
+                after..after + (after..lines.len()).take_while(owns).count()
+            }
+        };
+        lines.drain(run);
     }
 
     fn apply(&self, lines: &mut Vec<String>, context: &PatchContext) -> Result<(), PatchError> {
@@ -709,19 +725,17 @@ impl Patch {
         let indent = anchor[..anchor.len() - anchor.trim_start().len()].to_string();
         let indented = rendered.iter().map(|line| format!("{indent}{line}"));
         let text = rendered.concat();
-        match self.operation {
-            Operation::InsertBefore => drop(lines.splice(index..index, indented)),
-            Operation::InsertAfter => {
-                let at = (index + 1).min(lines.len());
-                drop(lines.splice(at..at, indented));
-            }
+        let at = match self.operation {
+            Operation::InsertBefore => index,
+            Operation::InsertAfter => (index + 1).min(lines.len()),
             Operation::ReplaceWord => {
                 let word = self.word.map_or(0, NonZeroUsize::get);
-                let skip_prefix = self.skip_prefix.as_deref();
                 lines[index] =
-                    replace_word(&lines[index], word, skip_prefix, &text).ok_or_else(|| {
-                        misfit(format!("line {} has fewer than {word} words", index + 1))
-                    })?;
+                    replace_word(&lines[index], word, self.skip_prefix.as_deref(), &text)
+                        .ok_or_else(|| {
+                            misfit(format!("line {} has fewer than {word} words", index + 1))
+                        })?;
+                return Ok(());
             }
             Operation::AppendToLine => {
                 let suffix = self.before_suffix.as_deref().unwrap_or("");
@@ -731,43 +745,11 @@ impl Patch {
                 if !body.ends_with(&text) {
                     lines[index] = format!("{body}{text}{suffix}");
                 }
+                return Ok(());
             }
-        }
-        Ok(())
-    }
-}
-
-/// Removes, next to each insert patch's anchor, the run of lines owned by the patches that
-/// insert there, so that applying afterwards yields the same text on a pristine and on an
-/// already-patched file. Patches whose anchor cannot be found are skipped: if they apply,
-/// the apply step reports it.
-fn remove_owned_lines(patches: &[&Patch], lines: &mut Vec<String>, context: &PatchContext) {
-    // What the insert patches own, by anchor line and side (`true`: above it).
-    let mut owners: BTreeMap<(usize, bool), Vec<Matcher>> = BTreeMap::new();
-    for patch in patches.iter().filter(|patch| patch.inserts()) {
-        if let (Some(owned), Ok(anchor)) = (patch.ownership(context), patch.locate(lines)) {
-            let side = (anchor, patch.operation == Operation::InsertBefore);
-            owners.entry(side).or_default().push(owned);
-        }
-    }
-    let is_anchor =
-        |index| owners.contains_key(&(index, true)) || owners.contains_key(&(index, false));
-    let mut doomed = BTreeSet::new();
-    for (&(anchor, above), owned) in &owners {
-        let step = |index: usize| match above {
-            true => index.checked_sub(1),
-            false => Some(index + 1).filter(|&next| next < lines.len()),
         };
-        let mut next = step(anchor);
-        while let Some(index) = next.filter(|&index| {
-            !is_anchor(index) && owned.iter().any(|owned| owned.matches(&lines[index]))
-        }) {
-            doomed.insert(index);
-            next = step(index);
-        }
-    }
-    for index in doomed.into_iter().rev() {
-        lines.remove(index);
+        lines.splice(at..at, indented);
+        Ok(())
     }
 }
 
@@ -777,12 +759,10 @@ fn replace_word(line: &str, word: usize, skip_prefix: Option<&str>, new: &str) -
     let skipped = |position, text: &str| {
         position > 0 && skip_prefix.is_some_and(|prefix| text.starts_with(prefix))
     };
-    let old = line
-        .split_whitespace()
-        .enumerate()
+    let words = line.split_whitespace().enumerate();
+    let (_, old) = words
         .filter(|&(position, text)| !skipped(position, text))
-        .nth(word.checked_sub(1)?)?
-        .1;
+        .nth(word.checked_sub(1)?)?;
     // `old` is a slice of `line`: its offset says where it starts.
     let start = old.as_ptr() as usize - line.as_ptr() as usize;
     Some(format!(
@@ -791,9 +771,6 @@ fn replace_word(line: &str, word: usize, skip_prefix: Option<&str>, new: &str) -
         &line[start + old.len()..]
     ))
 }
-
-// ---------------------------------------------------------------------------------------
-// Matchers, templates and versions: the parts of a patch that check themselves.
 
 /// Which lines a patch looks for: a line matches when, trimmed, it equals one of `equals`
 /// or starts with one of `starts_with` (so `"FROM "` keeps its space).
@@ -887,33 +864,21 @@ impl TryFrom<String> for Bound {
     type Error = String;
 
     fn try_from(text: String) -> Result<Bound, String> {
-        // Dotted numbers only: parse_version would read `3.x` as 3.
-        let numbers = !text
-            .trim()
-            .split('.')
-            .any(|part| part.is_empty() || !part.bytes().all(|byte| byte.is_ascii_digit()));
-        let parts = parse_version(&text).filter(|_| numbers);
-        parts
+        let numbers = dotted_numbers(text.trim());
+        numbers
             .map(Bound)
             .ok_or_else(|| format!("`{text}` is not a version such as \"3.3\""))
     }
 }
 
-/// The leading numbers of a dotted version: `3.5.0-preview1` is `[3, 5, 0]`. `None` if
-/// it does not start with a number.
-fn parse_version(text: &str) -> Option<Vec<u64>> {
-    let mut components = Vec::new();
-    for part in text.trim().split('.') {
-        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
-        let Ok(number) = digits.parse::<u64>() else {
-            break;
-        };
-        components.push(number);
-        if digits.len() != part.len() {
-            break;
-        }
-    }
-    (!components.is_empty()).then_some(components)
+/// Dotted numbers such as `3.3`; `None` for anything else.
+fn dotted_numbers(text: &str) -> Option<Vec<u64>> {
+    let number = |part: &str| {
+        part.parse()
+            .ok()
+            .filter(|_| part.bytes().all(|byte| byte.is_ascii_digit()))
+    };
+    text.split('.').map(number).collect()
 }
 
 #[cfg(test)]
@@ -1773,7 +1738,10 @@ owned = { starts_with = "LABEL c=" }
         ];
         for context in bad_contexts {
             let error = plan_patches(tree.path(), &set, &context).unwrap_err();
-            assert!(matches!(error, PatchError::UnsafeValue { .. }), "{error:?}");
+            assert!(
+                matches!(error, PatchError::UnsafeSparkVersion { .. }),
+                "{error:?}"
+            );
         }
         assert_eq!(read(&tree, DOCKERFILE), spark35.dockerfile);
     }
@@ -1819,7 +1787,7 @@ owned = { starts_with = "LABEL c=" }
             ("", Some("3"), Some("3"), true, true),
             ("", None, Some("3.10"), true, true),
         ];
-        let version = parse_version(&base.spark_version).unwrap();
+        let version = base.spark_version().unwrap();
         assert_eq!(version, [3, 3, 0]);
         for (when, spark_min, spark_max, for_base, for_all) in cases {
             let when: Vec<&str> = when.split(',').filter(|name| !name.is_empty()).collect();
