@@ -1631,6 +1631,40 @@ template = "RUN true"
     }
 
     #[test]
+    fn patches_inserting_at_one_anchor_are_undone_last_first_when_one_stops_applying() {
+        let spark31 = family("spark-3.1");
+        let patch = |id: &str, when: &str| {
+            format!(
+                "[[patch]]\nid = \"{id}\"\nfile = \"kubernetes/dockerfiles/spark/Dockerfile\"\n\
+                 when = [{when}]\nanchor = {{ starts_with = \"ENTRYPOINT \" }}\n\
+                 operation = \"insert_before\"\ntemplate = \"LABEL {id}=yes\"\n\
+                 owned = {{ starts_with = \"LABEL {id}=\" }}\n"
+            )
+        };
+        let text = [patch("a", ""), patch("b", "\"certs\""), patch("c", "")].concat();
+        let user = user_dir(&[("labels.toml", &text)]);
+        let set = PatchSet::builtin()
+            .unwrap()
+            .with_user_dir(user.path())
+            .unwrap();
+        let tree = tree_with(spark31.entrypoint, spark31.dockerfile);
+        plan_patches(tree.path(), &set, &spark31.context)
+            .unwrap()
+            .write()
+            .unwrap();
+        assert!(read(&tree, DOCKERFILE).contains("LABEL a=yes\nLABEL b=yes\nLABEL c=yes\n"));
+        let no_certs = PatchContext {
+            certs: Vec::new(),
+            ..spark31.context.clone()
+        };
+        let replanned = plan_patches(tree.path(), &set, &no_certs).unwrap();
+        let fresh = tree_with(spark31.entrypoint, spark31.dockerfile);
+        let fresh = plan_patches(fresh.path(), &set, &no_certs).unwrap();
+        assert_eq!(dockerfile_of(&replanned), dockerfile_of(&fresh));
+        assert!(dockerfile_of(&fresh).contains("LABEL a=yes\nLABEL c=yes\nENTRYPOINT "));
+    }
+
+    #[test]
     fn a_patch_writing_lines_its_owned_matcher_misses_is_refused() {
         let spark31 = family("spark-3.1");
         let user = user_dir(&[(
