@@ -469,23 +469,16 @@ fn parse_patch_file(source_name: &str, text: &str) -> Result<Vec<Patch>, PatchEr
     })?;
     let mut patches = Vec::new();
     for table in file.patch {
-        let id = table
-            .get("id")
-            .and_then(toml::Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let id = String::from(table.get("id").and_then(toml::Value::as_str).unwrap_or(""));
         let invalid = |reason| PatchError::InvalidPatch {
             source_name: source_name.clone(),
             id: id.clone(),
             reason,
         };
         // Without the input, a TOML error reads `<message>\nin `<key>``.
-        let mut patch: Patch =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|error: toml::de::Error| {
-                    invalid(error.to_string().trim().replace('\n', " "))
-                })?;
+        let message = |error: toml::de::Error| error.to_string().trim().replace('\n', " ");
+        let patch = toml::Value::Table(table).try_into();
+        let mut patch: Patch = patch.map_err(|error| invalid(message(error)))?;
         patch.source_name = source_name.clone();
         patch.check().map_err(invalid)?;
         patches.push(patch);
@@ -598,10 +591,8 @@ impl Patch {
                 .collect()
         };
         let holds = |(negated, holds): (bool, Value<bool>)| holds(context) != negated;
-        self.when
-            .iter()
-            .filter_map(|text| condition(text))
-            .all(holds)
+        let mut conditions = self.when.iter().filter_map(|text| condition(text));
+        conditions.all(holds)
             && self.spark_min.as_ref().is_none_or(|min| line(min) >= min.0)
             && self.spark_max.as_ref().is_none_or(|max| line(max) <= max.0)
     }
@@ -609,14 +600,9 @@ impl Patch {
     /// `template` rendered with `context`.
     fn render(&self, template: &str, context: &PatchContext) -> Result<String, PatchError> {
         // Checked when loaded, a template can only fail here on a value the build lacks.
-        expand(template, |name| {
-            placeholder(context, name).ok_or(name.to_string())
-        })
-        .map_err(|name| {
-            self.invalid(format!(
-                "it uses `{{{name}}}`, which this build does not set"
-            ))
-        })
+        let value = |name: &str| placeholder(context, name).ok_or(name.to_string());
+        let unset = |name| format!("it uses `{{{name}}}`, which this build does not set");
+        expand(template, value).map_err(|name| self.invalid(unset(name)))
     }
 
     /// The lines the patch writes with these values (before indentation).
@@ -684,12 +670,8 @@ impl Patch {
                 starts_with: Vec::new(),
             })
         };
-        let owned = self
-            .owned
-            .clone()
-            .or_else(rendered)
-            .filter(|_| self.inserts());
-        let (Some(owned), Ok(anchor)) = (owned, self.locate(lines)) else {
+        let owned = self.owned.clone().or_else(rendered);
+        let (true, Some(owned), Ok(anchor)) = (self.inserts(), owned, self.locate(lines)) else {
             return;
         };
         let owns = |index: &usize| owned.matches(&lines[*index]);
@@ -730,11 +712,10 @@ impl Patch {
             Operation::InsertAfter => (index + 1).min(lines.len()),
             Operation::ReplaceWord => {
                 let word = self.word.map_or(0, NonZeroUsize::get);
+                let short = || misfit(format!("line {} has fewer than {word} words", index + 1));
+                let skip_prefix = self.skip_prefix.as_deref();
                 lines[index] =
-                    replace_word(&lines[index], word, self.skip_prefix.as_deref(), &text)
-                        .ok_or_else(|| {
-                            misfit(format!("line {} has fewer than {word} words", index + 1))
-                        })?;
+                    replace_word(&lines[index], word, skip_prefix, &text).ok_or_else(short)?;
                 return Ok(());
             }
             Operation::AppendToLine => {
