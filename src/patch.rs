@@ -277,13 +277,12 @@ pub fn plan_patches(
     let spark_version = context.spark_version()?;
     let mut plan = PatchPlan::default();
     // Each target file once, in the order the patches first name it.
-    let mut files: Vec<&str> = set
-        .patches
-        .iter()
-        .map(|patch| patch.file.as_str())
-        .collect();
-    let mut seen = BTreeSet::new();
-    files.retain(|file| seen.insert(*file));
+    let mut files: Vec<&str> = Vec::new();
+    for patch in &set.patches {
+        if !files.contains(&patch.file.as_str()) {
+            files.push(&patch.file);
+        }
+    }
     for file in files {
         let patches: Vec<&Patch> = set
             .patches
