@@ -188,6 +188,7 @@ async fn build_into(
         engine: &engine,
         // A scheduled run keeps the registry up to date; a plain build, the engine.
         registry: options.push.as_ref().filter(|_| options.if_changed),
+        scheduled: options.if_changed,
     };
     let (mut to_build, unchanged) = match options.build_all() {
         true => (wanted.clone(), Vec::new()),
@@ -458,6 +459,8 @@ fn metastore_out(config: &Config) -> PathBuf {
 struct Comparison<'a> {
     engine: &'a Engine,
     registry: Option<&'a PushOptions>,
+    /// `--if-changed`: a spark-hs to build brings a spark image the engine lacks along.
+    scheduled: bool,
 }
 
 /// What one image's references hold, compared with its fingerprint.
@@ -536,8 +539,10 @@ impl Comparison<'_> {
                 }
             }
         }
-        // spark-hs is built on the spark image: without it on the engine, spark is rebuilt too.
-        if to_build.contains(&ImageKind::SparkHs)
+        // spark-hs is built on the spark image: without it on the engine, a scheduled run
+        // rebuilds spark too (a plain `build spark-hs` names the missing image instead).
+        if self.scheduled
+            && to_build.contains(&ImageKind::SparkHs)
             && !to_build.contains(&ImageKind::Spark)
             && !unchanged
                 .iter()

@@ -298,6 +298,20 @@ fn a_changed_setting_rebuilds_exactly_the_images_it_reaches_and_force_and_no_cac
         entry(&report, "unchanged", "spark-hs")["id"],
         spark_hs.id.as_str()
     );
+
+    // With --if-changed, --no-cache only says how changed images are built; --force still
+    // builds. (--offline: the local JRE base has no registry to be checked against.)
+    let (report, _) = build(
+        &image_env,
+        &["--offline", "--if-changed", "--no-cache", "spark-hs"],
+    );
+    assert!(names(&report, "images").is_empty(), "{report:#}");
+    assert_eq!(names(&report, "unchanged"), ["spark-hs"], "{report:#}");
+    let (report, _) = build(
+        &image_env,
+        &["--offline", "--if-changed", "--force", "spark-hs"],
+    );
+    assert_eq!(names(&report, "images"), ["spark-hs"], "{report:#}");
     cleanup(&image_env);
 }
 
