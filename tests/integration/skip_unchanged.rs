@@ -319,7 +319,28 @@ fn a_changed_setting_rebuilds_exactly_the_images_it_reaches_and_force_and_no_cac
 fn spark_hs_is_unchanged_only_on_the_spark_image_sparks_tags_name() {
     let image_env = skip_env(None);
     let first = BuildReport::parse(&build(&image_env, &["spark", "spark-hs"]).1);
-    let spark = first.image("spark");
+    let spark_hs_first = first.image("spark-hs");
+
+    // Without any spark tag, spark is built in the run (from the layer cache: the same layers
+    // under a new `created` label, so a new image), and spark-hs, on those very layers, stays
+    // as it is.
+    block_on(async {
+        let engine = engine().await;
+        for reference in &first.image("spark").tags {
+            untag(&engine, reference).await;
+        }
+    });
+    let (report, output) = build(&image_env, &["spark", "spark-hs"]);
+    assert_eq!(names(&report, "images"), ["spark"], "{report:#}");
+    assert_eq!(names(&report, "unchanged"), ["spark-hs"], "{report:#}");
+    assert_eq!(
+        entry(&report, "unchanged", "spark-hs")["id"],
+        spark_hs_first.id.as_str()
+    );
+    let second = BuildReport::parse(&output);
+    let spark = second.image("spark");
+    assert_ne!(spark.id, first.image("spark").id);
+
     // A spark image with another layer (as a --no-cache rebuild gives) but the same inputs:
     // it inherits the fingerprint label. Every spark tag now names it.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -384,6 +405,7 @@ fn spark_hs_is_unchanged_only_on_the_spark_image_sparks_tags_name() {
         entry(&report, "unchanged", "spark-hs")["id"],
         spark_hs_id.as_str()
     );
+
     cleanup(&image_env);
 }
 
