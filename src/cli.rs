@@ -140,8 +140,8 @@ pub struct BuildArgs {
     /// hive-metastore) [default: all]
     #[arg(value_enum, value_name = "TARGET")]
     pub(crate) targets: Vec<BuildTarget>,
-    /// Build every step afresh, ignoring the engine's layer cache; implies --force (except
-    /// with --if-changed, where it applies to the images that changed)
+    /// Build every step afresh, ignoring the engine's layer cache; every image asked for is
+    /// built, unchanged or not (with --if-changed: only those that changed)
     #[arg(long)]
     pub(crate) no_cache: bool,
     /// Pull the base images first even when the engine has them, like `docker build --pull`;
