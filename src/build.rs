@@ -1,10 +1,12 @@
 //! From the resolved inputs to images, through the Docker Engine API.
 //!
 //! Output directories are checked and the engine is reached before any work; then the inputs
-//! are resolved once, fingerprinted, compared with what is already built (`--if-changed`),
-//! and the images are built in dependency order — `spark` from the prepared tree, `spark-hs`
-//! on the image just built, `hive-metastore` from a context assembled out of the cache — and
-//! pushed when asked.
+//! are resolved once, fingerprinted, compared with what is already built — the images the
+//! engine holds under the image's tags, or with `--if-changed --push` the registry's — and the
+//! images whose inputs changed are built in dependency order — `spark` from the prepared tree,
+//! `spark-hs` on the spark image, `hive-metastore` from a context assembled out of the cache —
+//! and pushed when asked. `--force` (and, without `--if-changed`, `--no-cache`) builds every
+//! image asked for whatever its label says.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,11 +33,13 @@ use crate::resolve::{self, Needs, Resolved, blocking};
 pub struct BuildOptions {
     /// The images, in dependency order (see [`images::wanted`]).
     pub images: Vec<ImageKind>,
-    /// Rebuild only images whose inputs changed.
+    /// `--if-changed`: compare with the registry when pushing, check base images upstream,
+    /// and never push an unchanged image.
     pub if_changed: bool,
     /// Build without the engine's layer cache.
     pub no_cache: bool,
-    /// The trees under `./build` may be replaced even without imgforge's marker.
+    /// `--force`: build every image even when its inputs are unchanged, and replace the trees
+    /// under `./build` even without imgforge's marker.
     pub force: bool,
     /// Refuse to build unless resolving gives the lock at `lock_path`.
     pub locked: Option<PathBuf>,
@@ -60,18 +64,26 @@ pub struct BuiltReport {
     pub fingerprint: String,
 }
 
+impl BuildOptions {
+    /// Whether every image is built whatever its label says: `--force`, or `--no-cache`
+    /// outside `--if-changed` (a scheduled run may ask for changed images to be built afresh).
+    pub fn build_all(&self) -> bool {
+        self.force || (self.no_cache && !self.if_changed)
+    }
+}
+
 /// What `build` did.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOutcome {
     /// The images built.
     pub built: Vec<BuiltReport>,
-    /// With `--if-changed`, the images whose inputs were unchanged (neither built nor pushed).
+    /// The images whose inputs were unchanged: not built (pushed only without `--if-changed`).
     pub unchanged: Vec<Unchanged>,
     /// What was pushed, with `--push`.
     pub pushed: Vec<PushedImage>,
 }
 
-/// An image `--if-changed` left alone.
+/// An image left alone because its label holds its fingerprint already.
 #[derive(Debug, Clone)]
 pub struct Unchanged {
     /// Which image.
@@ -80,6 +92,13 @@ pub struct Unchanged {
     pub reference: String,
     /// Its (unchanged) fingerprint.
     pub fingerprint: String,
+    /// The engine's image ID; `None` when the label was read from the registry
+    /// (`--if-changed --push`).
+    pub id: Option<String>,
+    /// Every reference of the image (each names `id` when it is known).
+    pub references: Vec<String>,
+    /// The references that did not name the unchanged image and were tagged onto it.
+    pub retagged: Vec<String>,
 }
 
 /// A build that failed, and what it had done before the failure.
@@ -165,19 +184,24 @@ async fn build_into(
         .ok_or_else(|| Error::Runtime("the base images were not resolved".into()))?;
     let fingerprints = crate::fingerprint::images(config, &resolved, bases);
 
-    let (to_build, unchanged) = match options.if_changed {
-        true => {
-            let compare = Comparison {
-                engine: &engine,
-                registry: options.push.as_ref(),
-            };
+    let compare = Comparison {
+        engine: &engine,
+        // A scheduled run keeps the registry up to date; a plain build, the engine.
+        registry: options.push.as_ref().filter(|_| options.if_changed),
+        scheduled: options.if_changed,
+    };
+    let (mut to_build, unchanged) = match options.build_all() {
+        true => (wanted.clone(), Vec::new()),
+        false => {
             compare
                 .changed(wanted, &resolved, &fingerprints, reporter.as_ref())
                 .await?
         }
-        false => (wanted.clone(), Vec::new()),
     };
     outcome.unchanged = unchanged;
+    for unchanged in &mut outcome.unchanged {
+        compare.restore_tags(unchanged, reporter.as_ref()).await?;
+    }
 
     let created = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -191,7 +215,6 @@ async fn build_into(
         no_cache: options.no_cache,
         reporter: reporter.as_ref(),
     };
-    let built = &mut outcome.built;
     let mut spark_image_id = None;
     if to_build.contains(&ImageKind::Spark) {
         let out = spark_out.unwrap_or_else(|| prepare::default_out(config));
@@ -217,11 +240,35 @@ async fn build_into(
             .await
             .map_err(|error| name_rejected_certificate(ImageKind::Spark, &resolved.certs, error))?;
         spark_image_id = Some(report.image.id.clone());
-        built.push(report);
+        outcome.built.push(report);
     }
+    // spark-hs found unchanged before spark was built: still unchanged only on this spark.
+    if let Some(spark_id) = &spark_image_id
+        && let Some(position) = outcome
+            .unchanged
+            .iter()
+            .position(|unchanged| unchanged.kind == ImageKind::SparkHs && unchanged.id.is_some())
+    {
+        let spark_hs = &outcome.unchanged[position];
+        let child = spark_hs.id.as_deref().unwrap_or_default();
+        if !compare.built_on(child, spark_id).await? {
+            reporter.info(&format!(
+                "spark-hs: {} is not built on the spark image just built; rebuilding",
+                spark_hs.reference
+            ));
+            outcome.unchanged.remove(position);
+            to_build.push(ImageKind::SparkHs);
+        }
+    }
+    let built = &mut outcome.built;
 
     if to_build.contains(&ImageKind::SparkHs) {
-        let spark_reference = match spark_image_id {
+        let unchanged_spark = outcome
+            .unchanged
+            .iter()
+            .find(|unchanged| unchanged.kind == ImageKind::Spark)
+            .and_then(|unchanged| unchanged.id.clone());
+        let spark_reference = match spark_image_id.or(unchanged_spark) {
             Some(id) => id,
             None => {
                 let reference = resolved.references[&ImageKind::Spark][0].clone();
@@ -303,11 +350,12 @@ async fn build_into(
         );
     }
 
-    if let Some(push_options) = &options.push
-        && !built.is_empty()
-    {
-        let pushed = &mut outcome.pushed;
-        push_built(&engine, built, push_options, reporter.as_ref(), pushed).await?;
+    if let Some(push_options) = &options.push {
+        let targets = push_targets(&outcome.built, &outcome.unchanged, options.if_changed);
+        if !targets.is_empty() {
+            let pushed = &mut outcome.pushed;
+            crate::push::push(&engine, &targets, push_options, reporter.as_ref(), pushed).await?;
+        }
     }
     if let Some(path) = &options.digests_file {
         write_digests(path, &outcome.pushed).await?;
@@ -336,23 +384,33 @@ async fn check_lock(
     }
 }
 
-/// Push what was just built, under the references it was tagged with, into `pushed`.
-async fn push_built(
-    engine: &Engine,
+/// What `--push` pushes, in dependency order: what was just built, under the references it
+/// was tagged with, and — unless `--if-changed` found the registry up to date — the unchanged
+/// images the engine holds, so that `build --push` always leaves every image in the registry.
+fn push_targets(
     built: &[BuiltReport],
-    options: &PushOptions,
-    reporter: &dyn Reporter,
-    pushed: &mut Vec<PushedImage>,
-) -> Result<(), Error> {
-    let targets: Vec<crate::push::PushTarget> = built
-        .iter()
-        .map(|report| crate::push::PushTarget {
-            image: report.kind.label().to_string(),
-            source: report.image.id.clone(),
-            references: report.references.clone(),
-        })
-        .collect();
-    Ok(crate::push::push(engine, &targets, options, reporter, pushed).await?)
+    unchanged: &[Unchanged],
+    if_changed: bool,
+) -> Vec<crate::push::PushTarget> {
+    let mut targets = Vec::new();
+    for kind in ImageKind::ALL {
+        if let Some(report) = built.iter().find(|report| report.kind == kind) {
+            targets.push(crate::push::PushTarget {
+                image: kind.label().to_string(),
+                source: report.image.id.clone(),
+                references: report.references.clone(),
+            });
+        } else if let Some(unchanged) = unchanged.iter().find(|unchanged| unchanged.kind == kind)
+            && let Some(id) = unchanged.id.as_ref().filter(|_| !if_changed)
+        {
+            targets.push(crate::push::PushTarget {
+                image: kind.label().to_string(),
+                source: id.clone(),
+                references: unchanged.references.clone(),
+            });
+        }
+    }
+    targets
 }
 
 /// Write every pushed reference to the digests file `path`.
@@ -395,11 +453,26 @@ fn metastore_out(config: &Config) -> PathBuf {
     PathBuf::from("build").join(format!("hive-metastore-{}", config.hive.metastore_version))
 }
 
-/// Where `--if-changed` reads the fingerprint of the image already built: the registry when
-/// pushing (that is what a scheduled job keeps up to date), else the engine.
+/// Where the fingerprint of the image already built is read: the registry with
+/// `--if-changed --push` (that is what a scheduled job keeps up to date; the first tag), else
+/// the engine, under every tag of the image.
 struct Comparison<'a> {
     engine: &'a Engine,
     registry: Option<&'a PushOptions>,
+    /// `--if-changed`: a spark-hs to build brings a spark image the engine lacks along.
+    scheduled: bool,
+}
+
+/// What one image's references hold, compared with its fingerprint.
+enum Found {
+    /// An image whose label holds the fingerprint, under `reference`; its engine ID when the
+    /// engine was asked.
+    Same {
+        reference: String,
+        id: Option<String>,
+    },
+    /// No such image: why it is built.
+    Differs(String),
 }
 
 impl Comparison<'_> {
@@ -413,33 +486,67 @@ impl Comparison<'_> {
         reporter: &dyn Reporter,
     ) -> Result<(Vec<ImageKind>, Vec<Unchanged>), Error> {
         let mut to_build = Vec::new();
-        let mut unchanged = Vec::new();
+        let mut unchanged: Vec<Unchanged> = Vec::new();
         for kind in wanted {
-            let reference = &resolved.references[kind][0];
-            match self.fingerprint_of(reference).await? {
-                Some(existing) if existing == fingerprints[kind] => {
-                    unchanged.push(Unchanged {
-                        kind: *kind,
-                        reference: reference.clone(),
-                        fingerprint: existing,
-                    });
+            let references = &resolved.references[kind];
+            let fingerprint = &fingerprints[kind];
+            let mut found = match self.registry {
+                Some(options) => {
+                    self.in_registry(options, &references[0], fingerprint)
+                        .await?
                 }
-                found => {
-                    let why = match found {
-                        None => format!(
-                            "{reference} has no {} label (absent or built otherwise)",
-                            images::FINGERPRINT_LABEL
-                        ),
-                        Some(_) => format!("the inputs of {reference} changed"),
-                    };
+                None => self.on_engine(references, fingerprint).await?,
+            };
+            // spark-hs is unchanged only on the spark image it would be built on now: its
+            // fingerprint covers spark's inputs, not which build of them it sits on. (When
+            // spark is built in this run, that is checked once it is built.)
+            if *kind == ImageKind::SparkHs
+                && !to_build.contains(&ImageKind::Spark)
+                && let Found::Same {
+                    reference,
+                    id: Some(id),
+                } = &found
+            {
+                let spark_reference = &resolved.references[&ImageKind::Spark][0];
+                let spark_id = match unchanged
+                    .iter()
+                    .find(|unchanged| unchanged.kind == ImageKind::Spark)
+                    .and_then(|unchanged| unchanged.id.clone())
+                {
+                    Some(id) => Some(id),
+                    None => self.engine_id(spark_reference).await?,
+                };
+                if let Some(spark_id) = spark_id
+                    && !self.built_on(id, &spark_id).await?
+                {
+                    found = Found::Differs(format!(
+                        "{reference} is not built on the spark image {spark_reference}"
+                    ));
+                }
+            }
+            match found {
+                Found::Same { reference, id } => unchanged.push(Unchanged {
+                    kind: *kind,
+                    reference,
+                    fingerprint: fingerprint.clone(),
+                    id,
+                    references: references.clone(),
+                    retagged: Vec::new(),
+                }),
+                Found::Differs(why) => {
                     reporter.info(&format!("{}: {why}; rebuilding", kind.label()));
                     to_build.push(*kind);
                 }
             }
         }
-        // spark-hs is built on the spark image: without it on the engine, spark is rebuilt too.
-        if to_build.contains(&ImageKind::SparkHs)
+        // spark-hs is built on the spark image: without it on the engine, a scheduled run
+        // rebuilds spark too (a plain `build spark-hs` names the missing image instead).
+        if self.scheduled
+            && to_build.contains(&ImageKind::SparkHs)
             && !to_build.contains(&ImageKind::Spark)
+            && !unchanged
+                .iter()
+                .any(|unchanged| unchanged.kind == ImageKind::Spark && unchanged.id.is_some())
             && !docker::image_exists(self.engine, &resolved.references[&ImageKind::Spark][0])
                 .await?
         {
@@ -448,14 +555,16 @@ impl Comparison<'_> {
         Ok((to_build, unchanged))
     }
 
-    /// The `imgforge.inputs.sha256` label of `reference`, `None` when the image or the label
-    /// is absent or the label is not a SHA-256 (treated as changed).
-    async fn fingerprint_of(&self, reference: &str) -> Result<Option<String>, Error> {
-        let labels = match self.registry {
-            Some(options) => {
-                let Some(parts) = crate::push::split_reference(reference) else {
-                    return Ok(None);
-                };
+    /// The registry's label of `reference` compared with `fingerprint`.
+    async fn in_registry(
+        &self,
+        options: &PushOptions,
+        reference: &str,
+        fingerprint: &str,
+    ) -> Result<Found, Error> {
+        let labels = match crate::push::split_reference(reference) {
+            None => None,
+            Some(parts) => {
                 let credentials = crate::push::credentials_for(options, &parts.host).await?;
                 let client =
                     crate::push::registry_client(self.engine, &parts.host, options, credentials)
@@ -465,20 +574,104 @@ impl Comparison<'_> {
                     Err(error) => return Err(crate::push::PushError::from(error).into()),
                 }
             }
-            None => match docker::inspect(self.engine, reference).await {
-                Ok(image) => image
-                    .config
-                    .and_then(|config| config.labels)
-                    .map(|labels| labels.into_iter().collect()),
-                Err(DockerError::ImageNotFound { .. }) => None,
-                Err(error) => return Err(error.into()),
-            },
         };
-        Ok(labels
-            .and_then(|labels: BTreeMap<String, String>| {
-                labels.get(images::FINGERPRINT_LABEL).cloned()
-            })
-            .filter(|value| value.len() == 64 && value.chars().all(|c| c.is_ascii_hexdigit())))
+        let label = labels.as_ref().and_then(fingerprint_label);
+        Ok(found(reference, label, fingerprint, None))
+    }
+
+    /// The first of `references` on the engine whose label is `fingerprint`; otherwise why
+    /// not, as the first reference shows it.
+    async fn on_engine(&self, references: &[String], fingerprint: &str) -> Result<Found, Error> {
+        let mut first = None;
+        for reference in references {
+            let (id, label) = match docker::inspect(self.engine, reference).await {
+                Ok(image) => {
+                    let labels: Option<BTreeMap<String, String>> = image
+                        .config
+                        .and_then(|config| config.labels)
+                        .map(|labels| labels.into_iter().collect());
+                    (image.id, labels.as_ref().and_then(fingerprint_label))
+                }
+                Err(DockerError::ImageNotFound { .. }) => (None, None),
+                Err(error) => return Err(error.into()),
+            };
+            match found(reference, label, fingerprint, id) {
+                same @ Found::Same { id: Some(_), .. } => return Ok(same),
+                other => {
+                    first.get_or_insert(other);
+                }
+            }
+        }
+        Ok(first.unwrap_or_else(|| Found::Differs("the image has no references".into())))
+    }
+
+    /// Tag every reference of `unchanged` that does not name its image (removed, or moved to
+    /// another image) onto it, as a build would have tagged it.
+    async fn restore_tags(
+        &self,
+        unchanged: &mut Unchanged,
+        reporter: &dyn Reporter,
+    ) -> Result<(), Error> {
+        let Some(id) = unchanged.id.clone() else {
+            return Ok(());
+        };
+        for reference in &unchanged.references {
+            if self.engine_id(reference).await?.as_deref() != Some(id.as_str()) {
+                docker::tag_image(self.engine, &id, reference).await?;
+                reporter.info(&format!(
+                    "{}: unchanged; tagged {reference} again",
+                    unchanged.kind.label()
+                ));
+                unchanged.retagged.push(reference.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// The engine's ID of `reference`, `None` when it does not hold it.
+    async fn engine_id(&self, reference: &str) -> Result<Option<String>, Error> {
+        match docker::inspect(self.engine, reference).await {
+            Ok(image) => Ok(image.id),
+            Err(DockerError::ImageNotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Whether image `child` is built on image `parent`: `parent`'s layers begin `child`'s.
+    async fn built_on(&self, child: &str, parent: &str) -> Result<bool, Error> {
+        let layers = |image: bollard::models::ImageInspect| {
+            image
+                .root_fs
+                .and_then(|root_fs| root_fs.layers)
+                .unwrap_or_default()
+        };
+        let child = layers(docker::inspect(self.engine, child).await?);
+        let parent = layers(docker::inspect(self.engine, parent).await?);
+        Ok(!parent.is_empty() && child.starts_with(&parent))
+    }
+}
+
+/// The `imgforge.inputs.sha256` label in `labels`, `None` when it is not a SHA-256 (treated
+/// as changed).
+fn fingerprint_label(labels: &BTreeMap<String, String>) -> Option<String> {
+    labels
+        .get(images::FINGERPRINT_LABEL)
+        .filter(|value| value.len() == 64 && value.chars().all(|c| c.is_ascii_hexdigit()))
+        .cloned()
+}
+
+/// `reference`, whose label is `label`, compared with `fingerprint`.
+fn found(reference: &str, label: Option<String>, fingerprint: &str, id: Option<String>) -> Found {
+    match label {
+        Some(label) if label == fingerprint => Found::Same {
+            reference: reference.to_string(),
+            id,
+        },
+        None => Found::Differs(format!(
+            "{reference} has no {} label (absent or built otherwise)",
+            images::FINGERPRINT_LABEL
+        )),
+        Some(_) => Found::Differs(format!("the inputs of {reference} changed")),
     }
 }
 

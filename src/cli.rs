@@ -140,7 +140,8 @@ pub struct BuildArgs {
     /// hive-metastore) [default: all]
     #[arg(value_enum, value_name = "TARGET")]
     pub(crate) targets: Vec<BuildTarget>,
-    /// Build every step afresh, ignoring the engine's layer cache
+    /// Build every step afresh, ignoring the engine's layer cache; every image asked for is
+    /// built, unchanged or not (with --if-changed: only those that changed)
     #[arg(long)]
     pub(crate) no_cache: bool,
     /// Pull the base images first even when the engine has them, like `docker build --pull`;
@@ -157,9 +158,9 @@ pub struct BuildArgs {
     /// Push the images after building them (as `imgforge push` does)
     #[arg(long)]
     pub(crate) push: bool,
-    /// Build (and push) only images whose input fingerprint differs from the one on the
-    /// image already in the registry (with --push) or the engine; exit 0 when none does
-    /// (see --exit-code)
+    /// For scheduled runs: compare with the image in the registry (with --push) instead of
+    /// the engine, check base images upstream, and push only what was built; exit 0 when
+    /// nothing changed (see --exit-code)
     #[arg(long)]
     pub(crate) if_changed: bool,
     /// With --if-changed: exit 8 when every image was up to date and nothing was built or
@@ -169,8 +170,9 @@ pub struct BuildArgs {
     /// Refuse to build when anything would differ from imgforge.lock, listing each difference
     #[arg(long)]
     pub(crate) locked: bool,
-    /// Replace the trees under ./build even when one is a non-empty directory imgforge did
-    /// not make
+    /// Build every image asked for even when the engine already holds it with the same
+    /// inputs, and replace the trees under ./build even when one is a non-empty directory
+    /// imgforge did not make
     #[arg(long)]
     pub(crate) force: bool,
     /// With --push: write every pushed reference to FILE as JSON (name, image, tag, digest,

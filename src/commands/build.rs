@@ -71,6 +71,9 @@ fn report(outcome: &BuildOutcome) -> (String, serde_json::Map<String, serde_json
             unchanged.reference,
             &unchanged.fingerprint[..12]
         ));
+        for reference in &unchanged.retagged {
+            human.push_str(&format!("                {reference} (tagged again)\n"));
+        }
     }
     for report in built {
         // The same count as the live display's `Step n/N` and its last line.
@@ -90,8 +93,8 @@ fn report(outcome: &BuildOutcome) -> (String, serde_json::Map<String, serde_json
     }
     let mut json = serde_json::Map::new();
     json.insert("command".into(), json!("build"));
-    // Whether anything was built (and pushed): false for a run `--if-changed` found nothing
-    // to do in, whatever its exit code.
+    // Whether anything was built: false when every image was unchanged (a plain build may
+    // still have pushed them), whatever the exit code.
     json.insert("changed".into(), json!(!built.is_empty()));
     json.insert(
         "unchanged".into(),
@@ -103,6 +106,9 @@ fn report(outcome: &BuildOutcome) -> (String, serde_json::Map<String, serde_json
                     "image": unchanged.kind.label(),
                     "reference": unchanged.reference,
                     "fingerprint": unchanged.fingerprint,
+                    "id": unchanged.id,
+                    "tags": unchanged.references,
+                    "retagged": unchanged.retagged,
                 })
             })
             .collect(),

@@ -438,8 +438,9 @@ fn no_cache_builds_every_step_afresh() {
         "--no-cache still took steps from the cache: {:#}",
         spark_hs.json
     );
-    // Without --no-cache the same build is served from the cache.
-    let cached = image_env.build_json(&["spark-hs"]);
+    // Without --no-cache the same build (forced: its inputs are unchanged) is served from the
+    // cache.
+    let cached = image_env.build_json(&["spark-hs", "--force"]);
     let spark_hs = cached.image("spark-hs");
     assert_eq!(
         spark_hs.cached_steps, spark_hs.cacheable_steps,

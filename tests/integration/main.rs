@@ -47,6 +47,8 @@ mod metastore_launch;
 // `imgforge build`: the three images, proven by running them; then every bad input.
 mod build_errors;
 mod images;
+// (a plain build skips what the engine already holds with the same inputs; --force rebuilds)
+mod skip_unchanged;
 // (issue 10: settings, CA imports and users where Spark runs)
 mod images_conf;
 mod images_metastore;

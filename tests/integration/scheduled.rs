@@ -57,7 +57,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 }
 
 /// Engine events that name an image under `prefix`, between two Unix times.
-fn events_naming(prefix: &str, since: i64, until: i64) -> Vec<String> {
+pub(crate) fn events_naming(prefix: &str, since: i64, until: i64) -> Vec<String> {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let engine = crate::support::docker::engine().await;
@@ -83,7 +83,7 @@ fn events_naming(prefix: &str, since: i64, until: i64) -> Vec<String> {
     })
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
