@@ -38,9 +38,11 @@ pub struct BuildOptions {
     pub if_changed: bool,
     /// Build without the engine's layer cache.
     pub no_cache: bool,
-    /// `--force`: build every image even when its inputs are unchanged, and replace the trees
-    /// under `./build` even without imgforge's marker.
+    /// `--force`: build every image even when its inputs are unchanged.
     pub force: bool,
+    /// `--force-replace`: replace the trees under `./build` even without imgforge's marker (a
+    /// rebuild never implies deleting a directory imgforge did not make).
+    pub force_replace: bool,
     /// Refuse to build unless resolving gives the lock at `lock_path`.
     pub locked: Option<PathBuf>,
     /// Push what was built, with these options.
@@ -139,11 +141,11 @@ async fn build_into(
     // The trees under ./build are checked before anything is fetched or written.
     let spark_out = wanted
         .contains(&ImageKind::Spark)
-        .then(|| prepare::output_dir(config, &prepare::default_out(config), options.force))
+        .then(|| prepare::output_dir(config, &prepare::default_out(config), options.force_replace))
         .transpose()?;
     let metastore_out = wanted
         .contains(&ImageKind::HiveMetastore)
-        .then(|| prepare::output_dir(config, &metastore_out(config), options.force))
+        .then(|| prepare::output_dir(config, &metastore_out(config), options.force_replace))
         .transpose()?;
     // A missing or unreadable lock is reported before anything is fetched.
     let locked = options
@@ -220,7 +222,7 @@ async fn build_into(
         let out = spark_out.unwrap_or_else(|| prepare::default_out(config));
         let target = Target {
             out: &out,
-            force: options.force,
+            force: options.force_replace,
         };
         let prepared =
             prepare::prepare_tree(config, &fetcher, &resolved, target, reporter.as_ref()).await?;

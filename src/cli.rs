@@ -171,10 +171,13 @@ pub struct BuildArgs {
     #[arg(long)]
     pub(crate) locked: bool,
     /// Build every image asked for even when the engine already holds it with the same
-    /// inputs, and replace the trees under ./build even when one is a non-empty directory
-    /// imgforge did not make
+    /// inputs
     #[arg(long)]
     pub(crate) force: bool,
+    /// Replace the trees under ./build even when one is a non-empty directory imgforge did
+    /// not make (everything in it is deleted)
+    #[arg(long)]
+    pub(crate) force_replace: bool,
     /// With --push: write every pushed reference to FILE as JSON (name, image, tag, digest,
     /// platform), replacing it only once every push was verified
     #[arg(long, value_name = "FILE", requires = "push")]

@@ -67,8 +67,8 @@ pub enum OutDirError {
     /// A non-empty directory without imgforge's marker.
     #[error(
         "refusing to replace {path}: it is a non-empty directory imgforge did not make (it has \
-         no {MARKER}); choose a new directory with --out, or add --force if everything in it \
-         may be deleted"
+         no {MARKER}); choose a new directory with --out, or, if everything in it may be \
+         deleted, add --force (imgforge prepare) or --force-replace (imgforge build)"
     )]
     Foreign {
         /// The resolved path.

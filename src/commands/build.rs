@@ -36,6 +36,7 @@ pub async fn run(
         if_changed: args.if_changed,
         no_cache: args.no_cache,
         force: args.force,
+        force_replace: args.force_replace,
         locked: args
             .locked
             .then(|| crate::lock::lock_path(config.config_file.as_deref())),

@@ -339,18 +339,25 @@ fn build_refuses_a_foreign_directory_under_build_before_anything() {
     let foreign = layout.work.join("build/spark-3.1.1-bin-hadoop3.2");
     fs::create_dir_all(&foreign).expect("foreign dir");
     fs::write(foreign.join("notes.txt"), "keep me\n").expect("user file");
-    let mut command = env.imgforge();
-    command.env("HOME", &layout.home).args(["build", "spark"]);
-    let output = run_command(command, DEFAULT_RUN_TIMEOUT);
-    assert_exit_code(&output, 2);
-    assert_stderr_contains(&output, &foreign.display().to_string());
-    assert_stderr_contains(&output, "--force");
-    assert!(
-        env.server.requests().is_empty(),
-        "build fetched before refusing"
-    );
-    assert_eq!(
-        fs::read_to_string(foreign.join("notes.txt")).expect("user file"),
-        "keep me\n"
-    );
+    // `--force` asks for a rebuild; it never lets build delete a directory it did not make.
+    for extra in [&[][..], &["--force"][..]] {
+        let mut command = env.imgforge();
+        command
+            .env("HOME", &layout.home)
+            .args(["build", "spark"])
+            .args(extra);
+        let output = run_command(command, DEFAULT_RUN_TIMEOUT);
+        assert_exit_code(&output, 2);
+        assert_stderr_contains(&output, &foreign.display().to_string());
+        assert_stderr_contains(&output, "--force");
+        assert_stderr_contains(&output, "--force-replace (imgforge build)");
+        assert!(
+            env.server.requests().is_empty(),
+            "build {extra:?} fetched before refusing"
+        );
+        assert_eq!(
+            fs::read_to_string(foreign.join("notes.txt")).expect("user file"),
+            "keep me\n"
+        );
+    }
 }
