@@ -223,3 +223,14 @@ need() { command -v "$1" >/dev/null 2>&1; }
 install_packages() {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
+
+# Results for benches/all.sh: `result NAME IMGFORGE MANUAL LIMIT TARGET NOTE` appends one line,
+# fields separated by '|', to $BENCH_RESULTS when it is set (each bench calls it once per
+# figure the README reports). IMGFORGE, MANUAL and LIMIT are seconds measured in the same run
+# ("-" when a side has no such figure); TARGET is the ratio the issue sets, e.g. "manual<=0.35".
+result() {
+  if [ -n "${BENCH_RESULTS:-}" ]; then
+    printf '%s|%s|%s|%s|%s|%s\n' "$@" >>"$BENCH_RESULTS"
+  fi
+}
+ratio() { awk "BEGIN {printf \"%.2f\", $1 / $2}"; } # a b → a/b with two decimals
