@@ -116,7 +116,40 @@ pub async fn resolve(
     let log4j_file = log4j_file(config)?;
     let spark_hs = ImageData::load(ImageKind::SparkHs, config.images.dockerfiles.as_deref())?;
     let (spark, members, facts) = spark_listing(config, fetcher).await?;
-    let s3a = s3a_selection(config, fetcher, &facts, &members).await?;
+    // Everything else depends only on the Spark tarball and its listing, not on each other:
+    // the S3A jars, the metastore's inputs and the base images are fetched and pulled at once.
+    let hive = async {
+        match needs.hive {
+            true => Ok(Some(hive_inputs(config, fetcher, &facts).await?)),
+            false => Ok(None),
+        }
+    };
+    let bases = async {
+        let Some(puller) = needs.puller else {
+            return Ok(None);
+        };
+        let spark_base = spark_base_image(config, fetcher, &spark).await?;
+        let hive_base = config.images.hive_metastore_base.clone();
+        Ok(Some(BaseImages {
+            spark: BaseImage {
+                id: puller.ensure(&spark_base, reporter).await?,
+                reference: spark_base,
+            },
+            hive_metastore: BaseImage {
+                // Pulled only for a run that builds (or locks) the metastore image.
+                id: match needs.hive {
+                    true => puller.ensure(&hive_base, reporter).await?,
+                    false => puller.present(&hive_base).await?,
+                },
+                reference: hive_base,
+            },
+        }))
+    };
+    let (s3a, hive, bases) = tokio::try_join!(
+        s3a_selection(config, fetcher, &facts, &members),
+        hive,
+        bases
+    )?;
     let versions = Versions {
         spark: facts.spark_version.clone(),
         scala: facts.scala_version.clone(),
@@ -128,31 +161,6 @@ pub async fn resolve(
     for kind in ImageKind::ALL {
         references.insert(kind, images::references(config, kind, &versions, None)?);
     }
-    let hive = match needs.hive {
-        true => Some(hive_inputs(config, fetcher, &facts).await?),
-        false => None,
-    };
-    let bases = match needs.puller {
-        Some(puller) => {
-            let spark_base = spark_base_image(config, fetcher, &spark).await?;
-            let hive_base = config.images.hive_metastore_base.clone();
-            Some(BaseImages {
-                spark: BaseImage {
-                    id: puller.ensure(&spark_base, reporter).await?,
-                    reference: spark_base,
-                },
-                hive_metastore: BaseImage {
-                    // Pulled only for a run that builds (or locks) the metastore image.
-                    id: match needs.hive {
-                        true => puller.ensure(&hive_base, reporter).await?,
-                        false => puller.present(&hive_base).await?,
-                    },
-                    reference: hive_base,
-                },
-            })
-        }
-        None => None,
-    };
     Ok(Resolved {
         spark,
         facts,
