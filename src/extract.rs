@@ -40,10 +40,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use flate2::bufread::MultiGzDecoder;
-use sha2::Digest as _;
 use tempfile::TempDir;
 
 use crate::cache::CachedArtifact;
+use crate::digest::{Running, Sha256, Sha512};
 use crate::exit;
 
 /// Size of the write buffer of each file.
@@ -860,36 +860,26 @@ struct HashThread {
     handle: std::thread::JoinHandle<ExpectedDigest>,
 }
 
-/// The hash state of one digest kind.
-enum RunningHash {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
 impl HashThread {
     fn start(expected: &ExpectedDigest) -> HashThread {
         let mut hash = match expected {
-            ExpectedDigest::Sha256(_) => RunningHash::Sha256(sha2::Sha256::new()),
-            ExpectedDigest::Sha512(_) => RunningHash::Sha512(sha2::Sha512::new()),
+            ExpectedDigest::Sha256(_) => Running::Sha256(Sha256::new()),
+            ExpectedDigest::Sha512(_) => Running::Sha512(Sha512::new()),
         };
         let (chunks, receiver) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(CHUNKS_IN_FLIGHT);
         let (give_back, recycled) = std::sync::mpsc::channel();
         let handle = std::thread::spawn(move || {
             while let Ok(chunk) = receiver.recv() {
-                match &mut hash {
-                    RunningHash::Sha256(hasher) => hasher.update(chunk.as_slice()),
-                    RunningHash::Sha512(hasher) => hasher.update(chunk.as_slice()),
-                }
+                hash.update(chunk.as_slice());
                 // The reader may be gone (an early error); then the buffer is simply freed.
                 let _ = give_back.send(chunk);
             }
-            match hash {
-                RunningHash::Sha256(hasher) => {
-                    ExpectedDigest::Sha256(hex::encode(hasher.finalize()))
-                }
-                RunningHash::Sha512(hasher) => {
-                    ExpectedDigest::Sha512(hex::encode(hasher.finalize()))
-                }
+            let sha256 = matches!(hash, Running::Sha256(_));
+            let digest = hex::encode(hash.finish());
+            if sha256 {
+                ExpectedDigest::Sha256(digest)
+            } else {
+                ExpectedDigest::Sha512(digest)
             }
         });
         HashThread {

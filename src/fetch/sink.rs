@@ -1,8 +1,10 @@
 //! Where a download's bytes go: the streaming pipeline of one transfer.
 //!
-//! Every chunk received is handed, reference-counted, to a hashing thread, a disk thread and
-//! (when the release is signed) a signature-verifier thread, so receiving, hashing, writing
-//! and verifying overlap. The sink knows nothing of mirrors or retries; [`super`] drives it:
+//! Every chunk received is handed, reference-counted, to a hashing thread and a disk thread,
+//! so receiving, hashing and writing overlap. A release signature whose digest algorithm is one
+//! the hashing thread computes anyway (SHA-512 for current Apache releases) is checked from a
+//! copy of that running hash after the last byte, so signed downloads hash each byte once;
+//! any other signature gets a verifier thread hashing the same chunks, in the same read. The sink knows nothing of mirrors or retries; [`super`] drives it:
 //! [`Sink::write`] per chunk, [`Sink::settle`] after a failed attempt, then
 //! [`Sink::rehash_from_disk`] to resume or [`Sink::restart`] when the server ignored the
 //! range, and [`Sink::finish`] for the file, its size, digests and signature verdict.
@@ -13,8 +15,9 @@ use tempfile::NamedTempFile;
 use url::Url;
 
 use super::FetchError;
+use crate::digest::{Running, Sha256};
 use crate::redact::redact_url;
-use crate::signature::Keyring;
+use crate::signature::{Keyring, PendingSignature};
 use crate::verify::{self, Algorithm, MultiHasher};
 
 /// Write buffer between the network and the temp file: one write per 4 MiB.
@@ -32,9 +35,11 @@ pub(super) struct Sink {
     temp: NamedTempFile,
     hasher: Worker<Digests>,
     writer: Worker<u64>,
-    /// With signatures checked: the verifier reading the same chunks, and what it needs to
-    /// start again when the transfer restarts.
-    verifier: Option<(Worker<SignatureOutcome>, SignedBy)>,
+    /// A signature the hashing thread checks from its own state at the end.
+    shared: Option<Arc<PendingSignature>>,
+    /// Any other signature: the verifier reading the same chunks, and what it needs to start
+    /// again when the transfer restarts.
+    verifier: Option<(Worker<SignatureOutcome>, Arc<PendingSignature>)>,
     /// Bytes accepted so far; a resumed transfer starts here.
     written: u64,
     url: String,
@@ -113,23 +118,16 @@ pub(super) struct SignedBy {
 pub(super) type SignatureOutcome =
     Result<crate::signature::SignatureCheck, crate::signature::SignatureError>;
 
-impl SignedBy {
-    /// A verifier thread over the chunks it will be sent; `subject` names the file in errors.
-    fn start(&self, subject: std::path::PathBuf) -> Worker<SignatureOutcome> {
-        let signed_by = self.clone();
-        Worker::start(move |receiver| {
-            let content = ChunkReader {
-                receiver,
-                current: bytes::Bytes::new(),
-            };
-            Ok(crate::signature::verify_detached_reader(
-                &signed_by.keyring,
-                &signed_by.signature,
-                content,
-                &subject,
-            ))
-        })
-    }
+/// A verifier thread hashing the chunks it will be sent for `pending`, in a pass of its own.
+fn start_verifier(pending: &Arc<PendingSignature>) -> Worker<SignatureOutcome> {
+    let pending = Arc::clone(pending);
+    Worker::start(move |receiver| {
+        let content = ChunkReader {
+            receiver,
+            current: bytes::Bytes::new(),
+        };
+        Ok(pending.verify_reader(content))
+    })
 }
 
 /// The chunks sent to a worker, read as one byte stream (the verifier hashes it as it reads).
@@ -174,11 +172,12 @@ impl Sink {
             None => (temp.as_file().try_clone().map_err(write_error)?, false),
         };
         let writer = Worker::start(move |receiver| DiskWriter::new(file, direct).run(receiver));
-        let hasher = start_hasher(algorithm);
+        let hasher = start_hasher(algorithm, None);
         Ok(Sink {
             temp,
             hasher,
             writer,
+            shared: None,
             verifier: None,
             written: 0,
             url: redact_url(url),
@@ -187,8 +186,30 @@ impl Sink {
     }
 
     /// Check the signature over everything written from now on (called before any byte).
-    pub(super) fn verify_with(&mut self, signed_by: SignedBy) {
-        self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
+    /// Whatever can be checked before the content (the signature's form, its signer in the
+    /// keyring, revocations, the subkey binding) is checked now, and refused here.
+    pub(super) fn verify_with(&mut self, signed_by: SignedBy) -> Result<(), FetchError> {
+        let pending = PendingSignature::new(
+            &signed_by.keyring,
+            &signed_by.signature,
+            &subject(&self.url),
+        )
+        .map_err(|source| FetchError::Signature {
+            url: self.url.clone(),
+            source: Box::new(source),
+        })?;
+        let pending = Arc::new(pending);
+        let shared = pending
+            .shares()
+            .is_some_and(|algorithm| hashed_anyway(self.algorithm).contains(&algorithm));
+        if shared {
+            // No byte has been sent to the hashing thread yet: a fresh one loses nothing.
+            self.shared = Some(pending);
+            self.hasher = start_hasher(self.algorithm, self.shared.clone());
+        } else {
+            self.verifier = Some((start_verifier(&pending), pending));
+        }
+        Ok(())
     }
 
     fn io_error(&self, source: std::io::Error) -> FetchError {
@@ -261,10 +282,10 @@ impl Sink {
     pub(super) async fn rehash_from_disk(&mut self) -> Result<(), FetchError> {
         use tokio::io::AsyncReadExt;
         // Dropping a worker closes its channel; its thread ends on its own.
-        self.hasher = start_hasher(self.algorithm);
-        if let Some((verifier, signed_by)) = self.verifier.take() {
+        self.hasher = start_hasher(self.algorithm, self.shared.clone());
+        if let Some((verifier, pending)) = self.verifier.take() {
             drop(verifier);
-            self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
+            self.verifier = Some((start_verifier(&pending), pending));
         }
         let mut file = tokio::fs::File::open(self.temp.path())
             .await
@@ -310,9 +331,9 @@ impl Sink {
     pub(super) async fn restart(&mut self) -> Result<(), FetchError> {
         // A verifier cannot rewind: the old one is dropped (its reader ends) and a new one
         // reads the transfer from byte 0.
-        if let Some((verifier, signed_by)) = self.verifier.take() {
+        if let Some((verifier, pending)) = self.verifier.take() {
             drop(verifier);
-            self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
+            self.verifier = Some((start_verifier(&pending), pending));
         }
         self.writer
             .send(Message::Reset)
@@ -345,7 +366,7 @@ impl Sink {
             Ok(size) => hasher.finish().await.map(|hashes| (size, hashes)),
             Err(error) => Err(error),
         };
-        let signature = match verifier {
+        let verified = match verifier {
             Some((verifier, _)) => match verifier.finish().await {
                 Ok(check) => Some(check),
                 Err(source) => {
@@ -359,12 +380,12 @@ impl Sink {
             None => None,
         };
         match outcome {
-            Ok((size, (hashes, sha256))) => Ok(Written {
+            Ok((size, (hashes, sha256, shared))) => Ok(Written {
                 temp,
                 size,
                 hashes,
                 sha256,
-                signature,
+                signature: verified.or(shared),
             }),
             Err(source) => Err(FetchError::Write {
                 url,
@@ -389,15 +410,23 @@ pub(super) struct Written {
     pub(super) signature: Option<SignatureOutcome>,
 }
 
-/// What the hashing thread computes: SHA-512 and the checksum's algorithm, and the SHA-256
-/// the cache index records for verify-on-use.
-type Digests = (verify::Hashes, String);
+/// What the hashing thread computes: SHA-512 and the checksum's algorithm, the SHA-256 the
+/// cache index records for verify-on-use, and the verdict on a signature checked from one of
+/// them.
+type Digests = (verify::Hashes, String, Option<SignatureOutcome>);
 
-/// The hashing thread of one download.
-fn start_hasher(algorithm: Algorithm) -> Worker<Digests> {
+/// The algorithms the hashing thread computes for a checksum of `algorithm`: SHA-512 (the
+/// cache key), the checksum's own and SHA-256 (the cache index's).
+fn hashed_anyway(algorithm: Algorithm) -> [Algorithm; 3] {
+    [Algorithm::Sha512, algorithm, Algorithm::Sha256]
+}
+
+/// The hashing thread of one download; with `signature`, it checks that signature from a copy
+/// of its own state after the last byte (the caller made sure the algorithm is one it has).
+fn start_hasher(algorithm: Algorithm, signature: Option<Arc<PendingSignature>>) -> Worker<Digests> {
     Worker::start(move |mut receiver| {
         let fresh = || {
-            let sha256 = (algorithm != Algorithm::Sha256).then(<sha2::Sha256 as sha2::Digest>::new);
+            let sha256 = (algorithm != Algorithm::Sha256).then(Sha256::new);
             (MultiHasher::new(algorithm), sha256)
         };
         let (mut hasher, mut sha256) = fresh();
@@ -406,19 +435,29 @@ fn start_hasher(algorithm: Algorithm) -> Worker<Digests> {
                 Message::Data(chunk) => {
                     hasher.update(&chunk);
                     if let Some(sha256) = &mut sha256 {
-                        sha2::Digest::update(sha256, &chunk);
+                        sha256.update(&chunk);
                     }
                 }
                 Message::Reset => (hasher, sha256) = fresh(),
                 Message::Settle(_) => {}
             }
         }
+        let verdict = signature.and_then(|pending| {
+            let algorithm = pending.shares()?;
+            let state = match &sha256 {
+                Some(sha256) if algorithm == Algorithm::Sha256 => {
+                    Some(Running::Sha256(sha256.clone()))
+                }
+                _ => hasher.state(algorithm),
+            }?;
+            Some(pending.verify_hashed(state))
+        });
         let hashes = hasher.finish();
         let sha256 = match sha256 {
-            Some(sha256) => hex::encode(sha2::Digest::finalize(sha256)),
+            Some(sha256) => hex::encode(sha256.finish()),
             None => hashes.extra.hex(),
         };
-        Ok((hashes, sha256))
+        Ok((hashes, sha256, verdict))
     })
 }
 
@@ -768,7 +807,8 @@ mod tests {
 
         // Good: the verdict names the signer, also after a restart mid-transfer.
         let mut sink = sink_in(dir.path(), Algorithm::Sha512);
-        sink.verify_with(signed_by.clone());
+        sink.verify_with(signed_by.clone())
+            .expect("signature inputs");
         feed(&mut sink, &bytes[..5000], 1000).await;
         sink.restart().await.expect("restart");
         feed(&mut sink, &bytes, 1 << 16).await;
@@ -784,7 +824,7 @@ mod tests {
         let mut tampered = bytes.clone();
         tampered[WRITE_BUFFER] ^= 1;
         let mut sink = sink_in(dir.path(), Algorithm::Sha512);
-        sink.verify_with(signed_by);
+        sink.verify_with(signed_by).expect("signature inputs");
         feed(&mut sink, &tampered, 1 << 16).await;
         let verdict = sink.finish().await.expect("finish").signature;
         assert!(matches!(verdict, Some(Err(_))), "{verdict:?}");
