@@ -667,12 +667,14 @@ fn start_writeback(file: &std::fs::File, offset: u64, length: u64) {
 mod tests {
     use pgp::composed::{
         ArmorOptions, DetachedSignature, EncryptionCaps, KeyType, SecretKeyParamsBuilder,
+        SignedSecretKey,
     };
     use pgp::crypto::hash::HashAlgorithm;
     use pgp::types::Password;
     use sha2::Digest as _;
 
     use super::*;
+    use crate::signature::ContentHash;
 
     /// Bytes whose every position matters (a period prime to every block size).
     fn content(length: usize) -> Vec<u8> {
@@ -769,8 +771,8 @@ mod tests {
         assert_written(&sink.finish().await.expect("finish"), &on_disk);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_signature_is_checked_over_the_streamed_bytes() {
+    /// A release manager's key (an Ed25519 primary key that signs) and its keyring.
+    fn release_key() -> (SignedSecretKey, Arc<Keyring>) {
         let mut params = SecretKeyParamsBuilder::default();
         params
             .key_type(KeyType::Ed25519Legacy)
@@ -788,17 +790,50 @@ mod tests {
             .to_armored_string(ArmorOptions::default())
             .expect("armored key");
         let keyring = Arc::new(Keyring::parse_keys_file(&keys).expect("keyring"));
-        let bytes = content(WRITE_BUFFER + 999);
-        let signature = DetachedSignature::sign_binary_data(
+        (key, keyring)
+    }
+
+    /// An armored binary-mode signature over `bytes` with `hash`.
+    fn sign(key: &SignedSecretKey, hash: HashAlgorithm, bytes: &[u8]) -> Vec<u8> {
+        DetachedSignature::sign_binary_data(
             rand::thread_rng(),
             &key.primary_key,
             &Password::empty(),
-            HashAlgorithm::Sha512,
-            bytes.as_slice(),
+            hash,
+            bytes,
         )
         .expect("sign")
         .to_armored_bytes(ArmorOptions::default())
-        .expect("armored signature");
+        .expect("armored signature")
+    }
+
+    /// Stream `bytes` through a sink checking `signature`; the verdict, and whether a verifier
+    /// thread (a second hash) was started for it.
+    async fn verdict(
+        keyring: &Arc<Keyring>,
+        signature: Vec<u8>,
+        checksum: Algorithm,
+        bytes: &[u8],
+    ) -> (SignatureOutcome, bool) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut sink = sink_in(dir.path(), checksum);
+        sink.verify_with(SignedBy {
+            keyring: Arc::clone(keyring),
+            signature: Arc::new(signature),
+        })
+        .expect("signature inputs");
+        let second_hash = sink.verifier.is_some();
+        feed(&mut sink, bytes, 1 << 16).await;
+        let written = sink.finish().await.expect("finish");
+        assert_written(&written, bytes);
+        (written.signature.expect("a verdict"), second_hash)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_signature_is_checked_over_the_streamed_bytes() {
+        let (key, keyring) = release_key();
+        let bytes = content(WRITE_BUFFER + 999);
+        let signature = sign(&key, HashAlgorithm::Sha512, &bytes);
         let signed_by = SignedBy {
             keyring,
             signature: Arc::new(signature),
@@ -826,6 +861,126 @@ mod tests {
         let mut sink = sink_in(dir.path(), Algorithm::Sha512);
         sink.verify_with(signed_by).expect("signature inputs");
         feed(&mut sink, &tampered, 1 << 16).await;
+        let verdict = sink.finish().await.expect("finish").signature;
+        assert!(matches!(verdict, Some(Err(_))), "{verdict:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sha512_signature_is_checked_from_the_checksum_hash_without_a_second_hash() {
+        let (key, keyring) = release_key();
+        let bytes = content(2 * WRITE_BUFFER + 4321);
+        let signature = sign(&key, HashAlgorithm::Sha512, &bytes);
+
+        let (outcome, second_hash) =
+            verdict(&keyring, signature.clone(), Algorithm::Sha512, &bytes).await;
+        let check = outcome.expect("a good signature");
+        assert!(!second_hash, "no verifier thread hashes the bytes again");
+        assert_eq!(check.content_hash, ContentHash::Shared(Algorithm::Sha512));
+        assert_eq!(check.signer, "Release Manager <rm@apache.org>");
+
+        // One flipped byte: refused from the shared state, as rPGP's own pass refuses it.
+        let mut tampered = bytes.clone();
+        tampered[12_345] ^= 0x20;
+        let (outcome, second_hash) =
+            verdict(&keyring, signature.clone(), Algorithm::Sha512, &tampered).await;
+        assert!(!second_hash);
+        let error = outcome.expect_err("a bad signature");
+        assert!(
+            matches!(error, crate::signature::SignatureError::BadSignature { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("BAD signature"), "{error}");
+        let own_pass = crate::signature::verify_detached_reader(
+            &keyring,
+            &signature,
+            tampered.as_slice(),
+            std::path::Path::new("spark.tgz"),
+        );
+        assert!(own_pass.is_err(), "rPGP agrees: {own_pass:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn signatures_in_other_algorithms_verify_in_the_same_read() {
+        let (key, keyring) = release_key();
+        let bytes = content(WRITE_BUFFER + 77);
+
+        // SHA-256 over a SHA-512 checksum: the cache index's SHA-256 is hashed anyway.
+        let signature = sign(&key, HashAlgorithm::Sha256, &bytes);
+        let (outcome, second_hash) = verdict(&keyring, signature, Algorithm::Sha512, &bytes).await;
+        let check = outcome.expect("a good SHA-256 signature");
+        assert!(!second_hash);
+        assert_eq!(check.content_hash, ContentHash::Shared(Algorithm::Sha256));
+
+        // SHA-384, which nothing else hashes: a verifier thread hashes the same chunks.
+        let signature = sign(&key, HashAlgorithm::Sha384, &bytes);
+        let (outcome, second_hash) =
+            verdict(&keyring, signature.clone(), Algorithm::Sha512, &bytes).await;
+        let check = outcome.expect("a good SHA-384 signature");
+        assert!(second_hash);
+        assert_eq!(check.content_hash, ContentHash::OwnPass);
+        // …and shares the checksum's state when the checksum is SHA-384 too.
+        let (outcome, second_hash) = verdict(&keyring, signature, Algorithm::Sha384, &bytes).await;
+        assert!(!second_hash);
+        assert_eq!(
+            outcome.expect("a good signature").content_hash,
+            ContentHash::Shared(Algorithm::Sha384)
+        );
+
+        // Text mode hashes canonical line endings, not the bytes: never the shared state.
+        let text = b"line one\nline two\n".repeat(1000);
+        let signature = DetachedSignature::sign_text_data(
+            rand::thread_rng(),
+            &key.primary_key,
+            &Password::empty(),
+            HashAlgorithm::Sha512,
+            text.as_slice(),
+        )
+        .expect("sign")
+        .to_armored_bytes(ArmorOptions::default())
+        .expect("armored signature");
+        let (outcome, second_hash) = verdict(&keyring, signature, Algorithm::Sha512, &text).await;
+        assert!(second_hash);
+        assert_eq!(
+            outcome.expect("a good text signature").content_hash,
+            ContentHash::OwnPass
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_resumed_download_is_checked_from_the_hash_of_the_whole_file() {
+        let (key, keyring) = release_key();
+        let bytes = content(WRITE_BUFFER + 5000);
+        let signature = Arc::new(sign(&key, HashAlgorithm::Sha512, &bytes));
+        let (first, rest) = bytes.split_at(WRITE_BUFFER / 2 + 77);
+        let dir = tempfile::tempdir().expect("temp dir");
+
+        let mut sink = sink_in(dir.path(), Algorithm::Sha512);
+        sink.verify_with(SignedBy {
+            keyring: Arc::clone(&keyring),
+            signature: Arc::clone(&signature),
+        })
+        .expect("signature inputs");
+        feed(&mut sink, first, 10_000).await;
+        sink.settle().await.expect("settle");
+        sink.rehash_from_disk().await.expect("rehash");
+        feed(&mut sink, rest, 10_000).await;
+        assert!(sink.verifier.is_none());
+        let written = sink.finish().await.expect("finish");
+        assert_written(&written, &bytes);
+        let check = written.signature.expect("a verdict").expect("good");
+        assert_eq!(check.content_hash, ContentHash::Shared(Algorithm::Sha512));
+
+        // A byte changed on disk between the attempts fails the signature too.
+        let mut sink = sink_in(dir.path(), Algorithm::Sha512);
+        sink.verify_with(SignedBy { keyring, signature })
+            .expect("signature inputs");
+        feed(&mut sink, first, 10_000).await;
+        sink.settle().await.expect("settle");
+        let mut on_disk = first.to_vec();
+        on_disk[10] ^= 0xff;
+        std::fs::write(sink.temp.path(), &on_disk).expect("tamper");
+        sink.rehash_from_disk().await.expect("rehash");
+        feed(&mut sink, rest, 10_000).await;
         let verdict = sink.finish().await.expect("finish").signature;
         assert!(matches!(verdict, Some(Err(_))), "{verdict:?}");
     }
