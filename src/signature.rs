@@ -19,7 +19,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -293,7 +293,9 @@ impl Keyring {
 
 /// Verifies a detached signature (`.asc` ASCII armor, or a binary `.sig`) over `file`,
 /// reading the file once in chunks. The signature must be made by a key of `keyring` (or one
-/// of its bound signing subkeys).
+/// of its bound signing subkeys). A binary signature in a SHA-2 algorithm is hashed with
+/// [`crate::digest`] and checked through [`PendingSignature::verify_hashed`], the path the
+/// download pipeline takes; anything else goes through rPGP's own hashing.
 pub fn verify_detached(
     keyring: &Keyring,
     signature_text: &[u8],
@@ -303,22 +305,31 @@ pub fn verify_detached(
         file: file.to_path_buf(),
         source,
     })?;
-    verify_detached_reader(
-        keyring,
-        signature_text,
-        BufReader::with_capacity(READ_BUFFER_BYTES, opened),
-        file,
-    )
-}
-
-/// [`verify_detached`] over any reader of the signed content; `subject` names it in errors.
-pub(crate) fn verify_detached_reader(
-    keyring: &Keyring,
-    signature_text: &[u8],
-    content: impl Read,
-    subject: &Path,
-) -> Result<SignatureCheck, SignatureError> {
-    PendingSignature::new(keyring, signature_text, subject)?.verify_reader(content)
+    let mut content = BufReader::with_capacity(READ_BUFFER_BYTES, opened);
+    let pending = PendingSignature::new(keyring, signature_text, file)?;
+    let Some(algorithm) = pending.shares() else {
+        return pending.verify_reader(content);
+    };
+    let mut state = algorithm.running();
+    loop {
+        let chunk = match content.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(SignatureError::ReadFile {
+                    file: file.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        state.update(chunk);
+        let length = chunk.len();
+        content.consume(length);
+    }
+    pending.verify_hashed(state)
 }
 
 /// How the signed bytes were hashed for a signature check.

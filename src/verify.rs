@@ -98,6 +98,19 @@ impl Algorithm {
     }
 }
 
+impl Algorithm {
+    /// An empty running hash of this algorithm.
+    pub fn running(self) -> Running {
+        match self {
+            Algorithm::Sha1 => Running::Sha1(Sha1::new()),
+            Algorithm::Sha224 => Running::Sha224(Sha224::new()),
+            Algorithm::Sha256 => Running::Sha256(Sha256::new()),
+            Algorithm::Sha384 => Running::Sha384(Sha384::new()),
+            Algorithm::Sha512 => Running::Sha512(Sha512::new()),
+        }
+    }
+}
+
 impl fmt::Display for Algorithm {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(self.name())

@@ -890,12 +890,10 @@ mod tests {
             "{error:?}"
         );
         assert!(error.to_string().contains("BAD signature"), "{error}");
-        let own_pass = crate::signature::verify_detached_reader(
-            &keyring,
-            &signature,
-            tampered.as_slice(),
-            std::path::Path::new("spark.tgz"),
-        );
+        let own_pass =
+            PendingSignature::new(&keyring, &signature, std::path::Path::new("spark.tgz"))
+                .expect("signature inputs")
+                .verify_reader(tampered.as_slice());
         assert!(own_pass.is_err(), "rPGP agrees: {own_pass:?}");
     }
 
