@@ -2,27 +2,26 @@
 //! pipeline, `cache verify`, verify-on-use while extracting, release signatures) uses these
 //! streaming hashers, so there is one implementation to make fast.
 //!
-//! The implementation is RustCrypto's `sha2` (and `sha1`): measured on the project machine
-//! (AMD EPYC, AVX2, SHA-NI) against the two other SHA-2 implementations in the dependency
-//! tree, `sha2` 0.10 and `aws-lc-rs` (the AWS-LC assembly), all three hash SHA-512 within a
-//! few per cent of each other (about 0.8× of `openssl speed sha512`, whose AVX2+BMI2 assembly
-//! neither Rust option has; AWS-LC and ring ship only the AVX one). `sha2` 0.11 is already a
-//! direct dependency, pure Rust, picks its AVX2 (SHA-512) and SHA-NI (SHA-256) backends at run
-//! time, and its state is a plain value that clones for free — which the signature check relies
-//! on (see [`crate::signature`]). `benches/fetch.sh` prints the ratio on the machine it runs on.
-
-use sha2::Digest as _;
+//! The implementation is AWS-LC's (`aws-lc-rs`, already built for rustls and bollard), chosen
+//! by measurement on the project machine (2 cores of an AMD EPYC with AVX2 and SHA-NI) against
+//! the other SHA-2 implementations in the dependency tree, RustCrypto `sha2` 0.11 and 0.10:
+//! hashing a buffer already in cache they are within noise of each other, but hashing a file as
+//! it is read in 1 MiB chunks (what imgforge does) AWS-LC was ahead in 4 of 5 interleaved runs,
+//! by about 10%. None reaches `openssl speed sha512` (about 0.75× of it): OpenSSL has an
+//! AVX2+BMI2 assembly path for SHA-512, AWS-LC and ring only the AVX one, `sha2` AVX2 intrinsics.
+//! A state clones cheaply, which the signature check relies on (see [`crate::signature`]).
+//! `benches/fetch.sh` prints the ratio to OpenSSL on the machine it runs on.
 
 macro_rules! hasher {
-    ($(#[$doc:meta])* $name:ident, $inner:ty, $length:expr) => {
+    ($(#[$doc:meta])* $name:ident, $algorithm:expr, $length:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Default)]
-        pub struct $name($inner);
+        #[derive(Clone)]
+        pub struct $name(aws_lc_rs::digest::Context);
 
         impl $name {
             /// An empty state.
             pub fn new() -> Self {
-                Self::default()
+                Self(aws_lc_rs::digest::Context::new(&$algorithm))
             }
 
             /// Feed the next bytes.
@@ -32,7 +31,16 @@ macro_rules! hasher {
 
             /// The digest of everything fed.
             pub fn finish(self) -> [u8; $length] {
-                self.0.finalize().into()
+                let mut output = [0u8; $length];
+                // The algorithm fixes the length: the copy always fits exactly.
+                output.copy_from_slice(self.0.finish().as_ref());
+                output
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
             }
         }
 
@@ -56,33 +64,33 @@ macro_rules! hasher {
 }
 
 hasher!(
-    /// SHA-1 (Maven's `.sha1` files).
+    /// SHA-1 (Maven's `.sha1` files: a checksum format, not a security decision here).
     Sha1,
-    sha1::Sha1,
+    aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
     20
 );
 hasher!(
     /// SHA-224.
     Sha224,
-    sha2::Sha224,
+    aws_lc_rs::digest::SHA224,
     28
 );
 hasher!(
     /// SHA-256 (the cache index's verify-on-use digest, some published checksums).
     Sha256,
-    sha2::Sha256,
+    aws_lc_rs::digest::SHA256,
     32
 );
 hasher!(
     /// SHA-384.
     Sha384,
-    sha2::Sha384,
+    aws_lc_rs::digest::SHA384,
     48
 );
 hasher!(
     /// SHA-512 (the cache key, current Apache checksums and signatures).
     Sha512,
-    sha2::Sha512,
+    aws_lc_rs::digest::SHA512,
     64
 );
 

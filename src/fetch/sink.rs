@@ -4,10 +4,12 @@
 //! so receiving, hashing and writing overlap. A release signature whose digest algorithm is one
 //! the hashing thread computes anyway (SHA-512 for current Apache releases) is checked from a
 //! copy of that running hash after the last byte, so signed downloads hash each byte once;
-//! any other signature gets a verifier thread hashing the same chunks, in the same read. The sink knows nothing of mirrors or retries; [`super`] drives it:
-//! [`Sink::write`] per chunk, [`Sink::settle`] after a failed attempt, then
-//! [`Sink::rehash_from_disk`] to resume or [`Sink::restart`] when the server ignored the
-//! range, and [`Sink::finish`] for the file, its size, digests and signature verdict.
+//! any other signature gets a verifier thread hashing the same chunks, in the same read.
+//!
+//! The sink knows nothing of mirrors or retries; [`super`] drives it: [`Sink::write`] per
+//! chunk, [`Sink::settle`] after a failed attempt, then [`Sink::rehash_from_disk`] to resume or
+//! [`Sink::restart`] when the server ignored the range, and [`Sink::finish`] for the file, its
+//! size, digests and signature verdict.
 
 use std::sync::Arc;
 
