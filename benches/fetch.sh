@@ -6,8 +6,9 @@
 # default build also needs) with nginx on 127.0.0.1, with KEYS files and `.asc` signatures
 # made by a key generated with gpg (benches/common.sh): imgforge checks them, as it does by
 # default; the manual side does not run `gpg --verify`. Then reports the median wall time of
-# RUNS cold-cache runs and the peak RSS of each side. Not a test: it asserts nothing; the
-# figures go into the README.
+# RUNS cold-cache runs and the peak RSS of each side, then single-stream SHA-512 speed:
+# `openssl speed sha512` (the machine's reference) against `imgforge cache verify`, and the
+# ratio. Not a test: it asserts nothing; the figures go into the README.
 #
 # Usage: benches/fetch.sh            (RUNS=5 by default; needs root for apt-get when nginx is absent)
 set -euo pipefail
