@@ -10,8 +10,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::Digest as _;
-
 use crate::cache::{CacheError, CachedArtifact};
 use crate::certs::CaCert;
 use crate::config::{Config, JarsSource};
@@ -554,8 +552,8 @@ pub(crate) fn copy_into(artifact: &CachedArtifact, target: &Path) -> Result<(), 
     let mut source = fs::File::open(&artifact.path).map_err(read_error)?;
     // One pass: each chunk is hashed (SHA-256 when the index has it: SHA-NI makes it cheap)
     // and written; the kernel's copy_file_range would be faster but proves nothing.
-    let mut sha256 = sha2::Sha256::new();
-    let mut sha512 = sha2::Sha512::new();
+    let mut sha256 = crate::digest::Sha256::new();
+    let mut sha512 = crate::digest::Sha512::new();
     let use_sha256 = artifact.entry.sha256.is_some();
     let mut buffer = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -575,8 +573,8 @@ pub(crate) fn copy_into(artifact: &CachedArtifact, target: &Path) -> Result<(), 
         size += count as u64;
     }
     let matches = match &artifact.entry.sha256 {
-        Some(expected) => hex::encode(sha256.finalize()) == *expected,
-        None => hex::encode(sha512.finalize()) == artifact.entry.sha512,
+        Some(expected) => hex::encode(sha256.finish()) == *expected,
+        None => hex::encode(sha512.finish()) == artifact.entry.sha512,
     };
     if !matches || size != artifact.entry.size {
         // The SHA-512 is what the cache is keyed by and what the message names.

@@ -213,7 +213,7 @@ impl CachedArtifact {
             path: self.path.clone(),
             source,
         })?;
-        let actual = hex::encode(sha2::Sha512::digest(&bytes));
+        let actual = hex::encode(crate::digest::Sha512::digest(&bytes));
         if actual != self.entry.sha512 {
             return Err(CacheError::Damaged {
                 path: self.path.clone(),

@@ -42,10 +42,10 @@ use std::time::{Duration, SystemTime};
 
 use flate2::bufread::MultiGzDecoder;
 use memmap2::Mmap;
-use sha2::Digest as _;
 use tempfile::TempDir;
 
 use crate::cache::CachedArtifact;
+use crate::digest::{Running, Sha256, Sha512};
 use crate::exit;
 
 /// Size of the write buffer of each file.
@@ -863,38 +863,27 @@ struct HashThread {
     handle: std::thread::JoinHandle<ExpectedDigest>,
 }
 
-/// The hash state of one digest kind.
-enum RunningHash {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
 impl HashThread {
     fn start(expected: &ExpectedDigest, bytes: Arc<Mmap>) -> HashThread {
         let mut hash = match expected {
-            ExpectedDigest::Sha256(_) => RunningHash::Sha256(sha2::Sha256::new()),
-            ExpectedDigest::Sha512(_) => RunningHash::Sha512(sha2::Sha512::new()),
+            ExpectedDigest::Sha256(_) => Running::Sha256(Sha256::new()),
+            ExpectedDigest::Sha512(_) => Running::Sha512(Sha512::new()),
         };
         let (chunks, receiver) = std::sync::mpsc::sync_channel::<Range<usize>>(CHUNKS_IN_FLIGHT);
         let handle = std::thread::spawn(move || {
             let mut done = 0;
             while let Ok(range) = receiver.recv() {
-                let chunk = &bytes[range.clone()];
-                match &mut hash {
-                    RunningHash::Sha256(hasher) => hasher.update(chunk),
-                    RunningHash::Sha512(hasher) => hasher.update(chunk),
-                }
+                hash.update(&bytes[range.clone()]);
                 // The decoder asked for this range, so it is done with everything before it.
                 release(&bytes, done..range.start);
                 done = range.start;
             }
-            match hash {
-                RunningHash::Sha256(hasher) => {
-                    ExpectedDigest::Sha256(hex::encode(hasher.finalize()))
-                }
-                RunningHash::Sha512(hasher) => {
-                    ExpectedDigest::Sha512(hex::encode(hasher.finalize()))
-                }
+            let sha256 = matches!(hash, Running::Sha256(_));
+            let digest = hex::encode(hash.finish());
+            if sha256 {
+                ExpectedDigest::Sha256(digest)
+            } else {
+                ExpectedDigest::Sha512(digest)
             }
         });
         HashThread { chunks, handle }

@@ -38,6 +38,8 @@ pub(crate) mod fingerprint;
 
 // 4. fetch / verify / cache — getting the artifacts onto disk, verified as they stream.
 pub(crate) mod fetch;
+// (the hash functions every hashing site uses: one implementation, measured)
+pub(crate) mod digest;
 // (size caps and the redirect policy for everything read over HTTP)
 pub(crate) mod http;
 pub(crate) mod verify;

@@ -19,13 +19,20 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey, SignedPublicSubKey};
-use pgp::packet::{RevocationCode, Signature, SignatureType};
-use pgp::types::{Fingerprint, KeyDetails, Timestamp};
+use pgp::crypto::hash::HashAlgorithm;
+use pgp::packet::{
+    PublicKey, PublicSubkey, RevocationCode, Signature, SignatureType, SignatureVersion,
+};
+use pgp::types::{Fingerprint, KeyDetails, KeyVersion, Timestamp, VerifyingKey};
+use pgp_digest::{DynDigest, InvalidBufferSize};
+
+use crate::digest::Running;
+use crate::verify::Algorithm;
 
 /// How many bytes of the signed file are read at a time while hashing it.
 const READ_BUFFER_BYTES: usize = 1 << 20;
@@ -198,6 +205,9 @@ pub struct SignatureCheck {
     pub signer: String,
     /// When the signature was made, as the signature states.
     pub(crate) created: SystemTime,
+    /// Whether the signed bytes were hashed for the check alone or shared with the checksum's
+    /// hash.
+    pub(crate) content_hash: ContentHash,
 }
 
 impl Keyring {
@@ -283,7 +293,9 @@ impl Keyring {
 
 /// Verifies a detached signature (`.asc` ASCII armor, or a binary `.sig`) over `file`,
 /// reading the file once in chunks. The signature must be made by a key of `keyring` (or one
-/// of its bound signing subkeys).
+/// of its bound signing subkeys). A binary signature in a SHA-2 algorithm is hashed with
+/// [`crate::digest`] and checked through [`PendingSignature::verify_hashed`], the path the
+/// download pipeline takes; anything else goes through rPGP's own hashing.
 pub fn verify_detached(
     keyring: &Keyring,
     signature_text: &[u8],
@@ -293,72 +305,264 @@ pub fn verify_detached(
         file: file.to_path_buf(),
         source,
     })?;
-    verify_detached_reader(
-        keyring,
-        signature_text,
-        BufReader::with_capacity(READ_BUFFER_BYTES, opened),
-        file,
-    )
+    let mut content = BufReader::with_capacity(READ_BUFFER_BYTES, opened);
+    let pending = PendingSignature::new(keyring, signature_text, file)?;
+    let Some(algorithm) = pending.shares() else {
+        return pending.verify_reader(content);
+    };
+    let mut state = algorithm.running();
+    loop {
+        let chunk = match content.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(SignatureError::ReadFile {
+                    file: file.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        state.update(chunk);
+        let length = chunk.len();
+        content.consume(length);
+    }
+    pending.verify_hashed(state)
 }
 
-/// [`verify_detached`] over any reader of the signed content; `subject` names it in errors.
-pub(crate) fn verify_detached_reader(
-    keyring: &Keyring,
-    signature_text: &[u8],
-    content: impl Read,
-    subject: &Path,
-) -> Result<SignatureCheck, SignatureError> {
-    let signatures = parse_signatures(signature_text, subject)?;
-    let (signature, signer) = choose_signature(keyring, &signatures, subject)?;
-    let key_fingerprint = fingerprint_text(&signer.key.fingerprint());
+/// How the signed bytes were hashed for a signature check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ContentHash {
+    /// The check continued from a copy of the checksum pipeline's running hash of this
+    /// algorithm, taken after the last byte: every byte was hashed once, for both.
+    Shared(Algorithm),
+    /// The check hashed the bytes itself, in a pass of its own.
+    OwnPass,
+}
 
-    let created = signature
-        .created()
-        .ok_or_else(|| SignatureError::NotADataSignature {
-            file: subject.to_path_buf(),
-            what: "it has no creation time".to_string(),
-        })?;
-    if let Some(reason) = revocation_at(signer.key, signer.subkey, created) {
-        return Err(SignatureError::RevokedKey {
-            file: subject.to_path_buf(),
-            key_fingerprint,
-            reason,
-        });
+impl fmt::Display for ContentHash {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContentHash::Shared(algorithm) => write!(
+                formatter,
+                "checked from the download's own {algorithm} hash (each byte hashed once)"
+            ),
+            ContentHash::OwnPass => formatter.write_str("checked with a hash of its own"),
+        }
     }
-    if let Some(subkey) = signer.subkey
-        && !subkey_can_sign(signer.key, subkey)
-    {
-        return Err(SignatureError::UnboundSubkey {
-            file: subject.to_path_buf(),
-            key_fingerprint,
-            subkey_fingerprint: fingerprint_text(&subkey.fingerprint()),
-        });
-    }
+}
 
-    let verified = match signer.subkey {
-        Some(subkey) => signature.verify(&subkey.key, content),
-        None => signature.verify(&signer.key.primary_key, content),
-    };
-    if let Err(source) = verified {
-        // A read failure surfaces from inside rPGP's hashing loop; keep it an I/O error.
-        return Err(match source {
-            pgp::errors::Error::IO { source, .. } => SignatureError::ReadFile {
+/// A signature checked as far as it can be before the signed bytes are read: parsed, its
+/// signer found in the keyring, revocations and the subkey binding checked. What is left is
+/// the hash over the content and the key's check of that hash.
+#[derive(Debug)]
+pub(crate) struct PendingSignature {
+    signature: Signature,
+    key: SignerKey,
+    key_fingerprint: String,
+    signer: String,
+    created: SystemTime,
+    subject: PathBuf,
+}
+
+/// The key that made a signature: the primary key or one of its signing subkeys.
+#[derive(Debug)]
+enum SignerKey {
+    Primary(PublicKey),
+    Subkey(PublicSubkey),
+}
+
+impl PendingSignature {
+    /// Everything [`verify_detached`] checks before it reads the signed bytes.
+    pub(crate) fn new(
+        keyring: &Keyring,
+        signature_text: &[u8],
+        subject: &Path,
+    ) -> Result<PendingSignature, SignatureError> {
+        let signatures = parse_signatures(signature_text, subject)?;
+        let (signature, signer) = choose_signature(keyring, &signatures, subject)?;
+        let key_fingerprint = fingerprint_text(&signer.key.fingerprint());
+
+        let created = signature
+            .created()
+            .ok_or_else(|| SignatureError::NotADataSignature {
                 file: subject.to_path_buf(),
-                source,
-            },
-            source => SignatureError::BadSignature {
+                what: "it has no creation time".to_string(),
+            })?;
+        if let Some(reason) = revocation_at(signer.key, signer.subkey, created) {
+            return Err(SignatureError::RevokedKey {
                 file: subject.to_path_buf(),
                 key_fingerprint,
-                source: Box::new(source),
+                reason,
+            });
+        }
+        if let Some(subkey) = signer.subkey
+            && !subkey_can_sign(signer.key, subkey)
+        {
+            return Err(SignatureError::UnboundSubkey {
+                file: subject.to_path_buf(),
+                key_fingerprint,
+                subkey_fingerprint: fingerprint_text(&subkey.fingerprint()),
+            });
+        }
+        Ok(PendingSignature {
+            signature: signature.clone(),
+            key: match signer.subkey {
+                Some(subkey) => SignerKey::Subkey(subkey.key.clone()),
+                None => SignerKey::Primary(signer.key.primary_key.clone()),
             },
-        });
+            key_fingerprint,
+            signer: primary_user_id(signer.key),
+            created: system_time(created),
+            subject: subject.to_path_buf(),
+        })
     }
 
-    Ok(SignatureCheck {
-        key_fingerprint,
-        signer: primary_user_id(signer.key),
-        created: system_time(created),
-    })
+    /// The algorithm whose running hash of the signed bytes [`PendingSignature::verify_hashed`]
+    /// can continue from, or `None` when the check needs a hash of its own: a text-mode
+    /// signature hashes the bytes with canonical line endings, a salted (v6) one hashes its salt
+    /// before them, and a v6 or post-quantum key is left to rPGP's own checks of those rules.
+    pub(crate) fn shares(&self) -> Option<Algorithm> {
+        let config = self.signature.config()?;
+        let unsalted = matches!(
+            config.version(),
+            SignatureVersion::V2 | SignatureVersion::V3 | SignatureVersion::V4
+        );
+        let key_version = match &self.key {
+            SignerKey::Primary(key) => key.version(),
+            SignerKey::Subkey(key) => key.version(),
+        };
+        if config.typ != SignatureType::Binary
+            || !unsalted
+            || key_version == KeyVersion::V6
+            || config.pub_alg.is_pqc()
+        {
+            return None;
+        }
+        match config.hash_alg {
+            HashAlgorithm::Sha224 => Some(Algorithm::Sha224),
+            HashAlgorithm::Sha256 => Some(Algorithm::Sha256),
+            HashAlgorithm::Sha384 => Some(Algorithm::Sha384),
+            HashAlgorithm::Sha512 => Some(Algorithm::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Check the signature over `content`, hashing it in a pass of its own.
+    pub(crate) fn verify_reader(
+        &self,
+        content: impl Read,
+    ) -> Result<SignatureCheck, SignatureError> {
+        let verified = match &self.key {
+            SignerKey::Primary(key) => self.signature.verify(key, content),
+            SignerKey::Subkey(key) => self.signature.verify(key, content),
+        };
+        self.conclude(verified, ContentHash::OwnPass)
+    }
+
+    /// Check the signature from `state`, a running hash of exactly the signed bytes in the
+    /// algorithm [`PendingSignature::shares`] names (the caller keeps its own copy).
+    pub(crate) fn verify_hashed(&self, state: Running) -> Result<SignatureCheck, SignatureError> {
+        let Some(algorithm) = self.shares() else {
+            return self.conclude(
+                Err(pgp::errors::Error::from(
+                    "this signature cannot be checked from a shared hash".to_string(),
+                )),
+                ContentHash::OwnPass,
+            );
+        };
+        let verified = self.verify_state(state);
+        self.conclude(verified, ContentHash::Shared(algorithm))
+    }
+
+    /// The steps of rPGP's `Signature::verify` that follow the data, through its own API:
+    /// the signature's hashed fields and trailer go into the hash, the digest's first two
+    /// bytes must match the ones the signature carries, and the key checks the digest.
+    fn verify_state(&self, state: Running) -> pgp::errors::Result<()> {
+        let (Some(config), Some(signed_hash_value), Some(signature_bytes)) = (
+            self.signature.config(),
+            self.signature.signed_hash_value(),
+            self.signature.signature(),
+        ) else {
+            return Err(format!("signature version {:?}", self.signature.version()).into());
+        };
+        let mut hasher: Box<dyn DynDigest + Send> = Box::new(ContinuedHash(state));
+        let length = config.hash_signature_data(&mut hasher)?;
+        hasher.update(&config.trailer(length)?);
+        let hash = hasher.finalize();
+        if hash.get(..2) != Some(&signed_hash_value[..]) {
+            return Err("signature: invalid signed hash value".to_string().into());
+        }
+        match &self.key {
+            SignerKey::Primary(key) => key.verify(config.hash_alg, &hash, signature_bytes),
+            SignerKey::Subkey(key) => key.verify(config.hash_alg, &hash, signature_bytes),
+        }
+    }
+
+    fn conclude(
+        &self,
+        verified: pgp::errors::Result<()>,
+        content_hash: ContentHash,
+    ) -> Result<SignatureCheck, SignatureError> {
+        if let Err(source) = verified {
+            // A read failure surfaces from inside rPGP's hashing loop; keep it an I/O error.
+            return Err(match source {
+                pgp::errors::Error::IO { source, .. } => SignatureError::ReadFile {
+                    file: self.subject.clone(),
+                    source,
+                },
+                source => SignatureError::BadSignature {
+                    file: self.subject.clone(),
+                    key_fingerprint: self.key_fingerprint.clone(),
+                    source: Box::new(source),
+                },
+            });
+        }
+        Ok(SignatureCheck {
+            key_fingerprint: self.key_fingerprint.clone(),
+            signer: self.signer.clone(),
+            created: self.created,
+            content_hash,
+        })
+    }
+}
+
+/// A running hash of imgforge's own, seen by rPGP as the `DynDigest` it hashes signature
+/// data into: how a check continues from the checksum pipeline's state.
+#[derive(Clone)]
+struct ContinuedHash(Running);
+
+impl DynDigest for ContinuedHash {
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    fn finalize_into(self, out: &mut [u8]) -> Result<(), InvalidBufferSize> {
+        if out.len() != self.0.length() {
+            return Err(InvalidBufferSize);
+        }
+        out.copy_from_slice(&self.0.finish());
+        Ok(())
+    }
+
+    fn finalize_into_reset(&mut self, out: &mut [u8]) -> Result<(), InvalidBufferSize> {
+        let fresh = self.0.fresh();
+        ContinuedHash(std::mem::replace(&mut self.0, fresh)).finalize_into(out)
+    }
+
+    fn reset(&mut self) {
+        self.0 = self.0.fresh();
+    }
+
+    fn output_size(&self) -> usize {
+        self.0.length()
+    }
+
+    fn box_clone(&self) -> Box<dyn DynDigest> {
+        Box::new(self.clone())
+    }
 }
 
 /// One `BEGIN`…`END` public key block cut out of a `KEYS` file.

@@ -10,9 +10,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sha1::Sha1;
-use sha2::Digest as _;
-use sha2::{Sha224, Sha256, Sha384, Sha512};
+use crate::digest::{Running, Sha1, Sha224, Sha256, Sha384, Sha512};
 
 /// Hash algorithms imgforge can compute, ordered from weakest to strongest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,6 +95,19 @@ impl Algorithm {
     /// `.sha512` and `sha512` give [`Algorithm::Sha512`]; `.mds`, `.md5` and `.asc` give `None`.
     pub fn from_suffix(suffix: &str) -> Option<Algorithm> {
         Algorithm::from_name(suffix.strip_prefix('.').unwrap_or(suffix))
+    }
+}
+
+impl Algorithm {
+    /// An empty running hash of this algorithm.
+    pub fn running(self) -> Running {
+        match self {
+            Algorithm::Sha1 => Running::Sha1(Sha1::new()),
+            Algorithm::Sha224 => Running::Sha224(Sha224::new()),
+            Algorithm::Sha256 => Running::Sha256(Sha256::new()),
+            Algorithm::Sha384 => Running::Sha384(Sha384::new()),
+            Algorithm::Sha512 => Running::Sha512(Sha512::new()),
+        }
     }
 }
 
@@ -708,12 +719,14 @@ fn decode(entry: &Entry<'_>, algorithm: Algorithm) -> Result<Digest, ChecksumFor
 ///
 /// SHA-512 is always computed because the cache is keyed by it; the second algorithm is the
 /// one the artifact's published checksum uses. Updating never allocates.
+#[derive(Clone)]
 pub struct MultiHasher {
     sha512: Sha512,
     extra: ExtraHasher,
 }
 
 /// The second hasher, absent when the published checksum is itself SHA-512.
+#[derive(Clone)]
 enum ExtraHasher {
     SameAsSha512,
     Sha1(Sha1),
@@ -761,21 +774,38 @@ impl MultiHasher {
         }
     }
 
+    /// A copy of the running state of `algorithm`, if it is one of the two computed: what a
+    /// signature over the same bytes continues from instead of hashing them again.
+    pub fn state(&self, algorithm: Algorithm) -> Option<Running> {
+        if algorithm == Algorithm::Sha512 {
+            return Some(Running::Sha512(self.sha512.clone()));
+        }
+        match &self.extra {
+            ExtraHasher::Sha1(hasher) if algorithm == Algorithm::Sha1 => {
+                Some(Running::Sha1(hasher.clone()))
+            }
+            ExtraHasher::Sha224(hasher) if algorithm == Algorithm::Sha224 => {
+                Some(Running::Sha224(hasher.clone()))
+            }
+            ExtraHasher::Sha256(hasher) if algorithm == Algorithm::Sha256 => {
+                Some(Running::Sha256(hasher.clone()))
+            }
+            ExtraHasher::Sha384(hasher) if algorithm == Algorithm::Sha384 => {
+                Some(Running::Sha384(hasher.clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// Completes both digests.
     pub fn finish(self) -> Hashes {
-        let sha512 = Digest::from_output(Algorithm::Sha512, &self.sha512.finalize());
+        let sha512 = Digest::from_output(Algorithm::Sha512, &self.sha512.finish());
         let extra = match self.extra {
             ExtraHasher::SameAsSha512 => sha512,
-            ExtraHasher::Sha1(hasher) => Digest::from_output(Algorithm::Sha1, &hasher.finalize()),
-            ExtraHasher::Sha224(hasher) => {
-                Digest::from_output(Algorithm::Sha224, &hasher.finalize())
-            }
-            ExtraHasher::Sha256(hasher) => {
-                Digest::from_output(Algorithm::Sha256, &hasher.finalize())
-            }
-            ExtraHasher::Sha384(hasher) => {
-                Digest::from_output(Algorithm::Sha384, &hasher.finalize())
-            }
+            ExtraHasher::Sha1(hasher) => Digest::from_output(Algorithm::Sha1, &hasher.finish()),
+            ExtraHasher::Sha224(hasher) => Digest::from_output(Algorithm::Sha224, &hasher.finish()),
+            ExtraHasher::Sha256(hasher) => Digest::from_output(Algorithm::Sha256, &hasher.finish()),
+            ExtraHasher::Sha384(hasher) => Digest::from_output(Algorithm::Sha384, &hasher.finish()),
         };
         Hashes { sha512, extra }
     }
@@ -824,15 +854,16 @@ pub fn hash_file(path: &std::path::Path, extra: Algorithm) -> std::io::Result<Ha
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use sha2::Digest as _;
 
     /// Hashes `data` in one call with the hash crates directly, independently of `MultiHasher`.
     fn one_shot(algorithm: Algorithm, data: &[u8]) -> Digest {
         let output: Vec<u8> = match algorithm {
-            Algorithm::Sha1 => Sha1::digest(data).to_vec(),
-            Algorithm::Sha224 => Sha224::digest(data).to_vec(),
-            Algorithm::Sha256 => Sha256::digest(data).to_vec(),
-            Algorithm::Sha384 => Sha384::digest(data).to_vec(),
-            Algorithm::Sha512 => Sha512::digest(data).to_vec(),
+            Algorithm::Sha1 => sha1::Sha1::digest(data).to_vec(),
+            Algorithm::Sha224 => sha2::Sha224::digest(data).to_vec(),
+            Algorithm::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            Algorithm::Sha384 => sha2::Sha384::digest(data).to_vec(),
+            Algorithm::Sha512 => sha2::Sha512::digest(data).to_vec(),
         };
         Digest::from_output(algorithm, &output)
     }

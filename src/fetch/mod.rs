@@ -705,10 +705,11 @@ impl Fetcher {
                 })
             })?;
             tracing::info!(
-                "{}: good signature by {} ({})",
+                "{}: good signature by {} ({}), {}",
                 redact_url(url),
                 check.signer,
-                check.key_fingerprint
+                check.key_fingerprint,
+                check.content_hash
             );
         }
         let entry = IndexEntry {
@@ -797,7 +798,7 @@ impl Fetcher {
                 .signature_inputs(policy, &keys_url, url, task)
                 .await
                 .map_err(Transfer::Fatal)?;
-            sink.verify_with(signed_by);
+            sink.verify_with(signed_by).map_err(Transfer::Fatal)?;
         }
         if offset > 0 {
             let resumes = status == StatusCode::PARTIAL_CONTENT

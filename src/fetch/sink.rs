@@ -1,11 +1,15 @@
 //! Where a download's bytes go: the streaming pipeline of one transfer.
 //!
-//! Every chunk received is handed, reference-counted, to a hashing thread, a disk thread and
-//! (when the release is signed) a signature-verifier thread, so receiving, hashing, writing
-//! and verifying overlap. The sink knows nothing of mirrors or retries; [`super`] drives it:
-//! [`Sink::write`] per chunk, [`Sink::settle`] after a failed attempt, then
-//! [`Sink::rehash_from_disk`] to resume or [`Sink::restart`] when the server ignored the
-//! range, and [`Sink::finish`] for the file, its size, digests and signature verdict.
+//! Every chunk received is handed, reference-counted, to a hashing thread and a disk thread,
+//! so receiving, hashing and writing overlap. A release signature whose digest algorithm is one
+//! the hashing thread computes anyway (SHA-512 for current Apache releases) is checked from a
+//! copy of that running hash after the last byte, so signed downloads hash each byte once;
+//! any other signature gets a verifier thread hashing the same chunks, in the same read.
+//!
+//! The sink knows nothing of mirrors or retries; [`super`] drives it: [`Sink::write`] per
+//! chunk, [`Sink::settle`] after a failed attempt, then [`Sink::rehash_from_disk`] to resume or
+//! [`Sink::restart`] when the server ignored the range, and [`Sink::finish`] for the file, its
+//! size, digests and signature verdict.
 
 use std::sync::Arc;
 
@@ -13,8 +17,9 @@ use tempfile::NamedTempFile;
 use url::Url;
 
 use super::FetchError;
+use crate::digest::{Running, Sha256};
 use crate::redact::redact_url;
-use crate::signature::Keyring;
+use crate::signature::{Keyring, PendingSignature};
 use crate::verify::{self, Algorithm, MultiHasher};
 
 /// Write buffer between the network and the temp file: one write per 4 MiB.
@@ -32,9 +37,11 @@ pub(super) struct Sink {
     temp: NamedTempFile,
     hasher: Worker<Digests>,
     writer: Worker<u64>,
-    /// With signatures checked: the verifier reading the same chunks, and what it needs to
-    /// start again when the transfer restarts.
-    verifier: Option<(Worker<SignatureOutcome>, SignedBy)>,
+    /// A signature the hashing thread checks from its own state at the end.
+    shared: Option<Arc<PendingSignature>>,
+    /// Any other signature: the verifier reading the same chunks, and what it needs to start
+    /// again when the transfer restarts.
+    verifier: Option<(Worker<SignatureOutcome>, Arc<PendingSignature>)>,
     /// Bytes accepted so far; a resumed transfer starts here.
     written: u64,
     url: String,
@@ -113,23 +120,16 @@ pub(super) struct SignedBy {
 pub(super) type SignatureOutcome =
     Result<crate::signature::SignatureCheck, crate::signature::SignatureError>;
 
-impl SignedBy {
-    /// A verifier thread over the chunks it will be sent; `subject` names the file in errors.
-    fn start(&self, subject: std::path::PathBuf) -> Worker<SignatureOutcome> {
-        let signed_by = self.clone();
-        Worker::start(move |receiver| {
-            let content = ChunkReader {
-                receiver,
-                current: bytes::Bytes::new(),
-            };
-            Ok(crate::signature::verify_detached_reader(
-                &signed_by.keyring,
-                &signed_by.signature,
-                content,
-                &subject,
-            ))
-        })
-    }
+/// A verifier thread hashing the chunks it will be sent for `pending`, in a pass of its own.
+fn start_verifier(pending: &Arc<PendingSignature>) -> Worker<SignatureOutcome> {
+    let pending = Arc::clone(pending);
+    Worker::start(move |receiver| {
+        let content = ChunkReader {
+            receiver,
+            current: bytes::Bytes::new(),
+        };
+        Ok(pending.verify_reader(content))
+    })
 }
 
 /// The chunks sent to a worker, read as one byte stream (the verifier hashes it as it reads).
@@ -174,11 +174,12 @@ impl Sink {
             None => (temp.as_file().try_clone().map_err(write_error)?, false),
         };
         let writer = Worker::start(move |receiver| DiskWriter::new(file, direct).run(receiver));
-        let hasher = start_hasher(algorithm);
+        let hasher = start_hasher(algorithm, None);
         Ok(Sink {
             temp,
             hasher,
             writer,
+            shared: None,
             verifier: None,
             written: 0,
             url: redact_url(url),
@@ -187,8 +188,30 @@ impl Sink {
     }
 
     /// Check the signature over everything written from now on (called before any byte).
-    pub(super) fn verify_with(&mut self, signed_by: SignedBy) {
-        self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
+    /// Whatever can be checked before the content (the signature's form, its signer in the
+    /// keyring, revocations, the subkey binding) is checked now, and refused here.
+    pub(super) fn verify_with(&mut self, signed_by: SignedBy) -> Result<(), FetchError> {
+        let pending = PendingSignature::new(
+            &signed_by.keyring,
+            &signed_by.signature,
+            &subject(&self.url),
+        )
+        .map_err(|source| FetchError::Signature {
+            url: self.url.clone(),
+            source: Box::new(source),
+        })?;
+        let pending = Arc::new(pending);
+        let shared = pending
+            .shares()
+            .is_some_and(|algorithm| hashed_anyway(self.algorithm).contains(&algorithm));
+        if shared {
+            // No byte has been sent to the hashing thread yet: a fresh one loses nothing.
+            self.shared = Some(pending);
+            self.hasher = start_hasher(self.algorithm, self.shared.clone());
+        } else {
+            self.verifier = Some((start_verifier(&pending), pending));
+        }
+        Ok(())
     }
 
     fn io_error(&self, source: std::io::Error) -> FetchError {
@@ -261,10 +284,10 @@ impl Sink {
     pub(super) async fn rehash_from_disk(&mut self) -> Result<(), FetchError> {
         use tokio::io::AsyncReadExt;
         // Dropping a worker closes its channel; its thread ends on its own.
-        self.hasher = start_hasher(self.algorithm);
-        if let Some((verifier, signed_by)) = self.verifier.take() {
+        self.hasher = start_hasher(self.algorithm, self.shared.clone());
+        if let Some((verifier, pending)) = self.verifier.take() {
             drop(verifier);
-            self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
+            self.verifier = Some((start_verifier(&pending), pending));
         }
         let mut file = tokio::fs::File::open(self.temp.path())
             .await
@@ -310,9 +333,9 @@ impl Sink {
     pub(super) async fn restart(&mut self) -> Result<(), FetchError> {
         // A verifier cannot rewind: the old one is dropped (its reader ends) and a new one
         // reads the transfer from byte 0.
-        if let Some((verifier, signed_by)) = self.verifier.take() {
+        if let Some((verifier, pending)) = self.verifier.take() {
             drop(verifier);
-            self.verifier = Some((signed_by.start(subject(&self.url)), signed_by));
+            self.verifier = Some((start_verifier(&pending), pending));
         }
         self.writer
             .send(Message::Reset)
@@ -345,7 +368,7 @@ impl Sink {
             Ok(size) => hasher.finish().await.map(|hashes| (size, hashes)),
             Err(error) => Err(error),
         };
-        let signature = match verifier {
+        let verified = match verifier {
             Some((verifier, _)) => match verifier.finish().await {
                 Ok(check) => Some(check),
                 Err(source) => {
@@ -359,12 +382,12 @@ impl Sink {
             None => None,
         };
         match outcome {
-            Ok((size, (hashes, sha256))) => Ok(Written {
+            Ok((size, (hashes, sha256, shared))) => Ok(Written {
                 temp,
                 size,
                 hashes,
                 sha256,
-                signature,
+                signature: verified.or(shared),
             }),
             Err(source) => Err(FetchError::Write {
                 url,
@@ -389,15 +412,23 @@ pub(super) struct Written {
     pub(super) signature: Option<SignatureOutcome>,
 }
 
-/// What the hashing thread computes: SHA-512 and the checksum's algorithm, and the SHA-256
-/// the cache index records for verify-on-use.
-type Digests = (verify::Hashes, String);
+/// What the hashing thread computes: SHA-512 and the checksum's algorithm, the SHA-256 the
+/// cache index records for verify-on-use, and the verdict on a signature checked from one of
+/// them.
+type Digests = (verify::Hashes, String, Option<SignatureOutcome>);
 
-/// The hashing thread of one download.
-fn start_hasher(algorithm: Algorithm) -> Worker<Digests> {
+/// The algorithms the hashing thread computes for a checksum of `algorithm`: SHA-512 (the
+/// cache key), the checksum's own and SHA-256 (the cache index's).
+fn hashed_anyway(algorithm: Algorithm) -> [Algorithm; 3] {
+    [Algorithm::Sha512, algorithm, Algorithm::Sha256]
+}
+
+/// The hashing thread of one download; with `signature`, it checks that signature from a copy
+/// of its own state after the last byte (the caller made sure the algorithm is one it has).
+fn start_hasher(algorithm: Algorithm, signature: Option<Arc<PendingSignature>>) -> Worker<Digests> {
     Worker::start(move |mut receiver| {
         let fresh = || {
-            let sha256 = (algorithm != Algorithm::Sha256).then(<sha2::Sha256 as sha2::Digest>::new);
+            let sha256 = (algorithm != Algorithm::Sha256).then(Sha256::new);
             (MultiHasher::new(algorithm), sha256)
         };
         let (mut hasher, mut sha256) = fresh();
@@ -406,19 +437,29 @@ fn start_hasher(algorithm: Algorithm) -> Worker<Digests> {
                 Message::Data(chunk) => {
                     hasher.update(&chunk);
                     if let Some(sha256) = &mut sha256 {
-                        sha2::Digest::update(sha256, &chunk);
+                        sha256.update(&chunk);
                     }
                 }
                 Message::Reset => (hasher, sha256) = fresh(),
                 Message::Settle(_) => {}
             }
         }
+        let verdict = signature.and_then(|pending| {
+            let algorithm = pending.shares()?;
+            let state = match &sha256 {
+                Some(sha256) if algorithm == Algorithm::Sha256 => {
+                    Some(Running::Sha256(sha256.clone()))
+                }
+                _ => hasher.state(algorithm),
+            }?;
+            Some(pending.verify_hashed(state))
+        });
         let hashes = hasher.finish();
         let sha256 = match sha256 {
-            Some(sha256) => hex::encode(sha2::Digest::finalize(sha256)),
+            Some(sha256) => hex::encode(sha256.finish()),
             None => hashes.extra.hex(),
         };
-        Ok((hashes, sha256))
+        Ok((hashes, sha256, verdict))
     })
 }
 
@@ -628,12 +669,14 @@ fn start_writeback(file: &std::fs::File, offset: u64, length: u64) {
 mod tests {
     use pgp::composed::{
         ArmorOptions, DetachedSignature, EncryptionCaps, KeyType, SecretKeyParamsBuilder,
+        SignedSecretKey,
     };
     use pgp::crypto::hash::HashAlgorithm;
     use pgp::types::Password;
     use sha2::Digest as _;
 
     use super::*;
+    use crate::signature::ContentHash;
 
     /// Bytes whose every position matters (a period prime to every block size).
     fn content(length: usize) -> Vec<u8> {
@@ -730,8 +773,8 @@ mod tests {
         assert_written(&sink.finish().await.expect("finish"), &on_disk);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_signature_is_checked_over_the_streamed_bytes() {
+    /// A release manager's key (an Ed25519 primary key that signs) and its keyring.
+    fn release_key() -> (SignedSecretKey, Arc<Keyring>) {
         let mut params = SecretKeyParamsBuilder::default();
         params
             .key_type(KeyType::Ed25519Legacy)
@@ -749,17 +792,50 @@ mod tests {
             .to_armored_string(ArmorOptions::default())
             .expect("armored key");
         let keyring = Arc::new(Keyring::parse_keys_file(&keys).expect("keyring"));
-        let bytes = content(WRITE_BUFFER + 999);
-        let signature = DetachedSignature::sign_binary_data(
+        (key, keyring)
+    }
+
+    /// An armored binary-mode signature over `bytes` with `hash`.
+    fn sign(key: &SignedSecretKey, hash: HashAlgorithm, bytes: &[u8]) -> Vec<u8> {
+        DetachedSignature::sign_binary_data(
             rand::thread_rng(),
             &key.primary_key,
             &Password::empty(),
-            HashAlgorithm::Sha512,
-            bytes.as_slice(),
+            hash,
+            bytes,
         )
         .expect("sign")
         .to_armored_bytes(ArmorOptions::default())
-        .expect("armored signature");
+        .expect("armored signature")
+    }
+
+    /// Stream `bytes` through a sink checking `signature`; the verdict, and whether a verifier
+    /// thread (a second hash) was started for it.
+    async fn verdict(
+        keyring: &Arc<Keyring>,
+        signature: Vec<u8>,
+        checksum: Algorithm,
+        bytes: &[u8],
+    ) -> (SignatureOutcome, bool) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut sink = sink_in(dir.path(), checksum);
+        sink.verify_with(SignedBy {
+            keyring: Arc::clone(keyring),
+            signature: Arc::new(signature),
+        })
+        .expect("signature inputs");
+        let second_hash = sink.verifier.is_some();
+        feed(&mut sink, bytes, 1 << 16).await;
+        let written = sink.finish().await.expect("finish");
+        assert_written(&written, bytes);
+        (written.signature.expect("a verdict"), second_hash)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_signature_is_checked_over_the_streamed_bytes() {
+        let (key, keyring) = release_key();
+        let bytes = content(WRITE_BUFFER + 999);
+        let signature = sign(&key, HashAlgorithm::Sha512, &bytes);
         let signed_by = SignedBy {
             keyring,
             signature: Arc::new(signature),
@@ -768,7 +844,8 @@ mod tests {
 
         // Good: the verdict names the signer, also after a restart mid-transfer.
         let mut sink = sink_in(dir.path(), Algorithm::Sha512);
-        sink.verify_with(signed_by.clone());
+        sink.verify_with(signed_by.clone())
+            .expect("signature inputs");
         feed(&mut sink, &bytes[..5000], 1000).await;
         sink.restart().await.expect("restart");
         feed(&mut sink, &bytes, 1 << 16).await;
@@ -784,8 +861,126 @@ mod tests {
         let mut tampered = bytes.clone();
         tampered[WRITE_BUFFER] ^= 1;
         let mut sink = sink_in(dir.path(), Algorithm::Sha512);
-        sink.verify_with(signed_by);
+        sink.verify_with(signed_by).expect("signature inputs");
         feed(&mut sink, &tampered, 1 << 16).await;
+        let verdict = sink.finish().await.expect("finish").signature;
+        assert!(matches!(verdict, Some(Err(_))), "{verdict:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sha512_signature_is_checked_from_the_checksum_hash_without_a_second_hash() {
+        let (key, keyring) = release_key();
+        let bytes = content(2 * WRITE_BUFFER + 4321);
+        let signature = sign(&key, HashAlgorithm::Sha512, &bytes);
+
+        let (outcome, second_hash) =
+            verdict(&keyring, signature.clone(), Algorithm::Sha512, &bytes).await;
+        let check = outcome.expect("a good signature");
+        assert!(!second_hash, "no verifier thread hashes the bytes again");
+        assert_eq!(check.content_hash, ContentHash::Shared(Algorithm::Sha512));
+        assert_eq!(check.signer, "Release Manager <rm@apache.org>");
+
+        // One flipped byte: refused from the shared state, as rPGP's own pass refuses it.
+        let mut tampered = bytes.clone();
+        tampered[12_345] ^= 0x20;
+        let (outcome, second_hash) =
+            verdict(&keyring, signature.clone(), Algorithm::Sha512, &tampered).await;
+        assert!(!second_hash);
+        let error = outcome.expect_err("a bad signature");
+        assert!(
+            matches!(error, crate::signature::SignatureError::BadSignature { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("BAD signature"), "{error}");
+        let own_pass =
+            PendingSignature::new(&keyring, &signature, std::path::Path::new("spark.tgz"))
+                .expect("signature inputs")
+                .verify_reader(tampered.as_slice());
+        assert!(own_pass.is_err(), "rPGP agrees: {own_pass:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn signatures_in_other_algorithms_verify_in_the_same_read() {
+        let (key, keyring) = release_key();
+        let bytes = content(WRITE_BUFFER + 77);
+
+        // SHA-256 over a SHA-512 checksum: the cache index's SHA-256 is hashed anyway.
+        let signature = sign(&key, HashAlgorithm::Sha256, &bytes);
+        let (outcome, second_hash) = verdict(&keyring, signature, Algorithm::Sha512, &bytes).await;
+        let check = outcome.expect("a good SHA-256 signature");
+        assert!(!second_hash);
+        assert_eq!(check.content_hash, ContentHash::Shared(Algorithm::Sha256));
+
+        // SHA-384, which nothing else hashes: a verifier thread hashes the same chunks.
+        let signature = sign(&key, HashAlgorithm::Sha384, &bytes);
+        let (outcome, second_hash) =
+            verdict(&keyring, signature.clone(), Algorithm::Sha512, &bytes).await;
+        let check = outcome.expect("a good SHA-384 signature");
+        assert!(second_hash);
+        assert_eq!(check.content_hash, ContentHash::OwnPass);
+        // …and shares the checksum's state when the checksum is SHA-384 too.
+        let (outcome, second_hash) = verdict(&keyring, signature, Algorithm::Sha384, &bytes).await;
+        assert!(!second_hash);
+        assert_eq!(
+            outcome.expect("a good signature").content_hash,
+            ContentHash::Shared(Algorithm::Sha384)
+        );
+
+        // Text mode hashes canonical line endings, not the bytes: never the shared state.
+        let text = b"line one\nline two\n".repeat(1000);
+        let signature = DetachedSignature::sign_text_data(
+            rand::thread_rng(),
+            &key.primary_key,
+            &Password::empty(),
+            HashAlgorithm::Sha512,
+            text.as_slice(),
+        )
+        .expect("sign")
+        .to_armored_bytes(ArmorOptions::default())
+        .expect("armored signature");
+        let (outcome, second_hash) = verdict(&keyring, signature, Algorithm::Sha512, &text).await;
+        assert!(second_hash);
+        assert_eq!(
+            outcome.expect("a good text signature").content_hash,
+            ContentHash::OwnPass
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_resumed_download_is_checked_from_the_hash_of_the_whole_file() {
+        let (key, keyring) = release_key();
+        let bytes = content(WRITE_BUFFER + 5000);
+        let signature = Arc::new(sign(&key, HashAlgorithm::Sha512, &bytes));
+        let (first, rest) = bytes.split_at(WRITE_BUFFER / 2 + 77);
+        let dir = tempfile::tempdir().expect("temp dir");
+
+        let mut sink = sink_in(dir.path(), Algorithm::Sha512);
+        sink.verify_with(SignedBy {
+            keyring: Arc::clone(&keyring),
+            signature: Arc::clone(&signature),
+        })
+        .expect("signature inputs");
+        feed(&mut sink, first, 10_000).await;
+        sink.settle().await.expect("settle");
+        sink.rehash_from_disk().await.expect("rehash");
+        feed(&mut sink, rest, 10_000).await;
+        assert!(sink.verifier.is_none());
+        let written = sink.finish().await.expect("finish");
+        assert_written(&written, &bytes);
+        let check = written.signature.expect("a verdict").expect("good");
+        assert_eq!(check.content_hash, ContentHash::Shared(Algorithm::Sha512));
+
+        // A byte changed on disk between the attempts fails the signature too.
+        let mut sink = sink_in(dir.path(), Algorithm::Sha512);
+        sink.verify_with(SignedBy { keyring, signature })
+            .expect("signature inputs");
+        feed(&mut sink, first, 10_000).await;
+        sink.settle().await.expect("settle");
+        let mut on_disk = first.to_vec();
+        on_disk[10] ^= 0xff;
+        std::fs::write(sink.temp.path(), &on_disk).expect("tamper");
+        sink.rehash_from_disk().await.expect("rehash");
+        feed(&mut sink, rest, 10_000).await;
         let verdict = sink.finish().await.expect("finish").signature;
         assert!(matches!(verdict, Some(Err(_))), "{verdict:?}");
     }

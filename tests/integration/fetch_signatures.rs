@@ -1,9 +1,26 @@
 //! Release signatures through the real binary: every Apache tarball's `.asc` is checked
 //! against the project's `KEYS` on the mirror, and every way that can fail is a hard error.
 
+use pgp::crypto::hash::HashAlgorithm;
+
 use crate::support::fixtures::coreutils_sha512;
 use crate::support::signing::{ReleaseSigner, release_signer};
 use crate::support::*;
+
+/// What `-v` says when a signature was checked from the download's own hash state.
+fn shared(algorithm: &str) -> String {
+    format!("checked from the download's own {algorithm} hash (each byte hashed once)")
+}
+
+/// Re-sign the Spark tarball with `hash` (its checksum stays SHA-512).
+fn resign_spark(env: &TestEnv, hash: HashAlgorithm) {
+    let tarball = std::fs::read(&env.apache.spark.file).expect("tarball");
+    std::fs::write(
+        format!("{}.asc", env.apache.spark.file.display()),
+        release_signer().sign_with(hash, &tarball),
+    )
+    .expect("asc");
+}
 
 fn spark_path(env: &TestEnv) -> String {
     env.apache.spark.url_path.clone()
@@ -134,4 +151,50 @@ fn signatures_can_be_turned_off_explicitly() {
     std::fs::remove_file(format!("{}.asc", env.apache.spark.file.display())).expect("remove asc");
     assert_success(&env.run(&["fetch", "spark"]));
     assert_eq!(env.server.count(&format!("{}.asc", spark_path(&env))), 0);
+}
+
+#[test]
+fn a_sha512_signature_is_checked_from_the_checksum_hash() {
+    let env = TestEnv::new();
+    let output = env.run(&["-v", "fetch", "spark"]);
+    assert_success(&output);
+    assert_stderr_contains(&output, "good signature by Test Release Manager");
+    assert_stderr_contains(&output, &shared("sha512"));
+}
+
+#[test]
+fn a_sha256_signature_over_a_sha512_checksum_verifies() {
+    let env = TestEnv::new();
+    resign_spark(&env, HashAlgorithm::Sha256);
+    let output = env.run(&["-v", "fetch", "spark"]);
+    assert_success(&output);
+    // The SHA-256 the cache index records is hashed in the same read anyway.
+    assert_stderr_contains(&output, &shared("sha256"));
+}
+
+#[test]
+fn a_signature_in_an_algorithm_nothing_else_hashes_gets_a_hash_of_its_own() {
+    let env = TestEnv::new();
+    resign_spark(&env, HashAlgorithm::Sha384);
+    let output = env.run(&["-v", "fetch", "spark"]);
+    assert_success(&output);
+    assert_stderr_contains(&output, "good signature by Test Release Manager");
+    assert_stderr_contains(&output, "checked with a hash of its own");
+}
+
+#[test]
+fn a_resumed_download_is_still_checked_against_its_signature() {
+    let env = TestEnv::new();
+    let cut = env.apache.spark.size / 2;
+    env.server.inject(
+        &spark_path(&env),
+        Fault::CloseMidBody {
+            after: cut,
+            times: 1,
+        },
+    );
+    let output = env.run(&["-v", "fetch", "spark"]);
+    assert_success(&output);
+    assert_stderr_contains(&output, &format!("at byte {cut}"));
+    assert_stderr_contains(&output, &shared("sha512"));
 }

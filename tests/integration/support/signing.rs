@@ -68,11 +68,16 @@ impl ReleaseSigner {
 
     /// An armored detached signature over `bytes`, made with the signing subkey.
     pub fn sign(&self, bytes: &[u8]) -> Vec<u8> {
+        self.sign_with(HashAlgorithm::Sha512, bytes)
+    }
+
+    /// [`ReleaseSigner::sign`] with another digest algorithm than Apache's SHA-512.
+    pub fn sign_with(&self, hash: HashAlgorithm, bytes: &[u8]) -> Vec<u8> {
         DetachedSignature::sign_binary_data(
             rand::thread_rng(),
             &self.key.secret_subkeys[0].key,
             &Password::empty(),
-            HashAlgorithm::Sha512,
+            hash,
             bytes,
         )
         .expect("signature")
