@@ -165,3 +165,12 @@ echo "| \`openssl speed -bytes 1048576 sha512\` (the machine's reference, CPU ti
 echo "| \`imgforge cache verify\` of $((hashed / 1000000)) MB, CPU time (best of 3) | $ours_cpu_mbs |"
 echo "| \`imgforge cache verify\`, wall time (best of 3) | $ours_wall_mbs |"
 echo "| ratio, CPU time | $(awk "BEGIN {printf \"%.2f\", $ours_cpu_mbs / $openssl_mbs}")× (target ≥ 0.9×) |"
+
+# The machine's limit for the fetch: each byte hashed once at OpenSSL's speed, the two tarballs
+# on the two cores. Recorded for benches/all.sh beside the fetch and the manual way.
+downloaded=$(find "$WORK/cache/artifacts-v1" -type f -printf '%s\n' | awk '{sum += $1} END {print sum}')
+hash_limit=$(awk "BEGIN {printf \"%.2f\", $downloaded / ($openssl_kbs * 1000) / 2}")
+echo "| the machine's limit: $((downloaded / 1000000)) MB hashed once at openssl's speed on two cores, s | $hash_limit |"
+signatures=with; [ "${SIGNATURES:-true}" = false ] && signatures=without
+result "fetch ~580 MB, $signatures signatures" "$ours" "$theirs" "$hash_limit" "manual<=0.5,reference<=1.5" "fetch: manual is curl then sha512sum -c (no signatures), reference the two-core hash limit"
+result "SHA-512 single-stream hash, CPU s per GB" "$(awk "BEGIN {printf \"%.2f\", 1000 / $ours_cpu_mbs}")" "-" "$(awk "BEGIN {printf \"%.2f\", 1000 / $openssl_mbs}")" "reference<=1.11" "hash: reference is openssl speed sha512 (≥ 0.9× its speed = ≤ 1.11× its time)"
