@@ -698,6 +698,18 @@ mod tests {
     }
 
     /// The file on disk, its size and every digest match `bytes`.
+    /// A first attempt writes `first`; then a byte of it changes on disk before the resume
+    /// re-hashes the file. Returns the bytes as they are on disk.
+    async fn first_attempt_then_tamper(sink: &mut Sink, first: &[u8]) -> Vec<u8> {
+        feed(sink, first, 10_000).await;
+        sink.settle().await.expect("settle");
+        let mut on_disk = first.to_vec();
+        on_disk[10] ^= 0xff;
+        std::fs::write(sink.temp.path(), &on_disk).expect("tamper");
+        sink.rehash_from_disk().await.expect("rehash");
+        on_disk
+    }
+
     fn assert_written(written: &Written, bytes: &[u8]) {
         let on_disk = std::fs::read(written.temp.path()).expect("read back");
         assert_eq!(on_disk.len(), bytes.len());
@@ -762,12 +774,7 @@ mod tests {
 
         // A byte changed on disk between the attempts is in the digest, as it is in the file.
         let mut sink = sink_in(dir.path(), Algorithm::Sha512);
-        feed(&mut sink, first, 10_000).await;
-        sink.settle().await.expect("settle");
-        let mut on_disk = first.to_vec();
-        on_disk[10] ^= 0xff;
-        std::fs::write(sink.temp.path(), &on_disk).expect("tamper");
-        sink.rehash_from_disk().await.expect("rehash");
+        let mut on_disk = first_attempt_then_tamper(&mut sink, first).await;
         feed(&mut sink, rest, 10_000).await;
         on_disk.extend_from_slice(rest);
         assert_written(&sink.finish().await.expect("finish"), &on_disk);
@@ -974,12 +981,7 @@ mod tests {
         let mut sink = sink_in(dir.path(), Algorithm::Sha512);
         sink.verify_with(SignedBy { keyring, signature })
             .expect("signature inputs");
-        feed(&mut sink, first, 10_000).await;
-        sink.settle().await.expect("settle");
-        let mut on_disk = first.to_vec();
-        on_disk[10] ^= 0xff;
-        std::fs::write(sink.temp.path(), &on_disk).expect("tamper");
-        sink.rehash_from_disk().await.expect("rehash");
+        first_attempt_then_tamper(&mut sink, first).await;
         feed(&mut sink, rest, 10_000).await;
         let verdict = sink.finish().await.expect("finish").signature;
         assert!(matches!(verdict, Some(Err(_))), "{verdict:?}");
