@@ -73,7 +73,7 @@ imgforge() { (cd "$project" && "$IMGFORGE" --cache-dir "$WORK/cache" --no-progre
 imgforge fetch all >/dev/null 2>"$WORK/fetch.log" || { tail -30 "$WORK/fetch.log" >&2; exit 1; } # a warm download cache on both sides
 
 now() { date +%s.%N; }
-elapsed() { awk "BEGIN {printf \"%.1f\\n\", $2 - $1}"; }
+elapsed() { awk "BEGIN {printf \"%.2f\\n\", $2 - $1}"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "imgforge build all --no-cache (cold)"
