@@ -354,3 +354,27 @@ fn a_certificate_the_metastore_truststore_rejects_fails_the_build_naming_it() {
     assert_stderr_contains(&output, "keytool error");
     assert_nothing_built(&image_env);
 }
+
+#[test]
+fn force_replace_lets_build_replace_a_foreign_directory_under_build() {
+    // The tree is replaced before the engine builds (this build then fails at the truststore,
+    // which is what keeps the test cheap): `--force-replace` is what allows it, not `--force`
+    // (output_dirs::build_refuses_a_foreign_directory_under_build_before_anything).
+    let image_env = env_with_rejected_ca();
+    let foreign = image_env
+        .env
+        .work_dir()
+        .join("build/spark-3.1.1-bin-hadoop3.2");
+    std::fs::create_dir_all(&foreign).expect("foreign dir");
+    std::fs::write(foreign.join("notes.txt"), "mine\n").expect("user file");
+    let output = image_env.run(&["build", "--force-replace", "spark"]);
+    assert_exit_code(&output, BUILD_FAILED);
+    assert!(
+        !foreign.join("notes.txt").exists(),
+        "the foreign tree was kept"
+    );
+    assert!(
+        foreign.join(".imgforge-tree").is_file(),
+        "no prepared tree in its place"
+    );
+}
