@@ -69,3 +69,27 @@ impl<'a> Lines<'a> {
         Err(first)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::QuietReporter;
+
+    #[tokio::test]
+    async fn the_first_failure_in_time_is_the_one_returned() {
+        let lines = Lines::new(3, &QuietReporter);
+        let (first, second, third) = tokio::join!(
+            lines.run(async {
+                tokio::task::yield_now().await;
+                tokio::task::yield_now().await;
+                Err::<(), _>("later")
+            }),
+            lines.run(async { Err::<(), _>("first") }),
+            lines.run(async { Ok::<(), &str>(()) }),
+        );
+        assert_eq!(lines.first_failure([first, second, third]), Err("first"));
+        let lines = Lines::new(1, &QuietReporter);
+        let ok = lines.run(async { Ok::<(), &str>(()) }).await;
+        assert_eq!(lines.first_failure([ok]), Ok(()));
+    }
+}

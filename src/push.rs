@@ -756,6 +756,28 @@ mod tests {
     }
 
     #[test]
+    fn an_image_built_on_another_is_pushed_after_it_and_the_others_at_once() {
+        let target = |image: &str, after: Option<&str>| PushTarget {
+            image: image.to_string(),
+            source: format!("{image}:1"),
+            references: vec![format!("{image}:1")],
+            after: after.map(str::to_string),
+        };
+        let targets = [
+            target("spark", None),
+            target("spark-hs", Some("spark")),
+            target("hive-metastore", None),
+        ];
+        assert_eq!(chains(&targets), [vec![0, 1], vec![2]]);
+        // Without the image it is built on, it is a line of its own.
+        let targets = [
+            target("spark-hs", Some("spark")),
+            target("hive-metastore", None),
+        ];
+        assert_eq!(chains(&targets), [vec![0], vec![1]]);
+    }
+
+    #[test]
     fn cidrs_match() {
         let (network, prefix) = parse_cidr("127.0.0.0/8").unwrap();
         assert!(in_network("127.1.2.3".parse().unwrap(), network, prefix));
