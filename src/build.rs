@@ -3,10 +3,10 @@
 //! Output directories are checked and the engine is reached before any work; then the inputs
 //! are resolved once, fingerprinted, compared with what is already built — the images the
 //! engine holds under the image's tags, or with `--if-changed --push` the registry's — and the
-//! images whose inputs changed are built in dependency order — `spark` from the prepared tree,
-//! `spark-hs` on the spark image, `hive-metastore` from a context assembled out of the cache —
-//! and pushed when asked. `--force` (and, without `--if-changed`, `--no-cache`) builds every
-//! image asked for whatever its label says.
+//! images whose inputs changed are built in two lines at once — `spark` from the prepared tree
+//! then `spark-hs` on the spark image, and `hive-metastore` from a context assembled out of
+//! the cache (see [`crate::lines`]) — and pushed when asked. `--force` (and, without
+//! `--if-changed`, `--no-cache`) builds every image asked for whatever its label says.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,10 @@
 //! push, and a registry answering 5xx is retried a bounded number of times. Finally each
 //! tag's manifest is read back over the Registry API ([`crate::registry`]) and its digest
 //! must equal the one the engine reported.
+//!
+//! Images are pushed at once, except one built on another (`PushTarget::after`: spark-hs on
+//! spark), which follows it so that the layers they share are uploaded once; what was pushed
+//! is reported in the order of the targets.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -416,9 +420,9 @@ pub async fn push(
         );
     }
 
-    // Images that share no layers are pushed at once; one built on another (`after`) is
-    // pushed once that one is, so the layers they share reach the registry once. Every line
-    // runs to its end even when another fails; the first failure is the run's.
+    // Images built apart are pushed at once; one built on another (`after`) is pushed once
+    // that one is, so the layers they share reach the registry once. Every line runs to its
+    // end even when another fails; the first failure is the run's.
     let lines = chains(targets);
     let runner = crate::lines::Lines::new(lines.len(), reporter);
     let work: Vec<_> = lines
