@@ -130,8 +130,9 @@ pub async fn build(
     }
 }
 
-/// [`build`], recording each result in `outcome` as soon as it is known, so that a failure
-/// can still report what came before it.
+/// [`build`], recording each result in `outcome` once it is known (a build line's when both
+/// lines are done), so that a failure can still report what came before it and what the
+/// other line built.
 async fn build_into(
     config: &Config,
     options: &BuildOptions,
