@@ -3,10 +3,10 @@
 //! Output directories are checked and the engine is reached before any work; then the inputs
 //! are resolved once, fingerprinted, compared with what is already built — the images the
 //! engine holds under the image's tags, or with `--if-changed --push` the registry's — and the
-//! images whose inputs changed are built in dependency order — `spark` from the prepared tree,
-//! `spark-hs` on the spark image, `hive-metastore` from a context assembled out of the cache —
-//! and pushed when asked. `--force` (and, without `--if-changed`, `--no-cache`) builds every
-//! image asked for whatever its label says.
+//! images whose inputs changed are built in two lines at once — `spark` from the prepared tree
+//! then `spark-hs` on the spark image, and `hive-metastore` from a context assembled out of
+//! the cache (see [`crate::lines`]) — and pushed when asked. `--force` (and, without
+//! `--if-changed`, `--no-cache`) builds every image asked for whatever its label says.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use crate::docker::{self, BuiltImage, DockerError, Engine};
 use crate::error::Error;
 use crate::fetch::Fetcher;
 use crate::images::{self, ImageKind};
+use crate::lines::Lines;
 use crate::lock::{Lock, LockError};
 use crate::metastore::{self, MetastoreInputs};
 use crate::prepare::{self, Target};
@@ -129,8 +130,9 @@ pub async fn build(
     }
 }
 
-/// [`build`], recording each result in `outcome` as soon as it is known, so that a failure
-/// can still report what came before it.
+/// [`build`], recording each result in `outcome` once it is known (a build line's when both
+/// lines are done), so that a failure can still report what came before it and what the
+/// other line built.
 async fn build_into(
     config: &Config,
     options: &BuildOptions,
@@ -192,7 +194,7 @@ async fn build_into(
         registry: options.push.as_ref().filter(|_| options.if_changed),
         scheduled: options.if_changed,
     };
-    let (mut to_build, unchanged) = match options.build_all() {
+    let (to_build, unchanged) = match options.build_all() {
         true => (wanted.clone(), Vec::new()),
         false => {
             compare
@@ -211,147 +213,44 @@ async fn build_into(
     let builder = Builder {
         engine: &engine,
         puller: &puller,
+        fetcher: &fetcher,
         config,
         resolved: &resolved,
+        fingerprints: &fingerprints,
         created: &created,
         no_cache: options.no_cache,
         reporter: reporter.as_ref(),
     };
-    let mut spark_image_id = None;
-    if to_build.contains(&ImageKind::Spark) {
-        let out = spark_out.unwrap_or_else(|| prepare::default_out(config));
-        let target = Target {
-            out: &out,
-            force: options.force_replace,
-        };
-        let prepared =
-            prepare::prepare_tree(config, &fetcher, &resolved, target, reporter.as_ref()).await?;
-        let context = plan_context(
-            &prepared.root,
-            "kubernetes/dockerfiles/spark/Dockerfile",
-            Vec::new(),
-        )
-        .await?;
-        let report = builder
-            .build(
-                ImageKind::Spark,
-                context,
-                resolve::spark_build_args(config),
-                &fingerprints[&ImageKind::Spark],
-            )
-            .await
-            .map_err(|error| name_rejected_certificate(ImageKind::Spark, &resolved.certs, error))?;
-        spark_image_id = Some(report.image.id.clone());
-        outcome.built.push(report);
-    }
-    // spark-hs found unchanged before spark was built: still unchanged only on this spark.
-    if let Some(spark_id) = &spark_image_id
-        && let Some(position) = outcome
-            .unchanged
-            .iter()
-            .position(|unchanged| unchanged.kind == ImageKind::SparkHs && unchanged.id.is_some())
-    {
-        let spark_hs = &outcome.unchanged[position];
-        let child = spark_hs.id.as_deref().unwrap_or_default();
-        if !compare.built_on(child, spark_id).await? {
-            reporter.info(&format!(
-                "spark-hs: {} is not built on the spark image just built; rebuilding",
-                spark_hs.reference
-            ));
-            outcome.unchanged.remove(position);
-            to_build.push(ImageKind::SparkHs);
-        }
-    }
-    let built = &mut outcome.built;
-
-    if to_build.contains(&ImageKind::SparkHs) {
-        let unchanged_spark = outcome
-            .unchanged
-            .iter()
-            .find(|unchanged| unchanged.kind == ImageKind::Spark)
-            .and_then(|unchanged| unchanged.id.clone());
-        let spark_reference = match spark_image_id.or(unchanged_spark) {
-            Some(id) => id,
-            None => {
-                let reference = resolved.references[&ImageKind::Spark][0].clone();
-                if !docker::image_exists(&engine, &reference).await? {
-                    return Err(DockerError::NoSparkImage { reference }.into());
-                }
-                reference
-            }
-        };
-        let root = tempfile::tempdir().map_err(|source| AssembleError::Write {
-            path: std::env::temp_dir(),
-            source,
-        })?;
-        let extra = vec![
-            (
-                "Dockerfile".to_string(),
-                resolved.spark_hs.dockerfile.clone().into_bytes(),
-            ),
-            (
-                ".dockerignore".to_string(),
-                resolved.spark_hs.dockerignore.clone().into_bytes(),
-            ),
-        ];
-        // On disk, not generated: COPY sources are checked against the files in the context.
-        assemble::write_text(
-            root.path(),
-            "spark-defaults.conf",
-            &assemble::history_server_defaults(config),
-        )?;
-        let context = plan_context(root.path(), "Dockerfile", extra).await?;
-        let build_args = BTreeMap::from([
-            ("spark_image".to_string(), spark_reference),
-            ("spark_uid".to_string(), config.images.spark_uid.to_string()),
-        ]);
-        built.push(
-            builder
-                .build(
-                    ImageKind::SparkHs,
-                    context,
-                    build_args,
-                    &fingerprints[&ImageKind::SparkHs],
-                )
-                .await?,
-        );
-    }
-
-    if let Some(hive) = resolved
-        .hive
-        .as_ref()
-        .filter(|_| to_build.contains(&ImageKind::HiveMetastore))
-    {
-        let out = metastore_out.unwrap_or_else(|| self::metastore_out(config));
-        let fingerprint = &fingerprints[&ImageKind::HiveMetastore];
-        let inputs = MetastoreInputs {
-            fingerprint,
-            metastore: &hive.metastore,
-            hadoop: &hive.hadoop,
-            s3a: &resolved.s3a,
-            jdbc: &hive.jdbc,
-            certs: &resolved.certs.certs,
-            data: &hive.data,
-        };
-        let root = metastore::assemble_context(&fetcher, inputs, &out).await?;
-        let context = plan_context(&root, "Dockerfile", Vec::new()).await?;
-        let build_args = BTreeMap::from([
-            ("base".to_string(), bases.hive_metastore.reference.clone()),
-            (
-                "debug_sudo".to_string(),
-                config.images.hive_metastore_debug_sudo.to_string(),
-            ),
-        ]);
-        built.push(
-            builder
-                .build(ImageKind::HiveMetastore, context, build_args, fingerprint)
-                .await
-                .map_err(|error| {
-                    name_rejected_certificate(ImageKind::HiveMetastore, &resolved.certs, error)
-                })?,
-        );
-    }
-
+    // spark (then spark-hs on it) and hive-metastore share nothing but the cache and the
+    // engine: the two lines are prepared and built at once. Each runs to its end even when
+    // the other fails, so what was built is tagged whole and reported; the first failure is
+    // the run's.
+    let lines = Lines::new(2, reporter.as_ref());
+    let mut spark_built = Vec::new();
+    let mut metastore_built = Vec::new();
+    let spark_line = SparkLine {
+        to_build: &to_build,
+        out: spark_out,
+        force_replace: options.force_replace,
+    };
+    let (spark_result, metastore_result) = tokio::join!(
+        lines.run(builder.spark_line(
+            spark_line,
+            &compare,
+            &mut outcome.unchanged,
+            &mut spark_built
+        )),
+        lines.run(builder.metastore_line(
+            to_build.contains(&ImageKind::HiveMetastore),
+            metastore_out,
+            &mut metastore_built
+        )),
+    );
+    // Reported in image order, whichever build finished first.
+    outcome.built.extend(spark_built);
+    outcome.built.extend(metastore_built);
+    outcome.built.sort_by_key(|report| report.kind);
+    lines.first_failure([spark_result, metastore_result])?;
     if let Some(push_options) = &options.push {
         let targets = push_targets(&outcome.built, &outcome.unchanged, options.if_changed);
         if !targets.is_empty() {
@@ -401,6 +300,7 @@ fn push_targets(
                 image: kind.label().to_string(),
                 source: report.image.id.clone(),
                 references: report.references.clone(),
+                after: push_after(kind),
             });
         } else if let Some(unchanged) = unchanged.iter().find(|unchanged| unchanged.kind == kind)
             && let Some(id) = unchanged.id.as_ref().filter(|_| !if_changed)
@@ -409,10 +309,17 @@ fn push_targets(
                 image: kind.label().to_string(),
                 source: id.clone(),
                 references: unchanged.references.clone(),
+                after: push_after(kind),
             });
         }
     }
     targets
+}
+
+/// The image `kind` is built on, pushed before it: spark-hs after spark (its layers are then
+/// in the registry already); spark and hive-metastore share no build and push at once.
+pub(crate) fn push_after(kind: ImageKind) -> Option<String> {
+    (kind == ImageKind::SparkHs).then(|| ImageKind::Spark.label().to_string())
 }
 
 /// Write every pushed reference to the digests file `path`.
@@ -687,18 +594,189 @@ async fn plan_context(
     blocking(move || BuildContext::plan(&root, &dockerfile, extra).map_err(Error::from)).await
 }
 
+/// What the spark line is asked to do.
+struct SparkLine<'a> {
+    /// The images found changed (spark-hs may join them once spark is built).
+    to_build: &'a [ImageKind],
+    /// The checked `./build/spark-…` tree, when spark is wanted.
+    out: Option<PathBuf>,
+    /// `--force-replace`.
+    force_replace: bool,
+}
+
 /// What every image build of one run shares.
 struct Builder<'a> {
     engine: &'a Engine,
     puller: &'a crate::pull::Puller<'a>,
+    fetcher: &'a Fetcher,
     config: &'a Config,
     resolved: &'a Resolved,
+    fingerprints: &'a BTreeMap<ImageKind, String>,
     created: &'a str,
     no_cache: bool,
     reporter: &'a dyn Reporter,
 }
 
 impl Builder<'_> {
+    /// The spark image from the prepared tree, then spark-hs on it; `built` receives each
+    /// image as it is built. An unchanged spark-hs that is not built on the spark image just
+    /// built leaves `unchanged` and is rebuilt.
+    async fn spark_line(
+        &self,
+        line: SparkLine<'_>,
+        compare: &Comparison<'_>,
+        unchanged: &mut Vec<Unchanged>,
+        built: &mut Vec<BuiltReport>,
+    ) -> Result<(), Error> {
+        let (config, resolved) = (self.config, self.resolved);
+        let mut build_spark_hs = line.to_build.contains(&ImageKind::SparkHs);
+        let mut spark_image_id = None;
+        if line.to_build.contains(&ImageKind::Spark) {
+            let out = line.out.unwrap_or_else(|| prepare::default_out(config));
+            let target = Target {
+                out: &out,
+                force: line.force_replace,
+            };
+            let prepared =
+                prepare::prepare_tree(config, self.fetcher, resolved, target, self.reporter)
+                    .await?;
+            let context = plan_context(
+                &prepared.root,
+                "kubernetes/dockerfiles/spark/Dockerfile",
+                Vec::new(),
+            )
+            .await?;
+            let report = self
+                .build(
+                    ImageKind::Spark,
+                    context,
+                    resolve::spark_build_args(config),
+                    &self.fingerprints[&ImageKind::Spark],
+                )
+                .await
+                .map_err(|error| {
+                    name_rejected_certificate(ImageKind::Spark, &resolved.certs, error)
+                })?;
+            spark_image_id = Some(report.image.id.clone());
+            built.push(report);
+        }
+        // spark-hs found unchanged before spark was built: still unchanged only on this spark.
+        if let Some(spark_id) = &spark_image_id
+            && let Some(position) = unchanged.iter().position(|unchanged| {
+                unchanged.kind == ImageKind::SparkHs && unchanged.id.is_some()
+            })
+        {
+            let spark_hs = &unchanged[position];
+            let child = spark_hs.id.as_deref().unwrap_or_default();
+            if !compare.built_on(child, spark_id).await? {
+                self.reporter.info(&format!(
+                    "spark-hs: {} is not built on the spark image just built; rebuilding",
+                    spark_hs.reference
+                ));
+                unchanged.remove(position);
+                build_spark_hs = true;
+            }
+        }
+        if !build_spark_hs {
+            return Ok(());
+        }
+        let unchanged_spark = unchanged
+            .iter()
+            .find(|unchanged| unchanged.kind == ImageKind::Spark)
+            .and_then(|unchanged| unchanged.id.clone());
+        let spark_reference = match spark_image_id.or(unchanged_spark) {
+            Some(id) => id,
+            None => {
+                let reference = resolved.references[&ImageKind::Spark][0].clone();
+                if !docker::image_exists(self.engine, &reference).await? {
+                    return Err(DockerError::NoSparkImage { reference }.into());
+                }
+                reference
+            }
+        };
+        let root = tempfile::tempdir().map_err(|source| AssembleError::Write {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let extra = vec![
+            (
+                "Dockerfile".to_string(),
+                resolved.spark_hs.dockerfile.clone().into_bytes(),
+            ),
+            (
+                ".dockerignore".to_string(),
+                resolved.spark_hs.dockerignore.clone().into_bytes(),
+            ),
+        ];
+        // On disk, not generated: COPY sources are checked against the files in the context.
+        assemble::write_text(
+            root.path(),
+            "spark-defaults.conf",
+            &assemble::history_server_defaults(config),
+        )?;
+        let context = plan_context(root.path(), "Dockerfile", extra).await?;
+        let build_args = BTreeMap::from([
+            ("spark_image".to_string(), spark_reference),
+            ("spark_uid".to_string(), config.images.spark_uid.to_string()),
+        ]);
+        built.push(
+            self.build(
+                ImageKind::SparkHs,
+                context,
+                build_args,
+                &self.fingerprints[&ImageKind::SparkHs],
+            )
+            .await?,
+        );
+        Ok(())
+    }
+
+    /// The hive-metastore image (when `wanted`), from a context assembled out of the cache
+    /// into `out` (checked; else the default tree).
+    async fn metastore_line(
+        &self,
+        wanted: bool,
+        out: Option<PathBuf>,
+        built: &mut Vec<BuiltReport>,
+    ) -> Result<(), Error> {
+        let (config, resolved) = (self.config, self.resolved);
+        let Some(hive) = resolved.hive.as_ref().filter(|_| wanted) else {
+            return Ok(());
+        };
+        let bases = resolved
+            .bases
+            .as_ref()
+            .ok_or_else(|| Error::Runtime("the base images were not resolved".into()))?;
+        let out = out.unwrap_or_else(|| metastore_out(config));
+        let fingerprint = &self.fingerprints[&ImageKind::HiveMetastore];
+        let inputs = MetastoreInputs {
+            fingerprint,
+            metastore: &hive.metastore,
+            hadoop: &hive.hadoop,
+            s3a: &resolved.s3a,
+            jdbc: &hive.jdbc,
+            certs: &resolved.certs.certs,
+            data: &hive.data,
+        };
+        let root = metastore::assemble_context(self.fetcher, inputs, &out).await?;
+        let context = plan_context(&root, "Dockerfile", Vec::new()).await?;
+        let build_args = BTreeMap::from([
+            ("base".to_string(), bases.hive_metastore.reference.clone()),
+            (
+                "debug_sudo".to_string(),
+                config.images.hive_metastore_debug_sudo.to_string(),
+            ),
+        ]);
+        built.push(
+            self.build(ImageKind::HiveMetastore, context, build_args, fingerprint)
+                .await
+                .map_err(|error| {
+                    name_rejected_certificate(ImageKind::HiveMetastore, &resolved.certs, error)
+                })?,
+        );
+        Ok(())
+    }
+
     /// Build one image from its context, tagged with every reference and labelled.
     async fn build(
         &self,

@@ -70,7 +70,9 @@ pub mod context;
 
 // 7. docker — the Engine API, and the builds in dependency order.
 pub(crate) mod build;
+// (independent builds and pushes run at once, each to its end)
 pub mod docker;
+pub(crate) mod lines;
 // (base images pulled as `docker build` would, with their own registry's credentials)
 pub(crate) mod pull;
 

@@ -434,6 +434,55 @@ mod tests {
     }
 
     #[test]
+    fn two_builds_at_once_draw_one_line_each_named_by_its_image() {
+        let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let screen = Screen {
+            width: 80,
+            lines: std::sync::Arc::clone(&lines),
+        };
+        let reporter =
+            TerminalReporter::drawing_on(ProgressDrawTarget::term_like(Box::new(screen)));
+        let spark = reporter.task("spark");
+        let metastore = reporter.task("hive-metastore");
+        for step in 1..=3 {
+            for (task, output) in [(spark, "copying jars"), (metastore, "importing CAs")] {
+                reporter.phase(
+                    task,
+                    Phase::Building {
+                        step: format!("Step {step}/3 : RUN make"),
+                        output: Some(output.to_string()),
+                    },
+                );
+            }
+        }
+        reporter.phase(
+            spark,
+            Phase::Done {
+                detail: "0123abcd4567 (3 steps, 1 from cache)".into(),
+            },
+        );
+        let drawn = lines.lock().unwrap().clone();
+        let steps: Vec<String> = drawn
+            .iter()
+            .map(|line| console::strip_ansi_codes(line).to_string())
+            .filter(|line| line.contains("Step "))
+            .collect();
+        assert!(!steps.is_empty(), "nothing drawn: {drawn:?}");
+        for line in &steps {
+            assert!(console::measure_text_width(line) <= 80, "{line:?}");
+            // Each line is one build's: its image's name and that build's own output.
+            let spark = line.contains("spark: Step") && line.contains("copying jars");
+            let metastore = line.contains("hive-metastore: Step") && line.contains("importing CAs");
+            assert!(spark != metastore, "{line:?}");
+        }
+        assert!(
+            steps
+                .iter()
+                .any(|line| line.contains("hive-metastore: Step"))
+        );
+    }
+
+    #[test]
     fn a_download_line_fits_an_80_column_terminal() {
         let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
         let screen = Screen {

@@ -95,6 +95,7 @@ pub async fn push(
             image: kind.label().to_string(),
             source,
             references,
+            after: crate::build::push_after(*kind),
         });
     }
     Ok(push::push(&engine, &targets, options, reporter.as_ref(), pushed).await?)

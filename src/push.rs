@@ -7,6 +7,10 @@
 //! push, and a registry answering 5xx is retried a bounded number of times. Finally each
 //! tag's manifest is read back over the Registry API ([`crate::registry`]) and its digest
 //! must equal the one the engine reported.
+//!
+//! Images are pushed at once, except one built on another (`PushTarget::after`: spark-hs on
+//! spark), which follows it so that the layers they share are uploaded once; what was pushed
+//! is reported in the order of the targets.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -136,6 +140,9 @@ pub struct PushTarget {
     pub source: String,
     /// Full references (`registry/name:tag`) to push; missing ones are tagged first.
     pub references: Vec<String>,
+    /// The `image` of another target this one is built on: pushed after it (its layers are
+    /// then in the registry already), where targets without one are pushed at once.
+    pub after: Option<String>,
 }
 
 /// How to push.
@@ -361,9 +368,9 @@ fn engine_credentials(host: &str, credentials: Option<&Credentials>) -> DockerCr
 }
 
 /// Push every target's references and verify each digest; see the module documentation.
-/// Each image is added to `pushed` as its push starts and each tag once its digest is
-/// verified, so after a failure `pushed` holds what did reach the registry (an image whose
-/// first tag failed has no tags).
+/// On return `pushed` holds, in the order of `targets`, each image whose push started and each
+/// tag once its digest was verified, so after a failure it holds what did reach the registry
+/// (an image whose first tag failed has no tags).
 pub async fn push(
     engine: &Engine,
     targets: &[PushTarget],
@@ -388,11 +395,11 @@ pub async fn push(
         };
         let platform = platform_of(&image);
         let size = image.size.and_then(|size| u64::try_from(size).ok());
-        ids.push((
-            image.id.unwrap_or_else(|| target.source.clone()),
+        ids.push(Local {
+            id: image.id.unwrap_or_else(|| target.source.clone()),
             platform,
             size,
-        ));
+        });
         for reference in &target.references {
             let split = split_reference(reference).ok_or_else(|| PushError::Reference {
                 reference: reference.clone(),
@@ -413,13 +420,92 @@ pub async fn push(
         );
     }
 
-    for (target, (id, platform, size)) in targets.iter().zip(ids) {
-        pushed.push(PushedImage {
-            image: target.image.clone(),
-            id: id.clone(),
-            platform,
-            tags: Vec::with_capacity(target.references.len()),
+    // Images built apart are pushed at once; one built on another (`after`) is pushed once
+    // that one is, so the layers they share reach the registry once. Every line runs to its
+    // end even when another fails; the first failure is the run's.
+    let lines = chains(targets);
+    let runner = crate::lines::Lines::new(lines.len(), reporter);
+    let work: Vec<_> = lines
+        .iter()
+        .map(|line| {
+            let line: Vec<(usize, &PushTarget, Local)> = line
+                .iter()
+                .map(|&index| (index, &targets[index], ids[index].clone()))
+                .collect();
+            let clients = &clients;
+            let runner = &runner;
+            async move {
+                let mut done = Vec::new();
+                let result = runner
+                    .run(push_line(
+                        engine, clients, line, options, reporter, &mut done,
+                    ))
+                    .await;
+                (done, result)
+            }
+        })
+        .collect();
+    let mut results = Vec::new();
+    let mut started = Vec::new();
+    for (done, result) in futures_util::future::join_all(work).await {
+        started.extend(done);
+        results.push(result);
+    }
+    // In the order of `targets`, whichever push finished first.
+    started.sort_by_key(|(index, _)| *index);
+    pushed.extend(started.into_iter().map(|(_, image)| image));
+    runner.first_failure(results)
+}
+
+/// `targets` (by index) in lines: each target joins the line of the target it is built on
+/// (`after`), or starts its own.
+fn chains(targets: &[PushTarget]) -> Vec<Vec<usize>> {
+    let mut lines: Vec<Vec<usize>> = Vec::new();
+    for (index, target) in targets.iter().enumerate() {
+        let parent = target.after.as_ref().and_then(|after| {
+            lines
+                .iter()
+                .position(|line| line.iter().any(|&other| targets[other].image == *after))
         });
+        match parent {
+            Some(line) => lines[line].push(index),
+            None => lines.push(vec![index]),
+        }
+    }
+    lines
+}
+
+/// A target's image as the engine holds it.
+#[derive(Debug, Clone)]
+struct Local {
+    /// The image ID.
+    id: String,
+    /// `os/architecture[/variant]`.
+    platform: String,
+    /// Its size, when the engine says.
+    size: Option<u64>,
+}
+
+/// Push one line of targets in order, each with its image on the engine; each image goes
+/// into `done` (with its index) as its push starts and each tag once its digest is verified.
+async fn push_line(
+    engine: &Engine,
+    clients: &BTreeMap<String, (RegistryClient, DockerCredentials)>,
+    line: Vec<(usize, &PushTarget, Local)>,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+    done: &mut Vec<(usize, PushedImage)>,
+) -> Result<(), PushError> {
+    for (index, target, Local { id, platform, size }) in line {
+        done.push((
+            index,
+            PushedImage {
+                image: target.image.clone(),
+                id: id.clone(),
+                platform,
+                tags: Vec::with_capacity(target.references.len()),
+            },
+        ));
         for reference in &target.references {
             let present = docker::inspect(engine, reference)
                 .await
@@ -473,7 +559,7 @@ pub async fn push(
                     ),
                 },
             );
-            if let Some(image) = pushed.last_mut() {
+            if let Some((_, image)) = done.last_mut() {
                 image.tags.push(PushedTag {
                     reference: reference.clone(),
                     digest: engine_digest,
@@ -671,6 +757,28 @@ mod tests {
         assert!(!is_server_error(
             "denied: requested access to the resource is denied"
         ));
+    }
+
+    #[test]
+    fn an_image_built_on_another_is_pushed_after_it_and_the_others_at_once() {
+        let target = |image: &str, after: Option<&str>| PushTarget {
+            image: image.to_string(),
+            source: format!("{image}:1"),
+            references: vec![format!("{image}:1")],
+            after: after.map(str::to_string),
+        };
+        let targets = [
+            target("spark", None),
+            target("spark-hs", Some("spark")),
+            target("hive-metastore", None),
+        ];
+        assert_eq!(chains(&targets), [vec![0, 1], vec![2]]);
+        // Without the image it is built on, it is a line of its own.
+        let targets = [
+            target("spark-hs", Some("spark")),
+            target("hive-metastore", None),
+        ];
+        assert_eq!(chains(&targets), [vec![0], vec![1]]);
     }
 
     #[test]

@@ -49,6 +49,8 @@ mod build_errors;
 mod images;
 // (a plain build skips what the engine already holds with the same inputs; --force rebuilds)
 mod skip_unchanged;
+// (spark and hive-metastore built at once, each line to its end; pushes at once, in order)
+mod parallel_builds;
 // (issue 10: settings, CA imports and users where Spark runs)
 mod images_conf;
 mod images_metastore;
