@@ -108,7 +108,7 @@ manual_hive_context() {
   cp "$spark_tree/jars/hadoop-aws-3.2.0.jar" "$spark_tree/jars/aws-java-sdk-bundle-1.11.375.jar" "$hive_ctx/jars/"
   cp "$mirror/maven/org/postgresql/postgresql/42.2.19/postgresql-42.2.19.jar" "$hive_ctx/jars/"
   cp "$project/certs/minio-ca.crt" "$hive_ctx/certs/" && echo "minio-ca.crt imgforge-minio-ca" >"$hive_ctx/certs/aliases"
-  cp "$REPO"/dockerfiles/hive-metastore/{Dockerfile,.dockerignore,launch.sh,import-certs.sh} "$hive_ctx/"
+  cp "$REPO"/dockerfiles/hive-metastore/{Dockerfile,.dockerignore,launch.sh} "$REPO"/dockerfiles/common/import-certs.sh "$hive_ctx/"
 }
 context_of() { # build log → MiB the CLI sent ("Sending build context to Docker daemon  312.5MB", decimal units)
   tr '\r' '\n' <"$1" | awk '/Sending build context/ {v=$NF} END {
