@@ -101,6 +101,9 @@ field() { # report image key
 # --- The manual way ---------------------------------------------------------------------------
 spark_tree=$project/build/spark-3.1.1-bin-hadoop3.2 # the prepared tree imgforge built from
 hive_ctx=$WORK/manual-hive
+hs_ctx=$WORK/manual-spark-hs # the spark-hs Dockerfile and the spark-defaults.conf written by hand
+rm -rf "$hs_ctx" && mkdir -p "$hs_ctx"
+cp "$REPO"/dockerfiles/spark-hs/{Dockerfile,.dockerignore} "$spark_tree/conf/spark-defaults.conf" "$hs_ctx/"
 rm -rf "$hive_ctx" && mkdir -p "$hive_ctx/hive-metastore" "$hive_ctx/hadoop" "$hive_ctx/jars" "$hive_ctx/certs"
 manual_hive_context() {
   tar -xzf "$mirror/hive/hive-standalone-metastore-3.0.0/hive-standalone-metastore-3.0.0-bin.tar.gz" -C "$hive_ctx/hive-metastore" --strip-components=1
@@ -122,7 +125,7 @@ manual() { # extra docker build flags…
   docker build "$@" -f "$spark_tree/kubernetes/dockerfiles/spark/Dockerfile" \
     --build-arg java_image_tag=11-jre-slim --build-arg spark_uid=185 -t "$MANUAL/spark:3.1.1" "$spark_tree" >"$WORK/m-spark.log" 2>&1
   docker build "$@" --build-arg spark_image="$MANUAL/spark:3.1.1" --build-arg spark_uid=185 \
-    -t "$MANUAL/spark-hs:3.1.1" "$REPO/dockerfiles/spark-hs" >"$WORK/m-spark-hs.log" 2>&1
+    -t "$MANUAL/spark-hs:3.1.1" "$hs_ctx" >"$WORK/m-spark-hs.log" 2>&1
   docker build "$@" --build-arg base="$BASE" -t "$MANUAL/hive-metastore:3.1.1" "$hive_ctx" >"$WORK/m-hive.log" 2>&1
   elapsed "$start" "$(now)"
 }
