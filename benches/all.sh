@@ -7,6 +7,7 @@
 # Usage: benches/all.sh                 (every bench, its default number of runs)
 #        BENCHES="prepare fetch" benches/all.sh     a subset
 #        IMGFORGE=/path/to/imgforge benches/all.sh  that binary instead of a fresh release build
+#        RENDER=results.txt benches/all.sh          the table of results gathered by earlier runs
 # Each bench keeps its own full output in $OUT (default /tmp/imgforge-bench-all/<name>.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +15,14 @@ BENCHES=${BENCHES:-"fetch prepare build scheduled"}
 OUT=${OUT:-/tmp/imgforge-bench-all}
 mkdir -p "$OUT"
 export BENCH_RESULTS=$OUT/results.txt
-: >"$BENCH_RESULTS"
+if [ -n "${RENDER:-}" ]; then # RENDER=file: print the table of results gathered earlier, run nothing
+  cp "$RENDER" "$BENCH_RESULTS"
+  BENCHES=
+else
+  : >"$BENCH_RESULTS"
+fi
 
-if [ -z "${IMGFORGE:-}" ]; then
+if [ -z "${IMGFORGE:-}" ] && [ -n "$BENCHES" ]; then
   cargo build --release --locked --quiet
   export IMGFORGE=$PWD/target/release/imgforge
 fi
@@ -56,7 +62,7 @@ while IFS='|' read -r name ours manual limit target note; do
     esac
     awk "BEGIN {exit !($value <= $bound)}" || met=no
   done
-  echo "| $name | $(seconds "$ours") | $(seconds "$manual") | $(seconds "$limit") | $by_manual | $by_limit | $(IFS=';'; echo "${shown[*]}") | $met |"
+  echo "| $name | $(seconds "$ours") | $(seconds "$manual") | $(seconds "$limit") | $by_manual | $by_limit | $(printf '%s; ' "${shown[@]}" | sed 's/; $//') | $met |"
   echo "$note" >>"$OUT/notes.txt"
 done <"$BENCH_RESULTS"
 echo

@@ -81,6 +81,12 @@ for _ in $(seq 150); do curl -fs -o /dev/null "http://127.0.0.1:$REGISTRY_PORT/v
 curl -fs -o /dev/null "http://127.0.0.1:$REGISTRY_PORT/v2/" \
   || { echo "docker-registry did not answer on 127.0.0.1:$REGISTRY_PORT:" >&2; tail -20 "$WORK/registry/registry.log" >&2; exit 1; }
 
+# The base image lives in the same registry, so each scheduled run checks it upstream (a HEAD of
+# its manifest, as it would on Docker Hub) instead of trusting the engine's copy.
+UPSTREAM_BASE=127.0.0.1:$REGISTRY_PORT/base/openjdk:17-jre
+docker tag "$BASE" "$UPSTREAM_BASE"
+docker push -q "$UPSTREAM_BASE" >/dev/null
+
 # --- Project: warm download cache, three images built and pushed --------------------------------
 project=$WORK/project
 rm -rf "$project" && mkdir -p "$project"
@@ -93,11 +99,11 @@ maven = ["http://127.0.0.1:$PORT/maven"]
 registry = "127.0.0.1:$REGISTRY_PORT/bench"
 
 [images.spark]
-base = "$BASE"
+base = "$UPSTREAM_BASE"
 java_major = 17
 
 [images.hive-metastore]
-base = "$BASE"
+base = "$UPSTREAM_BASE"
 TOML
 "$IMGFORGE" certs init --host minio.bench.test --out "$WORK/dev-ca" --force >/dev/null
 mkdir -p "$project/certs" && cp "$WORK/dev-ca/ca.crt" "$project/certs/minio-ca.crt"
