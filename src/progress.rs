@@ -400,6 +400,18 @@ mod tests {
         lines: std::sync::Arc<Mutex<Vec<String>>>,
     }
 
+    /// A terminal reporter drawing on a [`Screen`] of `width` columns, and what it drew.
+    fn on_screen(width: u16) -> (TerminalReporter, std::sync::Arc<Mutex<Vec<String>>>) {
+        let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let screen = Screen {
+            width,
+            lines: std::sync::Arc::clone(&lines),
+        };
+        let reporter =
+            TerminalReporter::drawing_on(ProgressDrawTarget::term_like(Box::new(screen)));
+        (reporter, lines)
+    }
+
     impl indicatif::TermLike for Screen {
         fn width(&self) -> u16 {
             self.width
@@ -435,13 +447,7 @@ mod tests {
 
     #[test]
     fn two_builds_at_once_draw_one_line_each_named_by_its_image() {
-        let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let screen = Screen {
-            width: 80,
-            lines: std::sync::Arc::clone(&lines),
-        };
-        let reporter =
-            TerminalReporter::drawing_on(ProgressDrawTarget::term_like(Box::new(screen)));
+        let (reporter, lines) = on_screen(80);
         let spark = reporter.task("spark");
         let metastore = reporter.task("hive-metastore");
         for step in 1..=3 {
@@ -484,13 +490,7 @@ mod tests {
 
     #[test]
     fn a_download_line_fits_an_80_column_terminal() {
-        let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let screen = Screen {
-            width: 80,
-            lines: std::sync::Arc::clone(&lines),
-        };
-        let reporter =
-            TerminalReporter::drawing_on(ProgressDrawTarget::term_like(Box::new(screen)));
+        let (reporter, lines) = on_screen(80);
         let task = reporter.task("aws-java-sdk-bundle-1.12.262-with-a-long-classifier.jar");
         reporter.phase(
             task,

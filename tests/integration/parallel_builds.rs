@@ -31,22 +31,7 @@ const SPARK_HS_EXTRA_STEP: &str = "sleep 20";
 /// An image environment named under `<namespace>-parallel-builds` (under `registry_host`
 /// when given).
 fn parallel_env(registry_host: Option<&str>) -> ImageEnv {
-    let mut image_env = ImageEnv::new(&[]);
-    let unique = image_env
-        .namespace
-        .rsplit('/')
-        .next()
-        .expect("a namespace has a last part")
-        .to_string();
-    image_env.namespace = match registry_host {
-        Some(host) => format!("{host}/{unique}-parallel-builds"),
-        None => format!("{}-parallel-builds", image_env.namespace),
-    };
-    let namespace = image_env.namespace.clone();
-    image_env.configure(|config| {
-        config.set_str("images", "registry", &namespace);
-    });
-    image_env
+    ImageEnv::named_under(registry_host, "parallel-builds")
 }
 
 /// Write imgforge's own image definitions to `dir` (`[images] dockerfiles`), the spark-hs

@@ -24,22 +24,7 @@ const IMAGES: [&str; 3] = ["spark", "spark-hs", "hive-metastore"];
 /// An image environment whose images are named under `<namespace>` ending in
 /// `-skip-unchanged` (`namespace` given: under that registry instead of the test one).
 fn skip_env(registry_host: Option<&str>) -> ImageEnv {
-    let mut image_env = ImageEnv::new(&[]);
-    let unique = image_env
-        .namespace
-        .rsplit('/')
-        .next()
-        .expect("a namespace has a last part")
-        .to_string();
-    image_env.namespace = match registry_host {
-        Some(host) => format!("{host}/{unique}-skip-unchanged"),
-        None => format!("{}-skip-unchanged", image_env.namespace),
-    };
-    let namespace = image_env.namespace.clone();
-    image_env.configure(|config| {
-        config.set_str("images", "registry", &namespace);
-    });
-    image_env
+    ImageEnv::named_under(registry_host, "skip-unchanged")
 }
 
 /// `imgforge --no-progress --json build <args>`, which must succeed: its JSON document and

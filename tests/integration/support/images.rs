@@ -196,6 +196,28 @@ impl ImageEnv {
         image_env
     }
 
+    /// A new environment (no certificates) whose images are named under its namespace with
+    /// `-<suffix>` appended (under `registry_host` instead of the test registry when given),
+    /// so that a module's images are told apart from every other module's.
+    pub fn named_under(registry_host: Option<&str>, suffix: &str) -> ImageEnv {
+        let mut image_env = ImageEnv::new(&[]);
+        let unique = image_env
+            .namespace
+            .rsplit('/')
+            .next()
+            .expect("a namespace has a last part")
+            .to_string();
+        image_env.namespace = match registry_host {
+            Some(host) => format!("{host}/{unique}-{suffix}"),
+            None => format!("{}-{suffix}", image_env.namespace),
+        };
+        let namespace = image_env.namespace.clone();
+        image_env.configure(|config| {
+            config.set_str("images", "registry", &namespace);
+        });
+        image_env
+    }
+
     /// Change the configuration and write it again.
     pub fn configure(&mut self, change: impl FnOnce(&mut ConfigToml)) {
         change(&mut self.config);
