@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::support::containers::{references_under, tag};
+use crate::support::docker::block_on;
 use crate::support::docker::engine;
 use crate::support::env::run_command;
 use crate::support::images::{ImageEnv, built};
@@ -13,12 +14,6 @@ use crate::support::{assert_exit_code, assert_stderr_contains, stderr_text};
 
 const BUILD_FAILED: i32 = 6;
 const BAD_CONFIG: i32 = 2;
-
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(future)
-}
 
 /// Give `image_env`'s namespace the shared build's spark image.
 fn tag_shared_spark(image_env: &ImageEnv) {

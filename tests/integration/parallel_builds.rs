@@ -18,7 +18,7 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::support::containers::{references_under, untag};
-use crate::support::docker::engine;
+use crate::support::docker::{block_on, engine, engine_id};
 use crate::support::images::{BuildReport, ImageEnv};
 use crate::support::registry::Registry;
 use crate::support::*;
@@ -92,22 +92,6 @@ fn line_starting(output: &Output, prefix: &str) -> usize {
                 stderr_text(output)
             )
         })
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(future)
-}
-
-/// The engine's ID of `reference`.
-fn engine_id(reference: &str) -> Option<String> {
-    block_on(async {
-        imgforge::docker::inspect(&engine().await, reference)
-            .await
-            .ok()
-            .and_then(|image| image.id)
-    })
 }
 
 /// Remove every tag under `image_env`'s namespace (the layers stay as build cache).

@@ -43,17 +43,7 @@ pub(crate) fn seed(source: &str, reference: &str, credentials: Option<(&str, &st
     });
 }
 
-/// The engine's image ID of `reference`, `None` when it does not have it.
-pub(crate) fn engine_id(reference: &str) -> Option<String> {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let engine = crate::support::docker::engine().await;
-        imgforge::docker::inspect(&engine, reference)
-            .await
-            .ok()
-            .and_then(|image| image.id)
-    })
-}
+pub(crate) use crate::support::docker::engine_id;
 
 pub(crate) fn retag(id: &str, reference: &str) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

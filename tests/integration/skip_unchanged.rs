@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::scheduled::{events_naming, now};
 use crate::support::containers::{references_under, tag, untag};
-use crate::support::docker::{engine, write_file};
+use crate::support::docker::{block_on, engine, engine_id, write_file};
 use crate::support::images::{BuildReport, ImageEnv};
 use crate::support::registry::Registry;
 use crate::support::*;
@@ -69,22 +69,6 @@ fn strings(value: &Value) -> Vec<String> {
         .iter()
         .map(|item| item.as_str().expect("text").to_string())
         .collect()
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(future)
-}
-
-/// The engine's ID of `reference`.
-fn engine_id(reference: &str) -> Option<String> {
-    block_on(async {
-        imgforge::docker::inspect(&engine().await, reference)
-            .await
-            .ok()
-            .and_then(|image| image.id)
-    })
 }
 
 /// The engine's layers of image `reference`.

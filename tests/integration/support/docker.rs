@@ -106,3 +106,20 @@ pub async fn remove_images(engine: &Engine, references: &[&str]) {
         }
     }
 }
+
+/// Run `future` to its end on a runtime of its own (the tests are synchronous).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(future)
+}
+
+/// The engine's image ID of `reference`, `None` when it does not have it.
+pub fn engine_id(reference: &str) -> Option<String> {
+    block_on(async {
+        docker::inspect(&engine().await, reference)
+            .await
+            .ok()
+            .and_then(|image| image.id)
+    })
+}
